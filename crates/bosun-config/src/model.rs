@@ -1,0 +1,317 @@
+//! The validated configuration: what `bosun.toml` means once parsed, interpolated
+//! and checked. Every other crate reads these types, never the raw TOML.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+/// A whole, validated `bosun.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this configuration was read from (used in messages).
+    pub source: PathBuf,
+    /// The `[bosun]` table.
+    pub bosun: Settings,
+    /// The `[roles]` table: alias name → the roles (or aliases) it stands for.
+    pub roles: IndexMap<String, Vec<String>>,
+    /// Every `[service.*]` and `[task.*]`, in file order, keyed by unit name.
+    pub units: IndexMap<String, Unit>,
+    /// The `[snapshot]` table, when the image keeps data.
+    pub snapshot: Option<SnapshotConfig>,
+    /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
+    pub warnings: Vec<String>,
+}
+
+/// The `[bosun]` table: daemon-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Env var holding the role expression (`all`, `web:celery`). Default `CONTAINERROLE`.
+    pub roles_env: String,
+    /// Role expression used when that variable is unset or empty. Default `all`.
+    pub roles_default: String,
+    /// Time allowed for the whole stop, backups included. Default 570 s.
+    pub stop_budget: Duration,
+    /// Path of the control socket. Default `/run/bosun/ctl.sock`.
+    pub control_socket: PathBuf,
+    /// Group allowed to use the control socket (mode 0660 instead of 0600).
+    pub control_group: Option<String>,
+    /// Directory for bosun's small persistent state. Default `/var/lib/bosun`.
+    pub state_dir: PathBuf,
+    /// Optional TCP address for the HTTP API (`0.0.0.0:9001`).
+    pub http_listen: Option<String>,
+    /// File holding the bearer token for the TCP API.
+    pub http_token_file: Option<PathBuf>,
+    /// Size of each unit's in-memory log ring buffer, in bytes. Default 1 MiB.
+    pub log_buffer: u64,
+    /// Optional file for bosun's own log (in addition to stderr).
+    pub log_file: Option<PathBuf>,
+    /// Grace given to leftover processes between the final TERM and KILL sweep. Default 5 s.
+    pub sweep_timeout: Duration,
+}
+
+/// Whether a unit runs until stopped or runs once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// Long-running, restarted per its policy (`[service.NAME]`).
+    Service,
+    /// One-shot, must exit 0 (`[task.NAME]`).
+    Task,
+}
+
+impl UnitKind {
+    /// `"service"` or `"task"`, as in the config table name and in status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Service => "service",
+            UnitKind::Task => "task",
+        }
+    }
+}
+
+/// A command line: an argv list, or a string run with `/bin/sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `run = ["prog", "arg"]`: executed directly.
+    Argv(Vec<String>),
+    /// `run = "prog arg | other"`: run with `/bin/sh -c`.
+    Shell(String),
+}
+
+impl Command {
+    /// The argv to execute (`/bin/sh -c STRING` for a shell command).
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Argv(v) => v.clone(),
+            Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        }
+    }
+
+    /// A one-line rendering for logs and `bosun check`.
+    pub fn display(&self) -> String {
+        match self {
+            Command::Argv(v) => v.join(" "),
+            Command::Shell(s) => format!("sh -c {s:?}"),
+        }
+    }
+}
+
+/// One `[service.NAME]` or `[task.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// The table name; unique across services and tasks.
+    pub name: String,
+    /// Service or task.
+    pub kind: UnitKind,
+    /// What to execute.
+    pub run: Command,
+    /// Roles that activate this unit; empty = always active.
+    pub roles: Vec<String>,
+    /// Units that must be ready (service) or done (task) first, when active here.
+    pub after: Vec<String>,
+    /// External gates that must open before the unit starts.
+    pub wait_for: Vec<WaitFor>,
+    /// How long all `wait_for` gates together may take. Default 120 s.
+    pub wait_for_timeout: Duration,
+    /// How to know the unit is up.
+    pub ready: Ready,
+    /// With no probe: ready once alive this long. Default 1 s.
+    pub start_secs: Duration,
+    /// A task's run time limit. Default 1 h. (Services: unused.)
+    pub timeout: Duration,
+    /// Restart policy. Default `always` for services, `never` for tasks.
+    pub restart: Restart,
+    /// Delay between restarts.
+    pub backoff: Backoff,
+    /// Crash-loop guard: more starts than `burst` within `interval` → `fatal`.
+    pub start_limit: StartLimit,
+    /// Its final exit stops the container with its exit code.
+    pub essential: bool,
+    /// Signal sent to the unit's process group to stop it. Default SIGTERM.
+    pub stop_signal: Signal,
+    /// Grace after `stop_signal` before SIGKILL. Default 10 s.
+    pub stop_timeout: Duration,
+    /// User to run as (name or numeric id).
+    pub user: Option<String>,
+    /// Group to run as (name or numeric id); default: the user's primary group.
+    pub group: Option<String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// File mode creation mask (octal in the config, e.g. `"022"`).
+    pub umask: Option<u32>,
+    /// Extra environment, applied over bosun's own environment and `env_file`.
+    pub env: IndexMap<String, String>,
+    /// A `KEY=VALUE` file read at each start.
+    pub env_file: Option<PathBuf>,
+    /// Where stdout/stderr go.
+    pub output: Output,
+    /// Optional per-unit log file with size rotation.
+    pub log_file: Option<LogFile>,
+    /// Liveness probe, run after the unit is ready.
+    pub health: Option<Health>,
+    /// What of this unit's data a snapshot holds.
+    pub backup: Option<UnitBackup>,
+    /// On restart of this unit, restart the active units that depend on it, after it is ready again.
+    pub restart_dependents: bool,
+}
+
+/// The `ready` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    /// The probe; `None` = alive for `start_secs`.
+    pub probe: Option<Probe>,
+    /// Time allowed from spawn to ready. Default 60 s.
+    pub timeout: Duration,
+    /// Delay between probe attempts. Default 100 ms.
+    pub interval: Duration,
+}
+
+/// A readiness or health probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// Connect to `host:port`.
+    Tcp(String),
+    /// GET an `http://` URL; any 2xx passes.
+    Http(String),
+    /// Run a command; exit 0 passes.
+    Exec(Command),
+    /// tokio-postgres connection string; connect and `SELECT 1`.
+    Postgres(String),
+    /// The file exists.
+    File(PathBuf),
+    /// A line of the unit's output matches this regex.
+    Log(String),
+    /// The unit sends `READY=1` on `$NOTIFY_SOCKET`.
+    Notify,
+}
+
+impl Probe {
+    /// The probe's kind as written in the config (`tcp`, `http`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Tcp(_) => "tcp",
+            Probe::Http(_) => "http",
+            Probe::Exec(_) => "exec",
+            Probe::Postgres(_) => "postgres",
+            Probe::File(_) => "file",
+            Probe::Log(_) => "log",
+            Probe::Notify => "notify",
+        }
+    }
+}
+
+/// The `health` table: a liveness probe after ready.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// The probe (`log` and `notify` are not allowed here).
+    pub probe: Probe,
+    /// Time between checks. Default 10 s.
+    pub interval: Duration,
+    /// Time one check may take. Default 5 s.
+    pub timeout: Duration,
+    /// Consecutive failures that restart the unit. Default 3.
+    pub failures: u32,
+}
+
+/// A `wait_for` gate on something outside this container.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitFor {
+    /// `tcp://host:port`
+    Tcp(String),
+    /// `http://…`: any 2xx.
+    Http(String),
+    /// `postgres://…` or `postgresql://…`: connect and `SELECT 1`.
+    Postgres(String),
+    /// `file:///path`: the file exists.
+    File(PathBuf),
+}
+
+/// `restart = …`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Restart after any exit.
+    Always,
+    /// Restart after a non-zero exit or a signal.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+/// `backoff = { initial, max, reset_after }`: exponential, jittered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay. Default 100 ms.
+    pub initial: Duration,
+    /// Cap. Default 30 s.
+    pub max: Duration,
+    /// A run at least this long resets the delay. Default 60 s.
+    pub reset_after: Duration,
+}
+
+/// `start_limit = { burst, interval }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartLimit {
+    /// Starts allowed within `interval`. Default 5.
+    pub burst: u32,
+    /// The rolling window. Default 60 s.
+    pub interval: Duration,
+}
+
+/// A signal by number and canonical name (`SIGTERM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    /// Linux signal number.
+    pub number: i32,
+    /// Canonical name with the `SIG` prefix.
+    pub name: &'static str,
+}
+
+/// `output = …`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// `name | line` on bosun's stdout/stderr (default).
+    Prefix,
+    /// The unit writes straight to bosun's stdout/stderr.
+    Inherit,
+    /// Discarded (still kept in the ring buffer and log file).
+    Null,
+}
+
+/// `log_file = { path, max_bytes, backups }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFile {
+    /// The live file; rotated copies are `path.1` … `path.N`.
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this. Default 50 MB.
+    pub max_bytes: u64,
+    /// Rotated files kept. Default 5.
+    pub backups: u32,
+}
+
+/// `[service.NAME.backup]`: data owned by a unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitBackup {
+    /// Writes the data to stdout while the unit is up.
+    pub dump: Command,
+    /// Reads the data from stdin after the unit is ready.
+    pub load: Option<Command>,
+    /// Time the dump (or load) may take. Default 300 s.
+    pub timeout: Duration,
+}
+
+/// The `[snapshot]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotConfig {
+    /// `file:///dir` or `s3://bucket/prefix`.
+    pub store: String,
+    /// Custom S3 endpoint (path-style); `None` = AWS.
+    pub s3_endpoint: Option<String>,
+    /// S3 region. Default `us-east-1`.
+    pub s3_region: String,
+    /// Daily snapshots kept. Default 14; 0 disables daily snapshots.
+    pub keep_daily: u32,
+    /// Time of day (UTC, hour and minute) of the daily snapshot.
+    pub daily_at: Option<(u8, u8)>,
+    /// `[snapshot.paths]`: item name → file or directory.
+    pub paths: IndexMap<String, PathBuf>,
+}
