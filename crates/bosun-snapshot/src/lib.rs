@@ -1,0 +1,1 @@
+//! Backup and restore (placeholder until the snapshot crate lands).
