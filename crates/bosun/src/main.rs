@@ -1,1 +1,159 @@
-fn main() {}
+//! `bosun`: the CLI. Thin wiring of `bosun-config`, `bosun-core` and the
+//! control API; the logic lives in those crates.
+
+mod api;
+mod check;
+mod ctl;
+mod logging;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// PID-1 init and process supervisor for containers.
+#[derive(Parser)]
+#[command(name = "bosun", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the supervisor (the image's ENTRYPOINT).
+    Run {
+        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and print the plan.
+    Check {
+        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Role expression to plan for (default: from the roles env var, else roles_default).
+        #[arg(long)]
+        roles: Option<String>,
+    },
+    /// Talk to a running bosun.
+    Ctl(ctl::CtlArgs),
+}
+
+/// The config path: `-c`, else `$BOSUN_CONFIG`, else the default.
+fn config_path(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("BOSUN_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/etc/bosun/bosun.toml"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // One thread: bosun waits on processes, pipes and sockets; it never computes
+    // for long. One thread keeps it small and its scheduling simple.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot build the tokio runtime")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // `bosun -- CMD ARGS`: tini mode, decided before anything else.
+    if args.get(1).map(String::as_str) == Some("--") {
+        return exit(tini_mode(&args[2..]));
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Run { config } => exit(run(config_path(config))),
+        Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
+        Cmd::Ctl(args) => exit(ctl::main(args)),
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn tini_mode(argv: &[String]) -> i32 {
+    if argv.is_empty() {
+        eprintln!("bosun: usage: bosun -- CMD [ARGS...]");
+        return 2;
+    }
+    logging::init(None);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut signals = match bosun_core::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("bosun: cannot install signal handlers: {e}");
+                return 1;
+            }
+        };
+        let reaper = match bosun_core::reaper::Reaper::start() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("bosun: cannot become a subreaper: {e}");
+                return 1;
+            }
+        };
+        bosun_core::tini::run(argv, &reaper, &mut signals).await
+    })
+}
+
+fn run(path: PathBuf) -> i32 {
+    let rt = runtime();
+    rt.block_on(async {
+        // Signal handlers first: a SIGTERM during boot must start a stop, not be lost.
+        let mut signals = match bosun_core::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("bosun: cannot install signal handlers: {e}");
+                return 1;
+            }
+        };
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let config = match bosun_config::load(&path, &env) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("bosun: {e}");
+                }
+                eprintln!("bosun: {} config error(s); nothing was started (check with: bosun check -c {})", errors.len(), path.display());
+                return 2;
+            }
+        };
+        let _log_guard = logging::init(config.bosun.log_file.as_deref());
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        let roles_expr = config.roles_expr(&env);
+        let plan = match bosun_config::Plan::new(&config, &roles_expr) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{}: {e}", path.display());
+                return 2;
+            }
+        };
+        let reaper = match bosun_core::reaper::Reaper::start() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot become a child subreaper: {e}");
+                return 1;
+            }
+        };
+        tracing::info!(pid = std::process::id(), "bosun {} starting with {}", env!("CARGO_PKG_VERSION"), path.display());
+        let settings = config.bosun.clone();
+        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper);
+        let api = match api::serve(handle.clone(), &settings).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("control API: {e}");
+                return 1;
+            }
+        };
+        let code = supervisor.run(&mut signals).await;
+        api.shutdown().await;
+        tracing::info!("bosun exits with code {code}");
+        code
+    })
+}

@@ -1,0 +1,153 @@
+//! The one reaper. PID 1 (or a subreaper) inherits every orphan in the container;
+//! exactly one place may call `waitpid(-1)`, or two waiters race and exit codes are
+//! lost (the bug that haunts supervisors that mix a reaper loop with a process
+//! library that waits on its own children). Every process bosun starts — units,
+//! probe commands, dump and load commands — is spawned through [`Reaper::spawn`],
+//! which registers its pid before the reaper can see it exit.
+
+use std::collections::HashMap;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It called exit(code).
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128+n for signal n.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+
+    /// True for exit code 0.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+
+    /// The killing signal, if any.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Exit::Code(_) => None,
+            Exit::Signal(s) => Some(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit {c}"),
+            Exit::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str())
+                    .unwrap_or("unknown signal");
+                write!(f, "killed by {name}")
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    waiters: HashMap<i32, oneshot::Sender<Exit>>,
+}
+
+/// The reaper: register children, deliver their exits, reap orphans silently.
+#[derive(Clone)]
+pub struct Reaper {
+    table: Arc<Mutex<Table>>,
+    orphans: Arc<AtomicU64>,
+}
+
+impl Reaper {
+    /// Installs the SIGCHLD handler and the reaping task (needs a tokio runtime).
+    /// When bosun is not PID 1 it becomes a child subreaper first, so orphans of
+    /// its units come back to it instead of to the host's init.
+    pub fn start() -> std::io::Result<Reaper> {
+        if std::process::id() != 1 {
+            // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
+            let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let mut sigchld = signal(SignalKind::child())?;
+        let reaper = Reaper {
+            table: Arc::default(),
+            orphans: Arc::default(),
+        };
+        let r = reaper.clone();
+        tokio::spawn(async move {
+            // Reap once at start: children may have exited before the handler existed.
+            r.reap_all();
+            while sigchld.recv().await.is_some() {
+                r.reap_all();
+            }
+        });
+        Ok(reaper)
+    }
+
+    /// Spawns `cmd` and registers its pid; the receiver yields its exit.
+    /// Never wait on the returned `Child` (the reaper does); it is returned for
+    /// its pipes only.
+    pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<(Child, oneshot::Receiver<Exit>)> {
+        // The lock is held across fork+exec so the reaper cannot reap this pid
+        // before it is in the table.
+        let mut table = self.table.lock().expect("reaper table poisoned");
+        let child = cmd.spawn()?;
+        let (tx, rx) = oneshot::channel();
+        table.waiters.insert(child.id() as i32, tx);
+        Ok((child, rx))
+    }
+
+    /// Orphans reaped so far.
+    pub fn orphans_reaped(&self) -> u64 {
+        self.orphans.load(Ordering::Relaxed)
+    }
+
+    /// True while a process started through [`Reaper::spawn`] has not been reaped.
+    pub fn has_waiters(&self) -> bool {
+        !self.table.lock().expect("reaper table poisoned").waiters.is_empty()
+    }
+
+    fn reap_all(&self) {
+        let mut table = self.table.lock().expect("reaper table poisoned");
+        loop {
+            let (pid, exit) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(_) => continue, // stopped/continued: not an exit
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!("waitpid failed: {e}");
+                    return;
+                }
+            };
+            match table.waiters.remove(&pid.as_raw()) {
+                Some(tx) => {
+                    let _ = tx.send(exit);
+                }
+                None => {
+                    self.orphans.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(pid = pid.as_raw(), "reaped orphan ({exit})");
+                }
+            }
+        }
+    }
+}

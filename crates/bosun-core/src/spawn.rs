@@ -1,0 +1,220 @@
+//! Turning a unit's config into a process: argv, environment, user and group,
+//! working directory, umask, its own process group, and its stdio.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bosun_config::Unit;
+use nix::unistd::{Gid, Group, Uid, User};
+
+/// Where a spawned process's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    /// Pipes read by bosun (prefixing, ring buffer, log probe, log file).
+    Piped,
+    /// bosun's own stdout/stderr.
+    Inherit,
+    /// /dev/null.
+    Null,
+}
+
+/// The resolved identity a unit runs as.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+    home: Option<OsString>,
+    name: String,
+}
+
+impl Identity {
+    /// Resolves `user`/`group` names or numeric ids against the system databases.
+    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Identity>, String> {
+        if user.is_none() && group.is_none() {
+            return Ok(None);
+        }
+        let (uid, mut gid, home, name) = match user {
+            Some(u) => {
+                let found = match u.parse::<u32>() {
+                    Ok(n) => User::from_uid(Uid::from_raw(n)),
+                    Err(_) => User::from_name(u),
+                }
+                .map_err(|e| format!("cannot look up user {u:?}: {e}"))?;
+                match found {
+                    Some(pw) => (pw.uid, pw.gid, Some(pw.dir.into_os_string()), pw.name),
+                    None => match u.parse::<u32>() {
+                        // A bare uid without a passwd entry is allowed (OpenShift-style).
+                        Ok(n) => (Uid::from_raw(n), Gid::from_raw(n), None, u.to_string()),
+                        Err(_) => return Err(format!("user {u:?} does not exist in /etc/passwd")),
+                    },
+                }
+            }
+            None => (Uid::current(), Gid::current(), None, String::new()),
+        };
+        if let Some(g) = group {
+            gid = match g.parse::<u32>() {
+                Ok(n) => Gid::from_raw(n),
+                Err(_) => Group::from_name(g)
+                    .map_err(|e| format!("cannot look up group {g:?}: {e}"))?
+                    .ok_or_else(|| format!("group {g:?} does not exist in /etc/group"))?
+                    .gid,
+            };
+        }
+        let groups = if user.is_some() && !name.is_empty() {
+            supplementary_groups(&name, gid)
+        } else {
+            vec![gid]
+        };
+        Ok(Some(Identity {
+            uid,
+            gid,
+            groups,
+            home,
+            name,
+        }))
+    }
+
+    /// The uid processes run as.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// The gid processes run as.
+    pub fn gid(&self) -> Gid {
+        self.gid
+    }
+}
+
+fn supplementary_groups(user: &str, primary: Gid) -> Vec<Gid> {
+    let mut groups = vec![primary];
+    if let Ok(text) = std::fs::read_to_string("/etc/group") {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == user) {
+                if let Ok(g) = f[2].parse::<u32>() {
+                    let g = Gid::from_raw(g);
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    groups
+}
+
+/// Everything needed to start one process of a unit.
+pub struct Spec<'a> {
+    /// argv, non-empty.
+    pub argv: Vec<String>,
+    /// Extra environment on top of bosun's own (later entries win).
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<&'a Path>,
+    /// User and groups.
+    pub identity: Option<&'a Identity>,
+    /// umask.
+    pub umask: Option<u32>,
+    /// stdout/stderr handling.
+    pub stdout: Stdout,
+    /// Give the process a pipe on stdin (dump/load streams) instead of /dev/null.
+    pub stdin_piped: bool,
+    /// Put it in a process group of its own (units: yes; so the whole group can be signalled).
+    pub own_process_group: bool,
+}
+
+impl Spec<'_> {
+    /// Builds the `std::process::Command`. Spawn it with [`crate::reaper::Reaper::spawn`].
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        if let Some(id) = self.identity {
+            // Like su(1): the unit sees its own HOME/USER/LOGNAME unless the config sets them.
+            if let Some(home) = &id.home {
+                cmd.env("HOME", home);
+            }
+            if !id.name.is_empty() {
+                cmd.env("USER", &id.name).env("LOGNAME", &id.name);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(cwd) = self.cwd {
+            cmd.current_dir(cwd);
+        }
+        if self.own_process_group {
+            cmd.process_group(0);
+        }
+        cmd.stdin(if self.stdin_piped {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let (out, err) = match self.stdout {
+            Stdout::Piped => (Stdio::piped(), Stdio::piped()),
+            Stdout::Inherit => (Stdio::inherit(), Stdio::inherit()),
+            Stdout::Null => (Stdio::null(), Stdio::null()),
+        };
+        cmd.stdout(out).stderr(err);
+
+        let umask = self.umask;
+        let ids = self
+            .identity
+            .map(|i| (i.uid, i.gid, i.groups.clone()))
+            .filter(|(uid, gid, _)| *uid != Uid::current() || *gid != Gid::current());
+        // SAFETY: the closure runs between fork and exec and only makes
+        // async-signal-safe system calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(mask) = umask {
+                    libc::umask(mask as libc::mode_t);
+                }
+                if let Some((uid, gid, groups)) = &ids {
+                    nix::unistd::setgroups(groups)?;
+                    nix::unistd::setgid(*gid)?;
+                    nix::unistd::setuid(*uid)?;
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+/// The environment a unit gets on top of bosun's: `env_file` (read now, at each
+/// start, so an edited file applies on restart), then `env`.
+pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::new();
+    if let Some(path) = &unit.env_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read env_file {}: {e}", path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((k, v)) = line.split_once('=') else {
+                // The line itself is not echoed: it may hold a secret.
+                return Err(format!(
+                    "{}:{}: expected KEY=VALUE",
+                    path.display(),
+                    n + 1
+                ));
+            };
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            env.push((k.trim().to_string(), v.to_string()));
+        }
+    }
+    env.extend(unit.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(env)
+}

@@ -1,0 +1,178 @@
+//! What bosun reports about itself and its units: the one set of types shared by
+//! the daemon (which fills them), the control API (which serialises them) and
+//! `bosun ctl` (which reads them back).
+
+use serde::{Deserialize, Serialize};
+
+/// A unit's lifecycle state. The names are the ones shown in `ctl status`, in
+/// `/health`, in `/metrics` and in log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Not started (not active in this container, or not yet asked to start).
+    Inactive,
+    /// Waiting for its dependencies and gates, or spawned and not ready yet.
+    Starting,
+    /// Up and ready (a service), or finished with exit 0 (a task).
+    Ready,
+    /// Its stop signal was sent; waiting for it to exit.
+    Stopping,
+    /// Stopped on request.
+    Stopped,
+    /// Exited on its own and will not be restarted.
+    Exited,
+    /// Exited; will be restarted after a delay.
+    Backoff,
+    /// Gave up: crash loop, readiness timeout, failed task, failed gate.
+    Fatal,
+}
+
+impl State {
+    /// The lowercase name used everywhere.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Inactive => "inactive",
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Exited => "exited",
+            State::Backoff => "backoff",
+            State::Fatal => "fatal",
+        }
+    }
+
+    /// True when no process of the unit runs and none will without a new start.
+    pub fn is_down(self) -> bool {
+        matches!(
+            self,
+            State::Inactive | State::Stopped | State::Exited | State::Fatal
+        )
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code, or 128+n when killed by signal n (the shell convention).
+    pub code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// When it ended, Unix time in milliseconds.
+    pub at_ms: u64,
+}
+
+/// One unit as seen by `ctl status` and the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    /// Unit name.
+    pub name: String,
+    /// `service` or `task`.
+    pub kind: String,
+    /// Roles from the config (empty: always active).
+    pub roles: Vec<String>,
+    /// Active in this container's roles.
+    pub active: bool,
+    /// Lifecycle state.
+    pub state: State,
+    /// Ready (service) or done with exit 0 (task).
+    pub ready: bool,
+    /// Pid of the running process (also its process group id).
+    pub pid: Option<i32>,
+    /// When the current process started, Unix time in milliseconds.
+    pub started_at_ms: Option<u64>,
+    /// Restarts since bosun started (not counting the first start).
+    pub restarts: u32,
+    /// The last exit, if any.
+    pub last_exit: Option<ExitInfo>,
+    /// Why it is in this state, in words ("waiting for postgres", "ready probe tcp timed out after 60s").
+    pub detail: String,
+    /// Its final exit stops the container.
+    pub essential: bool,
+}
+
+impl UnitStatus {
+    /// Seconds since the current process started, at `now_ms`.
+    pub fn uptime_secs(&self, now_ms: u64) -> Option<u64> {
+        self.started_at_ms
+            .filter(|_| self.pid.is_some())
+            .map(|t| now_ms.saturating_sub(t) / 1000)
+    }
+}
+
+/// bosun's own phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Starting units.
+    Booting,
+    /// Every active unit was ready at least once; supervising.
+    Running,
+    /// Stopping units (SIGTERM, `ctl shutdown`, essential exit, failed boot).
+    Stopping,
+}
+
+/// The whole daemon, as `GET /v1/status` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// bosun's version.
+    pub version: String,
+    /// bosun's pid (1 in a container).
+    pub pid: i32,
+    /// The role expression in use.
+    pub roles_expr: String,
+    /// The concrete active roles.
+    pub roles: Vec<String>,
+    /// Booting, running or stopping.
+    pub phase: Phase,
+    /// When bosun started, Unix time in milliseconds.
+    pub started_at_ms: u64,
+    /// Orphans reaped (processes bosun did not start itself).
+    pub reaped_orphans: u64,
+    /// Every unit in the config, active or not, in config order.
+    pub units: Vec<UnitStatus>,
+}
+
+/// The answer of `/health` and `ctl health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// True when every active unit is ready (services) or done (tasks).
+    pub healthy: bool,
+    /// One line per active unit that is not: `"web: backoff (exit 1)"`.
+    pub reasons: Vec<String>,
+}
+
+impl DaemonStatus {
+    /// Health: every active unit ready (service) or done (task).
+    pub fn health(&self) -> HealthReport {
+        let mut reasons = Vec::new();
+        if self.phase == Phase::Stopping {
+            reasons.push("bosun is stopping".to_string());
+        }
+        for u in self.units.iter().filter(|u| u.active && !u.ready) {
+            let mut r = format!("{}: {}", u.name, u.state);
+            if !u.detail.is_empty() {
+                r.push_str(&format!(" ({})", u.detail));
+            }
+            reasons.push(r);
+        }
+        HealthReport {
+            healthy: reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for status time stamps.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

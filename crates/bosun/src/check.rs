@@ -1,0 +1,91 @@
+//! `bosun check`: validate a config and print the plan for a role expression —
+//! active units and why, start and stop waves, the worst-case stop time against
+//! `stop_budget`, and the interpolated config with secrets redacted.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bosun_config::{Config, Plan, UnitKind};
+
+/// Runs the check; returns 0 when the config is valid, 2 when not.
+pub fn check(path: &Path, roles: Option<&str>) -> i32 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match bosun_config::load(path, &env) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errors.len());
+            return 2;
+        }
+    };
+    let expr = roles.map(str::to_string).unwrap_or_else(|| config.roles_expr(&env));
+    let plan = match Plan::new(&config, &expr) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return 2;
+        }
+    };
+    print!("{}", render(&config, &plan));
+    0
+}
+
+/// The plan as text.
+pub fn render(config: &Config, plan: &Plan) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "config: {}", config.source.display());
+    let _ = writeln!(out, "roles: {} -> [{}]", plan.roles_expr, plan.roles.join(", "));
+    let _ = writeln!(out, "\nactive units ({}):", plan.units.len());
+    for p in &plan.units {
+        let Some(u) = config.units.get(&p.name) else { continue };
+        let mut line = format!("  {:<20} {:<8} {}", p.name, u.kind.as_str(), p.reason);
+        if !p.deps.is_empty() {
+            let _ = write!(line, "; after {}", p.deps.join(", "));
+        }
+        if u.essential {
+            line.push_str("; essential");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if !plan.inactive.is_empty() {
+        let _ = writeln!(out, "\ninactive units ({}):", plan.inactive.len());
+        for (name, why) in &plan.inactive {
+            let _ = writeln!(out, "  {name:<20} {why}");
+        }
+    }
+    let _ = writeln!(out, "\nstart waves:");
+    for (i, w) in plan.start_waves.iter().enumerate() {
+        let _ = writeln!(out, "  {}: {}", i + 1, w.join(", "));
+    }
+    let _ = writeln!(out, "\nstop waves:");
+    for (i, w) in plan.stop_waves.iter().enumerate() {
+        let _ = writeln!(out, "  {}: {}", i + 1, w.join(", "));
+    }
+    let budget = config.bosun.stop_budget;
+    let _ = writeln!(
+        out,
+        "\nworst-case stop: {:?} of stop_budget {:?}",
+        plan.worst_case_stop, budget
+    );
+    if plan.worst_case_stop > budget {
+        let _ = writeln!(
+            out,
+            "warning: the stop plan needs up to {:?} but stop_budget is {:?}: units on the critical path will be SIGKILLed early; lower their stop_timeout or raise stop_budget (and docker stop -t)",
+            plan.worst_case_stop, budget
+        );
+    }
+    let tasks = plan
+        .units
+        .iter()
+        .filter(|p| config.units.get(&p.name).is_some_and(|u| u.kind == UnitKind::Task))
+        .count();
+    let _ = writeln!(out, "({} services, {} tasks)", plan.units.len() - tasks, tasks);
+    for w in &config.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let _ = writeln!(out, "\n# interpolated config (secrets redacted)\n{}", config.to_redacted_toml());
+    out
+}

@@ -1,0 +1,1 @@
+//! Control-plane tests (filled in by the control-plane work).
