@@ -1,1 +1,51 @@
-//! Backup and restore (placeholder until the snapshot crate lands).
+//! bosun's backup and restore.
+//!
+//! A [`Store`] is a directory (`file:///var/lib/bosun/backup`, [`FileStore`]) or an S3
+//! bucket (`s3://bucket/prefix`, [`S3Store`]); [`open_store`] picks one from a URL. Both
+//! hold the same layout:
+//!
+//! ```text
+//! snapshots/<YYYYMMDDTHHMMSSZ>-<host>/<item>.zst | <item>.tar.zst   items, zstd
+//! snapshots/<id>/MANIFEST.json    items, sizes, sha256s, versions: written after the items
+//! LATEST                          id of the newest complete snapshot: written last
+//! daily/<id>/...                  daily snapshots, same format, kept by the date in the name
+//! ```
+//!
+//! A snapshot exists once its manifest is written, and becomes the one restored at boot
+//! once `LATEST` names it. [`SnapshotWriter`] streams items into the store (compressing
+//! and hashing on the fly, no temporary files) and commits; [`SnapshotReader`] streams
+//! them back, verifying sizes and checksums, and restores paths without deleting the
+//! existing data before the new data is verified.
+//!
+//! "Not found" ([`Error::NotFound`], [`latest`] returning `Ok(None)`) and "store
+//! unreachable" ([`Error::Unreachable`]) never mix: a boot that cannot reach its store
+//! must fail, not start empty and later back the emptiness up over the good snapshot.
+//!
+//! This crate knows nothing of processes: callers feed dump commands' stdout to
+//! [`SnapshotWriter::put_stream`] and load commands' stdin from
+//! [`SnapshotReader::item_stream`].
+
+#![warn(missing_docs)]
+
+mod error;
+mod id;
+mod manifest;
+mod reader;
+mod retention;
+mod store;
+mod stream;
+mod tarball;
+mod time;
+mod writer;
+
+pub use error::{Error, IntegrityError, Result};
+pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
+pub use manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
+pub use retention::{
+    delete_snapshot, gc_incomplete, list_snapshots, prune_daily, prune_snapshots, set_latest,
+    SnapshotInfo,
+};
+pub use store::{open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store};
+pub use tarball::RestoreOutcome;
+pub use writer::{SnapshotWriter, BOSUN_VERSION};

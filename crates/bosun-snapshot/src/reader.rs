@@ -1,0 +1,348 @@
+//! Reading a snapshot back: manifest, verified item streams, restoring paths.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_compression::tokio::bufread::ZstdDecoder;
+use tokio::io::{AsyncBufRead, AsyncRead, BufReader, ReadBuf};
+
+use crate::error::{Error, IntegrityError, Result};
+use crate::id::{SnapshotId, LATEST_KEY};
+use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+use crate::store::{ObjectReader, Store};
+use crate::stream::{Hashing, Progress};
+use crate::tarball::{self, RestoreOutcome};
+
+const READ_BUF: usize = 256 * 1024;
+
+/// The snapshot that `LATEST` names.
+///
+/// `Ok(None)` only when the store answered that `LATEST` does not exist (a store that has
+/// never held a snapshot). An unreachable store is an error, and so is a `LATEST` whose
+/// content is not a snapshot id.
+pub async fn latest(store: &dyn Store) -> Result<Option<SnapshotId>> {
+    let data = match store.get_small(LATEST_KEY).await {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&data);
+    let id = text.trim().parse::<SnapshotId>().map_err(|e| {
+        Error::Invalid(format!(
+            "{LATEST_KEY} in {} is damaged ({e}): set it with `bosun snapshot restore ID`",
+            store.describe()
+        ))
+    })?;
+    Ok(Some(id))
+}
+
+/// Reads and checks a snapshot's manifest. A missing manifest means the snapshot is
+/// incomplete (or does not exist): that is [`Error::NotFound`].
+pub async fn read_manifest(store: &dyn Store, id: &SnapshotId) -> Result<Manifest> {
+    let data = store
+        .get_small(&id.manifest_key())
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { store, .. } => Error::NotFound {
+                store,
+                what: format!("snapshot {id} (no {})", id.manifest_key()),
+            },
+            other => other,
+        })?;
+    let manifest: Manifest = serde_json::from_slice(&data).map_err(|e| {
+        Error::Invalid(format!(
+            "manifest of snapshot {id} in {} is damaged: {e}",
+            store.describe()
+        ))
+    })?;
+    if manifest.format > MANIFEST_FORMAT {
+        return Err(Error::Invalid(format!(
+            "snapshot {id} has manifest format {} but this bosun reads up to {MANIFEST_FORMAT}: upgrade bosun",
+            manifest.format
+        )));
+    }
+    if manifest.id != id.to_string() {
+        return Err(Error::Invalid(format!(
+            "manifest at {} names snapshot {}, not {id}",
+            id.manifest_key(),
+            manifest.id
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Reads the items of one complete snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotReader {
+    store: Arc<dyn Store>,
+    id: SnapshotId,
+    manifest: Manifest,
+}
+
+impl SnapshotReader {
+    /// Opens a snapshot (reads its manifest).
+    pub async fn open(store: Arc<dyn Store>, id: SnapshotId) -> Result<SnapshotReader> {
+        let manifest = read_manifest(store.as_ref(), &id).await?;
+        Ok(SnapshotReader {
+            store,
+            id,
+            manifest,
+        })
+    }
+
+    /// Opens the snapshot that `LATEST` names; `Ok(None)` when the store has no `LATEST`.
+    pub async fn open_latest(store: Arc<dyn Store>) -> Result<Option<SnapshotReader>> {
+        match latest(store.as_ref()).await? {
+            Some(id) => Ok(Some(SnapshotReader::open(store, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The snapshot id.
+    pub fn id(&self) -> &SnapshotId {
+        &self.id
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn item(&self, name: &str) -> Result<&ManifestItem> {
+        self.manifest.item(name).ok_or_else(|| Error::NotFound {
+            store: self.store.describe(),
+            what: format!("item '{name}' in snapshot {}", self.id),
+        })
+    }
+
+    /// Opens an item's raw bytes as a stream: decompressed while read, with size and
+    /// sha256 of both the stored and the raw bytes checked at end of stream. A mismatch is
+    /// an [`io::Error`] of kind `InvalidData` carrying an [`IntegrityError`] that names
+    /// the item and the snapshot; read the stream to its end before trusting the data.
+    pub async fn item_stream(&self, name: &str) -> Result<ItemReader> {
+        let item = self.item(name)?.clone();
+        let source = self.store.get(&self.id.key(&item.object)).await?;
+        Ok(ItemReader::new(source, item, self.id.to_string()))
+    }
+
+    /// Restores a file or directory item (written by
+    /// [`put_path`](crate::SnapshotWriter::put_path)) to `dest`.
+    ///
+    /// Safe against bad data: the archive is unpacked into a temporary sibling of `dest`
+    /// (entries cannot escape it), every byte is verified, and only then is the existing
+    /// `dest` replaced (renamed aside, the new tree renamed in, the old one deleted). A
+    /// failed restore (checksum, network, full disk) leaves `dest` as it was. When `dest`
+    /// is a mount point the swap happens inside it, with the same rule. Owners are
+    /// restored when running as root.
+    pub async fn restore_path(&self, name: &str, dest: &Path) -> Result<RestoreOutcome> {
+        let item = self.item(name)?;
+        if item.kind != ItemKind::Tar {
+            return Err(Error::Invalid(format!(
+                "item '{name}' of snapshot {} is a stream, not a file or directory: use item_stream",
+                self.id
+            )));
+        }
+        let stream = self.item_stream(name).await?;
+        let bridge = tokio_util::io::SyncIoBridge::new(stream);
+        let target = dest.to_path_buf();
+        let outcome = tokio::task::spawn_blocking(move || tarball::restore_tar(bridge, &target))
+            .await
+            .map_err(|e| Error::io("restore task", io::Error::other(e)))?;
+        outcome.map_err(|e| {
+            Error::io(
+                format!(
+                    "restoring item '{name}' of snapshot {} to {} (left unchanged)",
+                    self.id,
+                    dest.display()
+                ),
+                e,
+            )
+        })
+    }
+}
+
+type Decoder = ZstdDecoder<BufReader<Hashing<ObjectReader>>>;
+
+/// An item's raw bytes, verified at end of stream (see
+/// [`SnapshotReader::item_stream`]).
+pub struct ItemReader {
+    decoder: Hashing<Decoder>,
+    item: ManifestItem,
+    snapshot: String,
+    state: State,
+    decode_error: Option<io::Error>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Reading,
+    /// The decoder failed: drain the source to tell corruption from a broken stream.
+    Draining,
+    Done,
+}
+
+impl std::fmt::Debug for ItemReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemReader")
+            .field("snapshot", &self.snapshot)
+            .field("item", &self.item.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ItemReader {
+    fn new(source: ObjectReader, item: ManifestItem, snapshot: String) -> ItemReader {
+        let stored = Hashing::new(source, None);
+        let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, stored));
+        decoder.multiple_members(true);
+        let progress = Progress::new("restoring", &snapshot, &item.name);
+        ItemReader {
+            decoder: Hashing::new(decoder, Some(progress)),
+            item,
+            snapshot,
+            state: State::Reading,
+            decode_error: None,
+        }
+    }
+
+    fn integrity(&self, detail: String) -> io::Error {
+        IntegrityError {
+            snapshot: self.snapshot.clone(),
+            item: self.item.name.clone(),
+            detail,
+        }
+        .into()
+    }
+
+    fn stored(&mut self) -> &mut BufReader<Hashing<ObjectReader>> {
+        self.decoder.get_mut().get_mut()
+    }
+
+    /// Reads the stored stream to its end (bytes the decoder did not need still count).
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let buf = self.stored();
+            let n = match Pin::new(&mut *buf).poll_fill_buf(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(data)) => data.len(),
+            };
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            Pin::new(buf).consume(n);
+        }
+    }
+
+    /// Checks the stored bytes (size and sha256).
+    fn check_stored(&mut self) -> io::Result<()> {
+        let stored = self.decoder.get_mut().get_mut().get_mut();
+        let (size, digest) = (stored.bytes(), stored.digest());
+        if size != self.item.stored_size {
+            return Err(self.integrity(format!(
+                "stored size {size} bytes, manifest says {} (truncated or damaged object {})",
+                self.item.stored_size, self.item.object
+            )));
+        }
+        if digest != self.item.sha256_stored {
+            return Err(self.integrity(format!(
+                "stored sha256 {digest}, manifest says {}",
+                self.item.sha256_stored
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_raw(&self) -> io::Result<()> {
+        let (size, digest) = (self.decoder.bytes(), self.decoder.digest());
+        if size != self.item.raw_size {
+            return Err(self.integrity(format!(
+                "decompressed size {size} bytes, manifest says {}",
+                self.item.raw_size
+            )));
+        }
+        if digest != self.item.sha256_raw {
+            return Err(self.integrity(format!(
+                "decompressed sha256 {digest}, manifest says {}",
+                self.item.sha256_raw
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for ItemReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match this.state {
+                State::Done => return Poll::Ready(Ok(())),
+                State::Draining => {
+                    let drained = match this.poll_drain(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(r) => r,
+                    };
+                    this.state = State::Done;
+                    let decode_error = this.decode_error.take();
+                    if let Err(e) = drained {
+                        let e = decode_error.unwrap_or(e);
+                        return Poll::Ready(Err(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "reading item '{}' of snapshot {}: {e}",
+                                this.item.name, this.snapshot
+                            ),
+                        )));
+                    }
+                    // Damaged stored bytes explain any decoding failure: say so first.
+                    this.check_stored()?;
+                    if let Some(e) = decode_error {
+                        return Poll::Ready(Err(this.integrity(format!(
+                            "the stored bytes match but do not decompress: {e}"
+                        ))));
+                    }
+                    this.check_raw()?;
+                    tracing::info!(
+                        snapshot = %this.snapshot,
+                        item = %this.item.name,
+                        bytes = this.item.raw_size,
+                        "restoring {}: verified",
+                        this.item.name
+                    );
+                    return Poll::Ready(Ok(()));
+                }
+                State::Reading => {
+                    let before = buf.filled().len();
+                    match Pin::new(&mut this.decoder).poll_read(cx, buf) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                            if this.decoder.bytes() > this.item.raw_size {
+                                this.state = State::Done;
+                                return Poll::Ready(Err(this.integrity(format!(
+                                    "more than the {} bytes the manifest records",
+                                    this.item.raw_size
+                                ))));
+                            }
+                            return Poll::Ready(Ok(()));
+                        }
+                        // End of the decoded stream: verify everything.
+                        Poll::Ready(Ok(())) => this.state = State::Draining,
+                        // Decoding failed or the source broke: drain what is left to
+                        // tell damaged data from a broken connection.
+                        Poll::Ready(Err(e)) => {
+                            this.decode_error = Some(e);
+                            this.state = State::Draining;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Listing snapshots, moving `LATEST`, and retention.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
+use crate::reader::{latest, read_manifest};
+use crate::store::Store;
+use crate::time;
+
+/// One snapshot found in a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its id.
+    pub id: SnapshotId,
+    /// When it was started (from its name).
+    pub time: SystemTime,
+    /// The host that took it (from its name).
+    pub host: String,
+    /// Total size of its objects in the store, manifest included.
+    pub size: u64,
+    /// True when its manifest exists (it was committed).
+    pub complete: bool,
+    /// Its series.
+    pub kind: SnapshotKind,
+    /// True when `LATEST` names it.
+    pub latest: bool,
+}
+
+/// Every snapshot in the store, both series, oldest first. Directories whose names are
+/// not snapshot ids are ignored.
+pub async fn list_snapshots(store: &dyn Store) -> Result<Vec<SnapshotInfo>> {
+    let current = latest(store).await.ok().flatten();
+    let mut out = Vec::new();
+    for kind in [SnapshotKind::Latest, SnapshotKind::Daily] {
+        let prefix = format!("{}/", kind.dir());
+        let mut found: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+        for obj in store.list(&prefix).await? {
+            let Some(rest) = obj.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((name, object)) = rest.split_once('/') else {
+                continue;
+            };
+            let entry = found.entry(name.to_string()).or_insert((0, false));
+            entry.0 += obj.size;
+            if object == MANIFEST_NAME {
+                entry.1 = true;
+            }
+        }
+        for (name, (size, complete)) in found {
+            let Ok(id) = SnapshotId::parse_name(kind, &name) else {
+                continue;
+            };
+            out.push(SnapshotInfo {
+                time: id.time(),
+                host: id.host().to_string(),
+                size,
+                complete,
+                kind,
+                latest: current.as_ref() == Some(&id),
+                id,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Points `LATEST` at a complete snapshot (of either series), e.g. for
+/// `bosun snapshot restore ID`. Refuses a snapshot without a readable manifest.
+pub async fn set_latest(store: &dyn Store, id: &SnapshotId) -> Result<()> {
+    read_manifest(store, id).await?;
+    store
+        .put_small(LATEST_KEY, format!("{id}\n").as_bytes())
+        .await?;
+    tracing::info!(snapshot = %id, "LATEST set");
+    Ok(())
+}
+
+/// Deletes a snapshot: the manifest first (so that a deletion cut short leaves an
+/// incomplete snapshot, never a complete-looking one with missing items), then the rest.
+/// Refuses the snapshot that `LATEST` names.
+pub async fn delete_snapshot(store: &dyn Store, id: &SnapshotId) -> Result<()> {
+    if latest(store).await?.as_ref() == Some(id) {
+        return Err(Error::Invalid(format!(
+            "snapshot {id} is LATEST: point LATEST elsewhere before deleting it"
+        )));
+    }
+    store.delete(&id.manifest_key()).await?;
+    for obj in store.list(&format!("{}/", id.dir())).await? {
+        store.delete(&obj.key).await?;
+    }
+    tracing::info!(snapshot = %id, "snapshot deleted");
+    Ok(())
+}
+
+/// Daily retention by the date in the name (never by mtime): keeps the daily snapshots
+/// of the last `keep_daily` UTC days counting today (`now`), deletes older ones. Always
+/// keeps the newest complete daily snapshot (so a container that was off for a month
+/// does not lose its last daily) and the one `LATEST` names. Returns the deleted ids.
+pub async fn prune_daily(
+    store: &dyn Store,
+    keep_daily: u32,
+    now: SystemTime,
+) -> Result<Vec<SnapshotId>> {
+    let today = time::unix_secs(now).div_euclid(86_400);
+    let first_kept_day = today - i64::from(keep_daily) + 1;
+    let all: Vec<SnapshotInfo> = list_snapshots(store)
+        .await?
+        .into_iter()
+        .filter(|s| s.kind == SnapshotKind::Daily)
+        .collect();
+    let newest_complete = all.iter().rev().find(|s| s.complete).map(|s| s.id.clone());
+    let mut deleted = Vec::new();
+    for s in &all {
+        if s.id.day() >= first_kept_day || s.latest || Some(&s.id) == newest_complete.as_ref() {
+            continue;
+        }
+        delete_snapshot(store, &s.id).await?;
+        deleted.push(s.id.clone());
+    }
+    Ok(deleted)
+}
+
+/// Retention of the regular series: keeps the newest `keep` complete snapshots (at least
+/// one) and the one `LATEST` names; deletes older complete ones and incomplete ones older
+/// than the newest complete one. Returns the deleted ids.
+pub async fn prune_snapshots(store: &dyn Store, keep: usize) -> Result<Vec<SnapshotId>> {
+    let all: Vec<SnapshotInfo> = list_snapshots(store)
+        .await?
+        .into_iter()
+        .filter(|s| s.kind == SnapshotKind::Latest)
+        .collect();
+    let complete: Vec<&SnapshotInfo> = all.iter().filter(|s| s.complete).collect();
+    let Some(newest) = complete.last().map(|s| s.id.clone()) else {
+        return Ok(Vec::new());
+    };
+    let kept: Vec<SnapshotId> = complete
+        .iter()
+        .rev()
+        .take(keep.max(1))
+        .map(|s| s.id.clone())
+        .collect();
+    let mut deleted = Vec::new();
+    for s in &all {
+        if s.latest || kept.contains(&s.id) || s.id > newest {
+            continue;
+        }
+        delete_snapshot(store, &s.id).await?;
+        deleted.push(s.id.clone());
+    }
+    Ok(deleted)
+}
+
+/// Deletes incomplete snapshots (no manifest) older than the newest complete one of the
+/// same series: what a stop killed half-way left behind. A snapshot being written now is
+/// newer than every complete one and is left alone. Returns the deleted ids.
+pub async fn gc_incomplete(store: &dyn Store) -> Result<Vec<SnapshotId>> {
+    let all = list_snapshots(store).await?;
+    let mut deleted = Vec::new();
+    for kind in [SnapshotKind::Latest, SnapshotKind::Daily] {
+        let newest = all
+            .iter()
+            .filter(|s| s.kind == kind && s.complete)
+            .map(|s| s.id.clone())
+            .max();
+        let Some(newest) = newest else { continue };
+        for s in all.iter().filter(|s| s.kind == kind && !s.complete) {
+            if s.id < newest && !s.latest {
+                delete_snapshot(store, &s.id).await?;
+                deleted.push(s.id.clone());
+            }
+        }
+    }
+    Ok(deleted)
+}

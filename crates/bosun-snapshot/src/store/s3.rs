@@ -1,0 +1,533 @@
+//! A store in an S3 bucket (AWS or any S3-compatible server such as Garage or MinIO).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinSet;
+
+use super::{check_key, ObjectInfo, ObjectReader, Store};
+use crate::error::{Error, Result};
+
+/// How to reach a bucket. [`Default`] gives AWS in `us-east-1`, 8 MiB parts, 2 uploads in
+/// flight, 5 attempts per request.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// The bucket.
+    pub bucket: String,
+    /// A key prefix inside the bucket (no leading or trailing `/`), may be empty.
+    pub prefix: String,
+    /// A custom endpoint (`http://127.0.0.1:3900`); addressed path-style. `None`: AWS.
+    pub endpoint: Option<String>,
+    /// The region (`garage` for Garage's default).
+    pub region: String,
+    /// Size of the first multipart parts; later parts grow so that 10 000 parts hold
+    /// hundreds of GiB. Objects smaller than this are sent in one request. At least 5 MiB.
+    pub part_size: usize,
+    /// Parts uploaded concurrently. Memory use is about `part_size * (parallel + 1)`.
+    pub parallel: usize,
+    /// Attempts per request (first try included) on connection errors, timeouts,
+    /// throttling and 5xx answers, with exponential backoff.
+    pub attempts: u32,
+    /// First backoff between attempts; doubles up to 8 s, jittered.
+    pub initial_backoff: Duration,
+    /// Timeout for opening a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: None,
+            region: "us-east-1".into(),
+            part_size: 8 * 1024 * 1024,
+            parallel: 2,
+            attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A store in an S3 bucket, under an optional key prefix.
+///
+/// Large objects are sent as multipart uploads with bounded memory; an upload that fails
+/// or is cancelled is aborted, so nothing appears under the final key. Requests are
+/// retried with backoff; when every attempt fails to connect the error is
+/// [`Error::Unreachable`], never [`Error::NotFound`].
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    opts: Arc<S3Options>,
+    describe: String,
+}
+
+/// Aborts a multipart upload when dropped armed (on error or cancellation).
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        handle.spawn(async move {
+            let _ = client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await;
+        });
+    }
+}
+
+impl S3Store {
+    /// Builds the client (loading region and credentials from the standard AWS chain).
+    /// Does not contact the endpoint.
+    pub async fn connect(opts: S3Options) -> Result<S3Store> {
+        if opts.bucket.is_empty() {
+            return Err(Error::Invalid("S3 store without a bucket".into()));
+        }
+        let mut opts = opts;
+        opts.prefix = opts.prefix.trim_matches('/').to_string();
+        opts.part_size = opts.part_size.max(5 * 1024 * 1024);
+        opts.parallel = opts.parallel.max(1);
+        opts.attempts = opts.attempts.max(1);
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let retry = RetryConfig::standard()
+            .with_max_attempts(opts.attempts)
+            .with_initial_backoff(opts.initial_backoff)
+            .with_max_backoff(Duration::from_secs(8));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(opts.connect_timeout)
+            .build();
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(opts.region.clone()))
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            // Our own sha256 covers integrity; plain requests work with every S3 server.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &opts.endpoint {
+            builder = builder
+                .endpoint_url(endpoint.clone())
+                .force_path_style(true);
+        }
+        let client = Client::from_conf(builder.build());
+        let mut describe = format!("s3://{}", opts.bucket);
+        if !opts.prefix.is_empty() {
+            describe.push('/');
+            describe.push_str(&opts.prefix);
+        }
+        if let Some(endpoint) = &opts.endpoint {
+            describe.push_str(" at ");
+            describe.push_str(endpoint);
+        }
+        Ok(S3Store {
+            client,
+            opts: Arc::new(opts),
+            describe,
+        })
+    }
+
+    fn full_key(&self, key: &str) -> Result<String> {
+        check_key(key)?;
+        Ok(if self.opts.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{}", self.opts.prefix, key)
+        })
+    }
+
+    /// Size of part number `n` (1-based): grows by `part_size` every 1000 parts.
+    fn part_size(&self, n: i32) -> usize {
+        let step = usize::try_from((n.max(1) - 1) / 1000).unwrap_or(0);
+        self.opts.part_size * (1 + step)
+    }
+
+    fn map_err<E>(&self, op: &str, key: &str, err: SdkError<E>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        map_sdk_error(&self.describe, &self.opts, op, key, err)
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        full: &str,
+        first: Bytes,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.opts.bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(|e| self.map_err("starting the upload of", key, e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        if upload_id.is_empty() {
+            return Err(Error::Store {
+                store: self.describe.clone(),
+                detail: format!("no upload id in the answer to CreateMultipartUpload for {key}"),
+            });
+        }
+        let mut guard = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: self.opts.bucket.clone(),
+            key: full.to_string(),
+            upload_id: Some(upload_id.clone()),
+        };
+        let result = self.upload_parts(key, full, &upload_id, first, body).await;
+        match result {
+            Ok((parts, total)) => {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.opts.bucket)
+                    .key(full)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| self.map_err("completing the upload of", key, e))?;
+                guard.upload_id = None;
+                Ok(total)
+            }
+            Err(e) => {
+                guard.upload_id = None;
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.opts.bucket)
+                    .key(full)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+        first: Bytes,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(Vec<CompletedPart>, u64)> {
+        let mut tasks: JoinSet<Result<CompletedPart>> = JoinSet::new();
+        let mut parts = Vec::new();
+        let mut total = 0u64;
+        let mut number: i32 = 1;
+        let mut next = first;
+        loop {
+            while tasks.len() >= self.opts.parallel {
+                parts.push(join_one(&mut tasks).await?);
+            }
+            total += next.len() as u64;
+            let (client, store, opts) = (
+                self.client.clone(),
+                self.describe.clone(),
+                self.opts.clone(),
+            );
+            let (full_key, id, item) = (full.to_string(), upload_id.to_string(), key.to_string());
+            let data = std::mem::take(&mut next);
+            let n = number;
+            tasks.spawn(async move {
+                let out = client
+                    .upload_part()
+                    .bucket(&opts.bucket)
+                    .key(&full_key)
+                    .upload_id(id)
+                    .part_number(n)
+                    .content_length(data.len() as i64)
+                    .body(ByteStream::from(data))
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(&store, &opts, "uploading a part of", &item, e))?;
+                Ok(CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .build())
+            });
+            number += 1;
+            if number > 10_000 {
+                return Err(Error::Store {
+                    store: self.describe.clone(),
+                    detail: format!("{key} needs more than 10000 parts: raise the part size"),
+                });
+            }
+            next = read_full(body, self.part_size(number), key).await?;
+            if next.is_empty() {
+                break;
+            }
+        }
+        while !tasks.is_empty() {
+            parts.push(join_one(&mut tasks).await?);
+        }
+        parts.sort_by_key(|p| p.part_number());
+        Ok((parts, total))
+    }
+}
+
+async fn join_one(tasks: &mut JoinSet<Result<CompletedPart>>) -> Result<CompletedPart> {
+    match tasks.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(Error::io("a part upload task", std::io::Error::other(e))),
+        None => Err(Error::Invalid("no part upload in flight".into())),
+    }
+}
+
+/// Reads until `size` bytes or end of stream.
+async fn read_full(
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    size: usize,
+    key: &str,
+) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let n = body
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| Error::io(format!("reading the data for {key}"), e))?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Turns an SDK error into ours: connection failures and timeouts are
+/// [`Error::Unreachable`]; `NoSuchKey` and a bare 404 are [`Error::NotFound`]; the rest
+/// are [`Error::Store`] with a hint.
+fn map_sdk_error<E>(store: &str, opts: &S3Options, op: &str, key: &str, err: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let endpoint = opts
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("AWS S3 ({})", opts.region));
+    let unreachable = |detail: String| Error::Unreachable {
+        store: format!("S3 endpoint {endpoint}"),
+        attempts: opts.attempts,
+        detail,
+        hint:
+            "check S3ENDPOINTURL (s3_endpoint) and S3REGION, the network, and that the store is up"
+                .into(),
+    };
+    match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            unreachable(format!("{op} {key}: {}", DisplayErrorContext(&err)))
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("");
+            match (status, code) {
+                (_, "NoSuchBucket") => Error::Store {
+                    store: store.into(),
+                    detail: format!(
+                        "bucket {} does not exist: create it, or fix the store URL",
+                        opts.bucket
+                    ),
+                },
+                (_, "NoSuchKey") | (404, "") | (404, "NotFound") => Error::NotFound {
+                    store: store.into(),
+                    what: key.into(),
+                },
+                (401 | 403, _) => Error::Store {
+                    store: store.into(),
+                    detail: format!(
+                        "access denied while {op} {key} ({code}): check the credentials \
+                         (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy"
+                    ),
+                },
+                _ => Error::Store {
+                    store: store.into(),
+                    detail: format!(
+                        "{op} {key} failed (HTTP {status}): {}",
+                        DisplayErrorContext(&err)
+                    ),
+                },
+            }
+        }
+        SdkError::ConstructionFailure(_) => Error::Store {
+            store: store.into(),
+            detail: format!(
+                "could not build the request for {op} {key} (are AWS credentials set? \
+                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY): {}",
+                DisplayErrorContext(&err)
+            ),
+        },
+        _ => Error::Store {
+            store: store.into(),
+            detail: format!(
+                "{op} {key}: unexpected answer (is {endpoint} an S3 endpoint?): {}",
+                DisplayErrorContext(&err)
+            ),
+        },
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn put(&self, key: &str, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<u64> {
+        let full = self.full_key(key)?;
+        let first = read_full(body, self.part_size(1), key).await?;
+        if first.len() < self.part_size(1) {
+            let len = first.len() as u64;
+            self.put_bytes(key, &full, first).await?;
+            return Ok(len);
+        }
+        self.put_multipart(key, &full, first, body).await
+    }
+
+    async fn get(&self, key: &str) -> Result<ObjectReader> {
+        let full = self.full_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.map_err("reading", key, e))?;
+        Ok(Box::pin(out.body.into_async_read()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let full_prefix = if self.opts.prefix.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{}/{}", self.opts.prefix, prefix)
+        };
+        let strip = if self.opts.prefix.is_empty() {
+            0
+        } else {
+            self.opts.prefix.len() + 1
+        };
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.opts.bucket)
+                .prefix(&full_prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| self.map_err("listing", prefix, e))?;
+            for obj in page.contents() {
+                if let Some(k) = obj.key() {
+                    if let Some(rel) = k.get(strip..) {
+                        out.push(ObjectInfo {
+                            key: rel.to_string(),
+                            size: obj.size().unwrap_or(0).max(0) as u64,
+                        });
+                    }
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let full = self.full_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.map_err("deleting", key, e))?;
+        Ok(())
+    }
+
+    async fn put_small(&self, key: &str, data: &[u8]) -> Result<()> {
+        let full = self.full_key(key)?;
+        self.put_bytes(key, &full, Bytes::copy_from_slice(data))
+            .await
+    }
+
+    async fn get_small(&self, key: &str) -> Result<Vec<u8>> {
+        let full = self.full_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.map_err("reading", key, e))?;
+        let data = out.body.collect().await.map_err(|e| {
+            Error::io(
+                format!("reading {key} from {}", self.describe),
+                std::io::Error::other(e),
+            )
+        })?;
+        Ok(data.into_bytes().to_vec())
+    }
+}
+
+impl S3Store {
+    async fn put_bytes(&self, key: &str, full: &str, data: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.opts.bucket)
+            .key(full)
+            .content_length(data.len() as i64)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| self.map_err("writing", key, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! Writing a snapshot: items streamed and compressed, then the manifest, then `LATEST`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_compression::tokio::bufread::ZstdEncoder;
+use async_compression::Level;
+use tokio::io::{AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::id::{check_item_name, SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
+use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+use crate::store::Store;
+use crate::stream::{ChannelReader, ChannelWriter, Chunk, Hashing, Progress};
+use crate::tarball;
+use crate::time;
+
+/// The version written into manifests.
+pub const BOSUN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Chunk size of the archive producer.
+const TAR_CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the archive producer and the upload.
+const TAR_CHUNKS_IN_FLIGHT: usize = 4;
+/// Read buffer in front of the compressor.
+const READ_BUF: usize = 256 * 1024;
+
+/// Writes one snapshot. Nothing it writes is visible as a snapshot until
+/// [`commit`](SnapshotWriter::commit) has written the manifest and then `LATEST`: a writer
+/// that is aborted, dropped, or whose process dies leaves `LATEST` (and the snapshot it
+/// names) untouched. Objects of an uncommitted snapshot may remain in the store; they
+/// never become `LATEST`, and [`crate::gc_incomplete`] removes them.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    store: Arc<dyn Store>,
+    id: SnapshotId,
+    roles: Vec<String>,
+    started: SystemTime,
+    items: Vec<ManifestItem>,
+    finished: bool,
+}
+
+impl SnapshotWriter {
+    /// Starts a snapshot of `kind` taken on `host` by a container with `roles`.
+    ///
+    /// Contacts the store (so an unreachable store fails here, before any data is read)
+    /// and picks an id that no object in the store uses yet.
+    pub async fn begin(
+        store: Arc<dyn Store>,
+        host: &str,
+        roles: &[String],
+        kind: SnapshotKind,
+    ) -> Result<SnapshotWriter> {
+        let started = SystemTime::now();
+        let mut id = SnapshotId::new(kind, started, host);
+        let mut tries = 0;
+        loop {
+            let existing = store.list(&format!("{}/", id.dir())).await?;
+            if existing.is_empty() {
+                break;
+            }
+            tries += 1;
+            if tries > 10 {
+                return Err(Error::Invalid(format!(
+                    "snapshot names {} and the next 10 seconds are taken in {}",
+                    id,
+                    store.describe()
+                )));
+            }
+            id = id.next_second();
+        }
+        // Do not date a snapshot in the future of its name's clock.
+        if let Ok(ahead) = id.time().duration_since(SystemTime::now()) {
+            if ahead > Duration::ZERO {
+                tokio::time::sleep(ahead).await;
+            }
+        }
+        tracing::info!(snapshot = %id, store = %store.describe(), "snapshot started");
+        Ok(SnapshotWriter {
+            store,
+            id,
+            roles: roles.to_vec(),
+            started,
+            items: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// The id of the snapshot being written.
+    pub fn id(&self) -> &SnapshotId {
+        &self.id
+    }
+
+    /// The items written so far.
+    pub fn items(&self) -> &[ManifestItem] {
+        &self.items
+    }
+
+    fn check_new_item(&self, name: &str) -> Result<()> {
+        check_item_name(name)?;
+        if name == MANIFEST_NAME || self.items.iter().any(|i| i.name == name) {
+            return Err(Error::Invalid(format!(
+                "item {name:?} written twice in snapshot {}",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores an opaque stream (e.g. a dump command's stdout) as item `name`, compressed
+    /// with zstd on the fly: no temporary file, bounded memory. Records sizes and sha256
+    /// of the raw and stored bytes. A read error from `reader` fails the item, and nothing
+    /// is recorded for it.
+    pub async fn put_stream<R>(&mut self, name: &str, reader: R) -> Result<ManifestItem>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        self.check_new_item(name)?;
+        self.store_item(name, ItemKind::Stream, format!("{name}.zst"), reader)
+            .await
+    }
+
+    /// Stores a file or directory (recursively) as item `name`: a tar archive (regular
+    /// files, directories, symlinks, with modes, owners and mtimes; sockets and fifos are
+    /// skipped with a warning), compressed with zstd, streamed without a temporary file.
+    pub async fn put_path(&mut self, name: &str, path: &Path) -> Result<ManifestItem> {
+        self.check_new_item(name)?;
+        if let Err(e) = tokio::fs::symlink_metadata(path).await {
+            return Err(Error::io(
+                format!("backing up {} as item '{name}'", path.display()),
+                e,
+            ));
+        }
+        let (tx, rx) = mpsc::channel(TAR_CHUNKS_IN_FLIGHT);
+        let src = path.to_path_buf();
+        let producer = tokio::task::spawn_blocking(move || {
+            let failed = tx.clone();
+            let w = ChannelWriter::new(tx, TAR_CHUNK);
+            // The writer is moved into the archive and back out on success.
+            let result = tarball::write_tar(&src, w).and_then(ChannelWriter::finish);
+            if let Err(e) = &result {
+                // Make the upload fail (not end early): a truncated archive must never be
+                // stored as if complete.
+                let _ = failed
+                    .blocking_send(Chunk::Failed(std::io::Error::new(e.kind(), e.to_string())));
+            }
+            result
+        });
+        let reader = ChannelReader::new(rx);
+        let result = self
+            .store_item(name, ItemKind::Tar, format!("{name}.tar.zst"), reader)
+            .await;
+        let produced = producer.await;
+        let context = || {
+            format!(
+                "item '{name}' of snapshot {}: archiving {}",
+                self.id,
+                path.display()
+            )
+        };
+        match (result, produced) {
+            (_, Ok(Err(e))) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Error::io(context(), e))
+            }
+            (_, Err(e)) => Err(Error::io(context(), std::io::Error::other(e))),
+            (result, _) => result,
+        }
+    }
+
+    async fn store_item<R>(
+        &mut self,
+        name: &str,
+        kind: ItemKind,
+        object: String,
+        reader: R,
+    ) -> Result<ManifestItem>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let progress = Progress::new("backing up", &self.id.to_string(), name);
+        let raw = Hashing::new(reader, Some(progress));
+        let compressed =
+            ZstdEncoder::with_quality(BufReader::with_capacity(READ_BUF, raw), Level::Default);
+        let mut stored = Hashing::new(compressed, None);
+        let key = self.id.key(&object);
+        let written = self
+            .store
+            .put(&key, &mut stored)
+            .await
+            .map_err(|e| match e {
+                Error::Io { context, source } => Error::io(
+                    format!("item '{name}' of snapshot {}: {context}", self.id),
+                    source,
+                ),
+                other => other,
+            })?;
+        let (stored_size, sha256_stored) = (stored.bytes(), stored.digest());
+        let raw = stored.get_mut().get_mut().get_mut();
+        let item = ManifestItem {
+            name: name.to_string(),
+            kind,
+            object,
+            compression: "zstd".into(),
+            raw_size: raw.bytes(),
+            stored_size,
+            sha256_raw: raw.digest(),
+            sha256_stored,
+        };
+        if written != item.stored_size {
+            return Err(Error::Invalid(format!(
+                "item '{name}' of snapshot {}: the store took {written} bytes of {}",
+                self.id, item.stored_size
+            )));
+        }
+        if let Some(p) = raw.progress() {
+            p.finish(item.raw_size, item.stored_size);
+        }
+        self.items.push(item.clone());
+        Ok(item)
+    }
+
+    /// Makes the snapshot exist: writes `MANIFEST.json` (after every item is stored),
+    /// then, for the regular series, `LATEST`. Returns the manifest.
+    pub async fn commit(mut self) -> Result<Manifest> {
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            id: self.id.to_string(),
+            kind: self.id.kind(),
+            host: self.id.host().to_string(),
+            roles: self.roles.clone(),
+            bosun_version: BOSUN_VERSION.to_string(),
+            started: time::format_rfc3339(self.started),
+            finished: time::format_rfc3339(SystemTime::now()),
+            items: self.items.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::Invalid(format!("serialising the manifest: {e}")))?;
+        self.store.put_small(&self.id.manifest_key(), &json).await?;
+        if self.id.kind() == SnapshotKind::Latest {
+            self.store
+                .put_small(LATEST_KEY, format!("{}\n", self.id).as_bytes())
+                .await?;
+        }
+        self.finished = true;
+        tracing::info!(
+            snapshot = %self.id,
+            items = manifest.items.len(),
+            stored_bytes = manifest.stored_size(),
+            "snapshot committed"
+        );
+        Ok(manifest)
+    }
+
+    /// Gives the snapshot up: `LATEST` stays where it was. Objects already written stay
+    /// in the store as an incomplete snapshot (see [`crate::gc_incomplete`]).
+    pub fn abort(mut self) {
+        self.finished = true;
+        tracing::warn!(snapshot = %self.id, "snapshot aborted; LATEST is unchanged");
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            tracing::warn!(
+                snapshot = %self.id,
+                "snapshot dropped without commit; LATEST is unchanged"
+            );
+        }
+    }
+}
