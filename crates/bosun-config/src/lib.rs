@@ -3,40 +3,40 @@
 //!
 //! Pure: no processes, no network. The runtime (`bosun-core`) and the CLI read
 //! only the validated [`Config`] and [`Plan`] this crate produces.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::path::Path;
+//!
+//! let text = r#"
+//! [service.web]
+//! run = ["python3", "-m", "http.server", "${PORT:-8080}"]
+//! roles = ["web"]
+//! ready = { tcp = "127.0.0.1:${PORT:-8080}" }
+//! "#;
+//! let config = bosun_config::parse(text, Path::new("bosun.toml"), &HashMap::new()).unwrap();
+//! let plan = bosun_config::Plan::new(&config, "web").unwrap();
+//! assert_eq!(plan.start_waves, vec![vec!["web".to_string()]]);
+//! ```
 
+mod defaults;
+mod error;
+pub mod interp;
 mod model;
 pub mod plan;
+pub mod redact;
+mod render;
+mod schema;
+mod tree;
+mod validate;
+pub mod value;
 
+pub use error::ConfigError;
 pub use model::*;
 pub use plan::{Plan, PlannedUnit};
 
 use std::collections::HashMap;
 use std::path::Path;
-
-/// One configuration problem, located in its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0 when the problem has no single place, e.g. a cycle across tables).
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong and what is expected.
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Reads, interpolates (against `env`) and validates a config file.
 pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigError>> {
@@ -51,7 +51,47 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Vec<Co
     parse(&text, path, env)
 }
 
-/// Parses config text; `path` is only used in messages and as `Config::source`.
-pub fn parse(text: &str, path: &Path, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigError>> {
-    todo!("bosun-config helper: parse {text:?} {path:?} {env:?}")
+/// Parses config text; `path` is only used in messages, as `Config::source`, and
+/// to resolve relative paths in the config (against its directory).
+///
+/// Every problem found is returned, sorted by position, each with its file, line
+/// and column; a TOML syntax error stops at that error. Non-fatal findings (an
+/// unset `${VAR}` without a default, …) go to [`Config::warnings`].
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &HashMap<String, String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut ctx = schema::Ctx::new(path, text, env);
+    let root = match tree::parse_document(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let message = format!("TOML syntax error: {}", one_line(e.message()));
+            match e.span() {
+                Some(span) => ctx.error(span.start, message),
+                None => ctx.error_nowhere(message),
+            }
+            return Err(ctx.errors);
+        }
+    };
+    let walked = schema::walk(&mut ctx, &root, path);
+    validate::check(&mut ctx, &walked.config, &walked.located);
+    if !ctx.errors.is_empty() {
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+        errors.dedup();
+        return Err(errors);
+    }
+    let mut config = walked.config;
+    config.warnings = ctx.warnings;
+    Ok(config)
+}
+
+/// A multi-line message from `toml` on one line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

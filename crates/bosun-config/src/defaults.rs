@@ -1,0 +1,155 @@
+//! The defaults of the model, in one place. They match the doc comments in
+//! `model.rs`; the schema walk starts from these values and overrides what the
+//! file says. Other crates can use them to build configs in tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::model::*;
+
+impl Default for Settings {
+    /// `CONTAINERROLE`, `all`, 570 s, `/run/bosun/ctl.sock`, `/var/lib/bosun`,
+    /// 1 MiB ring buffers, 5 s sweep.
+    fn default() -> Self {
+        Settings {
+            roles_env: "CONTAINERROLE".into(),
+            roles_default: "all".into(),
+            stop_budget: Duration::from_secs(570),
+            control_socket: PathBuf::from("/run/bosun/ctl.sock"),
+            control_group: None,
+            state_dir: PathBuf::from("/var/lib/bosun"),
+            http_listen: None,
+            http_token_file: None,
+            log_buffer: 1 << 20,
+            log_file: None,
+            sweep_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for Config {
+    /// An empty config (no units) with default settings.
+    fn default() -> Self {
+        Config {
+            source: PathBuf::new(),
+            bosun: Settings::default(),
+            roles: IndexMap::new(),
+            units: IndexMap::new(),
+            snapshot: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Default for Ready {
+    /// No probe (alive for `start_secs`), 60 s timeout, 100 ms interval.
+    fn default() -> Self {
+        Ready {
+            probe: None,
+            timeout: Duration::from_secs(60),
+            interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Default for Backoff {
+    /// 100 ms initial, 30 s max, reset after 60 s.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            reset_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for StartLimit {
+    /// 5 starts within 60 s.
+    fn default() -> Self {
+        StartLimit {
+            burst: 5,
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for Output {
+    /// [`Output::Prefix`].
+    fn default() -> Self {
+        Output::Prefix
+    }
+}
+
+impl Restart {
+    /// The default policy of a kind: `always` for services, `never` for tasks.
+    pub fn default_for(kind: UnitKind) -> Restart {
+        match kind {
+            UnitKind::Service => Restart::Always,
+            UnitKind::Task => Restart::Never,
+        }
+    }
+
+    /// `"always"`, `"on-failure"` or `"never"`, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restart::Always => "always",
+            Restart::OnFailure => "on-failure",
+            Restart::Never => "never",
+        }
+    }
+}
+
+impl Output {
+    /// `"prefix"`, `"inherit"` or `"null"`, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Prefix => "prefix",
+            Output::Inherit => "inherit",
+            Output::Null => "null",
+        }
+    }
+}
+
+impl Unit {
+    /// A unit with every default filled in (what `[service.NAME]` with only `run`
+    /// means): no roles, no deps, no probe, restart per kind, SIGTERM, 10 s stop.
+    pub fn new(name: impl Into<String>, kind: UnitKind, run: Command) -> Unit {
+        Unit {
+            name: name.into(),
+            kind,
+            run,
+            roles: Vec::new(),
+            after: Vec::new(),
+            wait_for: Vec::new(),
+            wait_for_timeout: Duration::from_secs(120),
+            ready: Ready::default(),
+            start_secs: Duration::from_secs(1),
+            timeout: Duration::from_secs(3600),
+            restart: Restart::default_for(kind),
+            backoff: Backoff::default(),
+            start_limit: StartLimit::default(),
+            essential: false,
+            stop_signal: Signal::TERM,
+            stop_timeout: Duration::from_secs(10),
+            user: None,
+            group: None,
+            cwd: None,
+            umask: None,
+            env: IndexMap::new(),
+            env_file: None,
+            output: Output::Prefix,
+            log_file: None,
+            health: None,
+            backup: None,
+            restart_dependents: false,
+        }
+    }
+
+    /// What stopping this unit can cost at most: `stop_timeout`, plus its backup's
+    /// `timeout` when it has a backup (the dump runs before the stop).
+    pub fn stop_cost(&self) -> Duration {
+        self.stop_timeout + self.backup.as_ref().map(|b| b.timeout).unwrap_or_default()
+    }
+}

@@ -1,0 +1,255 @@
+//! `${VAR}` interpolation of config strings against an environment.
+//!
+//! Forms (as in docker compose):
+//!
+//! | form | value |
+//! |---|---|
+//! | `${VAR}` | the value; unset → empty string and a warning |
+//! | `${VAR:-default}` | the value, or `default` when unset **or empty** |
+//! | `${VAR-default}` | the value, or `default` when unset |
+//! | `${VAR:?message}` | the value; unset or empty → an error with `message` |
+//! | `${VAR?message}` | the value; unset → an error with `message` |
+//! | `${VAR:+alt}` | `alt` when set and not empty, else empty |
+//! | `${VAR+alt}` | `alt` when set, else empty |
+//! | `$$` | a literal `$` |
+//!
+//! Defaults and messages may themselves hold `${…}`; they are expanded only when
+//! used. A `$` that is not followed by `{` or `$` is kept as is (so `^ready$` in a
+//! regex and `$HOME` in a shell command pass through untouched).
+
+use std::collections::HashMap;
+
+/// The result of expanding one string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expanded {
+    /// The expanded text.
+    pub value: String,
+    /// Variables referenced as plain `${VAR}` that were not set (expanded to "").
+    pub unset: Vec<String>,
+    /// Whether the string contained any `${…}` at all.
+    pub interpolated: bool,
+}
+
+/// Expands `s` against `env`. The error is a complete message (without location).
+pub fn expand(s: &str, env: &HashMap<String, String>) -> Result<Expanded, String> {
+    let mut out = Expanded::default();
+    let mut value = String::with_capacity(s.len());
+    expand_into(s, env, &mut value, &mut out, 0)?;
+    out.value = value;
+    Ok(out)
+}
+
+const MAX_DEPTH: usize = 16;
+
+fn expand_into(
+    s: &str,
+    env: &HashMap<String, String>,
+    out: &mut String,
+    st: &mut Expanded,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("`${…}` nested too deeply".into());
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut lit = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            if b[i + 1] == b'$' {
+                out.push_str(&s[lit..i]);
+                out.push('$');
+                i += 2;
+                lit = i;
+                continue;
+            }
+            if b[i + 1] == b'{' {
+                out.push_str(&s[lit..i]);
+                let close = find_close(s, i + 2)?;
+                st.interpolated = true;
+                expand_var(&s[i + 2..close], env, out, st, depth)?;
+                i = close + 1;
+                lit = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&s[lit..]);
+    Ok(())
+}
+
+/// Index of the `}` closing a `${` whose body starts at `start`.
+fn find_close(s: &str, start: usize) -> Result<usize, String> {
+    let b = s.as_bytes();
+    let mut depth = 1usize;
+    let mut j = start;
+    while j < b.len() {
+        match b[j] {
+            b'$' if j + 1 < b.len() && b[j + 1] == b'$' => j += 2,
+            b'$' if j + 1 < b.len() && b[j + 1] == b'{' => {
+                depth += 1;
+                j += 2;
+            }
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j);
+                }
+                j += 1;
+            }
+            _ => j += 1,
+        }
+    }
+    Err(format!(
+        "unterminated `${{` in {}: expected `}}` (write `$$` for a literal `$`)",
+        crate::tree::quote_short(s)
+    ))
+}
+
+fn expand_var(
+    inner: &str,
+    env: &HashMap<String, String>,
+    out: &mut String,
+    st: &mut Expanded,
+    depth: usize,
+) -> Result<(), String> {
+    let name_len = inner
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    let name = &inner[..name_len];
+    if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+        return Err(format!(
+            "bad interpolation `${{{inner}}}`: expected a variable name like `${{NAME}}` or `${{NAME:-default}}`"
+        ));
+    }
+    let rest = &inner[name_len..];
+    let val = env.get(name).map(String::as_str);
+    let set_nonempty = val.filter(|v| !v.is_empty());
+    let (op, arg) = if rest.is_empty() {
+        ("", "")
+    } else if let Some(a) = rest.strip_prefix(":-") {
+        (":-", a)
+    } else if let Some(a) = rest.strip_prefix(":?") {
+        (":?", a)
+    } else if let Some(a) = rest.strip_prefix(":+") {
+        (":+", a)
+    } else if let Some(a) = rest.strip_prefix('-') {
+        ("-", a)
+    } else if let Some(a) = rest.strip_prefix('?') {
+        ("?", a)
+    } else if let Some(a) = rest.strip_prefix('+') {
+        ("+", a)
+    } else {
+        return Err(format!(
+            "bad interpolation `${{{inner}}}`: expected `${{{name}}}`, `${{{name}:-default}}`, `${{{name}-default}}` or `${{{name}:?message}}`"
+        ));
+    };
+    match op {
+        "" => match val {
+            Some(v) => out.push_str(v),
+            None => st.unset.push(name.to_string()),
+        },
+        ":-" => match set_nonempty {
+            Some(v) => out.push_str(v),
+            None => expand_into(arg, env, out, st, depth + 1)?,
+        },
+        "-" => match val {
+            Some(v) => out.push_str(v),
+            None => expand_into(arg, env, out, st, depth + 1)?,
+        },
+        ":+" => {
+            if set_nonempty.is_some() {
+                expand_into(arg, env, out, st, depth + 1)?;
+            }
+        }
+        "+" => {
+            if val.is_some() {
+                expand_into(arg, env, out, st, depth + 1)?;
+            }
+        }
+        _ => {
+            // ":?" and "?"
+            let ok = if op == ":?" { set_nonempty } else { val };
+            match ok {
+                Some(v) => out.push_str(v),
+                None => {
+                    let mut msg = String::new();
+                    let mut scratch = Expanded::default();
+                    expand_into(arg, env, &mut msg, &mut scratch, depth + 1)?;
+                    let state = if val.is_some() { "empty" } else { "not set" };
+                    return Err(if msg.trim().is_empty() {
+                        format!("required variable `{name}` is {state}")
+                    } else {
+                        format!("required variable `{name}` is {state}: {}", msg.trim())
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> HashMap<String, String> {
+        [("A", "alpha"), ("EMPTY", ""), ("N", "5")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn x(s: &str) -> String {
+        expand(s, &env()).unwrap().value
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(x("plain"), "plain");
+        assert_eq!(x("${A}"), "alpha");
+        assert_eq!(x("a-${A}-b"), "a-alpha-b");
+        assert_eq!(x("${EMPTY:-d}"), "d");
+        assert_eq!(x("${EMPTY-d}"), "");
+        assert_eq!(x("${UNSET-d}"), "d");
+        assert_eq!(x("${UNSET:-d}"), "d");
+        assert_eq!(x("${A:-d}"), "alpha");
+        assert_eq!(x("${UNSET:-${A}}"), "alpha");
+        assert_eq!(x("${UNSET:-${UNSET2:-deep}}"), "deep");
+        assert_eq!(x("${A:+yes}"), "yes");
+        assert_eq!(x("${EMPTY:+yes}"), "");
+        assert_eq!(x("${EMPTY+yes}"), "yes");
+        assert_eq!(x("$$A"), "$A");
+        assert_eq!(x("$${A}"), "${A}");
+        assert_eq!(x("^ready$"), "^ready$");
+        assert_eq!(x("echo $HOME"), "echo $HOME");
+        assert_eq!(x("${UNSET:-a:b}"), "a:b");
+        assert_eq!(x("tcp://${UNSET:-localhost}:5432"), "tcp://localhost:5432");
+        assert_eq!(x("é${A}é"), "éalphaé");
+    }
+
+    #[test]
+    fn unset_and_errors() {
+        let e = expand("${NOPE}x", &env()).unwrap();
+        assert_eq!(e.value, "x");
+        assert_eq!(e.unset, vec!["NOPE".to_string()]);
+        assert!(e.interpolated);
+        let err = expand("${NOPE:?set NOPE please}", &env()).unwrap_err();
+        assert!(err.contains("`NOPE` is not set: set NOPE please"), "{err}");
+        let err = expand("${EMPTY:?}", &env()).unwrap_err();
+        assert!(err.contains("`EMPTY` is empty"), "{err}");
+        assert!(expand("${EMPTY?}", &env()).is_ok());
+        assert!(expand("${A", &env()).unwrap_err().contains("unterminated"));
+        assert!(expand("${}", &env()).unwrap_err().contains("variable name"));
+        assert!(expand("${1A}", &env())
+            .unwrap_err()
+            .contains("variable name"));
+        assert!(expand("${A!x}", &env())
+            .unwrap_err()
+            .contains("bad interpolation"));
+        // Only the branch taken is expanded.
+        assert_eq!(x("${A:-${NOPE:?never}}"), "alpha");
+    }
+}

@@ -1,0 +1,273 @@
+//! The validated config rendered back as TOML, secrets redacted (`bosun check`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::map::Map;
+use toml::Value;
+
+use crate::model::*;
+use crate::redact::{is_secret_key, redact_url, MASK};
+use crate::value::{format_duration, format_size};
+
+/// A string as it must be written for `parse` to read it back: credentials
+/// redacted, and `$` doubled where it would otherwise start an interpolation.
+fn text(s: &str) -> Value {
+    Value::String(escape_dollars(&redact_url(s)))
+}
+
+fn escape_dollars(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' && matches!(chars.peek(), Some('{') | Some('$')) {
+            out.push('$');
+        }
+    }
+    out
+}
+
+fn path(p: &Path) -> Value {
+    text(&p.display().to_string())
+}
+
+fn dur(d: Duration) -> Value {
+    Value::String(format_duration(d))
+}
+
+fn command(c: &Command) -> Value {
+    match c {
+        Command::Argv(v) => Value::Array(v.iter().map(|a| text(a)).collect()),
+        Command::Shell(s) => text(s),
+    }
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().map(|s| text(s)).collect())
+}
+
+fn probe(m: &mut Map<String, Value>, p: &Probe) {
+    let v = match p {
+        Probe::Tcp(s) | Probe::Http(s) | Probe::Postgres(s) | Probe::Log(s) => text(s),
+        Probe::Exec(c) => command(c),
+        Probe::File(f) => path(f),
+        Probe::Notify => Value::Boolean(true),
+    };
+    m.insert(p.kind().into(), v);
+}
+
+fn wait_for(w: &WaitFor) -> Value {
+    match w {
+        WaitFor::Tcp(a) => text(&format!("tcp://{a}")),
+        WaitFor::Http(u) | WaitFor::Postgres(u) => text(u),
+        WaitFor::File(p) => text(&format!("file://{}", p.display())),
+    }
+}
+
+fn settings(s: &Settings) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("roles_env".into(), text(&s.roles_env));
+    m.insert("roles_default".into(), text(&s.roles_default));
+    m.insert("stop_budget".into(), dur(s.stop_budget));
+    m.insert("control_socket".into(), path(&s.control_socket));
+    if let Some(g) = &s.control_group {
+        m.insert("control_group".into(), text(g));
+    }
+    m.insert("state_dir".into(), path(&s.state_dir));
+    if let Some(h) = &s.http_listen {
+        m.insert("http_listen".into(), text(h));
+    }
+    if let Some(f) = &s.http_token_file {
+        m.insert("http_token_file".into(), path(f));
+    }
+    m.insert(
+        "log_buffer".into(),
+        Value::String(format_size(s.log_buffer)),
+    );
+    if let Some(f) = &s.log_file {
+        m.insert("log_file".into(), path(f));
+    }
+    m.insert("sweep_timeout".into(), dur(s.sweep_timeout));
+    m
+}
+
+fn unit(u: &Unit) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("run".into(), command(&u.run));
+    if !u.roles.is_empty() {
+        m.insert("roles".into(), strings(&u.roles));
+    }
+    if !u.after.is_empty() {
+        m.insert("after".into(), strings(&u.after));
+    }
+    if !u.wait_for.is_empty() {
+        m.insert(
+            "wait_for".into(),
+            Value::Array(u.wait_for.iter().map(wait_for).collect()),
+        );
+        m.insert("wait_for_timeout".into(), dur(u.wait_for_timeout));
+    }
+    m.insert("restart".into(), Value::String(u.restart.as_str().into()));
+    m.insert("essential".into(), Value::Boolean(u.essential));
+    m.insert(
+        "stop_signal".into(),
+        Value::String(u.stop_signal.name.into()),
+    );
+    m.insert("stop_timeout".into(), dur(u.stop_timeout));
+    match u.kind {
+        UnitKind::Service => {
+            m.insert("start_secs".into(), dur(u.start_secs));
+        }
+        UnitKind::Task => {
+            m.insert("timeout".into(), dur(u.timeout));
+        }
+    }
+    if let Some(x) = &u.user {
+        m.insert("user".into(), text(x));
+    }
+    if let Some(x) = &u.group {
+        m.insert("group".into(), text(x));
+    }
+    if let Some(x) = &u.cwd {
+        m.insert("cwd".into(), path(x));
+    }
+    if let Some(x) = u.umask {
+        m.insert("umask".into(), Value::String(format!("{x:03o}")));
+    }
+    if let Some(x) = &u.env_file {
+        m.insert("env_file".into(), path(x));
+    }
+    m.insert("output".into(), Value::String(u.output.as_str().into()));
+    m.insert(
+        "restart_dependents".into(),
+        Value::Boolean(u.restart_dependents),
+    );
+    if !u.env.is_empty() {
+        let mut env = Map::new();
+        for (k, v) in &u.env {
+            let v = if is_secret_key(k) {
+                Value::String(MASK.into())
+            } else {
+                text(v)
+            };
+            env.insert(k.clone(), v);
+        }
+        m.insert("env".into(), Value::Table(env));
+    }
+    if u.kind == UnitKind::Service {
+        let mut r = Map::new();
+        if let Some(p) = &u.ready.probe {
+            probe(&mut r, p);
+        }
+        r.insert("timeout".into(), dur(u.ready.timeout));
+        r.insert("interval".into(), dur(u.ready.interval));
+        m.insert("ready".into(), Value::Table(r));
+    }
+    let mut b = Map::new();
+    b.insert("initial".into(), dur(u.backoff.initial));
+    b.insert("max".into(), dur(u.backoff.max));
+    b.insert("reset_after".into(), dur(u.backoff.reset_after));
+    m.insert("backoff".into(), Value::Table(b));
+    let mut sl = Map::new();
+    sl.insert(
+        "burst".into(),
+        Value::Integer(i64::from(u.start_limit.burst)),
+    );
+    sl.insert("interval".into(), dur(u.start_limit.interval));
+    m.insert("start_limit".into(), Value::Table(sl));
+    if let Some(lf) = &u.log_file {
+        let mut t = Map::new();
+        t.insert("path".into(), path(&lf.path));
+        t.insert("max_bytes".into(), Value::String(format_size(lf.max_bytes)));
+        t.insert("backups".into(), Value::Integer(i64::from(lf.backups)));
+        m.insert("log_file".into(), Value::Table(t));
+    }
+    if let Some(h) = &u.health {
+        let mut t = Map::new();
+        probe(&mut t, &h.probe);
+        t.insert("interval".into(), dur(h.interval));
+        t.insert("timeout".into(), dur(h.timeout));
+        t.insert("failures".into(), Value::Integer(i64::from(h.failures)));
+        m.insert("health".into(), Value::Table(t));
+    }
+    if let Some(bk) = &u.backup {
+        let mut t = Map::new();
+        t.insert("dump".into(), command(&bk.dump));
+        if let Some(l) = &bk.load {
+            t.insert("load".into(), command(l));
+        }
+        t.insert("timeout".into(), dur(bk.timeout));
+        m.insert("backup".into(), Value::Table(t));
+    }
+    m
+}
+
+fn snapshot(s: &SnapshotConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("store".into(), text(&s.store));
+    if let Some(e) = &s.s3_endpoint {
+        m.insert("s3_endpoint".into(), text(e));
+    }
+    m.insert("s3_region".into(), text(&s.s3_region));
+    m.insert("keep_daily".into(), Value::Integer(i64::from(s.keep_daily)));
+    if let Some((h, mi)) = s.daily_at {
+        m.insert("daily_at".into(), Value::String(format!("{h:02}:{mi:02}")));
+    }
+    if !s.paths.is_empty() {
+        let mut p = Map::new();
+        for (k, v) in &s.paths {
+            p.insert(k.clone(), path(v));
+        }
+        m.insert("paths".into(), Value::Table(p));
+    }
+    m
+}
+
+impl Config {
+    /// The config as bosun understands it (interpolated, defaults filled in), as
+    /// TOML, for `bosun check`: env values under secret-looking keys
+    /// ([`crate::redact::is_secret_key`]) become `"***"`, and credentials in URLs
+    /// and conninfo strings anywhere ([`crate::redact::redact_url`]) are masked.
+    /// Reading it back with [`crate::parse`] gives the same config (secrets aside).
+    pub fn to_redacted_toml(&self) -> String {
+        let mut root = Map::new();
+        root.insert("bosun".into(), Value::Table(settings(&self.bosun)));
+        if !self.roles.is_empty() {
+            let mut r = Map::new();
+            for (a, ms) in &self.roles {
+                r.insert(a.clone(), strings(ms));
+            }
+            root.insert("roles".into(), Value::Table(r));
+        }
+        for kind in [UnitKind::Service, UnitKind::Task] {
+            let mut t = Map::new();
+            for u in self.units.values().filter(|u| u.kind == kind) {
+                t.insert(u.name.clone(), Value::Table(unit(u)));
+            }
+            if !t.is_empty() {
+                root.insert(kind.as_str().into(), Value::Table(t));
+            }
+        }
+        if let Some(s) = &self.snapshot {
+            root.insert("snapshot".into(), Value::Table(snapshot(s)));
+        }
+        toml::to_string(&Value::Table(root))
+            .unwrap_or_else(|e| format!("# cannot render the config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars() {
+        let env = std::collections::HashMap::new();
+        for s in ["a${B}$$c$d$", "^ready$", "$", "$$$", "x${", "${A:-b}"] {
+            let back = crate::interp::expand(&escape_dollars(s), &env).unwrap();
+            assert_eq!(back.value, s);
+            assert!(back.unset.is_empty());
+        }
+    }
+}

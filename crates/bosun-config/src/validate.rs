@@ -1,0 +1,318 @@
+//! Checks across tables, after the walk: `after` names real units, no dependency
+//! cycles, role aliases resolve, backups have a store, `roles_default` resolves.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::error::did_you_mean;
+use crate::schema::{path_seg, Ctx, Located};
+use crate::{Config, Plan};
+
+pub(crate) fn check(ctx: &mut Ctx, config: &Config, located: &Located) {
+    let roles_ok = check_roles(ctx, config, located);
+    check_after(ctx, located);
+    check_cycles(ctx, located);
+    check_backups(ctx, config, located);
+    if roles_ok {
+        if let Err(msg) = config.resolve_roles(&config.bosun.roles_default) {
+            let msg = format!("`roles_default` in [bosun]: {msg}");
+            match located.roles_default {
+                Some(pos) => ctx.error(pos, msg),
+                None => ctx.error_nowhere(msg),
+            }
+        }
+    }
+    if ctx.errors.is_empty() {
+        if let Ok(plan) = Plan::new(config, "all") {
+            if plan.worst_case_stop > config.bosun.stop_budget {
+                ctx.warn_nowhere(format!(
+                    "the worst-case stop with every role ({}) is longer than stop_budget ({}): the last units may be killed",
+                    crate::value::format_duration(plan.worst_case_stop),
+                    crate::value::format_duration(config.bosun.stop_budget)
+                ));
+            }
+        }
+    }
+}
+
+fn unit_table(located: &Located, name: &str) -> String {
+    match located.units.get(name) {
+        Some(u) => format!("[{}.{}]", u.kind.as_str(), path_seg(name)),
+        None => format!("`{name}`"),
+    }
+}
+
+/// Unit roles vs aliases, alias members, alias cycles. Returns whether all is well.
+fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
+    let before = ctx.errors.len();
+    let role_set: HashSet<String> = config.role_names().into_iter().collect();
+    for (name, u) in &located.units {
+        for (r, pos) in &u.roles {
+            if config.roles.contains_key(r) {
+                ctx.error(
+                    *pos,
+                    format!(
+                        "`roles` in {}: `{r}` is an alias in [roles]; a unit names concrete roles (the ones the alias stands for)",
+                        unit_table(located, name)
+                    ),
+                );
+            }
+        }
+    }
+    for (alias, (pos, members)) in &located.aliases {
+        if role_set.contains(alias) {
+            ctx.error(*pos, format!("alias `{alias}` in [roles] has the name of a role that units use; give the alias another name"));
+        }
+        for (m, mpos) in members {
+            if m == "all" {
+                ctx.error(
+                    *mpos,
+                    format!(
+                        "alias `{alias}` in [roles] names `all`; `all` already means every role"
+                    ),
+                );
+            } else if !role_set.contains(m) && !config.roles.contains_key(m) {
+                let known: Vec<&str> = role_set
+                    .iter()
+                    .map(String::as_str)
+                    .chain(config.roles.keys().map(String::as_str))
+                    .collect();
+                let mut sorted = known.clone();
+                sorted.sort_unstable();
+                let hint = did_you_mean(m, known.iter().copied());
+                let list = if sorted.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    sorted.join(", ")
+                };
+                ctx.error(*mpos, format!("alias `{alias}` in [roles] refers to unknown role `{m}`{hint}; roles and aliases: {list}"));
+            }
+        }
+    }
+    // Alias cycles (an alias reaching itself through aliases).
+    let graph: Vec<(String, Vec<(String, usize)>)> = located
+        .aliases
+        .iter()
+        .map(|(a, (_, ms))| {
+            (
+                a.clone(),
+                ms.iter()
+                    .filter(|(m, _)| config.roles.contains_key(m))
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .collect();
+    for cycle in find_cycles(&graph) {
+        let (first, pos) = (&cycle[0].0, cycle[0].1);
+        let mut path: Vec<&str> = cycle.iter().map(|(n, _)| n.as_str()).collect();
+        path.push(first);
+        let msg = if cycle.len() == 1 {
+            format!("alias `{first}` in [roles] refers to itself")
+        } else {
+            format!("alias cycle in [roles]: {}", path.join(" → "))
+        };
+        ctx.error(pos, msg);
+    }
+    ctx.errors.len() == before
+}
+
+fn check_after(ctx: &mut Ctx, located: &Located) {
+    for (name, u) in &located.units {
+        for (a, pos) in &u.after {
+            if a == name {
+                ctx.error(
+                    *pos,
+                    format!(
+                        "`after` in {}: a unit cannot be after itself",
+                        unit_table(located, name)
+                    ),
+                );
+            } else if !located.units.contains_key(a) {
+                let hint = did_you_mean(
+                    a,
+                    located
+                        .units
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|n| n != name),
+                );
+                ctx.error(
+                    *pos,
+                    format!(
+                        "`after` in {} names unknown unit `{a}`{hint}",
+                        unit_table(located, name)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_cycles(ctx: &mut Ctx, located: &Located) {
+    let graph: Vec<(String, Vec<(String, usize)>)> = located
+        .units
+        .iter()
+        .map(|(n, u)| {
+            let edges = u
+                .after
+                .iter()
+                .filter(|(a, _)| a != n && located.units.contains_key(a))
+                .cloned()
+                .collect();
+            (n.clone(), edges)
+        })
+        .collect();
+    for cycle in find_cycles(&graph) {
+        let mut path: Vec<&str> = cycle.iter().map(|(n, _)| n.as_str()).collect();
+        path.push(&cycle[0].0);
+        ctx.error(
+            cycle[0].1,
+            format!(
+                "dependency cycle: {} (each unit is `after` the next)",
+                path.join(" → ")
+            ),
+        );
+    }
+}
+
+/// Distinct cycles of a graph given as (node, [(successor, position of the edge)]),
+/// in file order. Each cycle is a list of (node, position of its edge to the next
+/// node), rotated to start at the node that comes first in the file.
+fn find_cycles(graph: &[(String, Vec<(String, usize)>)]) -> Vec<Vec<(String, usize)>> {
+    let index: HashMap<&str, usize> = graph
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let succ: Vec<Vec<(usize, usize)>> = graph
+        .iter()
+        .map(|(_, es)| {
+            es.iter()
+                .filter_map(|(m, pos)| index.get(m.as_str()).map(|&j| (j, *pos)))
+                .collect()
+        })
+        .collect();
+    // Peel off nodes that cannot reach a cycle (no successors left), repeatedly.
+    let n = graph.len();
+    let mut alive = vec![true; n];
+    loop {
+        let mut changed = false;
+        for i in 0..n {
+            if alive[i] && !succ[i].iter().any(|&(j, _)| alive[j]) {
+                alive[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Every node left has a successor left: walking from it must close a cycle.
+    let mut reported = vec![false; n];
+    let mut cycles = Vec::new();
+    for start in 0..n {
+        if !alive[start] || reported[start] {
+            continue;
+        }
+        let mut seen_at: HashMap<usize, usize> = HashMap::new();
+        let mut walk: Vec<(usize, usize)> = Vec::new();
+        let mut cur = start;
+        while let std::collections::hash_map::Entry::Vacant(e) = seen_at.entry(cur) {
+            e.insert(walk.len());
+            let Some(&(next, pos)) = succ[cur].iter().find(|&&(j, _)| alive[j]) else {
+                break;
+            };
+            walk.push((cur, pos));
+            cur = next;
+        }
+        let Some(&from) = seen_at.get(&cur) else {
+            continue;
+        };
+        let mut cycle: Vec<(usize, usize)> = walk[from..].to_vec();
+        if cycle.is_empty() || cycle.iter().any(|&(i, _)| reported[i]) {
+            continue;
+        }
+        for &(i, _) in &cycle {
+            reported[i] = true;
+        }
+        let first = cycle
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (i, _))| *i)
+            .map(|(k, _)| k)
+            .unwrap_or(0);
+        cycle.rotate_left(first);
+        cycles.push(
+            cycle
+                .into_iter()
+                .map(|(i, pos)| (graph[i].0.clone(), pos))
+                .collect(),
+        );
+    }
+    cycles
+}
+
+fn check_backups(ctx: &mut Ctx, config: &Config, located: &Located) {
+    for (name, u) in &located.units {
+        let Some(pos) = u.backup else { continue };
+        if config.snapshot.is_none() {
+            ctx.error(
+                pos,
+                format!(
+                    "{} has a backup but there is no [snapshot] table with a `store` to keep it in",
+                    unit_table(located, name)
+                ),
+            );
+        }
+        if let Some(ppos) = located.snapshot_paths.get(name) {
+            ctx.error(
+                *ppos,
+                format!("item `{name}` in [snapshot.paths] has the name of the backup of {}; snapshot items need distinct names", unit_table(located, name)),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(edges: &[(&str, &[&str])]) -> Vec<(String, Vec<(String, usize)>)> {
+        edges
+            .iter()
+            .enumerate()
+            .map(|(i, (n, es))| {
+                (
+                    n.to_string(),
+                    es.iter().map(|e| (e.to_string(), i)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn names(c: &[(String, usize)]) -> Vec<&str> {
+        c.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn cycles() {
+        assert!(find_cycles(&g(&[("a", &["b"]), ("b", &[]), ("c", &["a", "b"])])).is_empty());
+        let c = find_cycles(&g(&[
+            ("x", &["a"]),
+            ("a", &["b"]),
+            ("b", &["c"]),
+            ("c", &["a"]),
+        ]));
+        assert_eq!(c.len(), 1);
+        assert_eq!(names(&c[0]), ["a", "b", "c"]);
+        let c = find_cycles(&g(&[
+            ("a", &["b"]),
+            ("b", &["a"]),
+            ("c", &["d"]),
+            ("d", &["c"]),
+        ]));
+        assert_eq!(c.len(), 2);
+        let c = find_cycles(&g(&[("a", &["a"])]));
+        assert_eq!(names(&c[0]), ["a"]);
+    }
+}
