@@ -166,6 +166,10 @@ impl Spec<'_> {
             .identity
             .map(|i| (i.uid, i.gid, i.groups.clone()))
             .filter(|(uid, gid, _)| *uid != Uid::current() || *gid != Gid::current());
+        if umask.is_none() && ids.is_none() {
+            // No pre_exec hook: std can use posix_spawn, much cheaper than fork.
+            return cmd;
+        }
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls on data prepared before the fork.
         unsafe {
