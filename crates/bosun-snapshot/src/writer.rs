@@ -53,7 +53,18 @@ impl SnapshotWriter {
         roles: &[String],
         kind: SnapshotKind,
     ) -> Result<SnapshotWriter> {
-        let started = SystemTime::now();
+        SnapshotWriter::begin_at(store, host, roles, kind, SystemTime::now()).await
+    }
+
+    /// Like [`begin`](SnapshotWriter::begin) with an explicit start time, which names the
+    /// snapshot (for imports and tests of retention).
+    pub async fn begin_at(
+        store: Arc<dyn Store>,
+        host: &str,
+        roles: &[String],
+        kind: SnapshotKind,
+        started: SystemTime,
+    ) -> Result<SnapshotWriter> {
         let mut id = SnapshotId::new(kind, started, host);
         let mut tries = 0;
         loop {
@@ -71,9 +82,10 @@ impl SnapshotWriter {
             }
             id = id.next_second();
         }
-        // Do not date a snapshot in the future of its name's clock.
+        // Skipping a taken name moves into the future: wait for it, so that the next
+        // snapshot of this host cannot get the same name again.
         if let Ok(ahead) = id.time().duration_since(SystemTime::now()) {
-            if ahead > Duration::ZERO {
+            if ahead > Duration::ZERO && ahead <= Duration::from_secs(11) {
                 tokio::time::sleep(ahead).await;
             }
         }
