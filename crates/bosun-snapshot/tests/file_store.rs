@@ -105,7 +105,10 @@ async fn file_full_disk() {
     assert!(msg.contains("no space left"), "{msg}");
     assert!(msg.contains("'db'"), "{msg}");
     drop(w);
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(a.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(a.clone())
+    );
     assert_eq!(read_item(&store, &a, "data").await, b"the good snapshot");
     // The space is free again: no partial object.
     let used: u64 = store

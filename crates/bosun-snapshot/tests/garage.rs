@@ -86,12 +86,72 @@ async fn garage_open_store_and_not_found() {
     assert_eq!(latest(s.as_ref()).await.expect("latest"), None);
     let err = s.get_small("nope").await.expect_err("absent");
     assert!(err.is_not_found(), "{err}");
-    assert!(SnapshotReader::open_latest(s.clone()).await.expect("none").is_none());
+    assert!(SnapshotReader::open_latest(s.clone())
+        .await
+        .expect("none")
+        .is_none());
 
     let missing = open_store("s3://no-such-bucket-bosun/x", Some(&g.endpoint), &g.region)
         .await
         .expect("open");
     let err = latest(missing.as_ref()).await.expect_err("no bucket");
-    assert!(!err.is_not_found(), "a missing bucket is not 'no snapshot': {err}");
+    assert!(
+        !err.is_not_found(),
+        "a missing bucket is not 'no snapshot': {err}"
+    );
     eprintln!("missing bucket: {err}");
+}
+
+/// A multipart upload that fails or is cancelled is aborted: no object under the final
+/// key, no unfinished upload left in the bucket.
+#[tokio::test]
+async fn garage_cancelled_multipart_is_aborted() {
+    let g = garage_or_skip!("aborted");
+    let store = bosun_snapshot::S3Store::connect(bosun_snapshot::S3Options {
+        bucket: g.bucket.clone(),
+        prefix: format!("aborted-{}", std::process::id()),
+        endpoint: Some(g.endpoint.clone()),
+        region: g.region.clone(),
+        part_size: 5 * MIB as usize,
+        ..Default::default()
+    })
+    .await
+    .expect("connect");
+    // Fails after two parts.
+    let mut failing = RandReader::new(1, 30 * MIB).failing_after(11 * MIB);
+    let err = store
+        .put("obj-failed", &mut failing)
+        .await
+        .expect_err("fails");
+    assert!(err.to_string().contains("simulated dump failure"), "{err}");
+    // Cancelled after two parts.
+    let mut stalled = RandReader::new(2, 30 * MIB).stalling_after(11 * MIB);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        store.put("obj-cancelled", &mut stalled),
+    )
+    .await;
+    assert!(r.is_err(), "cancelled");
+    // The abort of a cancelled upload runs in the background: give it a moment.
+    let prefix = store.options().prefix.clone();
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        let out = store
+            .client()
+            .list_multipart_uploads()
+            .bucket(&g.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .expect("list uploads");
+        left = out.uploads().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "unfinished multipart uploads remain");
+    assert!(store.list("").await.expect("list").is_empty());
+    let err = store.get_small("obj-failed").await.expect_err("absent");
+    assert!(err.is_not_found(), "{err}");
 }

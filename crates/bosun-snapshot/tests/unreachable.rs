@@ -18,7 +18,10 @@ async fn s3_closed_port_is_unreachable() {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
         std::env::set_var("AWS_ACCESS_KEY_ID", "GKtest0000000000000000000000");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "0000000000000000000000000000000000000000000000000000000000000000");
+        std::env::set_var(
+            "AWS_SECRET_ACCESS_KEY",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        );
     }
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -39,17 +42,24 @@ async fn s3_closed_port_is_unreachable() {
         .expect("client"),
     );
     let started = Instant::now();
-    let err = latest(store.as_ref()).await.expect_err("must not be Ok(None)");
+    let err = latest(store.as_ref())
+        .await
+        .expect_err("must not be Ok(None)");
     assert!(err.is_unreachable(), "{err}");
     let msg = err.to_string();
     assert!(msg.contains(&endpoint), "{msg}");
     assert!(msg.contains("3 attempt"), "{msg}");
     assert!(msg.contains("S3ENDPOINTURL"), "{msg}");
-    assert!(!msg.contains("00000000000000000000000000000000"), "no secret in messages: {msg}");
+    assert!(
+        !msg.contains("00000000000000000000000000000000"),
+        "no secret in messages: {msg}"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     eprintln!("{msg}");
 
-    let err = SnapshotReader::open_latest(store.clone()).await.expect_err("unreachable");
+    let err = SnapshotReader::open_latest(store.clone())
+        .await
+        .expect_err("unreachable");
     assert!(err.is_unreachable(), "{err}");
     let err = SnapshotWriter::begin(store.clone(), "h", &roles(), SnapshotKind::Latest)
         .await
@@ -65,7 +75,9 @@ async fn file_store_without_its_volume_is_unreachable() {
     init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(dir.path().join("not-mounted")));
-    let err = latest(store.as_ref()).await.expect_err("must not be Ok(None)");
+    let err = latest(store.as_ref())
+        .await
+        .expect_err("must not be Ok(None)");
     assert!(err.is_unreachable(), "{err}");
     assert!(err.to_string().contains("not-mounted"), "{err}");
     let empty: Arc<dyn Store> = Arc::new(FileStore::new(dir.path()));

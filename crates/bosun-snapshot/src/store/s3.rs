@@ -9,7 +9,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -105,6 +105,16 @@ impl Drop for AbortOnDrop {
 }
 
 impl S3Store {
+    /// The underlying S3 client (for diagnostics and tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The options in use (prefix trimmed, sizes clamped).
+    pub fn options(&self) -> &S3Options {
+        &self.opts
+    }
+
     /// Builds the client (loading region and credentials from the standard AWS chain).
     /// Does not contact the endpoint.
     pub async fn connect(opts: S3Options) -> Result<S3Store> {
@@ -190,6 +200,7 @@ impl S3Store {
         first: Bytes,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
+        tracing::debug!(key = %full, "multipart upload");
         let created = self
             .client
             .create_multipart_upload()
@@ -335,6 +346,20 @@ async fn read_full(
     Ok(buf.freeze())
 }
 
+/// An error and its sources, joined with ": ", without repeats.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Turns an SDK error into ours: connection failures and timeouts are
 /// [`Error::Unreachable`]; `NoSuchKey` and a bare 404 are [`Error::NotFound`]; the rest
 /// are [`Error::Store`] with a hint.
@@ -356,7 +381,7 @@ where
     };
     match &err {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            unreachable(format!("{op} {key}: {}", DisplayErrorContext(&err)))
+            unreachable(format!("{op} {key}: {}", chain(&err)))
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
@@ -382,10 +407,7 @@ where
                 },
                 _ => Error::Store {
                     store: store.into(),
-                    detail: format!(
-                        "{op} {key} failed (HTTP {status}): {}",
-                        DisplayErrorContext(&err)
-                    ),
+                    detail: format!("{op} {key} failed (HTTP {status}): {}", chain(&err)),
                 },
             }
         }
@@ -394,14 +416,14 @@ where
             detail: format!(
                 "could not build the request for {op} {key} (are AWS credentials set? \
                  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY): {}",
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
         _ => Error::Store {
             store: store.into(),
             detail: format!(
                 "{op} {key}: unexpected answer (is {endpoint} an S3 endpoint?): {}",
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
     }

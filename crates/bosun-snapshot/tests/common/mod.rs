@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bosun_snapshot::{
-    gc_incomplete, latest, list_snapshots, prune_daily, set_latest, ItemKind, S3Options,
-    S3Store, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
+    gc_incomplete, latest, list_snapshots, prune_daily, set_latest, ItemKind, S3Options, S3Store,
+    SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -186,7 +186,9 @@ pub fn garage() -> Option<Garage> {
             }
         }
     });
-    let endpoint = std::env::var("S3ENDPOINTURL").ok().filter(|s| !s.is_empty())?;
+    let endpoint = std::env::var("S3ENDPOINTURL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     std::env::var("AWS_ACCESS_KEY_ID").ok()?;
     std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
     Some(Garage {
@@ -197,7 +199,11 @@ pub fn garage() -> Option<Garage> {
 }
 
 /// A fresh prefix in the Garage bucket for one test.
-pub async fn garage_store(g: &Garage, test: &str, tweak: impl FnOnce(&mut S3Options)) -> Arc<dyn Store> {
+pub async fn garage_store(
+    g: &Garage,
+    test: &str,
+    tweak: impl FnOnce(&mut S3Options),
+) -> Arc<dyn Store> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -241,7 +247,10 @@ pub async fn roundtrip_stream(store: Arc<dyn Store>, len: u64) {
     assert_eq!(manifest.roles, roles());
     assert_eq!(manifest.id, id.to_string());
 
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(id.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(id.clone())
+    );
     let reader = SnapshotReader::open_latest(store.clone())
         .await
         .expect("open")
@@ -261,7 +270,10 @@ pub async fn roundtrip_stream(store: Arc<dyn Store>, len: u64) {
         .await
         .expect("read small");
     assert_eq!(out, b"hello world");
-    let err = reader.item_stream("absent").await.expect_err("no such item");
+    let err = reader
+        .item_stream("absent")
+        .await
+        .expect_err("no such item");
     assert!(err.is_not_found(), "{err}");
 
     let listed = list_snapshots(store.as_ref()).await.expect("list");
@@ -324,7 +336,10 @@ pub fn describe_tree(root: &Path) -> BTreeMap<PathBuf, String> {
             let rel = p.strip_prefix(root).expect("rel").to_path_buf();
             let ft = m.file_type();
             let desc = if ft.is_symlink() {
-                format!("link -> {}", std::fs::read_link(&p).expect("readlink").display())
+                format!(
+                    "link -> {}",
+                    std::fs::read_link(&p).expect("readlink").display()
+                )
             } else if ft.is_dir() {
                 walk(root, &p, out);
                 format!("dir {:o}", m.mode() & 0o7777)
@@ -383,19 +398,29 @@ pub async fn roundtrip_tree(store: Arc<dyn Store>) {
     assert!(!outcome.replaced);
     assert_eq!(describe_tree(&dest), expected);
     let dir_mode = std::fs::metadata(&dest).expect("meta").mode() & 0o7777;
-    assert_eq!(dir_mode, std::fs::metadata(&src).expect("meta").mode() & 0o7777);
+    assert_eq!(
+        dir_mode,
+        std::fs::metadata(&src).expect("meta").mode() & 0o7777
+    );
 
     // Over existing data: stale files disappear, changed files are replaced.
     std::fs::write(dest.join("stale"), b"old").expect("write");
     std::fs::write(dest.join("a.txt"), b"changed").expect("write");
-    let outcome = reader.restore_path("files", &dest).await.expect("restore again");
+    let outcome = reader
+        .restore_path("files", &dest)
+        .await
+        .expect("restore again");
     assert!(outcome.replaced);
     assert_eq!(describe_tree(&dest), expected);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("restored"))
         .expect("ls")
         .map(|e| e.expect("e").file_name())
         .collect();
-    assert_eq!(leftovers.len(), 1, "no temporary siblings left: {leftovers:?}");
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary siblings left: {leftovers:?}"
+    );
 
     // A single file.
     let config_dest = tmp.path().join("restored/config.yml");
@@ -407,12 +432,19 @@ pub async fn roundtrip_tree(store: Arc<dyn Store>) {
     assert_eq!(std::fs::read(&config_dest).expect("read"), b"debug: true\n");
 
     // A stream item cannot be restored as a path.
-    let err = reader.restore_path("nope", &dest).await.expect_err("absent");
+    let err = reader
+        .restore_path("nope", &dest)
+        .await
+        .expect_err("absent");
     assert!(err.is_not_found(), "{err}");
 }
 
 /// Commits snapshot A and returns its id.
-pub async fn commit_small(store: &Arc<dyn Store>, host: &str, content: &'static [u8]) -> SnapshotId {
+pub async fn commit_small(
+    store: &Arc<dyn Store>,
+    host: &str,
+    content: &'static [u8],
+) -> SnapshotId {
     let mut w = SnapshotWriter::begin(store.clone(), host, &roles(), SnapshotKind::Latest)
         .await
         .expect("begin");
@@ -452,7 +484,10 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     assert!(err.to_string().contains("simulated dump failure"), "{err}");
     assert!(err.to_string().contains("'db'"), "names the item: {err}");
     drop(w);
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(a.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(a.clone())
+    );
 
     // 2. One complete item, then abort.
     let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Latest)
@@ -461,9 +496,15 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     w.put_stream("data", &b"version B"[..]).await.expect("put");
     let b = w.id().clone();
     w.abort();
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(a.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(a.clone())
+    );
     assert_eq!(read_item(&store, &a, "data").await, b"version A");
-    assert!(SnapshotReader::open(store.clone(), b.clone()).await.expect_err("incomplete").is_not_found());
+    assert!(SnapshotReader::open(store.clone(), b.clone())
+        .await
+        .expect_err("incomplete")
+        .is_not_found());
 
     // 3. The upload is cancelled mid-stream (the future is dropped).
     let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Latest)
@@ -476,11 +517,17 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     .await;
     assert!(cancelled.is_err(), "the stalled upload is cancelled");
     drop(w);
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(a.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(a.clone())
+    );
     assert_eq!(read_item(&store, &a, "data").await, b"version A");
 
     let listed = list_snapshots(store.as_ref()).await.expect("list");
-    assert!(listed.iter().any(|s| s.id == b && !s.complete), "{listed:?}");
+    assert!(
+        listed.iter().any(|s| s.id == b && !s.complete),
+        "{listed:?}"
+    );
 
     // A newer complete snapshot makes the incomplete ones garbage.
     let c = commit_small(&store, "host-u", b"version C").await;
@@ -488,12 +535,20 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     assert!(deleted.contains(&b), "{deleted:?}");
     let listed = list_snapshots(store.as_ref()).await.expect("list");
     assert!(listed.iter().all(|s| s.complete), "{listed:?}");
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(c.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(c.clone())
+    );
 
     // set_latest goes back to A; refuses an unknown snapshot.
     set_latest(store.as_ref(), &a).await.expect("set_latest");
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(a.clone()));
-    let err = set_latest(store.as_ref(), &b).await.expect_err("incomplete");
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(a.clone())
+    );
+    let err = set_latest(store.as_ref(), &b)
+        .await
+        .expect_err("incomplete");
     assert!(err.is_not_found(), "{err}");
 }
 
@@ -506,7 +561,9 @@ pub async fn corruption_detected(store: Arc<dyn Store>) {
     let mut w = SnapshotWriter::begin(store.clone(), "host-c", &roles(), SnapshotKind::Latest)
         .await
         .expect("begin");
-    w.put_stream("db", RandReader::new(3, 2 * MIB)).await.expect("put");
+    w.put_stream("db", RandReader::new(3, 2 * MIB))
+        .await
+        .expect("put");
     w.put_path("files", &src).await.expect("put path");
     let id = w.id().clone();
     let manifest = w.commit().await.expect("commit");
@@ -519,33 +576,50 @@ pub async fn corruption_detected(store: Arc<dyn Store>) {
         data[mid] ^= 0x55;
         store.put_small(&key, &data).await.expect("put corrupted");
     }
-    let reader = SnapshotReader::open(store.clone(), id.clone()).await.expect("open");
+    let reader = SnapshotReader::open(store.clone(), id.clone())
+        .await
+        .expect("open");
     let err = digest_stream(reader.item_stream("db").await.expect("stream"))
         .await
         .expect_err("corruption must be detected");
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("checksum mismatch") && msg.contains("'db'"), "{msg}");
+    assert!(
+        msg.contains("checksum mismatch") && msg.contains("'db'"),
+        "{msg}"
+    );
     assert!(msg.contains(&id.to_string()), "{msg}");
 
     let dest = tmp.path().join("dest");
     std::fs::create_dir_all(&dest).expect("mkdir");
     std::fs::write(dest.join("precious"), b"keep me").expect("write");
     let before = describe_tree(&dest);
-    let err = reader.restore_path("files", &dest).await.expect_err("corrupted tar");
-    assert!(err.is_integrity() || err.to_string().contains("checksum"), "{err}");
+    let err = reader
+        .restore_path("files", &dest)
+        .await
+        .expect_err("corrupted tar");
+    assert!(
+        err.is_integrity() || err.to_string().contains("checksum"),
+        "{err}"
+    );
     assert!(err.to_string().contains("files"), "{err}");
     assert_eq!(describe_tree(&dest), before, "destination unchanged");
     let siblings: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("ls")
         .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(siblings.iter().all(|s| !s.contains("bosun")), "{siblings:?}");
+    assert!(
+        siblings.iter().all(|s| !s.contains("bosun")),
+        "{siblings:?}"
+    );
 
     // A truncated object.
     let key = id.key("db.zst");
     let data = store.get_small(&key).await.expect("get");
-    store.put_small(&key, &data[..data.len() / 3]).await.expect("truncate");
+    store
+        .put_small(&key, &data[..data.len() / 3])
+        .await
+        .expect("truncate");
     let err = digest_stream(reader.item_stream("db").await.expect("stream"))
         .await
         .expect_err("truncation must be detected");
@@ -581,9 +655,16 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
         ids.push(w.id().clone());
         w.commit().await.expect("commit");
     }
-    assert!(ids[0].to_string().starts_with("daily/20260220T060000Z-"), "{}", ids[0]);
+    assert!(
+        ids[0].to_string().starts_with("daily/20260220T060000Z-"),
+        "{}",
+        ids[0]
+    );
     // Dailies do not move LATEST.
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(regular.clone()));
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(regular.clone())
+    );
 
     let deleted = prune_daily(store.as_ref(), 14, day(2026, 3, 20, 12))
         .await
@@ -605,10 +686,18 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
     assert_eq!(deleted, vec![ids[2].clone(), ids[3].clone()]);
     let snaps = list_snapshots(store.as_ref()).await.expect("list");
     assert!(snaps.iter().any(|s| s.id == ids[4]));
-    assert!(snaps.iter().any(|s| s.id == regular), "the regular series is untouched");
+    assert!(
+        snaps.iter().any(|s| s.id == regular),
+        "the regular series is untouched"
+    );
 
     // A daily can be made LATEST for a restore, and is then never pruned.
-    set_latest(store.as_ref(), &ids[4]).await.expect("set_latest daily");
-    assert_eq!(latest(store.as_ref()).await.expect("latest"), Some(ids[4].clone()));
+    set_latest(store.as_ref(), &ids[4])
+        .await
+        .expect("set_latest daily");
+    assert_eq!(
+        latest(store.as_ref()).await.expect("latest"),
+        Some(ids[4].clone())
+    );
     assert_eq!(read_item(&store, &ids[4], "data").await, b"daily");
 }
