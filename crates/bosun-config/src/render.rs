@@ -92,7 +92,10 @@ fn settings(s: &Settings) -> Map<String, Value> {
     m
 }
 
+/// A unit's table: `run`, `restart` and `stop_timeout` always, the rest only
+/// where it differs from the default, so that `bosun check` stays readable.
 fn unit(u: &Unit) -> Map<String, Value> {
+    let d = Unit::new(u.name.clone(), u.kind, u.run.clone());
     let mut m = Map::new();
     m.insert("run".into(), command(&u.run));
     if !u.roles.is_empty() {
@@ -109,19 +112,21 @@ fn unit(u: &Unit) -> Map<String, Value> {
         m.insert("wait_for_timeout".into(), dur(u.wait_for_timeout));
     }
     m.insert("restart".into(), Value::String(u.restart.as_str().into()));
-    m.insert("essential".into(), Value::Boolean(u.essential));
-    m.insert(
-        "stop_signal".into(),
-        Value::String(u.stop_signal.name.into()),
-    );
+    if u.essential != d.essential {
+        m.insert("essential".into(), Value::Boolean(u.essential));
+    }
+    if u.stop_signal != d.stop_signal {
+        m.insert(
+            "stop_signal".into(),
+            Value::String(u.stop_signal.name.into()),
+        );
+    }
     m.insert("stop_timeout".into(), dur(u.stop_timeout));
-    match u.kind {
-        UnitKind::Service => {
-            m.insert("start_secs".into(), dur(u.start_secs));
-        }
-        UnitKind::Task => {
-            m.insert("timeout".into(), dur(u.timeout));
-        }
+    if u.kind == UnitKind::Task || u.timeout != d.timeout {
+        m.insert("timeout".into(), dur(u.timeout));
+    }
+    if u.start_secs != d.start_secs || (u.kind == UnitKind::Service && u.ready.probe.is_none()) {
+        m.insert("start_secs".into(), dur(u.start_secs));
     }
     if let Some(x) = &u.user {
         m.insert("user".into(), text(x));
@@ -138,11 +143,15 @@ fn unit(u: &Unit) -> Map<String, Value> {
     if let Some(x) = &u.env_file {
         m.insert("env_file".into(), path(x));
     }
-    m.insert("output".into(), Value::String(u.output.as_str().into()));
-    m.insert(
-        "restart_dependents".into(),
-        Value::Boolean(u.restart_dependents),
-    );
+    if u.output != d.output {
+        m.insert("output".into(), Value::String(u.output.as_str().into()));
+    }
+    if u.restart_dependents != d.restart_dependents {
+        m.insert(
+            "restart_dependents".into(),
+            Value::Boolean(u.restart_dependents),
+        );
+    }
     if !u.env.is_empty() {
         let mut env = Map::new();
         for (k, v) in &u.env {
@@ -155,7 +164,7 @@ fn unit(u: &Unit) -> Map<String, Value> {
         }
         m.insert("env".into(), Value::Table(env));
     }
-    if u.kind == UnitKind::Service {
+    if u.ready != d.ready {
         let mut r = Map::new();
         if let Some(p) = &u.ready.probe {
             probe(&mut r, p);
@@ -164,18 +173,22 @@ fn unit(u: &Unit) -> Map<String, Value> {
         r.insert("interval".into(), dur(u.ready.interval));
         m.insert("ready".into(), Value::Table(r));
     }
-    let mut b = Map::new();
-    b.insert("initial".into(), dur(u.backoff.initial));
-    b.insert("max".into(), dur(u.backoff.max));
-    b.insert("reset_after".into(), dur(u.backoff.reset_after));
-    m.insert("backoff".into(), Value::Table(b));
-    let mut sl = Map::new();
-    sl.insert(
-        "burst".into(),
-        Value::Integer(i64::from(u.start_limit.burst)),
-    );
-    sl.insert("interval".into(), dur(u.start_limit.interval));
-    m.insert("start_limit".into(), Value::Table(sl));
+    if u.backoff != d.backoff {
+        let mut b = Map::new();
+        b.insert("initial".into(), dur(u.backoff.initial));
+        b.insert("max".into(), dur(u.backoff.max));
+        b.insert("reset_after".into(), dur(u.backoff.reset_after));
+        m.insert("backoff".into(), Value::Table(b));
+    }
+    if u.start_limit != d.start_limit {
+        let mut sl = Map::new();
+        sl.insert(
+            "burst".into(),
+            Value::Integer(i64::from(u.start_limit.burst)),
+        );
+        sl.insert("interval".into(), dur(u.start_limit.interval));
+        m.insert("start_limit".into(), Value::Table(sl));
+    }
     if let Some(lf) = &u.log_file {
         let mut t = Map::new();
         t.insert("path".into(), path(&lf.path));
@@ -225,35 +238,50 @@ fn snapshot(s: &SnapshotConfig) -> Map<String, Value> {
 }
 
 impl Config {
-    /// The config as bosun understands it (interpolated, defaults filled in), as
-    /// TOML, for `bosun check`: env values under secret-looking keys
+    /// The config as bosun understands it (interpolated, relative paths resolved;
+    /// unit settings left at their default are omitted), as TOML, for `bosun check`: env values under secret-looking keys
     /// ([`crate::redact::is_secret_key`]) become `"***"`, and credentials in URLs
     /// and conninfo strings anywhere ([`crate::redact::redact_url`]) are masked.
     /// Reading it back with [`crate::parse`] gives the same config (secrets aside).
     pub fn to_redacted_toml(&self) -> String {
-        let mut root = Map::new();
-        root.insert("bosun".into(), Value::Table(settings(&self.bosun)));
+        // Rendered piece by piece so that units keep their file order across
+        // `[service.*]` and `[task.*]` (one map would group them by kind).
+        let mut pieces = Vec::new();
+        let mut head = Map::new();
+        head.insert("bosun".into(), Value::Table(settings(&self.bosun)));
         if !self.roles.is_empty() {
             let mut r = Map::new();
             for (a, ms) in &self.roles {
                 r.insert(a.clone(), strings(ms));
             }
-            root.insert("roles".into(), Value::Table(r));
+            head.insert("roles".into(), Value::Table(r));
         }
-        for kind in [UnitKind::Service, UnitKind::Task] {
-            let mut t = Map::new();
-            for u in self.units.values().filter(|u| u.kind == kind) {
-                t.insert(u.name.clone(), Value::Table(unit(u)));
-            }
-            if !t.is_empty() {
-                root.insert(kind.as_str().into(), Value::Table(t));
-            }
+        pieces.push(head);
+        for u in self.units.values() {
+            let mut named = Map::new();
+            named.insert(u.name.clone(), Value::Table(unit(u)));
+            let mut piece = Map::new();
+            piece.insert(u.kind.as_str().into(), Value::Table(named));
+            pieces.push(piece);
         }
         if let Some(s) = &self.snapshot {
-            root.insert("snapshot".into(), Value::Table(snapshot(s)));
+            let mut piece = Map::new();
+            piece.insert("snapshot".into(), Value::Table(snapshot(s)));
+            pieces.push(piece);
         }
-        toml::to_string(&Value::Table(root))
-            .unwrap_or_else(|e| format!("# cannot render the config: {e}\n"))
+        let mut out = String::new();
+        for piece in pieces {
+            match toml::to_string(&Value::Table(piece)) {
+                Ok(s) => {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(&s);
+                }
+                Err(e) => out.push_str(&format!("# cannot render this part of the config: {e}\n")),
+            }
+        }
+        out
     }
 }
 

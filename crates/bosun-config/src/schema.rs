@@ -631,6 +631,11 @@ pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
             config.units.insert(u.key.clone(), unit);
         }
     }
+    // `[task.a]`, `[service.b]`, `[task.c]` come out of TOML grouped by kind:
+    // restore file order.
+    let pos_of = |name: &str| located.units.get(name).map(|u| u.pos).unwrap_or(usize::MAX);
+    config.units.sort_by(|a, _, b, _| pos_of(a).cmp(&pos_of(b)));
+    located.units.sort_by(|_, a, _, b| a.pos.cmp(&b.pos));
     if let Some(n) = top.get("snapshot") {
         config.snapshot = snapshot(ctx, n, &mut located);
     }

@@ -47,21 +47,19 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
     let role_set: HashSet<String> = config.role_names().into_iter().collect();
     for (name, u) in &located.units {
         for (r, pos) in &u.roles {
-            if config.roles.contains_key(r) {
+            if let Some((apos, _)) = located.aliases.get(r) {
+                let (line, _) = crate::error::line_col(ctx.text, *apos);
                 ctx.error(
                     *pos,
                     format!(
-                        "`roles` in {}: `{r}` is an alias in [roles]; a unit names concrete roles (the ones the alias stands for)",
+                        "`roles` in {}: `{r}` is an alias in [roles] (line {line}); a unit names concrete roles: list the roles the alias stands for, or rename the alias",
                         unit_table(located, name)
                     ),
                 );
             }
         }
     }
-    for (alias, (pos, members)) in &located.aliases {
-        if role_set.contains(alias) {
-            ctx.error(*pos, format!("alias `{alias}` in [roles] has the name of a role that units use; give the alias another name"));
-        }
+    for (alias, (_, members)) in &located.aliases {
         for (m, mpos) in members {
             if m == "all" {
                 ctx.error(
@@ -84,7 +82,7 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
                 } else {
                     sorted.join(", ")
                 };
-                ctx.error(*mpos, format!("alias `{alias}` in [roles] refers to unknown role `{m}`{hint}; roles and aliases: {list}"));
+                ctx.error(*mpos, format!("alias `{alias}` in [roles] refers to unknown role `{m}`{hint} (roles and aliases: {list})"));
             }
         }
     }

@@ -1,0 +1,112 @@
+//! The corpus of broken configs in `tests/configs/broken/` (workspace root).
+//!
+//! Each file starts with `# expect: <part of the message>` and optionally
+//! `# at: LINE:COL`. Every file must fail to parse, with an error containing the
+//! expected text, at that position when one is given; nothing may panic.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/configs/broken")
+}
+
+struct Case {
+    path: PathBuf,
+    text: String,
+    expect: String,
+    at: Option<(usize, usize)>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("the corpus directory")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("a readable case");
+            let mut expect = None;
+            let mut at = None;
+            for line in text.lines().take_while(|l| l.starts_with('#')) {
+                if let Some(e) = line.strip_prefix("# expect:") {
+                    expect = Some(e.trim().to_string());
+                } else if let Some(a) = line.strip_prefix("# at:") {
+                    let (l, c) = a.trim().split_once(':').expect("# at: LINE:COL");
+                    at = Some((l.parse().expect("a line"), c.parse().expect("a column")));
+                }
+            }
+            let expect =
+                expect.unwrap_or_else(|| panic!("{}: no `# expect:` line", path.display()));
+            Case {
+                path,
+                text,
+                expect,
+                at,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_has_enough_cases() {
+    let n = cases().len();
+    assert!(n >= 35, "only {n} broken configs");
+}
+
+#[test]
+fn every_broken_config_fails_where_and_how_it_should() {
+    let env = HashMap::new();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let name = case
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let result =
+            std::panic::catch_unwind(|| bosun_config::parse(&case.text, Path::new(&name), &env));
+        let errors = match result {
+            Err(_) => {
+                failures.push(format!("{name}: PANICKED"));
+                continue;
+            }
+            Ok(Ok(_)) => {
+                failures.push(format!(
+                    "{name}: parsed without error; expected {:?}",
+                    case.expect
+                ));
+                continue;
+            }
+            Ok(Err(errors)) => errors,
+        };
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let hit = errors.iter().find(|e| e.message.contains(&case.expect));
+        match (hit, case.at) {
+            (None, _) => failures.push(format!(
+                "{name}: no error contains {:?}; got {shown:#?}",
+                case.expect
+            )),
+            (Some(e), Some((line, col))) if (e.line, e.column) != (line, col) => {
+                failures.push(format!(
+                    "{name}: error {:?} at {}:{}, expected at {line}:{col}",
+                    e.message, e.line, e.column
+                ))
+            }
+            (Some(e), _) => {
+                assert_eq!(e.file, name);
+                assert!(e.to_string().starts_with(&format!("{name}:")), "{e}");
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} corpus failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
