@@ -245,6 +245,9 @@ fn postgres_probe_against_a_real_postgresql() {
     let data = s.path("pgdata");
     let sock = s.path("pgsock");
     fs::create_dir_all(&sock).unwrap();
+    fs::create_dir_all(&data).unwrap();
+    let _ = std::process::Command::new("chmod").args(["700", data.to_str().unwrap()]).status();
+    let _ = std::process::Command::new("chown").args(["postgres:postgres", data.to_str().unwrap()]).status();
     // The postgres user must be able to reach the scratch dir.
     let _ = std::process::Command::new("chmod").args(["755", s.dir.path().to_str().unwrap()]).status();
     let _ = std::process::Command::new("chown").args(["postgres:postgres", sock.to_str().unwrap()]).status();
@@ -343,13 +346,14 @@ fn a_service_restarts_after_boot_and_shows_fatal_after_its_start_limit() {
     let body = format!(
         r#"
 [service.flaky]
-run = "{m}; if [ -e {{dir}}/ran ]; then exit 7; fi; touch {{dir}}/ran; sleep 0.5; exit 7"
+run = "{m}; if [ -e {{dir}}/ran ]; then exit 7; fi; touch {{dir}}/ran; sleep 1.5; exit 7"
 start_secs = "200ms"
 backoff = {{ initial = "50ms", max = "1s" }}
 start_limit = {{ burst = 3, interval = "60s" }}
 
 [service.steady]
 run = "exec sleep 1000"
+start_secs = "100ms"
 "#,
         m = mark("flaky", "start")
     );
@@ -367,7 +371,7 @@ run = "exec sleep 1000"
 
 #[test]
 fn essential_unit_exit_code_becomes_bosuns() {
-    for (run, want) in [("sleep 0.3; exit 42", 42), ("sleep 0.3; kill -USR1 $$", 128 + 10)] {
+    for (run, want) in [("sleep 0.3; exit 42", 42), ("sleep 0.3; kill -USR1 $$$$", 128 + 10)] {
         let s = Scratch::new();
         let body = format!(
             r#"
@@ -438,7 +442,7 @@ fn sigterm_during_boot_stops_cleanly() {
     let body = format!(
         r#"
 [service.slow]
-run = "trap '{m}; exit 0' TERM; while :; do sleep 0.05; done"
+run = "trap '{m}; exit 0' TERM; echo up; while :; do sleep 0.05; done"
 ready = {{ file = "/nonexistent/never", timeout = "60s" }}
 
 [service.waiting]
@@ -450,7 +454,7 @@ run = "{w}; exec sleep 1000"
     );
     let cfg = s.config("stop_budget = \"10s\"", &body);
     let mut b = Pid1::run(&s, &cfg, &[]);
-    b.wait_for_output("waiting for ready probe file", T);
+    b.wait_for_output("slow | up", T);
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 0, "{}", b.output());
     let log = s.read("events");

@@ -311,7 +311,7 @@ impl Supervisor {
         let cause = loop {
             tokio::select! {
                 sig = signals.recv() => match sig {
-                    Sig::Term | Sig::Int => break StopCause::Requested(format!("{sig:?}").to_uppercase()),
+                    Sig::Term | Sig::Int => break StopCause::Requested(format!("SIG{}", format!("{sig:?}").to_uppercase())),
                     Sig::Quit => self.log_states(),
                     Sig::Hup => tracing::warn!("SIGHUP: config reload is not supported yet; restart the container to apply changes"),
                     other => tracing::debug!("ignoring {other:?}"),
