@@ -1,0 +1,293 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, written by hand
+//! (a dozen families do not need a metrics library).
+//!
+//! Per-unit series cover the units active in this container only: a unit of
+//! another role is not "down" here, and alerting on it would be noise.
+
+use std::fmt::Write;
+
+use bosun_core::status::{DaemonStatus, Phase, State};
+
+const STATES: [State; 8] = [
+    State::Inactive,
+    State::Starting,
+    State::Ready,
+    State::Stopping,
+    State::Stopped,
+    State::Exited,
+    State::Backoff,
+    State::Fatal,
+];
+
+/// The whole exposition for one scrape.
+pub fn render(st: &DaemonStatus) -> String {
+    let mut out = String::with_capacity(512 + st.units.len() * 900);
+    let units: Vec<_> = st.units.iter().filter(|u| u.active).collect();
+
+    family(
+        &mut out,
+        "bosun_unit_up",
+        "gauge",
+        "1 when the unit has a running process.",
+    );
+    for u in &units {
+        sample(
+            &mut out,
+            "bosun_unit_up",
+            &[("unit", &u.name)],
+            u.pid.is_some() as u8 as f64,
+        );
+    }
+    family(
+        &mut out,
+        "bosun_unit_ready",
+        "gauge",
+        "1 when the unit is ready (service) or done (task).",
+    );
+    for u in &units {
+        sample(
+            &mut out,
+            "bosun_unit_ready",
+            &[("unit", &u.name)],
+            u.ready as u8 as f64,
+        );
+    }
+    family(
+        &mut out,
+        "bosun_unit_restarts_total",
+        "counter",
+        "Restarts since bosun started.",
+    );
+    for u in &units {
+        sample(
+            &mut out,
+            "bosun_unit_restarts_total",
+            &[("unit", &u.name)],
+            f64::from(u.restarts),
+        );
+    }
+    family(
+        &mut out,
+        "bosun_unit_last_exit_code",
+        "gauge",
+        "Exit code of the unit's last exit (128+n for signal n); absent before the first exit.",
+    );
+    for u in &units {
+        if let Some(e) = &u.last_exit {
+            sample(
+                &mut out,
+                "bosun_unit_last_exit_code",
+                &[("unit", &u.name)],
+                f64::from(e.code),
+            );
+        }
+    }
+    family(
+        &mut out,
+        "bosun_unit_start_time_seconds",
+        "gauge",
+        "When the unit's current process started, Unix time; absent when not running.",
+    );
+    for u in &units {
+        if let (Some(_), Some(t)) = (u.pid, u.started_at_ms) {
+            sample(
+                &mut out,
+                "bosun_unit_start_time_seconds",
+                &[("unit", &u.name)],
+                t as f64 / 1000.0,
+            );
+        }
+    }
+    family(
+        &mut out,
+        "bosun_unit_state",
+        "gauge",
+        "The unit's state, one-hot over every state.",
+    );
+    for u in &units {
+        for s in STATES {
+            let v = (u.state == s) as u8 as f64;
+            sample(
+                &mut out,
+                "bosun_unit_state",
+                &[("unit", &u.name), ("state", s.as_str())],
+                v,
+            );
+        }
+    }
+
+    family(&mut out, "bosun_phase", "gauge", "bosun's phase, one-hot.");
+    for (p, name) in [
+        (Phase::Booting, "booting"),
+        (Phase::Running, "running"),
+        (Phase::Stopping, "stopping"),
+    ] {
+        sample(
+            &mut out,
+            "bosun_phase",
+            &[("phase", name)],
+            (st.phase == p) as u8 as f64,
+        );
+    }
+    family(
+        &mut out,
+        "bosun_start_time_seconds",
+        "gauge",
+        "When bosun started, Unix time.",
+    );
+    sample(
+        &mut out,
+        "bosun_start_time_seconds",
+        &[],
+        st.started_at_ms as f64 / 1000.0,
+    );
+    family(
+        &mut out,
+        "bosun_reaped_orphans_total",
+        "counter",
+        "Orphaned processes bosun reaped.",
+    );
+    sample(
+        &mut out,
+        "bosun_reaped_orphans_total",
+        &[],
+        st.reaped_orphans as f64,
+    );
+    if let Some(rss) = resident_memory_bytes() {
+        family(
+            &mut out,
+            "bosun_process_resident_memory_bytes",
+            "gauge",
+            "bosun's resident memory.",
+        );
+        sample(
+            &mut out,
+            "bosun_process_resident_memory_bytes",
+            &[],
+            rss as f64,
+        );
+    }
+    if let Some(fds) = open_fds() {
+        family(
+            &mut out,
+            "bosun_process_open_fds",
+            "gauge",
+            "File descriptors bosun holds open.",
+        );
+        sample(&mut out, "bosun_process_open_fds", &[], fds as f64);
+    }
+    family(
+        &mut out,
+        "bosun_build_info",
+        "gauge",
+        "Always 1; the labels say which bosun this is.",
+    );
+    sample(
+        &mut out,
+        "bosun_build_info",
+        &[("version", &st.version)],
+        1.0,
+    );
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape_label(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Resident set size from /proc/self/statm (pages) times the page size.
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no side effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// Entries of /proc/self/fd, less the one the listing itself opens.
+fn open_fds() -> Option<usize> {
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    Some(n.saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bosun_core::status::{ExitInfo, UnitStatus};
+
+    fn unit(name: &str, active: bool) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            kind: "service".into(),
+            roles: vec![],
+            active,
+            state: State::Ready,
+            ready: true,
+            pid: Some(42),
+            started_at_ms: Some(1_700_000_000_500),
+            restarts: 3,
+            last_exit: Some(ExitInfo {
+                code: 137,
+                signal: Some(9),
+                at_ms: 1,
+            }),
+            detail: String::new(),
+            essential: false,
+        }
+    }
+
+    #[test]
+    fn renders_units_and_escapes_labels() {
+        let st = DaemonStatus {
+            version: "0.1.0".into(),
+            pid: 1,
+            roles_expr: "all".into(),
+            roles: vec![],
+            phase: Phase::Running,
+            started_at_ms: 1_700_000_000_000,
+            reaped_orphans: 7,
+            units: vec![unit("we\"b", true), unit("other", false)],
+        };
+        let m = render(&st);
+        assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");
+        assert!(m.contains("bosun_unit_restarts_total{unit=\"we\\\"b\"} 3\n"));
+        assert!(m.contains("bosun_unit_last_exit_code{unit=\"we\\\"b\"} 137\n"));
+        assert!(m.contains("bosun_unit_start_time_seconds{unit=\"we\\\"b\"} 1700000000.5\n"));
+        assert!(m.contains("bosun_unit_state{unit=\"we\\\"b\",state=\"ready\"} 1\n"));
+        assert!(m.contains("bosun_unit_state{unit=\"we\\\"b\",state=\"fatal\"} 0\n"));
+        assert!(m.contains("bosun_reaped_orphans_total 7\n"));
+        assert!(m.contains("bosun_build_info{version=\"0.1.0\"} 1\n"));
+        assert!(!m.contains("other"), "inactive units are left out");
+    }
+}

@@ -1,0 +1,323 @@
+//! The control API: one HTTP/1.1 API (hyper) served on two transports.
+//!
+//! - The unix socket (`control_socket`, default `/run/bosun/ctl.sock`): mode
+//!   0600 owned by bosun's user (root in a container), the way docker.sock
+//!   works; with `control_group`, group-owned and 0660. The file mode is the
+//!   gate; on top of it every connection's peer credentials (SO_PEERCRED) are
+//!   checked, so a socket that was bind-mounted or chmod-ed open still only
+//!   serves root, bosun's own user and members of `control_group` (others get
+//!   403 on every request).
+//! - TCP (`http_listen`), optional: every path but `GET /health`, `GET /metrics`
+//!   and the static status page shell `GET /` (which holds no data: it fetches
+//!   `/v1/status` with the token the admin types in) needs
+//!   `Authorization: Bearer <token>`. The token comes from `http_token_file`,
+//!   else `$BOSUN_HTTP_TOKEN`; without one, [`serve`] fails and bosun does not
+//!   start: a TCP API that anyone on the network could steer is never the
+//!   intent.
+//!
+//! No endpoint runs an arbitrary command; the mutating ones only reach
+//! [`bosun_core::Handle`]. The paths and their handlers are in [`handlers`],
+//! one handler per path; the reply types shared with `bosun ctl` in [`proto`].
+
+mod auth;
+mod body;
+mod handlers;
+mod metrics;
+pub mod proto;
+
+use std::convert::Infallible;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_config::Settings;
+use bosun_core::Handle;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use auth::{Peer, Token};
+use body::Body;
+
+/// How long a client may take to send its request headers: a stuck or
+/// malicious client must not hold a connection (and an fd) forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`Api::shutdown`] waits for open connections (log followers
+/// included) to finish after they were told to.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What every connection and handler shares.
+pub(crate) struct Ctx {
+    /// The supervisor.
+    pub handle: Handle,
+    /// Cancelled when bosun stops serving: log followers end their streams.
+    pub stopping: CancellationToken,
+}
+
+/// The running API servers; [`Api::shutdown`] stops them.
+pub struct Api {
+    ctx: Arc<Ctx>,
+    accept_loops: Vec<JoinHandle<()>>,
+    /// Every connection task holds a clone; when all are gone, `recv` is `None`.
+    conns_tx: mpsc::Sender<()>,
+    conns_rx: mpsc::Receiver<()>,
+    socket: PathBuf,
+}
+
+impl Api {
+    /// Stops accepting, ends log streams, lets open requests finish (for at
+    /// most a few seconds) and removes the socket file.
+    pub async fn shutdown(self) {
+        let Api {
+            ctx,
+            accept_loops,
+            conns_tx,
+            mut conns_rx,
+            socket,
+        } = self;
+        ctx.stopping.cancel();
+        for l in &accept_loops {
+            l.abort();
+        }
+        drop(conns_tx);
+        if tokio::time::timeout(SHUTDOWN_GRACE, conns_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                "control API: connections still open after {SHUTDOWN_GRACE:?}; closing them"
+            );
+        }
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
+/// Starts the API on the control socket, and on TCP when `http_listen` is set.
+///
+/// Fails (and bosun then refuses to start) when the socket cannot be set up,
+/// when another bosun already answers on it, when `control_group` does not
+/// exist, or when TCP is configured without a token.
+pub async fn serve(handle: Handle, settings: &Settings) -> Result<Api, String> {
+    let group = match &settings.control_group {
+        Some(name) => Some(auth::Group::lookup(name)?),
+        None => None,
+    };
+    let token = match &settings.http_listen {
+        Some(addr) => Some(Token::load(settings.http_token_file.as_deref()).map_err(|e| {
+            format!("http_listen = {addr:?} is set but {e}; bosun refuses to serve its API on TCP without a token")
+        })?),
+        None => None,
+    };
+    if std::env::var_os(auth::TOKEN_ENV).is_some() {
+        // Units inherit bosun's environment; a unit running as an unprivileged
+        // user must not find the admin token in its /proc/self/environ. This
+        // runs at boot, before any unit is spawned.
+        std::env::remove_var(auth::TOKEN_ENV);
+    }
+
+    let ctx = Arc::new(Ctx {
+        handle,
+        stopping: CancellationToken::new(),
+    });
+    let (conns_tx, conns_rx) = mpsc::channel(1);
+    let mut accept_loops = Vec::new();
+
+    let path = &settings.control_socket;
+    let unix = bind_socket(path, group.as_ref())?;
+    tracing::info!(socket = %path.display(), "control API listening");
+    accept_loops.push(tokio::spawn(accept_unix(
+        unix,
+        Arc::new(group),
+        ctx.clone(),
+        conns_tx.clone(),
+    )));
+
+    if let (Some(addr), Some(token)) = (&settings.http_listen, token) {
+        let tcp = TcpListener::bind(addr.as_str())
+            .await
+            .map_err(|e| format!("cannot listen on http_listen = {addr:?}: {e}"))?;
+        let local = tcp
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| addr.clone());
+        tracing::info!(addr = %local, "control API listening on TCP (bearer token required)");
+        accept_loops.push(tokio::spawn(accept_tcp(
+            tcp,
+            Arc::new(token),
+            ctx.clone(),
+            conns_tx.clone(),
+        )));
+    }
+
+    Ok(Api {
+        ctx,
+        accept_loops,
+        conns_tx,
+        conns_rx,
+        socket: path.clone(),
+    })
+}
+
+/// Creates the socket: parent directory, stale socket removed, mode and owner.
+fn bind_socket(path: &Path, group: Option<&auth::Group>) -> Result<UnixListener, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A socket file is left behind by a bosun that died (a container
+            // restarted with /run on a volume). If something still answers on
+            // it, it is not stale: do not steal another bosun's socket.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!("{shown}: another bosun is already listening there"));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{shown} exists and is not a socket; not touching it"
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
+    }
+    // bind(2) creates the file with 0777 & ~umask; a narrow umask around it
+    // means the socket is never, even for an instant, more open than 0600.
+    // This runs at boot, before any unit is spawned, so the process-wide umask
+    // affects no one else.
+    // SAFETY: umask(2) only swaps the process's file mode creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+    let mode = match group {
+        Some(g) => {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(g.gid)))
+                .map_err(|e| format!("cannot give {shown} to group {}: {e}", g.name))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
+    Ok(listener)
+}
+
+/// Pauses accepting after an error such as EMFILE, instead of spinning.
+async fn accept_error(what: &str, e: std::io::Error) {
+    tracing::warn!("control API: accept on {what} failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    group: Arc<Option<auth::Group>>,
+    ctx: Arc<Ctx>,
+    conns: mpsc::Sender<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => { accept_error("the control socket", e).await; continue; }
+            },
+            _ = ctx.stopping.cancelled() => return,
+        };
+        let peer = Peer::unix(&stream, (*group).as_ref());
+        if let Peer::Refused { uid } = peer {
+            tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
+        }
+        spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone());
+    }
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    token: Arc<Token>,
+    ctx: Arc<Ctx>,
+    conns: mpsc::Sender<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => { accept_error("TCP", e).await; continue; }
+            },
+            _ = ctx.stopping.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        spawn_conn(
+            TokioIo::new(stream),
+            Peer::Tcp(token.clone()),
+            ctx.clone(),
+            conns.clone(),
+        );
+    }
+}
+
+/// Serves one connection until the client closes it or bosun stops.
+fn spawn_conn<I>(io: TokioIo<I>, peer: Peer, ctx: Arc<Ctx>, conns: mpsc::Sender<()>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _alive = conns;
+        let peer = Arc::new(peer);
+        let svc_ctx = ctx.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let ctx = svc_ctx.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(dispatch(&ctx, &peer, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!("control API connection: {e}");
+                }
+            }
+            _ = ctx.stopping.cancelled() => {
+                // Let a request in flight finish; close the connection after it.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    });
+}
+
+/// Authorises the request for its transport, then routes it.
+async fn dispatch(ctx: &Arc<Ctx>, peer: &Peer, req: Request<Incoming>) -> Response<Body> {
+    match peer {
+        Peer::Refused { uid } => {
+            return handlers::error(
+                hyper::StatusCode::FORBIDDEN,
+                format!("uid {uid} may not use the control socket (allowed: root, bosun's user, control_group)"),
+            );
+        }
+        Peer::Local => {}
+        Peer::Tcp(token) => {
+            if !handlers::is_open_path(req.method(), req.uri().path()) {
+                if let Err(why) = token.check(req.headers()) {
+                    return auth::unauthorized(why);
+                }
+            }
+        }
+    }
+    handlers::route(ctx, req).await
+}
