@@ -92,8 +92,8 @@ impl Plan {
                 }
             }
         }
-        for i in 0..units.len() {
-            for &j in &deps[i] {
+        for (i, ds) in deps.iter().enumerate() {
+            for &j in ds {
                 dependents[j].push(i);
             }
         }
