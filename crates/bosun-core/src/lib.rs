@@ -4,6 +4,7 @@
 //! The arrow points one way: this crate reads `bosun-config`'s validated model
 //! and knows nothing of the CLI or the control API, which use [`Handle`].
 
+pub mod hooks;
 pub mod output;
 pub mod probe;
 pub mod reaper;
@@ -15,4 +16,5 @@ pub mod sweep;
 pub mod tini;
 pub mod unit;
 
+pub use hooks::{DataHooks, HookFuture, StopContext};
 pub use supervisor::{Action, Handle, StopCause, Supervisor};

@@ -167,7 +167,10 @@ impl UnitLog {
             let mut start = 0;
             while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
                 let end = start + i;
-                self.line(stream, &String::from_utf8_lossy(trim_cr(&pending[start..end])));
+                self.line(
+                    stream,
+                    &String::from_utf8_lossy(trim_cr(&pending[start..end])),
+                );
                 start = end + 1;
             }
             pending.drain(..start);
@@ -220,7 +223,11 @@ impl RotatingFile {
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        match OpenOptions::new().create(true).append(true).open(&self.path) {
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
             Ok(f) => {
                 self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
                 self.file = Some(f);
@@ -264,7 +271,10 @@ impl Console {
                 for (stream, buf) in rx {
                     let total = seen.load(Ordering::Relaxed);
                     if total > reported {
-                        let note = format!("bosun | dropped {} output lines: stdout is not keeping up\n", total - reported);
+                        let note = format!(
+                            "bosun | dropped {} output lines: stdout is not keeping up\n",
+                            total - reported
+                        );
                         let _ = std::io::stderr().lock().write_all(note.as_bytes());
                         reported = total;
                     }

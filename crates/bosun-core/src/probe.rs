@@ -35,8 +35,12 @@ pub async fn check(probe: &Probe, ctx: &ProbeCtx<'_>, limit: Duration) -> Result
         Probe::Postgres(conninfo) => postgres(conninfo, limit).await,
         Probe::File(path) => file(path),
         Probe::Exec(cmd) => exec(&cmd.argv(), ctx, limit).await,
-        Probe::Log(re) => flag(ctx.log_matched, || format!("no output line matched /{re}/ yet")),
-        Probe::Notify => flag(ctx.notified, || "no READY=1 on $NOTIFY_SOCKET yet".to_string()),
+        Probe::Log(re) => flag(ctx.log_matched, || {
+            format!("no output line matched /{re}/ yet")
+        }),
+        Probe::Notify => flag(ctx.notified, || {
+            "no READY=1 on $NOTIFY_SOCKET yet".to_string()
+        }),
     }
 }
 
@@ -50,7 +54,10 @@ pub async fn check_gate(gate: &WaitFor, limit: Duration) -> Result<(), String> {
     }
 }
 
-fn flag(rx: Option<&tokio::sync::watch::Receiver<bool>>, why: impl Fn() -> String) -> Result<(), String> {
+fn flag(
+    rx: Option<&tokio::sync::watch::Receiver<bool>>,
+    why: impl Fn() -> String,
+) -> Result<(), String> {
     match rx {
         Some(rx) if *rx.borrow() => Ok(()),
         _ => Err(why()),
@@ -84,7 +91,10 @@ fn split_http_url(url: &str) -> Result<(String, String, String), String> {
     };
     // Credentials in the URL are never sent nor logged here.
     let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let addr = if authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())
+    let addr = if authority
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok())
         && !authority.ends_with(']')
     {
         authority.to_string()
@@ -190,7 +200,11 @@ mod tests {
     fn http_urls_split_into_address_host_and_path() {
         assert_eq!(
             split_http_url("http://127.0.0.1:8080/health").unwrap(),
-            ("127.0.0.1:8080".into(), "127.0.0.1:8080".into(), "/health".into())
+            (
+                "127.0.0.1:8080".into(),
+                "127.0.0.1:8080".into(),
+                "/health".into()
+            )
         );
         assert_eq!(
             split_http_url("http://web").unwrap(),

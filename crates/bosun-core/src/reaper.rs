@@ -122,7 +122,12 @@ impl Reaper {
 
     /// True while a process started through [`Reaper::spawn`] has not been reaped.
     pub fn has_waiters(&self) -> bool {
-        !self.table.lock().expect("reaper table poisoned").waiters.is_empty()
+        !self
+            .table
+            .lock()
+            .expect("reaper table poisoned")
+            .waiters
+            .is_empty()
     }
 
     fn reap_all(&self) {

@@ -57,10 +57,12 @@ impl Identity {
         if let Some(g) = group {
             gid = match g.parse::<u32>() {
                 Ok(n) => Gid::from_raw(n),
-                Err(_) => Group::from_name(g)
-                    .map_err(|e| format!("cannot look up group {g:?}: {e}"))?
-                    .ok_or_else(|| format!("group {g:?} does not exist in /etc/group"))?
-                    .gid,
+                Err(_) => {
+                    Group::from_name(g)
+                        .map_err(|e| format!("cannot look up group {g:?}: {e}"))?
+                        .ok_or_else(|| format!("group {g:?} does not exist in /etc/group"))?
+                        .gid
+                }
             };
         }
         let groups = if user.is_some() && !name.is_empty() {
@@ -204,11 +206,7 @@ pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, String> {
             let line = line.strip_prefix("export ").unwrap_or(line);
             let Some((k, v)) = line.split_once('=') else {
                 // The line itself is not echoed: it may hold a secret.
-                return Err(format!(
-                    "{}:{}: expected KEY=VALUE",
-                    path.display(),
-                    n + 1
-                ));
+                return Err(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1));
             };
             let v = v.trim();
             let v = v

@@ -95,6 +95,24 @@ pub struct UnitStatus {
     pub detail: String,
     /// Its final exit stops the container.
     pub essential: bool,
+    /// The last dump of this unit's data, for units with a `backup` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupInfo>,
+}
+
+/// The outcome of the last backup of a unit's data (or of a whole snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// When it finished, Unix time in milliseconds.
+    pub at_ms: u64,
+    /// Bytes produced (before compression).
+    pub bytes: u64,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+    /// It succeeded.
+    pub ok: bool,
+    /// The snapshot it went into, or why it failed.
+    pub detail: String,
 }
 
 impl UnitStatus {
@@ -137,6 +155,9 @@ pub struct DaemonStatus {
     pub reaped_orphans: u64,
     /// Every unit in the config, active or not, in config order.
     pub units: Vec<UnitStatus>,
+    /// The last snapshot this bosun took or tried to take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<BackupInfo>,
 }
 
 /// The answer of `/health` and `ctl health`.

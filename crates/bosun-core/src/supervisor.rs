@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::hooks::{DataHooks, StopContext};
 use crate::output::UnitLog;
 use crate::reaper::Reaper;
 use crate::signals::{Sig, Signals};
-use crate::status::{now_ms, DaemonStatus, Phase, State, UnitStatus};
+use crate::status::{now_ms, BackupInfo, DaemonStatus, Phase, State, UnitStatus};
 use crate::unit::{Runner, RunnerEnv, StopReport, UnitCmd, UnitHandle};
 
 /// Why the container is stopping, and the exit code that goes with it.
@@ -55,6 +56,7 @@ struct Shared {
     reaper: Reaper,
     requests: mpsc::UnboundedSender<Request>,
     dependents: HashMap<String, Vec<String>>,
+    last_snapshot: std::sync::Mutex<Option<BackupInfo>>,
 }
 
 /// A cheap, cloneable handle for the control plane: read status, steer units.
@@ -89,17 +91,37 @@ impl Handle {
             started_at_ms: s.started_at_ms,
             reaped_orphans: s.reaper.orphans_reaped(),
             units: s.units.iter().map(|u| u.status.borrow().clone()).collect(),
+            last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
+        }
+    }
+
+    /// Records the outcome of a snapshot (shown by `ctl status` and `/metrics`).
+    pub fn set_last_snapshot(&self, info: BackupInfo) {
+        *self.shared.last_snapshot.lock().expect("poisoned") = Some(info);
+    }
+
+    /// Records the outcome of the last dump of unit `name`'s data.
+    pub fn set_unit_backup(&self, name: &str, info: BackupInfo) {
+        if let Some(u) = self.unit(name) {
+            u.status.send_modify(|s| s.last_backup = Some(info));
         }
     }
 
     /// Names of units, in config order.
     pub fn unit_names(&self) -> Vec<String> {
-        self.shared.units.iter().map(|u| u.config.name.clone()).collect()
+        self.shared
+            .units
+            .iter()
+            .map(|u| u.config.name.clone())
+            .collect()
     }
 
     /// The unit called `name`.
     pub fn unit(&self, name: &str) -> Option<&UnitHandle> {
-        self.shared.by_name.get(name).map(|&i| &self.shared.units[i])
+        self.shared
+            .by_name
+            .get(name)
+            .map(|&i| &self.shared.units[i])
     }
 
     /// Asks bosun to stop, as SIGTERM does.
@@ -135,11 +157,18 @@ impl Handle {
                 let (done_tx, done_rx) = oneshot::channel();
                 let (_force_tx, force) = watch::channel(false);
                 let deadline = Instant::now() + u.config.stop_timeout;
-                cmd.send(UnitCmd::Stop { deadline, force, done: done_tx })
-                    .map_err(|_| format!("{name} is gone"))?;
+                cmd.send(UnitCmd::Stop {
+                    deadline,
+                    force,
+                    done: done_tx,
+                })
+                .map_err(|_| format!("{name} is gone"))?;
                 let report = done_rx.await.map_err(|_| format!("{name} is gone"))?;
                 return Ok(if report.was_running {
-                    format!("{name} stopped{}", if report.killed { " (SIGKILL)" } else { "" })
+                    format!(
+                        "{name} stopped{}",
+                        if report.killed { " (SIGKILL)" } else { "" }
+                    )
                 } else {
                     format!("{name} was not running")
                 });
@@ -155,7 +184,12 @@ impl Handle {
 
     /// After `name` is ready again, restart its active dependents (and so on down).
     fn restart_dependents_when_ready(&self, name: &str) {
-        let deps = self.shared.dependents.get(name).cloned().unwrap_or_default();
+        let deps = self
+            .shared
+            .dependents
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let Some(u) = self.unit(name) else { return };
         let mut st = u.status.subscribe();
         let handle = self.clone();
@@ -183,11 +217,18 @@ pub struct Supervisor {
     runners: Vec<Runner>,
     changed: Arc<Notify>,
     requests: mpsc::UnboundedReceiver<Request>,
+    hooks: Option<Arc<dyn DataHooks>>,
 }
 
 impl Supervisor {
-    /// Builds every unit (active or not) from `config` and `plan`.
-    pub fn new(config: Config, plan: Plan, reaper: Reaper) -> (Supervisor, Handle) {
+    /// Builds every unit (active or not) from `config` and `plan`; `hooks`
+    /// keep the data (restore on boot, backup on stop) when snapshots are configured.
+    pub fn new(
+        config: Config,
+        plan: Plan,
+        reaper: Reaper,
+        hooks: Option<Arc<dyn DataHooks>>,
+    ) -> (Supervisor, Handle) {
         let changed = Arc::new(Notify::new());
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let notify_dir = config
@@ -223,6 +264,7 @@ impl Supervisor {
                         .unwrap_or_default(),
                 },
                 essential: unit.essential,
+                last_backup: None,
             };
             let (tx, rx) = watch::channel(status);
             watchers.insert(unit.name.clone(), rx);
@@ -248,13 +290,19 @@ impl Supervisor {
             let u = &mut units[i];
             let deps = plan
                 .unit(&u.config.name)
-                .map(|p| p.deps.iter().filter_map(|d| watchers.get(d).cloned()).collect())
+                .map(|p| {
+                    p.deps
+                        .iter()
+                        .filter_map(|d| watchers.get(d).cloned())
+                        .collect()
+                })
                 .unwrap_or_default();
             let env = RunnerEnv {
                 reaper: reaper.clone(),
                 deps,
                 changed: changed.clone(),
                 notify_dir: notify_dir.clone(),
+                hooks: hooks.clone(),
             };
             let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
             u.cmd = Some(tx);
@@ -275,6 +323,7 @@ impl Supervisor {
             reaper,
             requests: req_tx,
             dependents,
+            last_snapshot: std::sync::Mutex::new(None),
         };
         let handle = Handle {
             shared: Arc::new(shared),
@@ -286,6 +335,7 @@ impl Supervisor {
             runners,
             changed,
             requests: req_rx,
+            hooks,
         };
         (sup, handle)
     }
@@ -293,6 +343,29 @@ impl Supervisor {
     /// Runs the container's life to its end; returns bosun's exit code.
     pub async fn run(mut self, signals: &mut Signals) -> i32 {
         let boot_started = Instant::now();
+        if let Some(hooks) = self.hooks.clone() {
+            // Files and directories come back before any unit can touch them.
+            let restore = hooks.before_boot();
+            tokio::pin!(restore);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut restore => break r.map_err(|e| (1, format!("boot failed: restore: {e}"))),
+                    sig = signals.recv() => match sig {
+                        Sig::Term | Sig::Int => break Err((0, format!("SIG{}", format!("{sig:?}").to_uppercase()) + " during restore: stopping before any unit started; nothing was backed up")),
+                        _ => {}
+                    },
+                }
+            };
+            if let Err((code, msg)) = outcome {
+                if code == 0 {
+                    tracing::warn!("{msg}")
+                } else {
+                    tracing::error!("{msg}")
+                }
+                crate::sweep::sweep(self.config.bosun.sweep_timeout).await;
+                return code;
+            }
+        }
         for runner in std::mem::take(&mut self.runners) {
             tokio::spawn(runner.run());
         }
@@ -343,21 +416,40 @@ impl Supervisor {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
                 let code = s.last_exit.map(|e| e.code).unwrap_or(1);
-                let code = if s.state == State::Fatal && code == 0 { 1 } else { code };
+                let code = if s.state == State::Fatal && code == 0 {
+                    1
+                } else {
+                    code
+                };
                 tracing::warn!(unit = %s.name, "essential unit ended ({}): stopping the container with exit code {code}", s.state);
-                return Some(StopCause::Essential { unit: s.name.clone(), code });
+                return Some(StopCause::Essential {
+                    unit: s.name.clone(),
+                    code,
+                });
             }
             if booting && s.state == State::Fatal {
-                return Some(StopCause::BootFailed(format!("{} {}: {}", u.config.kind.as_str(), s.name, s.detail)));
+                return Some(StopCause::BootFailed(format!(
+                    "{} {}: {}",
+                    u.config.kind.as_str(),
+                    s.name,
+                    s.detail
+                )));
             }
             if booting && u.config.kind == UnitKind::Service && s.state == State::Exited {
-                return Some(StopCause::BootFailed(format!("service {} exited during boot: {}", s.name, s.detail)));
+                return Some(StopCause::BootFailed(format!(
+                    "service {} exited during boot: {}",
+                    s.name, s.detail
+                )));
             }
             all_ready &= s.ready;
         }
         if booting && all_ready {
             shared.phase.send_replace(Phase::Running);
-            tracing::info!("boot complete in {:.0?}: {} units ready", boot_started.elapsed(), self.plan.units.len());
+            tracing::info!(
+                "boot complete in {:.0?}: {} units ready",
+                boot_started.elapsed(),
+                self.plan.units.len()
+            );
         }
         None
     }
@@ -373,6 +465,7 @@ impl Supervisor {
     /// remaining grace periods.
     async fn stop(&mut self, cause: StopCause, signals: &mut Signals) -> i32 {
         let shared = self.handle.shared.clone();
+        let booted = *shared.phase.borrow() == Phase::Running;
         shared.phase.send_replace(Phase::Stopping);
         let budget = self.config.bosun.stop_budget;
         let began = Instant::now();
@@ -412,9 +505,33 @@ impl Supervisor {
             let me = done.get(&p.name).cloned();
             let name = p.name.clone();
             let force = force_rx.clone();
+            // Dump while the unit is still up and nothing depends on it any more.
+            let dump = self
+                .hooks
+                .clone()
+                .filter(|_| u.config.backup.is_some())
+                .map(|h| (h, u.config.clone(), u.status.subscribe()));
             tasks.spawn(async move {
                 for mut w in waits {
                     let _ = w.wait_for(|d| *d).await;
+                }
+                let mut data_error = None;
+                if let Some((hooks, unit, status)) = dump {
+                    let ready = status.borrow().ready && status.borrow().state == State::Ready;
+                    if ready {
+                        let ctx = StopContext { booted, deadline };
+                        let r = match tokio::time::timeout_at(deadline, hooks.before_stop(&unit, ctx)).await {
+                            Ok(r) => r,
+                            Err(_) => Err("the stop budget ran out during the dump".to_string()),
+                        };
+                        if let Err(e) = r {
+                            tracing::error!(unit = %name, "backup failed: {e}");
+                            data_error = Some(format!("{name}: {e}"));
+                        }
+                    } else {
+                        tracing::warn!(unit = %name, "not ready at stop: its data is not dumped, and the snapshot will not be committed");
+                        data_error = Some(format!("{name} was not ready, its data was not dumped"));
+                    }
                 }
                 let t0 = Instant::now();
                 let (tx, rx) = oneshot::channel();
@@ -429,16 +546,20 @@ impl Supervisor {
                 if let Some(me) = me {
                     me.send_replace(true);
                 }
-                report
+                (report, data_error)
             });
         }
         let mut over_budget = false;
         let mut forced = false;
+        let mut data_errors = Vec::new();
         loop {
             tokio::select! {
                 r = tasks.join_next() => match r {
                     None => break,
-                    Some(Ok(report)) => over_budget |= report.cut_by_budget && !forced,
+                    Some(Ok((report, data_error))) => {
+                        over_budget |= report.cut_by_budget && !forced;
+                        data_errors.extend(data_error);
+                    }
                     Some(Err(e)) => tracing::error!("stop task failed: {e}"),
                 },
                 sig = signals.recv() => match sig {
@@ -453,10 +574,26 @@ impl Supervisor {
                 _ = self.requests.recv() => {}
             }
         }
+        if let Some(hooks) = self.hooks.clone() {
+            let ctx = StopContext { booted, deadline };
+            let r = match tokio::time::timeout_at(deadline, hooks.after_stop(ctx)).await {
+                Ok(r) => r,
+                Err(_) => Err("the stop budget ran out before the snapshot was committed; the previous snapshot stays the latest".to_string()),
+            };
+            if let Err(e) = r {
+                tracing::error!("snapshot: {e}");
+                data_errors.push(e);
+            }
+        }
         let took = began.elapsed();
         let mut code = cause.exit_code();
+        if !data_errors.is_empty() && code == 0 {
+            code = 1;
+        }
         if over_budget || took > budget + Duration::from_millis(500) {
-            tracing::error!("stop ran out of its budget of {budget:?} (took {took:.1?}): units were SIGKILLed");
+            tracing::error!(
+                "stop ran out of its budget of {budget:?} (took {took:.1?}): units were SIGKILLed"
+            );
             if code == 0 {
                 code = 1;
             }

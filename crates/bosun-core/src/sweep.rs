@@ -19,7 +19,11 @@ pub fn descendants() -> Vec<i32> {
         return Vec::new();
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -70,7 +74,10 @@ pub async fn sweep(grace: Duration) -> usize {
             return left.len();
         }
         if Instant::now() >= until {
-            tracing::warn!("{} processes ignored SIGTERM: sending SIGKILL", now_left.len());
+            tracing::warn!(
+                "{} processes ignored SIGTERM: sending SIGKILL",
+                now_left.len()
+            );
             signal_all(&now_left, Signal::SIGKILL);
             // Give the reaper a moment so they do not outlive us as zombies.
             let until = Instant::now() + Duration::from_secs(2);

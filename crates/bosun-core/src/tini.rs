@@ -36,7 +36,11 @@ pub async fn run(argv: &[String], reaper: &Reaper, signals: &mut Signals) -> i32
         Ok(c) => c,
         Err(e) => {
             eprintln!("bosun: cannot run {}: {e}", argv[0]);
-            return if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
         }
     };
     let pid = Pid::from_raw(child.id() as i32);

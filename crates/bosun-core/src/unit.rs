@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 
+use crate::hooks::DataHooks;
 use crate::output::{Stream, UnitLog};
 use crate::probe::{self, ProbeCtx};
 use crate::reaper::{Exit, Reaper};
@@ -84,6 +85,8 @@ pub struct RunnerEnv {
     pub changed: Arc<Notify>,
     /// Directory for `$NOTIFY_SOCKET` sockets.
     pub notify_dir: PathBuf,
+    /// Data hooks (load after the first ready).
+    pub hooks: Option<Arc<dyn DataHooks>>,
 }
 
 /// Drives one unit.
@@ -95,6 +98,8 @@ pub struct Runner {
     env: RunnerEnv,
     starts: VecDeque<Instant>,
     backoff_step: u32,
+    /// The `after_ready` hook ran (once per bosun life: a restarted unit keeps its data).
+    loaded: bool,
 }
 
 /// How one spawned process ended.
@@ -102,7 +107,11 @@ enum Outcome {
     /// Stopped on request; the unit is down.
     Stopped,
     /// Exited on its own after running `ran` (or a health check killed it).
-    Exited { exit: Exit, ran: Duration, why: Option<String> },
+    Exited {
+        exit: Exit,
+        ran: Duration,
+        why: Option<String>,
+    },
     /// Could not be started, or never became ready; give up.
     Fatal(String),
     /// A control restart: start again at once.
@@ -111,7 +120,12 @@ enum Outcome {
 
 impl Runner {
     /// A runner for `unit`; returns it with the handle the others use.
-    pub fn new(unit: Arc<Unit>, log: Arc<UnitLog>, status: watch::Sender<UnitStatus>, env: RunnerEnv) -> (Runner, mpsc::UnboundedSender<UnitCmd>) {
+    pub fn new(
+        unit: Arc<Unit>,
+        log: Arc<UnitLog>,
+        status: watch::Sender<UnitStatus>,
+        env: RunnerEnv,
+    ) -> (Runner, mpsc::UnboundedSender<UnitCmd>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let runner = Runner {
             unit,
@@ -121,6 +135,7 @@ impl Runner {
             env,
             starts: VecDeque::new(),
             backoff_step: 0,
+            loaded: false,
         };
         (runner, tx)
     }
@@ -210,7 +225,11 @@ impl Runner {
             // Crash-loop guard: a rolling window of start times.
             let now = Instant::now();
             let window = self.unit.start_limit.interval;
-            while self.starts.front().is_some_and(|t| now.duration_since(*t) > window) {
+            while self
+                .starts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > window)
+            {
                 self.starts.pop_front();
             }
             if self.starts.len() as u32 >= self.unit.start_limit.burst {
@@ -228,7 +247,10 @@ impl Runner {
             self.backoff_step = self.backoff_step.saturating_add(1);
             let reason = why.unwrap_or_else(|| exit.to_string());
             tracing::warn!(unit = %self.unit.name, "{reason}; restarting in {:.1?}", delay);
-            self.set_state(State::Backoff, format!("{reason}; restarting in {delay:.1?}"));
+            self.set_state(
+                State::Backoff,
+                format!("{reason}; restarting in {delay:.1?}"),
+            );
             let wake = Instant::now() + delay;
             loop {
                 tokio::select! {
@@ -266,7 +288,10 @@ impl Runner {
             if pending.is_empty() {
                 return true;
             }
-            self.set_state(State::Starting, format!("waiting for {}", pending.join(", ")));
+            self.set_state(
+                State::Starting,
+                format!("waiting for {}", pending.join(", ")),
+            );
             let deps = &mut self.env.deps;
             let any_change = async {
                 let futs = deps.iter_mut().map(|d| Box::pin(d.changed()));
@@ -399,8 +424,14 @@ impl Runner {
         };
         let pid = child.id() as i32;
         for (pipe, stream) in [
-            (child.stdout.take().map(std::os::fd::OwnedFd::from), Stream::Stdout),
-            (child.stderr.take().map(std::os::fd::OwnedFd::from), Stream::Stderr),
+            (
+                child.stdout.take().map(std::os::fd::OwnedFd::from),
+                Stream::Stdout,
+            ),
+            (
+                child.stderr.take().map(std::os::fd::OwnedFd::from),
+                Stream::Stderr,
+            ),
         ] {
             if let Some(fd) = pipe {
                 match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
@@ -425,7 +456,14 @@ impl Runner {
         });
         let mut proc = Proc { pid, exit: exit_rx };
         let outcome = self
-            .follow(&mut proc, started, env, identity, log_matched, notify.as_ref().map(|n| n.ready.clone()))
+            .follow(
+                &mut proc,
+                started,
+                env,
+                identity,
+                log_matched,
+                notify.as_ref().map(|n| n.ready.clone()),
+            )
             .await;
         drop(notify);
         self.set(|s| {
@@ -462,7 +500,12 @@ impl Runner {
         };
         let is_task = unit.kind == UnitKind::Task;
         // Phase 1: until ready (services) or until the end (tasks).
-        let ready_deadline = started + if is_task { unit.timeout } else { unit.ready.timeout };
+        let ready_deadline = started
+            + if is_task {
+                unit.timeout
+            } else {
+                unit.ready.timeout
+            };
         let wait_ready = async {
             if is_task {
                 sleep_until(ready_deadline).await;
@@ -509,6 +552,35 @@ impl Runner {
             }
         }
         tracing::info!(unit = %unit.name, "ready in {:.1?}", started.elapsed());
+        if let Some(hooks) = self
+            .env
+            .hooks
+            .clone()
+            .filter(|_| !self.loaded && unit.backup.is_some())
+        {
+            // Its data goes in before anything that depends on it can start.
+            self.set_state(State::Starting, "loading its data from the snapshot");
+            let load = hooks.after_ready(&unit);
+            tokio::pin!(load);
+            loop {
+                tokio::select! {
+                    r = &mut load => match r {
+                        Ok(()) => break,
+                        Err(e) => {
+                            self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
+                            return Outcome::Fatal(format!("loading its data failed: {e}"));
+                        }
+                    },
+                    exit = &mut proc.exit => return self.exited(exit, started, Some("exited while its data was loading".into())),
+                    cmd = self.cmds.recv() => {
+                        if let Some(o) = self.running_command(cmd, proc).await {
+                            return o;
+                        }
+                    }
+                }
+            }
+            self.loaded = true;
+        }
         self.set(|s| {
             s.state = State::Ready;
             s.ready = true;
@@ -555,7 +627,12 @@ impl Runner {
         }
     }
 
-    fn exited(&self, exit: Result<Exit, oneshot::error::RecvError>, started: Instant, why: Option<String>) -> Outcome {
+    fn exited(
+        &self,
+        exit: Result<Exit, oneshot::error::RecvError>,
+        started: Instant,
+        why: Option<String>,
+    ) -> Outcome {
         // The reaper only drops a sender if bosun is exiting.
         let exit = exit.unwrap_or(Exit::Signal(libc::SIGKILL));
         self.set(|s| s.ready = false);
@@ -581,16 +658,23 @@ impl Runner {
                     .and_then(|s| kill(Pid::from_raw(proc.pid), s).map_err(|e| e.to_string()));
                 answer(
                     r,
-                    res.map(|_| format!("sent signal {sig} to {} (pid {})", self.unit.name, proc.pid)),
+                    res.map(|_| {
+                        format!("sent signal {sig} to {} (pid {})", self.unit.name, proc.pid)
+                    }),
                 );
                 None
             }
             Some(UnitCmd::Restart(r)) => {
-                self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None).await;
+                self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None)
+                    .await;
                 answer(r, Ok(format!("{} restarted", self.unit.name)));
                 Some(Outcome::Restart)
             }
-            Some(UnitCmd::Stop { deadline, force, done }) => {
+            Some(UnitCmd::Stop {
+                deadline,
+                force,
+                done,
+            }) => {
                 let report = self.stop_process(proc, deadline, Some(force)).await;
                 self.set(|s| {
                     s.state = State::Stopped;
@@ -607,7 +691,12 @@ impl Runner {
     /// earlier of `stop_timeout` and `deadline`, then SIGKILL to the group.
     /// Stragglers left in the group after the leader exits get the rest of
     /// the grace, then SIGKILL too.
-    async fn stop_process(&self, proc: &mut Proc, deadline: Instant, force: Option<watch::Receiver<bool>>) -> StopReport {
+    async fn stop_process(
+        &self,
+        proc: &mut Proc,
+        deadline: Instant,
+        force: Option<watch::Receiver<bool>>,
+    ) -> StopReport {
         let unit = &self.unit;
         let own = Instant::now() + unit.stop_timeout;
         let until = own.min(deadline);
@@ -646,7 +735,10 @@ impl Runner {
             report.cut_by_budget = until < own || Instant::now() < until;
             tracing::warn!(unit = %unit.name, "did not stop within its grace; sending SIGKILL");
             let _ = killpg(pgid, Signal::SIGKILL);
-            if tokio::time::timeout(Duration::from_secs(10), &mut proc.exit).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), &mut proc.exit)
+                .await
+                .is_err()
+            {
                 tracing::error!(unit = %unit.name, pid = proc.pid, "still not gone 10s after SIGKILL (uninterruptible sleep?)");
             }
         }
@@ -728,7 +820,11 @@ struct NotifySocket {
 }
 
 impl NotifySocket {
-    fn bind(dir: &std::path::Path, unit: &str, identity: Option<&Identity>) -> std::io::Result<NotifySocket> {
+    fn bind(
+        dir: &std::path::Path,
+        unit: &str,
+        identity: Option<&Identity>,
+    ) -> std::io::Result<NotifySocket> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{unit}.sock"));
         let _ = std::fs::remove_file(&path);
@@ -751,7 +847,11 @@ impl NotifySocket {
                 }
             }
         });
-        Ok(NotifySocket { path, ready: rx, task })
+        Ok(NotifySocket {
+            path,
+            ready: rx,
+            task,
+        })
     }
 }
 

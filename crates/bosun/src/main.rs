@@ -143,7 +143,7 @@ fn run(path: PathBuf) -> i32 {
         };
         tracing::info!(pid = std::process::id(), "bosun {} starting with {}", env!("CARGO_PKG_VERSION"), path.display());
         let settings = config.bosun.clone();
-        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper);
+        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, None);
         let api = match api::serve(handle.clone(), &settings).await {
             Ok(a) => a,
             Err(e) => {
