@@ -4,6 +4,29 @@
 //! Pure: no processes, no network. The runtime (`bosun-core`) and the CLI read
 //! only the validated [`Config`] and [`Plan`] this crate produces.
 //!
+//! # What the file may say
+//!
+//! - Tables: `[bosun]`, `[roles]`, `[service.NAME]`, `[task.NAME]` (and their
+//!   `ready`, `health`, `backoff`, `start_limit`, `log_file`, `env`, `backup`
+//!   sub-tables), `[snapshot]`, `[snapshot.paths]`. Any other key is an error naming
+//!   the key, its table and the nearest known key.
+//! - Every string value is interpolated first ([`interp`]: `${VAR}`,
+//!   `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `$$`), then parsed.
+//! - Durations: `"100ms"`, `"30s"`, `"10m"`, `"1h"`, `"2d"`, `"1m30s"`, `"1.5s"`,
+//!   `"0"` (and the integer `0`). Sizes: bytes as an integer or `"50MB"` (SI,
+//!   1000²), `"1MiB"` (1024²), `"512KB"`, `"2GiB"`… ([`value`]).
+//! - Signals: `"SIGINT"`, `"INT"`, `"sigint"`, or a number 1–31.
+//! - `umask`: an octal string (`"022"`) or an integer (`0o022`; a decimal integer
+//!   is taken at its value, with a warning).
+//! - Relative paths (`cwd`, `env_file`, `log_file`, `file` probes, `[bosun]` paths,
+//!   `[snapshot.paths]`) are relative to the config file's directory.
+//! - Optional strings that are empty after interpolation count as not set
+//!   (`http_listen = "${HTTP:-}"`, `s3_endpoint = "${S3ENDPOINTURL:-}"`), and a
+//!   `wait_for` entry that interpolates to nothing is dropped (a gate that exists
+//!   only when its variable is set).
+//! - Tasks may not have `ready`, `health` or `backup`, nor `restart = "always"`;
+//!   services may not have `timeout` (a task's run time limit).
+//!
 //! ```
 //! use std::collections::HashMap;
 //! use std::path::Path;
@@ -18,6 +41,8 @@
 //! let plan = bosun_config::Plan::new(&config, "web").unwrap();
 //! assert_eq!(plan.start_waves, vec![vec!["web".to_string()]]);
 //! ```
+
+#![warn(missing_docs)]
 
 mod defaults;
 mod error;

@@ -1137,6 +1137,17 @@ fn ready(ctx: &mut Ctx, node: &Node, path: &str) -> Ready {
     r.probe = probe(ctx, &t, path, true);
     r.timeout = ctx.duration_or(&t, "timeout", r.timeout);
     r.interval = ctx.duration_or(&t, "interval", r.interval);
+    if r.interval.is_zero() {
+        if let Some(n) = t.get("interval") {
+            ctx.error(
+                n.pos(),
+                format!(
+                    "{}: must be more than 0 (the delay between probe attempts)",
+                    t.desc("interval")
+                ),
+            );
+        }
+    }
     r
 }
 
