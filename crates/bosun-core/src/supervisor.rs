@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bosun_config::{Config, Plan, UnitKind};
+use bosun_config::{Config, Plan, Unit, UnitKind};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -44,18 +44,28 @@ impl StopCause {
 /// Requests from the control plane to the orchestrator.
 enum Request {
     Shutdown,
+    Reload(oneshot::Sender<Result<String, String>>),
+}
+
+/// The unit table and the plan it was built from; replaced whole by a reload.
+struct Units {
+    list: Vec<UnitHandle>,
+    by_name: HashMap<String, usize>,
+    plan: Plan,
+}
+
+impl Units {
+    fn get(&self, name: &str) -> Option<&UnitHandle> {
+        self.by_name.get(name).map(|&i| &self.list[i])
+    }
 }
 
 struct Shared {
-    units: Vec<UnitHandle>,
-    by_name: HashMap<String, usize>,
-    roles_expr: String,
-    roles: Vec<String>,
+    units: RwLock<Arc<Units>>,
     phase: watch::Sender<Phase>,
     started_at_ms: u64,
     reaper: Reaper,
     requests: mpsc::UnboundedSender<Request>,
-    dependents: HashMap<String, Vec<String>>,
     last_snapshot: std::sync::Mutex<Option<BackupInfo>>,
 }
 
@@ -79,18 +89,31 @@ pub enum Action {
 }
 
 impl Handle {
+    fn units(&self) -> Arc<Units> {
+        self.shared
+            .units
+            .read()
+            .expect("unit table poisoned")
+            .clone()
+    }
+
     /// A snapshot of every unit's status.
     pub fn status(&self) -> DaemonStatus {
         let s = &self.shared;
+        let units = self.units();
         DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id() as i32,
-            roles_expr: s.roles_expr.clone(),
-            roles: s.roles.clone(),
+            roles_expr: units.plan.roles_expr.clone(),
+            roles: units.plan.roles.clone(),
             phase: *s.phase.borrow(),
             started_at_ms: s.started_at_ms,
             reaped_orphans: s.reaper.orphans_reaped(),
-            units: s.units.iter().map(|u| u.status.borrow().clone()).collect(),
+            units: units
+                .list
+                .iter()
+                .map(|u| u.status.borrow().clone())
+                .collect(),
             last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
         }
     }
@@ -109,24 +132,33 @@ impl Handle {
 
     /// Names of units, in config order.
     pub fn unit_names(&self) -> Vec<String> {
-        self.shared
-            .units
+        self.units()
+            .list
             .iter()
             .map(|u| u.config.name.clone())
             .collect()
     }
 
     /// The unit called `name`.
-    pub fn unit(&self, name: &str) -> Option<&UnitHandle> {
-        self.shared
-            .by_name
-            .get(name)
-            .map(|&i| &self.shared.units[i])
+    pub fn unit(&self, name: &str) -> Option<UnitHandle> {
+        self.units().get(name).cloned()
     }
 
     /// Asks bosun to stop, as SIGTERM does.
     pub fn shutdown(&self) {
         let _ = self.shared.requests.send(Request::Shutdown);
+    }
+
+    /// Re-reads the config file and applies the difference: new units start,
+    /// removed ones stop, changed ones restart, the rest is left untouched.
+    /// The answer lists what changed; a config error changes nothing.
+    pub async fn reload(&self) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .send(Request::Reload(tx))
+            .map_err(|_| "bosun is stopping".to_string())?;
+        rx.await.map_err(|_| "bosun is stopping".to_string())?
     }
 
     /// Watches bosun's phase.
@@ -136,13 +168,14 @@ impl Handle {
 
     /// Applies `action` to unit `name`; the answer is a short message.
     pub async fn act(&self, name: &str, action: Action) -> Result<String, String> {
-        let Some(u) = self.unit(name) else {
+        let units = self.units();
+        let Some(u) = units.get(name) else {
             return Err(format!("no unit named {name:?}"));
         };
         let Some(cmd) = &u.cmd else {
             return Err(format!(
                 "{name} is not active in this container (roles {})",
-                self.shared.roles_expr
+                units.plan.roles_expr
             ));
         };
         if *self.shared.phase.borrow() == Phase::Stopping {
@@ -154,16 +187,9 @@ impl Handle {
             Action::Restart => UnitCmd::Restart(Some(tx)),
             Action::Signal(s) => UnitCmd::Signal(s, Some(tx)),
             Action::Stop => {
-                let (done_tx, done_rx) = oneshot::channel();
-                let (_force_tx, force) = watch::channel(false);
-                let deadline = Instant::now() + u.config.stop_timeout;
-                cmd.send(UnitCmd::Stop {
-                    deadline,
-                    force,
-                    done: done_tx,
-                })
-                .map_err(|_| format!("{name} is gone"))?;
-                let report = done_rx.await.map_err(|_| format!("{name} is gone"))?;
+                let report = stop_unit(cmd, Instant::now() + u.config.stop_timeout)
+                    .await
+                    .ok_or_else(|| format!("{name} is gone"))?;
                 return Ok(if report.was_running {
                     format!(
                         "{name} stopped{}",
@@ -177,25 +203,23 @@ impl Handle {
         cmd.send(msg).map_err(|_| format!("{name} is gone"))?;
         let answer = rx.await.map_err(|_| format!("{name} is gone"))?;
         if action == Action::Restart && u.config.restart_dependents && answer.is_ok() {
-            self.restart_dependents_when_ready(name);
+            let deps = units
+                .plan
+                .unit(name)
+                .map(|p| p.dependents.clone())
+                .unwrap_or_default();
+            self.restart_when_ready(u, deps);
         }
         answer
     }
 
-    /// After `name` is ready again, restart its active dependents (and so on down).
-    fn restart_dependents_when_ready(&self, name: &str) {
-        let deps = self
-            .shared
-            .dependents
-            .get(name)
-            .cloned()
-            .unwrap_or_default();
-        let Some(u) = self.unit(name) else { return };
-        let mut st = u.status.subscribe();
+    /// After `unit` is ready again, restart `deps` (and, through their own
+    /// `restart_dependents`, so on down).
+    fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
+        let mut st = unit.status.subscribe();
         let handle = self.clone();
         tokio::spawn(async move {
-            // The restart first drops readiness, then brings it back.
-            let _ = st.wait_for(|s| !s.ready).await;
+            // The restart dropped readiness already; wait for it to come back.
             if st.wait_for(|s| s.ready).await.is_err() {
                 return;
             }
@@ -209,15 +233,56 @@ impl Handle {
     }
 }
 
+/// Sends a stop with no force and waits for it; `None` when the runner is gone.
+async fn stop_unit(cmd: &mpsc::UnboundedSender<UnitCmd>, deadline: Instant) -> Option<StopReport> {
+    let (done, rx) = oneshot::channel();
+    let (_force_tx, force) = watch::channel(false);
+    cmd.send(UnitCmd::Stop {
+        deadline,
+        force,
+        done,
+    })
+    .ok()?;
+    rx.await.ok()
+}
+
 /// The orchestrator.
 pub struct Supervisor {
     config: Config,
-    plan: Plan,
     handle: Handle,
     runners: Vec<Runner>,
     changed: Arc<Notify>,
     requests: mpsc::UnboundedReceiver<Request>,
     hooks: Option<Arc<dyn DataHooks>>,
+    notify_dir: PathBuf,
+}
+
+/// The status of a unit that has no process yet.
+fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
+    let active = plan.unit(&unit.name).is_some();
+    UnitStatus {
+        name: unit.name.clone(),
+        kind: unit.kind.as_str().to_string(),
+        roles: unit.roles.clone(),
+        active,
+        state: State::Inactive,
+        ready: false,
+        pid: None,
+        started_at_ms: None,
+        restarts: 0,
+        last_exit: None,
+        detail: if active {
+            String::new()
+        } else {
+            plan.inactive
+                .iter()
+                .find(|(n, _)| n == &unit.name)
+                .map(|(_, why)| why.clone())
+                .unwrap_or_default()
+        },
+        essential: unit.essential,
+        last_backup: None,
+    }
 }
 
 impl Supervisor {
@@ -229,7 +294,6 @@ impl Supervisor {
         reaper: Reaper,
         hooks: Option<Arc<dyn DataHooks>>,
     ) -> (Supervisor, Handle) {
-        let changed = Arc::new(Notify::new());
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let notify_dir = config
             .bosun
@@ -237,107 +301,217 @@ impl Supervisor {
             .parent()
             .map(|p| p.join("notify"))
             .unwrap_or_else(|| PathBuf::from("/run/bosun/notify"));
-        let mut units = Vec::new();
-        let mut by_name = HashMap::new();
-        let mut watchers: HashMap<String, watch::Receiver<UnitStatus>> = HashMap::new();
-        let mut pending = Vec::new();
-        for (i, unit) in config.units.values().enumerate() {
-            let planned = plan.unit(&unit.name);
-            let status = UnitStatus {
-                name: unit.name.clone(),
-                kind: unit.kind.as_str().to_string(),
-                roles: unit.roles.clone(),
-                active: planned.is_some(),
-                state: State::Inactive,
-                ready: false,
-                pid: None,
-                started_at_ms: None,
-                restarts: 0,
-                last_exit: None,
-                detail: match planned {
-                    Some(_) => String::new(),
-                    None => plan
-                        .inactive
-                        .iter()
-                        .find(|(n, _)| n == &unit.name)
-                        .map(|(_, why)| why.clone())
-                        .unwrap_or_default(),
-                },
-                essential: unit.essential,
-                last_backup: None,
-            };
-            let (tx, rx) = watch::channel(status);
-            watchers.insert(unit.name.clone(), rx);
-            let log = Arc::new(UnitLog::new(
-                &unit.name,
-                unit.output,
-                config.bosun.log_buffer,
-                unit.log_file.as_ref(),
-            ));
-            by_name.insert(unit.name.clone(), i);
-            units.push(UnitHandle {
-                config: Arc::new(unit.clone()),
-                status: tx,
-                log,
-                cmd: None,
-            });
-            if planned.is_some() {
-                pending.push(i);
-            }
-        }
-        let mut runners = Vec::new();
-        for i in pending {
-            let u = &mut units[i];
-            let deps = plan
-                .unit(&u.config.name)
-                .map(|p| {
-                    p.deps
-                        .iter()
-                        .filter_map(|d| watchers.get(d).cloned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let env = RunnerEnv {
-                reaper: reaper.clone(),
-                deps,
-                changed: changed.clone(),
-                notify_dir: notify_dir.clone(),
-                hooks: hooks.clone(),
-            };
-            let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
-            u.cmd = Some(tx);
-            runners.push(runner);
-        }
-        let dependents = plan
-            .units
-            .iter()
-            .map(|p| (p.name.clone(), p.dependents.clone()))
-            .collect();
+        let empty = Units {
+            list: Vec::new(),
+            by_name: HashMap::new(),
+            plan: plan.clone(),
+        };
         let shared = Shared {
-            units,
-            by_name,
-            roles_expr: plan.roles_expr.clone(),
-            roles: plan.roles.clone(),
+            units: RwLock::new(Arc::new(empty)),
             phase: watch::channel(Phase::Booting).0,
             started_at_ms: now_ms(),
             reaper,
             requests: req_tx,
-            dependents,
             last_snapshot: std::sync::Mutex::new(None),
         };
         let handle = Handle {
             shared: Arc::new(shared),
         };
-        let sup = Supervisor {
-            config,
-            plan,
+        let mut sup = Supervisor {
+            config: config.clone(),
             handle: handle.clone(),
-            runners,
-            changed,
+            runners: Vec::new(),
+            changed: Arc::new(Notify::new()),
             requests: req_rx,
             hooks,
+            notify_dir,
         };
+        let (units, runners) = sup.build_units(&config, plan, None, &Default::default());
+        *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
+        sup.runners = runners;
         (sup, handle)
+    }
+
+    /// Builds the unit table for `config`/`plan`. Units named in `keep` are
+    /// taken over from `old` as they are (process, runner and all); every other
+    /// active unit gets a new runner, reusing the old status channel and log
+    /// of its name so that watchers and `ctl logs -f` carry on.
+    fn build_units(
+        &self,
+        config: &Config,
+        plan: Plan,
+        old: Option<&Units>,
+        keep: &std::collections::HashSet<String>,
+    ) -> (Units, Vec<Runner>) {
+        let mut list = Vec::new();
+        let mut by_name = HashMap::new();
+        for (i, unit) in config.units.values().enumerate() {
+            by_name.insert(unit.name.clone(), i);
+            let previous = old.and_then(|o| o.get(&unit.name));
+            if let (Some(prev), true) = (previous, keep.contains(&unit.name)) {
+                list.push(prev.clone());
+                continue;
+            }
+            let fresh = initial_status(unit, &plan);
+            let status = match previous {
+                Some(prev) => {
+                    prev.status.send_modify(|s| {
+                        let (restarts, last_exit, last_backup) =
+                            (s.restarts, s.last_exit, s.last_backup.clone());
+                        *s = fresh;
+                        s.restarts = restarts;
+                        s.last_exit = last_exit;
+                        s.last_backup = last_backup;
+                    });
+                    prev.status.clone()
+                }
+                None => Arc::new(watch::channel(fresh).0),
+            };
+            let log = match previous {
+                Some(prev) => prev.log.clone(),
+                None => Arc::new(UnitLog::new(
+                    &unit.name,
+                    unit.output,
+                    config.bosun.log_buffer,
+                    unit.log_file.as_ref(),
+                )),
+            };
+            list.push(UnitHandle {
+                config: Arc::new(unit.clone()),
+                status,
+                log,
+                cmd: None,
+            });
+        }
+        let mut runners = Vec::new();
+        for i in 0..list.len() {
+            let name = list[i].config.name.clone();
+            let Some(planned) = plan.unit(&name) else {
+                continue;
+            };
+            if keep.contains(&name) && list[i].cmd.is_some() {
+                continue;
+            }
+            let deps = planned
+                .deps
+                .iter()
+                .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
+                .collect();
+            let env = RunnerEnv {
+                reaper: self.handle.shared.reaper.clone(),
+                deps,
+                changed: self.changed.clone(),
+                notify_dir: self.notify_dir.clone(),
+                hooks: self.hooks.clone(),
+            };
+            let u = &mut list[i];
+            let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
+            u.cmd = Some(tx);
+            runners.push(runner);
+        }
+        (
+            Units {
+                list,
+                by_name,
+                plan,
+            },
+            runners,
+        )
+    }
+
+    /// Applies a changed config file (SIGHUP, `ctl reload`).
+    async fn reload(&mut self) -> Result<String, String> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let config = bosun_config::load(&self.config.source, &env).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            format!(
+                "the new config has errors; nothing changed:\n{}",
+                lines.join("\n")
+            )
+        })?;
+        let old = self.handle.units();
+        let plan = Plan::new(&config, &old.plan.roles_expr)
+            .map_err(|e| format!("{}: {e}; nothing changed", config.source.display()))?;
+        let was_active = |n: &str| old.get(n).is_some_and(|u| u.cmd.is_some());
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        let mut keep = std::collections::HashSet::new();
+        for p in &plan.units {
+            let new_unit = &config.units[&p.name];
+            match old.get(&p.name) {
+                Some(u) if u.cmd.is_some() && *u.config == *new_unit => {
+                    keep.insert(p.name.clone());
+                }
+                Some(u) if u.cmd.is_some() => changed.push(p.name.clone()),
+                _ => added.push(p.name.clone()),
+            }
+        }
+        for u in &old.list {
+            if u.cmd.is_some() && plan.unit(&u.config.name).is_none() {
+                removed.push(u.config.name.clone());
+            }
+        }
+        // Stop what goes away or changes, all at once; each within its stop_timeout.
+        let mut stops = JoinSet::new();
+        for name in removed.iter().chain(&changed) {
+            if let Some(cmd) = old.get(name).and_then(|u| u.cmd.clone()) {
+                let deadline = Instant::now()
+                    + old
+                        .get(name)
+                        .map_or(Duration::from_secs(10), |u| u.config.stop_timeout);
+                stops.spawn(async move { stop_unit(&cmd, deadline).await });
+            }
+        }
+        while stops.join_next().await.is_some() {}
+        debug_assert!(added
+            .iter()
+            .chain(&changed)
+            .all(|n| !was_active(n) || changed.contains(n)));
+        let (units, runners) = self.build_units(&config, plan, Some(&old), &keep);
+        let starts: Vec<_> = added
+            .iter()
+            .chain(&changed)
+            .filter_map(|n| units.get(n).and_then(|u| u.cmd.clone()))
+            .collect();
+        *self
+            .handle
+            .shared
+            .units
+            .write()
+            .expect("unit table poisoned") = Arc::new(units);
+        drop(old); // the replaced runners see their queue close and end
+        for runner in runners {
+            tokio::spawn(runner.run());
+        }
+        for cmd in starts {
+            let _ = cmd.send(UnitCmd::Start(None));
+        }
+        if config.bosun.control_socket != self.config.bosun.control_socket
+            || config.bosun.http_listen != self.config.bosun.http_listen
+        {
+            tracing::warn!(
+                "reload: control_socket and http_listen changes apply at the next start"
+            );
+        }
+        self.config = config;
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let report = format!(
+            "reloaded {}: started {}; stopped {}; restarted {}; unchanged {}",
+            self.config.source.display(),
+            list(&added),
+            list(&removed),
+            list(&changed),
+            keep.len()
+        );
+        tracing::info!("{report}");
+        Ok(report)
     }
 
     /// Runs the container's life to its end; returns bosun's exit code.
@@ -369,28 +543,36 @@ impl Supervisor {
         for runner in std::mem::take(&mut self.runners) {
             tokio::spawn(runner.run());
         }
-        let shared = self.handle.shared.clone();
-        for u in &shared.units {
+        let units = self.handle.units();
+        for u in &units.list {
             if let Some(cmd) = &u.cmd {
                 let _ = cmd.send(UnitCmd::Start(None));
             }
         }
         tracing::info!(
             "booting roles {:?}: {} active units in {} start waves",
-            self.plan.roles_expr,
-            self.plan.units.len(),
-            self.plan.start_waves.len()
+            units.plan.roles_expr,
+            units.plan.units.len(),
+            units.plan.start_waves.len()
         );
         let cause = loop {
             tokio::select! {
                 sig = signals.recv() => match sig {
                     Sig::Term | Sig::Int => break StopCause::Requested(format!("SIG{}", format!("{sig:?}").to_uppercase())),
                     Sig::Quit => self.log_states(),
-                    Sig::Hup => tracing::warn!("SIGHUP: config reload is not supported yet; restart the container to apply changes"),
+                    Sig::Hup => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        if let Err(e) = self.reload().await {
+                            tracing::error!("reload: {e}");
+                        }
+                    }
                     other => tracing::debug!("ignoring {other:?}"),
                 },
                 req = self.requests.recv() => match req {
                     Some(Request::Shutdown) | None => break StopCause::Requested("ctl shutdown".into()),
+                    Some(Request::Reload(reply)) => {
+                        let _ = reply.send(self.reload().await);
+                    }
                 },
                 _ = self.changed.notified() => {
                     if let Some(cause) = self.evaluate(boot_started) {
@@ -410,9 +592,10 @@ impl Supervisor {
     /// After any unit changed: is the boot done, failed, or did an essential unit end?
     fn evaluate(&self, boot_started: Instant) -> Option<StopCause> {
         let shared = &self.handle.shared;
+        let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        for u in shared.units.iter().filter(|u| u.cmd.is_some()) {
+        for u in units.list.iter().filter(|u| u.cmd.is_some()) {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
                 let code = s.last_exit.map(|e| e.code).unwrap_or(1);
@@ -448,7 +631,7 @@ impl Supervisor {
             tracing::info!(
                 "boot complete in {:.0?}: {} units ready",
                 boot_started.elapsed(),
-                self.plan.units.len()
+                units.plan.units.len()
             );
         }
         None
@@ -465,6 +648,8 @@ impl Supervisor {
     /// remaining grace periods.
     async fn stop(&mut self, cause: StopCause, signals: &mut Signals) -> i32 {
         let shared = self.handle.shared.clone();
+        let units = self.handle.units();
+        let plan = &units.plan;
         let booted = *shared.phase.borrow() == Phase::Running;
         shared.phase.send_replace(Phase::Stopping);
         let budget = self.config.bosun.stop_budget;
@@ -473,27 +658,27 @@ impl Supervisor {
         match &cause {
             StopCause::Requested(why) => tracing::info!(
                 "{why}: stopping {} units in {} waves, budget {:?} (worst case {:?})",
-                self.plan.units.len(),
-                self.plan.stop_waves.len(),
+                plan.units.len(),
+                plan.stop_waves.len(),
                 budget,
-                self.plan.worst_case_stop
+                plan.worst_case_stop
             ),
             StopCause::BootFailed(why) => tracing::error!("boot failed: {why}; stopping"),
             StopCause::Essential { unit, code } => {
                 tracing::info!("essential unit {unit} ended with code {code}; stopping")
             }
         }
-        for (i, wave) in self.plan.stop_waves.iter().enumerate() {
+        for (i, wave) in plan.stop_waves.iter().enumerate() {
             tracing::debug!("stop wave {}: {}", i + 1, wave.join(", "));
         }
         let (force_tx, force_rx) = watch::channel(false);
         let mut done: HashMap<String, watch::Sender<bool>> = HashMap::new();
-        for p in &self.plan.units {
+        for p in &plan.units {
             done.insert(p.name.clone(), watch::channel(false).0);
         }
         let mut tasks = JoinSet::new();
-        for p in &self.plan.units {
-            let Some(u) = shared.by_name.get(&p.name).map(|&i| &shared.units[i]) else {
+        for p in &plan.units {
+            let Some(u) = units.get(&p.name) else {
                 continue;
             };
             let Some(cmd) = u.cmd.clone() else { continue };

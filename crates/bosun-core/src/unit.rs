@@ -63,12 +63,14 @@ pub struct StopReport {
     pub cut_by_budget: bool,
 }
 
-/// What the orchestrator and the control API hold of a unit.
+/// What the orchestrator and the control API hold of a unit. Cheap to clone.
+#[derive(Clone)]
 pub struct UnitHandle {
     /// The unit's config.
     pub config: Arc<Unit>,
-    /// Its status (read with `borrow()`, wait with `subscribe()`).
-    pub status: watch::Sender<UnitStatus>,
+    /// Its status (read with `borrow()`, wait with `subscribe()`). Kept across
+    /// reloads, so dependents keep watching the same channel.
+    pub status: Arc<watch::Sender<UnitStatus>>,
     /// Its output hub.
     pub log: Arc<UnitLog>,
     /// Its command queue (absent for inactive units).
@@ -92,7 +94,7 @@ pub struct RunnerEnv {
 /// Drives one unit.
 pub struct Runner {
     unit: Arc<Unit>,
-    status: watch::Sender<UnitStatus>,
+    status: Arc<watch::Sender<UnitStatus>>,
     log: Arc<UnitLog>,
     cmds: mpsc::UnboundedReceiver<UnitCmd>,
     env: RunnerEnv,
@@ -123,7 +125,7 @@ impl Runner {
     pub fn new(
         unit: Arc<Unit>,
         log: Arc<UnitLog>,
-        status: watch::Sender<UnitStatus>,
+        status: Arc<watch::Sender<UnitStatus>>,
         env: RunnerEnv,
     ) -> (Runner, mpsc::UnboundedSender<UnitCmd>) {
         let (tx, rx) = mpsc::unbounded_channel();
