@@ -93,11 +93,22 @@ impl SnapshotReader {
         })
     }
 
-    /// Opens the snapshot that `LATEST` names; `Ok(None)` when the store has no `LATEST`.
+    /// Opens the snapshot that `LATEST` names; `Ok(None)` only when the store has no
+    /// `LATEST`. A `LATEST` naming a snapshot without manifest is [`Error::Invalid`]
+    /// (never [`Error::NotFound`], which a caller might take for "no snapshot").
     pub async fn open_latest(store: Arc<dyn Store>) -> Result<Option<SnapshotReader>> {
-        match latest(store.as_ref()).await? {
-            Some(id) => Ok(Some(SnapshotReader::open(store, id).await?)),
-            None => Ok(None),
+        let Some(id) = latest(store.as_ref()).await? else {
+            return Ok(None);
+        };
+        match SnapshotReader::open(store.clone(), id.clone()).await {
+            Ok(r) => Ok(Some(r)),
+            // Not "no snapshot": LATEST exists, so the store is damaged.
+            Err(e) if e.is_not_found() => Err(Error::Invalid(format!(
+                "{LATEST_KEY} in {} names snapshot {id}, whose manifest is missing: \
+                 pick a complete snapshot with `bosun snapshot restore ID` ({e})",
+                store.describe()
+            ))),
+            Err(e) => Err(e),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Listing snapshots, moving `LATEST`, and retention.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
@@ -155,9 +155,14 @@ pub async fn prune_snapshots(store: &dyn Store, keep: usize) -> Result<Vec<Snaps
 }
 
 /// Deletes incomplete snapshots (no manifest) older than the newest complete one of the
-/// same series: what a stop killed half-way left behind. A snapshot being written now is
-/// newer than every complete one and is left alone. Returns the deleted ids.
-pub async fn gc_incomplete(store: &dyn Store) -> Result<Vec<SnapshotId>> {
+/// same series and started more than `min_age` ago: what a stop killed half-way left
+/// behind. A snapshot being written now by this host is newer than every complete one;
+/// `min_age` (say an hour) also protects one that another container, sharing the store,
+/// is still writing. Returns the deleted ids.
+pub async fn gc_incomplete(store: &dyn Store, min_age: Duration) -> Result<Vec<SnapshotId>> {
+    let cutoff = SystemTime::now()
+        .checked_sub(min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let all = list_snapshots(store).await?;
     let mut deleted = Vec::new();
     for kind in [SnapshotKind::Latest, SnapshotKind::Daily] {
@@ -168,7 +173,7 @@ pub async fn gc_incomplete(store: &dyn Store) -> Result<Vec<SnapshotId>> {
             .max();
         let Some(newest) = newest else { continue };
         for s in all.iter().filter(|s| s.kind == kind && !s.complete) {
-            if s.id < newest && !s.latest {
+            if s.id < newest && !s.latest && s.time <= cutoff {
                 delete_snapshot(store, &s.id).await?;
                 deleted.push(s.id.clone());
             }

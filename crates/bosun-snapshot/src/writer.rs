@@ -233,8 +233,10 @@ impl SnapshotWriter {
         Ok(item)
     }
 
-    /// Makes the snapshot exist: writes `MANIFEST.json` (after every item is stored),
-    /// then, for the regular series, `LATEST`. Returns the manifest.
+    /// Makes the snapshot exist: checks that every item's object is in the store with
+    /// the size written, writes `MANIFEST.json`, then, for the regular series, `LATEST`.
+    /// Returns the manifest. On error `LATEST` is unchanged (unless only the `LATEST`
+    /// write failed, in which case the snapshot is complete but not `LATEST`).
     pub async fn commit(mut self) -> Result<Manifest> {
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
@@ -247,6 +249,23 @@ impl SnapshotWriter {
             finished: time::format_rfc3339(SystemTime::now()),
             items: self.items.clone(),
         };
+        // Every object must be in the store, whole, before the manifest says so.
+        let present = self.store.list(&format!("{}/", self.id.dir())).await?;
+        for item in &self.items {
+            let key = self.id.key(&item.object);
+            match present.iter().find(|o| o.key == key) {
+                Some(o) if o.size == item.stored_size => {}
+                found => {
+                    return Err(Error::Invalid(format!(
+                        "not committing snapshot {}: object {key} is {} (expected {} bytes); \
+                         was it deleted while the snapshot was written?",
+                        self.id,
+                        found.map_or("missing".to_string(), |o| format!("{} bytes", o.size)),
+                        item.stored_size
+                    )))
+                }
+            }
+        }
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Invalid(format!("serialising the manifest: {e}")))?;
         self.store.put_small(&self.id.manifest_key(), &json).await?;

@@ -58,6 +58,12 @@ async fn file_prune_daily_by_name() {
 }
 
 #[tokio::test]
+async fn file_damaged_latest() {
+    let (_d, s) = store();
+    damaged_latest(s).await;
+}
+
+#[tokio::test]
 async fn file_open_store_urls() {
     let (d, _) = store();
     let url = format!("file://{}", d.path().display());
@@ -124,4 +130,54 @@ async fn file_full_disk() {
         .output()
         .expect("df");
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Restoring onto a mount point (a volume) swaps its contents, not the directory, and
+/// still only after the new data is verified.
+#[tokio::test]
+async fn file_restore_onto_mount_point() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("volume");
+    std::fs::create_dir(&dest).expect("mkdir");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&dest)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs (needs root): {status:?}");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dest.clone());
+    std::fs::write(dest.join("old-file"), b"old").expect("write");
+    std::fs::create_dir(dest.join("old-dir")).expect("mkdir");
+
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir(&store_dir).expect("mkdir");
+    let store: Arc<dyn Store> = Arc::new(FileStore::new(&store_dir));
+    let src = dir.path().join("src");
+    make_tree(&src);
+    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Latest)
+        .await
+        .expect("begin");
+    w.put_path("files", &src).await.expect("put");
+    w.commit().await.expect("commit");
+    let reader = bosun_snapshot::SnapshotReader::open_latest(store.clone())
+        .await
+        .expect("open")
+        .expect("latest");
+    let outcome = reader.restore_path("files", &dest).await.expect("restore");
+    assert!(outcome.in_place, "{outcome:?}");
+    let mut expected = describe_tree(&src);
+    expected.remove(std::path::Path::new("fifo"));
+    assert_eq!(describe_tree(&dest), expected);
+    // Still the same mount.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(mounts.contains(&dest.display().to_string()));
 }

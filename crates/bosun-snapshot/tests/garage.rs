@@ -53,6 +53,12 @@ async fn garage_corruption_detected() {
 }
 
 #[tokio::test]
+async fn garage_damaged_latest() {
+    let g = garage_or_skip!("damaged_latest");
+    damaged_latest(garage_store(&g, "damaged-latest", |_| {}).await).await;
+}
+
+#[tokio::test]
 async fn garage_prune_daily_by_name() {
     let g = garage_or_skip!("prune");
     prune_daily_by_name(garage_store(&g, "prune-daily", |_| {}).await).await;

@@ -21,7 +21,7 @@ use super::{check_key, ObjectInfo, ObjectReader, Store};
 use crate::error::{Error, Result};
 
 /// How to reach a bucket. [`Default`] gives AWS in `us-east-1`, 8 MiB parts, 2 uploads in
-/// flight, 5 attempts per request.
+/// flight, 5 attempts per request (backoff from 0.5 s), 5 s to connect, 120 s per attempt.
 #[derive(Debug, Clone)]
 pub struct S3Options {
     /// The bucket.
@@ -44,6 +44,10 @@ pub struct S3Options {
     pub initial_backoff: Duration,
     /// Timeout for opening a connection.
     pub connect_timeout: Duration,
+    /// Timeout for one attempt of one request, up to the answer's headers (a part upload
+    /// included, a download's body excluded): a server that accepts connections but
+    /// never answers cannot hang a boot forever.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for S3Options {
@@ -58,6 +62,7 @@ impl Default for S3Options {
             attempts: 5,
             initial_backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -137,6 +142,7 @@ impl S3Store {
             .with_max_backoff(Duration::from_secs(8));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(opts.connect_timeout)
+            .operation_attempt_timeout(opts.attempt_timeout)
             .build();
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)

@@ -90,7 +90,7 @@ impl RandReader {
         let mut word = [0u8; 8];
         for (i, b) in out[..n].iter_mut().enumerate() {
             let p = self.produced + i as u64;
-            if i == 0 || p % 8 == 0 {
+            if i == 0 || p.is_multiple_of(8) {
                 word = splitmix(self.state ^ (p / 8)).to_le_bytes();
             }
             *b = word[(p % 8) as usize];
@@ -531,7 +531,13 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
 
     // A newer complete snapshot makes the incomplete ones garbage.
     let c = commit_small(&store, "host-u", b"version C").await;
-    let deleted = gc_incomplete(store.as_ref()).await.expect("gc");
+    let kept = gc_incomplete(store.as_ref(), Duration::from_secs(3600))
+        .await
+        .expect("gc");
+    assert!(kept.is_empty(), "too young to collect: {kept:?}");
+    let deleted = gc_incomplete(store.as_ref(), Duration::ZERO)
+        .await
+        .expect("gc");
     assert!(deleted.contains(&b), "{deleted:?}");
     let listed = list_snapshots(store.as_ref()).await.expect("list");
     assert!(listed.iter().all(|s| s.complete), "{listed:?}");
@@ -700,4 +706,21 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
         Some(ids[4].clone())
     );
     assert_eq!(read_item(&store, &ids[4], "data").await, b"daily");
+}
+
+/// A LATEST that is garbage, or names a snapshot without manifest, is an error that a
+/// caller cannot take for "no snapshot".
+pub async fn damaged_latest(store: Arc<dyn Store>) {
+    store
+        .put_small("LATEST", b"20260101T000000Z-ghost\n")
+        .await
+        .expect("put");
+    let err = SnapshotReader::open_latest(store.clone())
+        .await
+        .expect_err("manifest missing");
+    assert!(!err.is_not_found(), "{err}");
+    assert!(err.to_string().contains("20260101T000000Z-ghost"), "{err}");
+    store.put_small("LATEST", b"garbage").await.expect("put");
+    let err = latest(store.as_ref()).await.expect_err("garbage");
+    assert!(!err.is_not_found(), "{err}");
 }
