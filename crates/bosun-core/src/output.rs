@@ -155,7 +155,13 @@ impl UnitLog {
     }
 
     /// Reads `pipe` to its end, recording each line.
-    pub async fn pump(self: Arc<Self>, mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
+    pub async fn pump(self: Arc<Self>, pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
+        ACTIVE_PUMPS.fetch_add(1, Ordering::SeqCst);
+        self.pump_inner(pipe, stream).await;
+        ACTIVE_PUMPS.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    async fn pump_inner(&self, mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
         let mut buf = vec![0u8; 8192];
         let mut pending: Vec<u8> = Vec::new();
         loop {
@@ -253,22 +259,53 @@ impl RotatingFile {
     }
 }
 
+/// Pipes still being read.
+static ACTIVE_PUMPS: AtomicU64 = AtomicU64::new(0);
+
+/// Before bosun exits: waits (up to `limit`) for every pipe to reach its end,
+/// then for the console thread to write out what is queued, so the last lines
+/// of the units (often the most telling ones) are not lost.
+pub async fn drain(limit: std::time::Duration) {
+    let until = tokio::time::Instant::now() + limit;
+    while ACTIVE_PUMPS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    if console().tx.send(Msg::Flush(tx)).is_ok() {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let _ = rx.recv_timeout(left.max(std::time::Duration::from_millis(100)));
+    }
+}
+
+enum Msg {
+    Line(Stream, Vec<u8>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// bosun's console writer: one thread, one bounded queue, whole lines only.
 pub struct Console {
-    tx: SyncSender<(Stream, Vec<u8>)>,
+    tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Console {
     fn start() -> Console {
-        let (tx, rx) = sync_channel::<(Stream, Vec<u8>)>(8192);
+        let (tx, rx) = sync_channel::<Msg>(8192);
         let dropped = Arc::new(AtomicU64::new(0));
         let seen = dropped.clone();
         let spawned = std::thread::Builder::new()
             .name("console".into())
             .spawn(move || {
                 let mut reported = 0;
-                for (stream, buf) in rx {
+                for msg in rx {
+                    let (stream, buf) = match msg {
+                        Msg::Line(stream, buf) => (stream, buf),
+                        Msg::Flush(done) => {
+                            let _ = std::io::stdout().flush();
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     let total = seen.load(Ordering::Relaxed);
                     if total > reported {
                         let note = format!(
@@ -292,7 +329,7 @@ impl Console {
 
     /// Queues one whole line; drops it (counted) when the queue is full.
     pub fn send(&self, stream: Stream, line: Vec<u8>) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send((stream, line)) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(stream, line)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

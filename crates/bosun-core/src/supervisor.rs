@@ -586,6 +586,7 @@ impl Supervisor {
         if left > 0 {
             tracing::info!("swept {left} leftover processes");
         }
+        crate::output::drain(Duration::from_secs(2)).await;
         code
     }
 
