@@ -89,16 +89,15 @@ impl Error {
     /// [`IntegrityError`] (from an item stream) becomes [`Error::Integrity`], and one that
     /// says the disk is full gets a hint.
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
-        if source
+        // The integrity error may be wrapped (e.g. by the tar reader): look down the chain.
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = source
             .get_ref()
-            .is_some_and(|inner| inner.is::<IntegrityError>())
-        {
-            if let Some(inner) = source.into_inner() {
-                if let Ok(integrity) = inner.downcast::<IntegrityError>() {
-                    return Error::Integrity(*integrity);
-                }
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = cur {
+            if let Some(integrity) = e.downcast_ref::<IntegrityError>() {
+                return Error::Integrity(integrity.clone());
             }
-            return Error::Invalid("integrity error lost while unwrapping".into());
+            cur = e.source();
         }
         let mut context = context.into();
         if source.raw_os_error() == Some(libc::ENOSPC) {

@@ -202,10 +202,10 @@ impl SnapshotWriter {
             .put(&key, &mut stored)
             .await
             .map_err(|e| match e {
-                Error::Io { context, source } => Error::io(
-                    format!("item '{name}' of snapshot {}: {context}", self.id),
+                Error::Io { context, source } => Error::Io {
+                    context: format!("item '{name}' of snapshot {}: {context}", self.id),
                     source,
-                ),
+                },
                 other => other,
             })?;
         let (stored_size, sha256_stored) = (stored.bytes(), stored.digest());

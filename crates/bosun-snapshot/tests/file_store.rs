@@ -109,6 +109,7 @@ async fn file_full_disk() {
         .expect_err("the disk is full");
     let msg = err.to_string();
     assert!(msg.contains("no space left"), "{msg}");
+    eprintln!("full disk: {msg}");
     assert!(msg.contains("'db'"), "{msg}");
     drop(w);
     assert_eq!(
