@@ -264,6 +264,7 @@ mod tests {
             }),
             detail: String::new(),
             essential: false,
+            last_backup: None,
         }
     }
 
@@ -278,6 +279,7 @@ mod tests {
             started_at_ms: 1_700_000_000_000,
             reaped_orphans: 7,
             units: vec![unit("we\"b", true), unit("other", false)],
+            last_snapshot: None,
         };
         let m = render(&st);
         assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");

@@ -307,7 +307,9 @@ fn table(st: &DaemonStatus, now: u64) -> String {
         duration(now.saturating_sub(st.started_at_ms) / 1000),
         st.reaped_orphans
     );
-    const HEAD: [&str; 10] = [
+    // The backup column appears once some unit has backups (snapshots on).
+    let backups = st.units.iter().any(|u| u.last_backup.is_some());
+    let mut head = vec![
         "UNIT",
         "KIND",
         "ROLES",
@@ -317,10 +319,13 @@ fn table(st: &DaemonStatus, now: u64) -> String {
         "RESTARTS",
         "READY",
         "LAST EXIT",
-        "DETAIL",
     ];
-    let rows: Vec<[String; 10]> = st.units.iter().map(|u| row(u, now)).collect();
-    let mut width = HEAD.map(str::len);
+    if backups {
+        head.push("LAST BACKUP");
+    }
+    head.push("DETAIL");
+    let rows: Vec<Vec<String>> = st.units.iter().map(|u| row(u, now, backups)).collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -340,7 +345,7 @@ fn table(st: &DaemonStatus, now: u64) -> String {
         s.push_str(l.trim_end());
         s.push('\n');
     };
-    line(&HEAD);
+    line(&head);
     for r in &rows {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         line(&cells);
@@ -356,19 +361,17 @@ fn phase_name(st: &DaemonStatus) -> &'static str {
     }
 }
 
-fn row(u: &UnitStatus, now: u64) -> [String; 10] {
+fn row(u: &UnitStatus, now: u64, backups: bool) -> Vec<String> {
     let dash = || "-".to_string();
+    let ago = |at_ms: u64| format!("{} ago", duration(now.saturating_sub(at_ms) / 1000));
     let last = u.last_exit.map_or_else(dash, |e| {
         let what = match e.signal {
             Some(sig) => signal_name(sig).unwrap_or_else(|| format!("signal {sig}")),
             None => e.code.to_string(),
         };
-        format!(
-            "{what} ({} ago)",
-            duration(now.saturating_sub(e.at_ms) / 1000)
-        )
+        format!("{what} ({})", ago(e.at_ms))
     });
-    [
+    let mut r = vec![
         u.name.clone(),
         u.kind.clone(),
         if u.roles.is_empty() {
@@ -388,8 +391,14 @@ fn row(u: &UnitStatus, now: u64) -> [String; 10] {
             "no".to_string()
         },
         last,
-        u.detail.clone(),
-    ]
+    ];
+    if backups {
+        r.push(u.last_backup.as_ref().map_or_else(dash, |b| {
+            format!("{} ({})", if b.ok { "ok" } else { "FAILED" }, ago(b.at_ms))
+        }));
+    }
+    r.push(u.detail.clone());
+    r
 }
 
 /// `3d4h`, `2h05m`, `4m12s`, `12s`.
