@@ -146,8 +146,9 @@ impl SnapshotReader {
     /// (entries cannot escape it), every byte is verified, and only then is the existing
     /// `dest` replaced (renamed aside, the new tree renamed in, the old one deleted). A
     /// failed restore (checksum, network, full disk) leaves `dest` as it was. When `dest`
-    /// is a mount point the swap happens inside it, with the same rule. Owners are
-    /// restored when running as root.
+    /// is a mount point the swap happens inside it, with the same rule; when it is a
+    /// symlink, the restore goes to its target and the link stays. Owners are restored
+    /// when running as root.
     pub async fn restore_path(&self, name: &str, dest: &Path) -> Result<RestoreOutcome> {
         let item = self.item(name)?;
         if item.kind != ItemKind::Tar {

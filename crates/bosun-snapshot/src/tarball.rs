@@ -27,7 +27,7 @@ fn unique(mark: &str) -> String {
     )
 }
 
-/// Writes `src` (a file, directory or symlink) as a tar archive to `out`.
+/// Writes `src` (a file or directory; a symlink is followed) as a tar archive to `out`.
 ///
 /// Keeps regular files, directories and symlinks with their modes, owners and mtimes;
 /// skips sockets, fifos and devices with a warning. A file that shrinks while it is read
@@ -35,9 +35,11 @@ fn unique(mark: &str) -> String {
 pub(crate) fn write_tar<W: Write>(src: &Path, out: W) -> io::Result<W> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    let meta = fs::symlink_metadata(src)
+    // The root is followed when it is a symlink (a data directory linked into a volume
+    // is backed up by its contents); symlinks below it are kept as symlinks.
+    let meta = fs::metadata(src)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
-    if !(meta.is_dir() || meta.is_file() || meta.file_type().is_symlink()) {
+    if !(meta.is_dir() || meta.is_file()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -217,6 +219,24 @@ pub(crate) fn restore_tar<R: Read>(input: R, dest: &Path) -> io::Result<RestoreO
             format!("refusing to restore to {} (contains ..)", dest.display()),
         ));
     }
+    // A symlink at dest (a data directory linked into a volume) is restored through:
+    // the data goes where the link points, the link stays.
+    let resolved;
+    let dest = match fs::symlink_metadata(dest) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(dest) {
+            Ok(target) => {
+                tracing::info!(link = %dest.display(), target = %target.display(), "restoring through a symlink");
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(_) => dest,
+        },
+        _ => dest,
+    };
+    let file_name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(file_name);
     let parent = dest.parent().unwrap_or(Path::new("/")).to_path_buf();
     fs::create_dir_all(&parent)?;
     let existing = match fs::symlink_metadata(dest) {

@@ -134,7 +134,8 @@ impl SnapshotWriter {
             .await
     }
 
-    /// Stores a file or directory (recursively) as item `name`: a tar archive (regular
+    /// Stores a file or directory (recursively; a symlink at `path` itself is followed)
+    /// as item `name`: a tar archive (regular
     /// files, directories, symlinks, with modes, owners and mtimes; sockets and fifos are
     /// skipped with a warning), compressed with zstd, streamed without a temporary file.
     pub async fn put_path(&mut self, name: &str, path: &Path) -> Result<ManifestItem> {

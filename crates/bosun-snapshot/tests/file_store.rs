@@ -182,3 +182,40 @@ async fn file_restore_onto_mount_point() {
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
     assert!(mounts.contains(&dest.display().to_string()));
 }
+
+/// A data directory that is a symlink into a volume is backed up by its contents and
+/// restored through the link.
+#[tokio::test]
+async fn file_symlinked_data_dir() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let volume = dir.path().join("volume/files");
+    make_tree(&volume);
+    let link = dir.path().join("app-files");
+    std::os::unix::fs::symlink(&volume, &link).expect("symlink");
+    let mut expected = describe_tree(&volume);
+    expected.remove(std::path::Path::new("fifo"));
+
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir(&store_dir).expect("mkdir");
+    let store: Arc<dyn Store> = Arc::new(FileStore::new(&store_dir));
+    let mut w = SnapshotWriter::begin(store.clone(), "host-l", &roles(), SnapshotKind::Latest)
+        .await
+        .expect("begin");
+    w.put_path("files", &link).await.expect("put");
+    w.commit().await.expect("commit");
+
+    std::fs::remove_dir_all(&volume).expect("rm");
+    std::fs::create_dir(&volume).expect("mkdir");
+    std::fs::write(volume.join("junk"), b"junk").expect("write");
+    let reader = bosun_snapshot::SnapshotReader::open_latest(store.clone())
+        .await
+        .expect("open")
+        .expect("latest");
+    reader.restore_path("files", &link).await.expect("restore");
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("meta")
+        .file_type()
+        .is_symlink());
+    assert_eq!(describe_tree(&volume), expected);
+}
