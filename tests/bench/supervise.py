@@ -106,7 +106,7 @@ def shell_baseline(d):
     f = os.path.join(d, "shell.starts")
     if os.path.exists(f):
         os.remove(f)
-    script = "; ".join([f"sh -c '{unit_cmd(f)}' &" for _ in range(N)]) + " wait"
+    script = " ".join([f"sh -c '{unit_cmd(f)}' &" for _ in range(N)]) + " wait"
     t0 = time.time_ns()
     p = subprocess.Popen(["sh", "-c", script], start_new_session=True, stdout=subprocess.DEVNULL)
     s = wait_lines(f, N)
@@ -129,7 +129,8 @@ def main():
         c.write(f"[unix_http_server]\nfile={d}/supervisor.sock\n")
         c.write("[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n")
         for i in range(N):
-            c.write(f"[program:s{i}]\ncommand=sh -c '{unit_cmd(fs)}'\nautorestart=true\nstartsecs=0\nstartretries=1000\nstdout_logfile=NONE\nstderr_logfile=NONE\n")
+            # supervisord expands %(...)s in its config: escape the date format.
+            c.write(f"[program:s{i}]\ncommand=sh -c '{unit_cmd(fs).replace('%', '%%')}'\nautorestart=true\nstartsecs=0\nstartretries=1000\nstdout_logfile=NONE\nstderr_logfile=NONE\n")
     shell = statistics.median([shell_baseline(d) for _ in range(3)])
     b = measure("bosun", [BOSUN, "run", "-c", os.path.join(d, "bosun.toml")], fb, env=dict(os.environ, BOSUN_LOG="warn"))
     s = measure("supervisord", ["supervisord", "-n", "-c", os.path.join(d, "supervisord.conf")], fs)

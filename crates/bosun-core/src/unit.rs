@@ -156,7 +156,12 @@ impl Runner {
     }
 
     /// The runner's loop: idle until started, run, back to idle once down.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
+        // Boxed once, so the task's own allocation stays small while idle.
+        Box::pin(self.run_inner()).await
+    }
+
+    async fn run_inner(mut self) {
         while let Some(cmd) = self.cmds.recv().await {
             match cmd {
                 UnitCmd::Start(reply) | UnitCmd::Restart(reply) => {
@@ -254,7 +259,9 @@ impl Runner {
                 format!("{reason}; restarting in {delay:.1?}"),
             );
             let wake = Instant::now() + delay;
-            loop {
+            // A zero delay must not go through the timer: it fires on the next
+            // millisecond tick at the earliest.
+            while !delay.is_zero() {
                 tokio::select! {
                     _ = sleep_until(wake) => break,
                     cmd = self.cmds.recv() => match cmd {
@@ -321,7 +328,9 @@ impl Runner {
             self.set_state(State::Starting, format!("waiting for {shown}"));
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let err = match probe::check_gate(&gate, left.min(Duration::from_secs(5))).await {
+                let err = match Box::pin(probe::check_gate(&gate, left.min(Duration::from_secs(5))))
+                    .await
+                {
                     Ok(()) => break,
                     Err(e) => e,
                 };
@@ -527,7 +536,7 @@ impl Runner {
                         unit.ready.timeout
                     ));
                 }
-                match probe::check(p, &ctx, left.min(Duration::from_secs(10))).await {
+                match Box::pin(probe::check(p, &ctx, left.min(Duration::from_secs(10)))).await {
                     Ok(()) => return Ok(()),
                     Err(e) => last = bosun_config::redact::redact_url(&e),
                 }
@@ -602,7 +611,7 @@ impl Runner {
                 }
                 _ = async { sleep_until(check_at.unwrap_or_else(Instant::now)).await }, if check_at.is_some() => {
                     let Some(h) = &unit.health else { continue };
-                    match probe::check(&h.probe, &ctx, h.timeout).await {
+                    match Box::pin(probe::check(&h.probe, &ctx, h.timeout)).await {
                         Ok(()) => {
                             if failures > 0 {
                                 tracing::info!(unit = %unit.name, "health check passes again");
@@ -861,5 +870,15 @@ impl Drop for NotifySocket {
     fn drop(&mut self) {
         self.task.abort();
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runner_future_stays_small() {
+        // Every active unit keeps one of these alive for bosun's whole life.
+        let size = std::mem::size_of::<super::Runner>();
+        assert!(size < 1024, "Runner is {size} bytes");
     }
 }
