@@ -138,6 +138,13 @@ start)
     GARAGE=$(garage_bin)
     write_config
     if ! running; then
+        for port in "$S3_PORT" "$RPC_PORT" "$ADMIN_PORT"; do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                echo "garage.sh: 127.0.0.1:$port is already in use (another garage.sh start DIR?):" \
+                    "stop it, or set GARAGE_S3_PORT/GARAGE_RPC_PORT/GARAGE_ADMIN_PORT" >&2
+                exit 1
+            fi
+        done
         # setsid: the server outlives this script and ignores the caller's signals.
         setsid "$GARAGE" -c "$conf" server >>"$log" 2>&1 </dev/null &
         echo $! >"$pidfile"
