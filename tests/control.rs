@@ -331,11 +331,17 @@ run = \"echo init-done\"
     let (code, out, _) = d.ctl(&["health"]);
     assert_eq!((code, out.trim()), (0, "healthy"));
 
-    // reload: until core has it, a clear "not implemented" (exit 1), never a crash.
-    let (code, out, err) = d.ctl(&["reload"]);
+    // reload with the same config: nothing restarts.
+    let pid = d.wait_ready("web");
+    let out = d.ctl_ok(&["reload"]);
     assert!(
-        code == 0 || (code == 1 && err.contains("reload")),
-        "reload: {code} {out}{err}"
+        out.contains("reloaded") && out.contains("unchanged 3"),
+        "{out}"
+    );
+    assert_eq!(
+        d.unit("web").pid,
+        Some(pid),
+        "an unchanged unit keeps its process"
     );
 
     // backup, snapshots: answered (not configured in this config).
@@ -453,7 +459,6 @@ roles = ["elsewhere"]
         ("POST", "/v1/status", 405),
         ("GET", "/v1/nothing", 404),
         ("GET", "/v1/units/web/logs?n=x", 400),
-        ("POST", "/v1/reload", 501),
         ("GET", "/v1/snapshots", 501),
         ("POST", "/v1/backup", 501),
     ];
@@ -620,7 +625,7 @@ fn tcp_needs_the_token_on_every_path_but_health_and_metrics() {
         ("POST", "/v1/units/web/start", 200),
         ("POST", "/v1/units/web/restart", 200),
         ("GET", "/v1/units/web/logs?n=5", 200),
-        ("POST", "/v1/reload", 501),
+        ("POST", "/v1/reload", 200),
         ("GET", "/v1/snapshots", 501),
         ("POST", "/v1/backup", 501),
     ];
@@ -1146,6 +1151,69 @@ run = "trap 'echo got-usr1' USR1; while :; do sleep 0.05; done"
     // `-f -n 2`: the backlog first, then live.
     let (code, _, _) = d.ctl(&["logs", "-n", "2", "nope"]);
     assert_eq!(code, 1, "logs of an unknown unit");
+}
+
+// ---- reload -----------------------------------------------------------------
+
+#[test]
+fn reload_adds_removes_changes_and_leaves_the_rest() {
+    let before = r#"
+[service.keep]
+run = ["sleep", "1000"]
+[service.gone]
+run = ["sleep", "1000"]
+[service.changed]
+run = ["sleep", "1000"]
+"#;
+    let d = Daemon::start("", before, &[]);
+    d.wait_healthy();
+    let keep = d.wait_ready("keep");
+    let changed = d.wait_ready("changed");
+
+    // A config with an error changes nothing.
+    d.scratch.config(
+        "",
+        &format!("{before}\n[service.bad]\nrun = [\"sleep\"]\nbogus_key = 1\n"),
+    );
+    let (code, out, err) = d.ctl(&["reload"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("nothing changed") && err.contains("bogus_key"),
+        "{err}"
+    );
+    assert_eq!(d.unit("keep").pid, Some(keep));
+
+    let after = r#"
+[service.keep]
+run = ["sleep", "1000"]
+[service.changed]
+run = ["sleep", "1001"]
+[service.added]
+run = ["sleep", "1000"]
+"#;
+    d.scratch.config("", after);
+    let out = d.ctl_ok(&["reload"]);
+    assert!(out.contains("started added"), "{out}");
+    assert!(out.contains("stopped gone"), "{out}");
+    assert!(out.contains("restarted changed"), "{out}");
+    assert!(out.contains("unchanged 1"), "{out}");
+    d.wait_ready("added");
+    let new_changed = d.wait_ready("changed");
+    assert_ne!(new_changed, changed, "a changed unit restarts");
+    assert_eq!(
+        d.unit("keep").pid,
+        Some(keep),
+        "an unchanged unit keeps its process"
+    );
+    let names: Vec<String> = d.status().units.into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["keep", "changed", "added"]);
+    // The table and the API follow the new unit set.
+    assert!(d.ctl_ok(&["status"]).contains("added"));
+    assert_eq!(
+        http_unix(&d.socket, "POST", "/v1/units/gone/restart").0,
+        404
+    );
+    d.ctl_ok(&["restart", "added"]);
 }
 
 #[test]

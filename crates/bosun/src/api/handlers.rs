@@ -83,7 +83,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         }
         ["v1", "units", name, "logs"] if get => unit_logs(ctx, name, &query),
         ["v1", "shutdown"] if post => shutdown(ctx),
-        ["v1", "reload"] if post => reload(ctx),
+        ["v1", "reload"] if post => reload(ctx).await,
         ["v1", "snapshots"] if get => snapshots(ctx),
         ["v1", "backup"] if post => backup(ctx),
         // Known paths with the wrong method.
@@ -275,15 +275,21 @@ fn shutdown(ctx: &Ctx) -> Response<Body> {
     )
 }
 
-/// `POST /v1/reload`: re-read the config and apply the difference.
-fn reload(_ctx: &Ctx) -> Response<Body> {
-    // TODO(reload): call `ctx.handle.reload().await` once bosun-core has it and
-    // answer its message (200) or its error (409).
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        "reload is not implemented yet in this bosun; restart the container to apply a new config"
-            .to_string(),
-    )
+/// `POST /v1/reload`: re-read the config and apply the difference (as
+/// SIGHUP does); answers once the changed units were stopped and the new ones
+/// started. A config with errors changes nothing: 409 with the errors.
+async fn reload(ctx: &Ctx) -> Response<Body> {
+    tracing::info!("reload requested through the control API");
+    if *ctx.handle.phase().borrow() == Phase::Stopping {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bosun is stopping".to_string(),
+        );
+    }
+    match ctx.handle.reload().await {
+        Ok(message) => json(StatusCode::OK, &MessageReply { message }),
+        Err(e) => error(StatusCode::CONFLICT, bosun_config::redact::redact_url(&e)),
+    }
 }
 
 /// `GET /v1/snapshots`: the store's snapshots.
