@@ -5,6 +5,7 @@ mod api;
 mod check;
 mod ctl;
 mod logging;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +40,25 @@ enum Cmd {
     },
     /// Talk to a running bosun.
     Ctl(ctl::CtlArgs),
+    /// Snapshots in the configured store, without a running bosun.
+    Snapshot {
+        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: SnapshotCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// List snapshots: id, time, host, size, complete.
+    List,
+    /// Make snapshot ID the one restored at the next start (sets LATEST).
+    Restore {
+        /// The snapshot id, as `bosun snapshot list` shows it.
+        id: String,
+    },
 }
 
 /// The config path: `-c`, else `$BOSUN_CONFIG`, else the default.
@@ -67,6 +87,7 @@ fn main() -> ExitCode {
         Cmd::Run { config } => exit(run(config_path(config))),
         Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
         Cmd::Ctl(args) => exit(ctl::main(args)),
+        Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),
     }
 }
 
@@ -142,8 +163,20 @@ fn run(path: PathBuf) -> i32 {
             }
         };
         tracing::info!(pid = std::process::id(), "bosun {} starting with {}", env!("CARGO_PKG_VERSION"), path.display());
+        let keeper = match snapshot::Keeper::new(&config, &plan, reaper.clone()).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!("boot failed: {e}");
+                return 1;
+            }
+        };
+        let hooks = keeper.clone().map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
         let settings = config.bosun.clone();
-        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, None);
+        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        if let Some(k) = &keeper {
+            k.set_handle(handle.clone());
+            k.spawn_daily();
+        }
         let api = match api::serve(handle.clone(), &settings).await {
             Ok(a) => a,
             Err(e) => {
@@ -155,5 +188,81 @@ fn run(path: PathBuf) -> i32 {
         api.shutdown().await;
         tracing::info!("bosun exits with code {code}");
         code
+    })
+}
+
+fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match bosun_config::load(&path, &env) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("bosun: {e}");
+            }
+            return 2;
+        }
+    };
+    let Some(snap) = config.snapshot else {
+        eprintln!("bosun: {} has no [snapshot] table", path.display());
+        return 2;
+    };
+    runtime().block_on(async move {
+        let store = match bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("bosun: snapshot store: {e}");
+                return 1;
+            }
+        };
+        match action {
+            SnapshotCmd::List => match bosun_snapshot::list_snapshots(store.as_ref()).await {
+                Ok(list) => {
+                    println!("{:<40} {:<6} {:<20} {:>10}  {:<8} LATEST", "ID", "KIND", "HOST", "SIZE", "COMPLETE");
+                    for s in list {
+                        println!(
+                            "{:<40} {:<6} {:<20} {:>10}  {:<8} {}",
+                            s.id.to_string(),
+                            if s.kind == bosun_snapshot::SnapshotKind::Daily { "daily" } else { "stop" },
+                            s.host,
+                            snapshot::human_bytes(s.size),
+                            if s.complete { "yes" } else { "no" },
+                            if s.latest { "*" } else { "" }
+                        );
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("bosun: listing snapshots: {e}");
+                    1
+                }
+            },
+            SnapshotCmd::Restore { id } => {
+                let list = match bosun_snapshot::list_snapshots(store.as_ref()).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("bosun: listing snapshots: {e}");
+                        return 1;
+                    }
+                };
+                let Some(found) = list.into_iter().find(|s| s.id.to_string() == id) else {
+                    eprintln!("bosun: no snapshot {id:?} (see: bosun snapshot list)");
+                    return 1;
+                };
+                if !found.complete {
+                    eprintln!("bosun: snapshot {id} is incomplete (no manifest): it cannot be restored");
+                    return 1;
+                }
+                match bosun_snapshot::set_latest(store.as_ref(), &found.id).await {
+                    Ok(()) => {
+                        println!("snapshot {id} is now LATEST: the next start of a container on a disk that does not hold it restores it");
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("bosun: {e}");
+                        1
+                    }
+                }
+            }
+        }
     })
 }

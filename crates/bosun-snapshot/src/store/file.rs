@@ -16,6 +16,13 @@ const TMP_MARK: &str = ".bosun-tmp-";
 const COPY_BUF: usize = 256 * 1024;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// When this process first wrote to a file store, in nanoseconds since the epoch.
+static RUN_STAMP: std::sync::LazyLock<u128> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+});
 
 /// A store in a directory (`file:///var/lib/bosun/backup`).
 ///
@@ -120,9 +127,13 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // The pid alone is not unique: in a container bosun is always pid 1, and a
+        // killed run leaves its temp files behind. The start time of this process
+        // (nanoseconds) tells runs apart.
         let tmp = dir.join(format!(
-            ".{name}{TMP_MARK}{}-{}",
+            ".{name}{TMP_MARK}{}-{}-{}",
             std::process::id(),
+            *RUN_STAMP,
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let mut guard = TmpGuard {

@@ -1,0 +1,556 @@
+//! Snapshots end to end: bosun as PID 1 backs up on stop and restores on start,
+//! against a volume (`file://`) and a real S3 server (Garage, when
+//! `BOSUN_GARAGE_ENV` points at the env file `tests/support/garage.sh` wrote),
+//! with a real PostgreSQL, and through the faults that lose data elsewhere.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Where snapshots go in one test.
+struct StoreUnderTest {
+    url: String,
+    env: Vec<(String, String)>,
+    /// The directory of a file store (to inspect and damage objects).
+    dir: Option<PathBuf>,
+}
+
+impl StoreUnderTest {
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+fn garage_env() -> Option<Vec<(String, String)>> {
+    let path = std::env::var("BOSUN_GARAGE_ENV").ok()?;
+    let text = fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect(),
+    )
+}
+
+/// A file store in `s`, and a Garage prefix unique to this test when Garage runs.
+fn stores(s: &Scratch, name: &str) -> Vec<StoreUnderTest> {
+    let dir = s.path("store");
+    fs::create_dir_all(&dir).unwrap();
+    let mut out = vec![StoreUnderTest {
+        url: format!("file://{}", dir.display()),
+        env: vec![],
+        dir: Some(dir),
+    }];
+    match garage_env() {
+        Some(env) => {
+            let bucket = env
+                .iter()
+                .find(|(k, _)| k == "BOSUN_TEST_BUCKET")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "bosun-test".into());
+            let unique = s
+                .dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            out.push(StoreUnderTest {
+                url: format!("s3://{bucket}/{name}-{unique}"),
+                env,
+                dir: None,
+            });
+        }
+        None => eprintln!(
+            "skipped the S3 half of {name}: no Garage (set BOSUN_GARAGE_ENV; tests/run.sh does)"
+        ),
+    }
+    out
+}
+
+/// A key-value "service" whose data is one file, dumped with cat and loaded with cat.
+fn kv_config(s: &Scratch, store: &StoreUnderTest, dump: &str, load: &str, budget: &str) -> PathBuf {
+    fs::create_dir_all(s.path("data")).unwrap();
+    fs::create_dir_all(s.path("files")).unwrap();
+    let body = format!(
+        r#"
+[service.kv]
+run = "echo kv up; exec sleep 100000"
+start_secs = "100ms"
+
+[service.kv.backup]
+dump = {dump:?}
+load = {load:?}
+timeout = "30s"
+
+[service.app]
+after = ["kv"]
+# What app sees of kv's data when it starts: the load must come first.
+run = "cat {{dir}}/data/kv.txt > {{dir}}/app-saw 2>/dev/null; echo app up; exec sleep 100000"
+start_secs = "100ms"
+
+[snapshot]
+store = "{url}"
+s3_endpoint = "${{S3ENDPOINTURL:-}}"
+s3_region = "${{S3REGION:-garage}}"
+
+[snapshot.paths]
+files = "{{dir}}/files"
+"#,
+        url = store.url
+    );
+    s.config(&format!("stop_budget = \"{budget}\""), &body)
+}
+
+fn default_kv(s: &Scratch, store: &StoreUnderTest) -> PathBuf {
+    kv_config(
+        s,
+        store,
+        &format!("cat {}/data/kv.txt", s.dir.path().display()),
+        &format!("cat > {}/data/kv.txt", s.dir.path().display()),
+        "30s",
+    )
+}
+
+/// LATEST as `bosun snapshot list` shows it (the id marked `*`).
+fn latest(cfg: &Path, store: &StoreUnderTest) -> Option<String> {
+    let (code, out, err) = bosun(
+        &["snapshot", "-c", cfg.to_str().unwrap(), "list"],
+        &store.env(),
+    );
+    assert_eq!(code, 0, "snapshot list failed: {out}{err}");
+    out.lines()
+        .filter(|l| l.trim_end().ends_with('*'))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .next()
+}
+
+/// Boots, writes data, stops: returns the snapshot id.
+fn take_snapshot(s: &Scratch, cfg: &Path, store: &StoreUnderTest, kv: &str, file: &str) -> String {
+    let mut b = Pid1::run(s, cfg, &store.env());
+    b.wait_for_output("boot complete", T);
+    fs::write(s.path("data/kv.txt"), kv).unwrap();
+    fs::write(s.path("files/note.txt"), file).unwrap();
+    b.signal(SIGTERM);
+    assert_eq!(b.wait(T), 0, "{}", b.output());
+    assert!(b.output().contains("committed"), "{}", b.output());
+    latest(cfg, store).expect("a LATEST after a clean stop")
+}
+
+#[test]
+fn backup_on_stop_restore_in_a_new_container_and_not_twice_in_the_same() {
+    let s0 = Scratch::new();
+    for store in stores(&s0, "roundtrip") {
+        let a = Scratch::new();
+        let cfg_a = default_kv(&a, &store);
+        let id = take_snapshot(&a, &cfg_a, &store, "hello from container A\n", "a file\n");
+
+        // A new container: empty disk, same store. The data comes back before kv's dependents start.
+        let b = Scratch::new();
+        let cfg_b = default_kv(&b, &store);
+        let mut pb = Pid1::run(&b, &cfg_b, &store.env());
+        pb.wait_for_output("boot complete", T);
+        assert_eq!(
+            b.read("data/kv.txt"),
+            "hello from container A\n",
+            "{}",
+            pb.output()
+        );
+        assert_eq!(b.read("files/note.txt"), "a file\n", "{}", pb.output());
+        let out = pb.output();
+        assert!(out.contains(&format!("restoring snapshot {id}")), "{out}");
+        assert_eq!(
+            b.read("app-saw"),
+            "hello from container A\n",
+            "app started before kv's data was loaded:\n{out}"
+        );
+        pb.signal(SIGTERM);
+        assert_eq!(pb.wait(T), 0, "{}", pb.output());
+        let id2 = latest(&cfg_b, &store).unwrap();
+        assert_ne!(id, id2);
+
+        // The same container again: its disk holds that snapshot; no second load.
+        fs::write(b.path("data/kv.txt"), "changed after the stop\n").unwrap();
+        let mut pb = Pid1::run(&b, &cfg_b, &store.env());
+        pb.wait_for_output("boot complete", T);
+        assert!(
+            pb.output().contains("already holds snapshot"),
+            "{}",
+            pb.output()
+        );
+        assert_eq!(b.read("data/kv.txt"), "changed after the stop\n");
+        pb.signal(SIGTERM);
+        assert_eq!(pb.wait(T), 0);
+    }
+}
+
+#[test]
+fn postgresql_rows_survive_into_a_new_container() {
+    let bin = "/usr/lib/postgresql/15/bin";
+    assert!(
+        Path::new(&format!("{bin}/postgres")).exists(),
+        "PostgreSQL 15 is not installed; tests/run.sh installs it"
+    );
+    let s0 = Scratch::new();
+    for store in stores(&s0, "postgres") {
+        let run_container = |rows: Option<&str>| -> (Scratch, String) {
+            let s = Scratch::new();
+            let (data, sock) = (s.path("pgdata"), s.path("pgsock"));
+            for d in [&data, &sock] {
+                fs::create_dir_all(d).unwrap();
+                Command::new("chown")
+                    .args(["postgres:postgres", d.to_str().unwrap()])
+                    .status()
+                    .unwrap();
+            }
+            Command::new("chmod")
+                .args(["700", data.to_str().unwrap()])
+                .status()
+                .unwrap();
+            Command::new("chmod")
+                .args(["755", s.dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            let psql = format!("{bin}/psql -h {} -p 55433 -U postgres", sock.display());
+            let body = format!(
+                r#"
+[task.initdb]
+user = "postgres"
+run = "test -e {data}/PG_VERSION || {bin}/initdb -D {data} -A trust -U postgres >/dev/null"
+
+[service.postgres]
+user = "postgres"
+after = ["initdb"]
+run = ["{bin}/postgres", "-D", "{data}", "-k", "{sock}", "-p", "55433", "-c", "listen_addresses="]
+ready = {{ postgres = "host={sock} port=55433 user=postgres dbname=postgres", timeout = "60s" }}
+stop_signal = "SIGINT"
+stop_timeout = "30s"
+
+[service.postgres.backup]
+dump = "{bin}/pg_dumpall -h {sock} -p 55433 -U postgres --clean --if-exists"
+load = "{psql} -q -v ON_ERROR_STOP=0 -d postgres >/dev/null"
+timeout = "120s"
+
+[snapshot]
+store = "{url}"
+s3_endpoint = "${{S3ENDPOINTURL:-}}"
+s3_region = "${{S3REGION:-garage}}"
+"#,
+                data = data.display(),
+                sock = sock.display(),
+                url = store.url,
+            );
+            let cfg = s.config("stop_budget = \"120s\"", &body);
+            let mut b = Pid1::run(&s, &cfg, &store.env());
+            b.wait_for_output("boot complete", Duration::from_secs(120));
+            let q = |sql: &str| {
+                let out = Command::new("sh")
+                    .args(["-c", &format!("{psql} -At -d postgres -c \"{sql}\"")])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            if let Some(rows) = rows {
+                q("CREATE TABLE notes(id serial primary key, body text)");
+                q(&format!(
+                    "INSERT INTO notes(body) SELECT '{rows}' || g FROM generate_series(1, 1000) g"
+                ));
+            }
+            let seen = q("SELECT count(*) || ':' || min(body) FROM notes");
+            b.signal(SIGTERM);
+            assert_eq!(b.wait(Duration::from_secs(120)), 0, "{}", b.output());
+            assert!(b.output().contains("committed"), "{}", b.output());
+            (s, seen)
+        };
+        let (_a, seen_a) = run_container(Some("row "));
+        assert_eq!(seen_a, "1000:row 1");
+        // A fresh data dir: initdb makes an empty cluster, then the dump is loaded.
+        let (_b, seen_b) = run_container(None);
+        assert_eq!(seen_b, "1000:row 1", "rows did not come back");
+    }
+}
+
+#[test]
+fn a_store_that_cannot_be_reached_fails_the_boot_instead_of_starting_empty() {
+    let s = Scratch::new();
+    let store = StoreUnderTest {
+        url: "s3://bosun-test/unreachable".into(),
+        env: vec![
+            ("S3ENDPOINTURL".into(), "http://127.0.0.1:9".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "GKxxxxxxxx".into()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                "not-a-real-secret-0123456789".into(),
+            ),
+        ],
+        dir: None,
+    };
+    let cfg = default_kv(&s, &store);
+    let mut b = Pid1::run(&s, &cfg, &store.env());
+    assert_eq!(b.wait(Duration::from_secs(120)), 1, "{}", b.output());
+    let out = b.output();
+    assert!(
+        out.contains("unreachable") && out.contains("will not start empty"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("kv up"),
+        "a unit started without its data: {out}"
+    );
+    assert!(
+        !out.contains("not-a-real-secret"),
+        "secret in the log: {out}"
+    );
+
+    // A volume that is not mounted (the directory is missing) is unreachable too.
+    let s = Scratch::new();
+    let gone = StoreUnderTest {
+        url: format!("file://{}/not-mounted", s.dir.path().display()),
+        env: vec![],
+        dir: None,
+    };
+    let cfg = default_kv(&s, &gone);
+    let mut b = Pid1::run(&s, &cfg, &[]);
+    assert_eq!(b.wait(Duration::from_secs(120)), 1, "{}", b.output());
+    assert!(!b.output().contains("kv up"));
+}
+
+#[test]
+fn a_corrupted_object_fails_the_restore_loudly_and_nothing_starts() {
+    let a = Scratch::new();
+    let store = stores(&a, "corrupt").remove(0);
+    let cfg = default_kv(&a, &store);
+    let id = take_snapshot(&a, &cfg, &store, "precious\n", "file\n");
+    let dir = store.dir.clone().unwrap().join("snapshots").join(&id);
+    // Damage the files item (restored before any unit starts).
+    let obj = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("files")
+        })
+        .expect("files object");
+    let mut bytes = fs::read(&obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&obj, bytes).unwrap();
+
+    let b = Scratch::new();
+    let cfg_b = default_kv(&b, &store);
+    let mut p = Pid1::run(&b, &cfg_b, &[]);
+    assert_eq!(p.wait(T), 1, "{}", p.output());
+    let out = p.output();
+    assert!(
+        out.contains("restore")
+            && out.contains("damaged")
+            && out.contains("bosun snapshot restore"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("kv up") && !out.contains("app up"),
+        "units started after a failed restore: {out}"
+    );
+    assert_eq!(
+        latest(&cfg_b, &store).as_deref(),
+        Some(id.as_str()),
+        "LATEST moved"
+    );
+}
+
+#[test]
+fn a_failed_load_is_never_backed_up_over_the_good_snapshot() {
+    let a = Scratch::new();
+    for store in stores(&a, "failload") {
+        let s = Scratch::new();
+        let cfg = default_kv(&s, &store);
+        let good = take_snapshot(&s, &cfg, &store, "good data\n", "f\n");
+
+        let b = Scratch::new();
+        let cfg_b = kv_config(&b, &store, "echo EMPTY", "exit 3", "30s");
+        let mut p = Pid1::run(&b, &cfg_b, &store.env());
+        assert_eq!(p.wait(T), 1, "{}", p.output());
+        assert!(
+            p.output().contains("loading its data failed"),
+            "{}",
+            p.output()
+        );
+        assert!(!p.output().contains("app up"), "{}", p.output());
+        assert_eq!(
+            latest(&cfg_b, &store).as_deref(),
+            Some(good.as_str()),
+            "the failed container overwrote LATEST"
+        );
+    }
+}
+
+#[test]
+fn a_stop_that_runs_out_of_budget_mid_backup_keeps_the_previous_latest() {
+    let a = Scratch::new();
+    for store in stores(&a, "budget") {
+        let s = Scratch::new();
+        let cfg = default_kv(&s, &store);
+        let good = take_snapshot(&s, &cfg, &store, "v1\n", "f\n");
+        let slow = kv_config(
+            &s,
+            &store,
+            &format!("cat {}/data/kv.txt; sleep 20", s.dir.path().display()),
+            "cat > /dev/null",
+            "2s",
+        );
+        let mut p = Pid1::run(&s, &slow, &store.env());
+        p.wait_for_output("boot complete", T);
+        p.signal(SIGTERM);
+        assert_eq!(p.wait(T), 1, "{}", p.output());
+        assert!(p.output().contains("budget"), "{}", p.output());
+        assert_eq!(latest(&slow, &store).as_deref(), Some(good.as_str()));
+    }
+}
+
+#[test]
+fn sigkill_in_the_middle_of_a_backup_leaves_latest_restorable() {
+    let a = Scratch::new();
+    for store in stores(&a, "sigkill") {
+        let s = Scratch::new();
+        let cfg = default_kv(&s, &store);
+        let good = take_snapshot(&s, &cfg, &store, "before the kill\n", "f\n");
+        // A dump that streams half its data, then hangs: bosun is killed mid-item.
+        let big = s.path("data/big");
+        fs::write(&big, vec![b'x'; 4 << 20]).unwrap();
+        let hanging = kv_config(
+            &s,
+            &store,
+            &format!("cat {}; sleep 30", big.display()),
+            &format!("cat > {}/data/kv.txt", s.dir.path().display()),
+            "60s",
+        );
+        let mut p = Pid1::run(&s, &hanging, &store.env());
+        p.wait_for_output("boot complete", T);
+        p.signal(SIGTERM);
+        p.wait_for_output("dumping its data", T);
+        std::thread::sleep(Duration::from_millis(500));
+        p.signal(SIGKILL);
+        p.wait(T);
+        assert_eq!(
+            latest(&cfg, &store).as_deref(),
+            Some(good.as_str()),
+            "a killed backup became LATEST"
+        );
+
+        // A new container restores the last complete snapshot, and says the last stop was unclean.
+        let b = Scratch::new();
+        let cfg_b = default_kv(&b, &store);
+        let mut pb = Pid1::run(&b, &cfg_b, &store.env());
+        pb.wait_for_output("boot complete", T);
+        assert_eq!(b.read("data/kv.txt"), "before the kill\n");
+        assert!(pb.output().contains("unclean stop"), "{}", pb.output());
+        pb.signal(SIGTERM);
+        assert_eq!(pb.wait(T), 0, "{}", pb.output());
+    }
+}
+
+#[test]
+fn a_full_volume_gives_a_clear_error_and_keeps_the_previous_snapshot() {
+    let s = Scratch::new();
+    let mnt = s.path("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .map(|st| st.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let store = StoreUnderTest {
+        url: format!("file://{}", mnt.display()),
+        env: vec![],
+        dir: Some(mnt.clone()),
+    };
+    let cfg = default_kv(&s, &store);
+    let good = take_snapshot(&s, &cfg, &store, "small\n", "f\n");
+    // 3 MiB of incompressible data cannot fit in what is left of 1 MiB.
+    let mut noise = vec![0u8; 3 << 20];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
+    fs::write(s.path("files/noise.bin"), noise).unwrap();
+    let mut p = Pid1::run(&s, &cfg, &[]);
+    p.wait_for_output("boot complete", T);
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 1, "{}", p.output());
+    assert!(
+        p.output().to_lowercase().contains("no space left"),
+        "{}",
+        p.output()
+    );
+    assert_eq!(latest(&cfg, &store).as_deref(), Some(good.as_str()));
+    // And it still restores.
+    let b = Scratch::new();
+    let cfg_b = default_kv(&b, &store);
+    let mut pb = Pid1::run(&b, &cfg_b, &[]);
+    pb.wait_for_output("boot complete", T);
+    assert_eq!(b.read("data/kv.txt"), "small\n");
+    pb.signal(SIGTERM);
+    let _ = pb.wait(T);
+}
+
+#[test]
+fn snapshot_restore_marks_an_older_snapshot_for_the_next_start() {
+    let s = Scratch::new();
+    let store = stores(&s, "pick").remove(0);
+    let cfg = default_kv(&s, &store);
+    let old = take_snapshot(&s, &cfg, &store, "old\n", "f\n");
+    std::thread::sleep(Duration::from_millis(1100)); // ids have one-second resolution
+    let new = take_snapshot(&s, &cfg, &store, "new\n", "f\n");
+    assert_ne!(old, new);
+    let (code, out, err) = bosun(
+        &["snapshot", "-c", cfg.to_str().unwrap(), "restore", &old],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(latest(&cfg, &store).as_deref(), Some(old.as_str()));
+    // The same disk holds "new", so the marked "old" is restored on the next start.
+    let mut p = Pid1::run(&s, &cfg, &[]);
+    p.wait_for_output("boot complete", T);
+    assert_eq!(s.read("data/kv.txt"), "old\n", "{}", p.output());
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 0);
+    let (code, _, _) = bosun(
+        &[
+            "snapshot",
+            "-c",
+            cfg.to_str().unwrap(),
+            "restore",
+            "20990101T000000Z-nosuch",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+}
