@@ -17,7 +17,11 @@ fn events(s: &Scratch) -> Vec<(String, String, u128)> {
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
-            Some((f.next()?.to_string(), f.next()?.to_string(), f.next()?.parse().ok()?))
+            Some((
+                f.next()?.to_string(),
+                f.next()?.to_string(),
+                f.next()?.parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -72,12 +76,21 @@ run = "{d}; exec sleep 1000"
     assert_eq!(started, ["always", "cache", "db"], "{}", b.output());
 
     // `check` shows the same selection, and an unknown role names the known ones.
-    let (code, out, _) = bosun(&["check", "-c", cfg.to_str().unwrap(), "--roles", "web"], &[]);
+    let (code, out, _) = bosun(
+        &["check", "-c", cfg.to_str().unwrap(), "--roles", "web"],
+        &[],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("web") && out.contains("always"), "{out}");
-    let (code, _, err) = bosun(&["check", "-c", cfg.to_str().unwrap(), "--roles", "wbe"], &[]);
+    let (code, _, err) = bosun(
+        &["check", "-c", cfg.to_str().unwrap(), "--roles", "wbe"],
+        &[],
+    );
     assert_eq!(code, 2);
-    assert!(err.contains("wbe") && err.contains("web") && err.contains("sql"), "{err}");
+    assert!(
+        err.contains("wbe") && err.contains("web") && err.contains("sql"),
+        "{err}"
+    );
 
     // bosun run with an unknown role refuses to start anything.
     let s2 = Scratch::new();
@@ -126,13 +139,31 @@ run = "{d}"
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 0, "{}", b.output());
     let ev = events(&s);
-    assert!(at(&ev, "b", "start") >= at(&ev, "a", "ready"), "b before a ready: {ev:?}");
-    assert!(at(&ev, "c", "start") >= at(&ev, "a", "ready"), "c before a ready: {ev:?}");
+    assert!(
+        at(&ev, "b", "start") >= at(&ev, "a", "ready"),
+        "b before a ready: {ev:?}"
+    );
+    assert!(
+        at(&ev, "c", "start") >= at(&ev, "a", "ready"),
+        "c before a ready: {ev:?}"
+    );
     // Parallel: each of b and c started before the other finished its 300 ms.
-    assert!(at(&ev, "b", "start") < at(&ev, "c", "end"), "b and c did not overlap: {ev:?}");
-    assert!(at(&ev, "c", "start") < at(&ev, "b", "end"), "b and c did not overlap: {ev:?}");
-    assert!(at(&ev, "d", "start") >= at(&ev, "b", "start") + 400_000_000, "{ev:?}");
-    assert!(at(&ev, "d", "start") >= at(&ev, "c", "start") + 400_000_000, "{ev:?}");
+    assert!(
+        at(&ev, "b", "start") < at(&ev, "c", "end"),
+        "b and c did not overlap: {ev:?}"
+    );
+    assert!(
+        at(&ev, "c", "start") < at(&ev, "b", "end"),
+        "b and c did not overlap: {ev:?}"
+    );
+    assert!(
+        at(&ev, "d", "start") >= at(&ev, "b", "start") + 400_000_000,
+        "{ev:?}"
+    );
+    assert!(
+        at(&ev, "d", "start") >= at(&ev, "c", "start") + 400_000_000,
+        "{ev:?}"
+    );
 }
 
 /// Boots one service with `ready` and returns (exit code after SIGTERM or on its own, output).
@@ -167,23 +198,44 @@ fn tcp_probe_passes_and_times_out() {
     assert!(s.read("events").contains("after_probed"), "{out}");
 
     let s = Scratch::new();
-    let (code, out) = boot_with_probe(&s, "exec sleep 1000", "{ tcp = \"127.0.0.1:18932\", timeout = \"500ms\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        "exec sleep 1000",
+        "{ tcp = \"127.0.0.1:18932\", timeout = \"500ms\" }",
+        "",
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("probed") && out.contains("ready probe tcp timed out"), "{out}");
-    assert!(!s.read("events").contains("after_probed"), "dependent started after a failed probe");
+    assert!(
+        out.contains("probed") && out.contains("ready probe tcp timed out"),
+        "{out}"
+    );
+    assert!(
+        !s.read("events").contains("after_probed"),
+        "dependent started after a failed probe"
+    );
 }
 
 #[test]
 fn http_probe_needs_a_2xx() {
     let s = Scratch::new();
     let run = format!("cd {} && mkdir -p www && echo ok > www/health && exec python3 -m http.server --bind 127.0.0.1 --directory www 18941", s.dir.path().display());
-    let (code, out) = boot_with_probe(&s, &run, "{ http = \"http://127.0.0.1:18941/health\", timeout = \"10s\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        &run,
+        "{ http = \"http://127.0.0.1:18941/health\", timeout = \"10s\" }",
+        "",
+    );
     assert_eq!(code, 0, "{out}");
     assert!(s.read("events").contains("after_probed"));
 
     let s = Scratch::new();
     let run = format!("cd {} && mkdir -p www && exec python3 -m http.server --bind 127.0.0.1 --directory www 18942", s.dir.path().display());
-    let (code, out) = boot_with_probe(&s, &run, "{ http = \"http://127.0.0.1:18942/missing\", timeout = \"1s\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        &run,
+        "{ http = \"http://127.0.0.1:18942/missing\", timeout = \"1s\" }",
+        "",
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("HTTP 404"), "{out}");
 }
@@ -193,15 +245,26 @@ fn exec_probe_runs_as_a_command_and_times_out() {
     let s = Scratch::new();
     let flag = s.path("flag");
     let run = format!("sleep 0.2; touch {}; exec sleep 1000", flag.display());
-    let ready = format!("{{ exec = [\"test\", \"-e\", \"{}\"], timeout = \"10s\" }}", flag.display());
+    let ready = format!(
+        "{{ exec = [\"test\", \"-e\", \"{}\"], timeout = \"10s\" }}",
+        flag.display()
+    );
     let (code, out) = boot_with_probe(&s, &run, &ready, "");
     assert_eq!(code, 0, "{out}");
     assert!(s.read("events").contains("after_probed"));
 
     let s = Scratch::new();
-    let (code, out) = boot_with_probe(&s, "exec sleep 1000", "{ exec = \"exit 3\", timeout = \"600ms\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        "exec sleep 1000",
+        "{ exec = \"exit 3\", timeout = \"600ms\" }",
+        "",
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("ready probe exec timed out") && out.contains("exit 3"), "{out}");
+    assert!(
+        out.contains("ready probe exec timed out") && out.contains("exit 3"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -214,11 +277,19 @@ fn file_log_and_notify_probes() {
         "",
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("probed | database system is ready"), "prefixed output missing: {out}");
+    assert!(
+        out.contains("probed | database system is ready"),
+        "prefixed output missing: {out}"
+    );
     assert!(s.read("events").contains("after_probed"));
 
     let s = Scratch::new();
-    let (code, out) = boot_with_probe(&s, "echo nope; exec sleep 1000", "{ log = \"never printed\", timeout = \"500ms\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        "echo nope; exec sleep 1000",
+        "{ log = \"never printed\", timeout = \"500ms\" }",
+        "",
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ready probe log timed out"), "{out}");
 
@@ -230,7 +301,12 @@ fn file_log_and_notify_probes() {
     assert!(out.contains("warming up"), "STATUS= not logged: {out}");
 
     let s = Scratch::new();
-    let (code, out) = boot_with_probe(&s, "exec sleep 1000", "{ file = \"/nonexistent/bosun-flag\", timeout = \"300ms\" }", "");
+    let (code, out) = boot_with_probe(
+        &s,
+        "exec sleep 1000",
+        "{ file = \"/nonexistent/bosun-flag\", timeout = \"300ms\" }",
+        "",
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ready probe file timed out"), "{out}");
 }
@@ -239,18 +315,28 @@ fn file_log_and_notify_probes() {
 fn postgres_probe_against_a_real_postgresql() {
     let bin = "/usr/lib/postgresql/15/bin";
     if !std::path::Path::new(&format!("{bin}/postgres")).exists() {
-        panic!("PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it");
+        panic!(
+            "PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it"
+        );
     }
     let s = Scratch::new();
     let data = s.path("pgdata");
     let sock = s.path("pgsock");
     fs::create_dir_all(&sock).unwrap();
     fs::create_dir_all(&data).unwrap();
-    let _ = std::process::Command::new("chmod").args(["700", data.to_str().unwrap()]).status();
-    let _ = std::process::Command::new("chown").args(["postgres:postgres", data.to_str().unwrap()]).status();
+    let _ = std::process::Command::new("chmod")
+        .args(["700", data.to_str().unwrap()])
+        .status();
+    let _ = std::process::Command::new("chown")
+        .args(["postgres:postgres", data.to_str().unwrap()])
+        .status();
     // The postgres user must be able to reach the scratch dir.
-    let _ = std::process::Command::new("chmod").args(["755", s.dir.path().to_str().unwrap()]).status();
-    let _ = std::process::Command::new("chown").args(["postgres:postgres", sock.to_str().unwrap()]).status();
+    let _ = std::process::Command::new("chmod")
+        .args(["755", s.dir.path().to_str().unwrap()])
+        .status();
+    let _ = std::process::Command::new("chown")
+        .args(["postgres:postgres", sock.to_str().unwrap()])
+        .status();
     let body = format!(
         r#"
 [task.initdb]
@@ -280,7 +366,11 @@ run = "{mark}"
     b.signal(SIGTERM);
     assert_eq!(b.wait(Duration::from_secs(60)), 0, "{}", b.output());
     // SIGINT = fast shutdown: PostgreSQL logs a clean shutdown.
-    assert!(b.output().contains("database system is shut down"), "{}", b.output());
+    assert!(
+        b.output().contains("database system is shut down"),
+        "{}",
+        b.output()
+    );
 }
 
 #[test]
@@ -304,8 +394,14 @@ run = "exec sleep 1000"
     let mut b = Pid1::run(&s, &cfg, &[]);
     assert_eq!(b.wait(T), 1, "{}", b.output());
     let out = b.output();
-    assert!(out.contains("boot failed") && out.contains("migrate") && out.contains("exit 3"), "{out}");
-    assert!(s.read("events").is_empty(), "web started after a failed task: {out}");
+    assert!(
+        out.contains("boot failed") && out.contains("migrate") && out.contains("exit 3"),
+        "{out}"
+    );
+    assert!(
+        s.read("events").is_empty(),
+        "web started after a failed task: {out}"
+    );
 }
 
 #[test]
@@ -331,11 +427,17 @@ run = "exec sleep 1000"
     assert!(out.contains("giving up (start_limit)"), "{out}");
     let starts: Vec<u128> = events(&s).iter().map(|e| e.2).collect();
     assert_eq!(starts.len(), 5, "burst = 5 starts: {starts:?}\n{out}");
-    let gaps: Vec<f64> = starts.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e6).collect();
+    let gaps: Vec<f64> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6)
+        .collect();
     // 100, 200, 400, 800 ms ±20 % jitter (plus spawn time).
     for (i, g) in gaps.iter().enumerate() {
         let base = 100.0 * f64::from(1u32 << i);
-        assert!(*g >= base * 0.8 - 5.0 && *g <= base * 1.2 + 150.0, "gap {i} = {g:.0} ms, want ~{base} ms: {gaps:?}");
+        assert!(
+            *g >= base * 0.8 - 5.0 && *g <= base * 1.2 + 150.0,
+            "gap {i} = {g:.0} ms, want ~{base} ms: {gaps:?}"
+        );
     }
 }
 
@@ -371,7 +473,10 @@ start_secs = "100ms"
 
 #[test]
 fn essential_unit_exit_code_becomes_bosuns() {
-    for (run, want) in [("sleep 0.3; exit 42", 42), ("sleep 0.3; kill -USR1 $$$$", 128 + 10)] {
+    for (run, want) in [
+        ("sleep 0.3; exit 42", 42),
+        ("sleep 0.3; kill -USR1 $$$$", 128 + 10),
+    ] {
         let s = Scratch::new();
         let body = format!(
             r#"
@@ -389,7 +494,11 @@ run = "trap '{m}; exit 0' TERM; while :; do sleep 0.05; done"
         let cfg = s.config("stop_budget = \"10s\"", &body);
         let mut b = Pid1::run(&s, &cfg, &[]);
         assert_eq!(b.wait(T), want, "{}", b.output());
-        assert!(s.read("events").contains("helper stopped"), "the rest was not stopped in order: {}", b.output());
+        assert!(
+            s.read("events").contains("helper stopped"),
+            "the rest was not stopped in order: {}",
+            b.output()
+        );
     }
 }
 
@@ -429,9 +538,15 @@ stop_timeout = "500ms"
     let ev = events(&s);
     let grandchildren = ev.iter().filter(|e| e.0 == "grandchild").count();
     assert_eq!(grandchildren, 3, "every grandchild got the signal: {ev:?}");
-    assert!(at(&ev, "db", "stopped") > at(&ev, "app", "stopped"), "db stopped before its dependent: {ev:?}");
+    assert!(
+        at(&ev, "db", "stopped") > at(&ev, "app", "stopped"),
+        "db stopped before its dependent: {ev:?}"
+    );
     let out = b.output();
-    assert!(out.contains("SIGKILL"), "stubborn unit was not SIGKILLed: {out}");
+    assert!(
+        out.contains("SIGKILL"),
+        "stubborn unit was not SIGKILLed: {out}"
+    );
     // db waits for stubborn's 500 ms grace, not more.
     assert!(t0.elapsed() < Duration::from_secs(10), "{out}");
 }
@@ -489,7 +604,11 @@ fn stop_over_budget_exits_1() {
     b.wait_for_output("boot complete", T);
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 1, "{}", b.output());
-    assert!(b.output().contains("ran out of its budget"), "{}", b.output());
+    assert!(
+        b.output().contains("ran out of its budget"),
+        "{}",
+        b.output()
+    );
 }
 
 #[test]
@@ -523,9 +642,15 @@ fn zombies_under(root: i32) -> usize {
     let mut parent = std::collections::HashMap::new();
     let mut zombie = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| stat[i + 2..].to_string()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| stat[i + 2..].to_string()) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split(' ').collect();
         parent.insert(pid, f[1].parse::<i32>().unwrap_or(0));
         if f[0] == "Z" {
@@ -567,7 +692,11 @@ start_secs = "100ms"
     let mut b = Pid1::run(&s, &cfg, &[]);
     b.wait_for_output("boot complete", Duration::from_secs(60));
     let root = b.host_pid();
-    assert!(eventually(Duration::from_secs(5), || zombies_under(root) == 0), "zombies left: {}", zombies_under(root));
+    assert!(
+        eventually(Duration::from_secs(5), || zombies_under(root) == 0),
+        "zombies left: {}",
+        zombies_under(root)
+    );
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 0, "{}", b.output());
 }
@@ -583,7 +712,11 @@ fn tini_mode_forwards_signals_and_returns_the_exit_code() {
     let mut b = Pid1::start(&s, &["--", "sh", "-c", &script], &[]);
     assert!(eventually(T, || s.path("up").exists()), "{}", b.output());
     b.signal(SIGUSR1);
-    assert!(eventually(T, || s.read("sig").contains("got USR1")), "{}", b.output());
+    assert!(
+        eventually(T, || s.read("sig").contains("got USR1")),
+        "{}",
+        b.output()
+    );
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 7, "{}", b.output());
     assert!(s.read("sig").contains("got TERM"));
@@ -595,7 +728,10 @@ fn tini_mode_forwards_signals_and_returns_the_exit_code() {
 
     // Orphans are reaped in tini mode too.
     let s = Scratch::new();
-    let script = format!("i=0; while [ $i -lt 200 ]; do (true &); i=$((i+1)); done; touch {}/done; sleep 1", s.dir.path().display());
+    let script = format!(
+        "i=0; while [ $i -lt 200 ]; do (true &); i=$((i+1)); done; touch {}/done; sleep 1",
+        s.dir.path().display()
+    );
     let mut b = Pid1::start(&s, &["--", "sh", "-c", &script], &[]);
     assert!(eventually(T, || s.path("done").exists()));
     let root = b.host_pid();
@@ -620,8 +756,16 @@ fn broken_configs_fail_check_with_code_2_and_a_located_message() {
             .unwrap_or_else(|| panic!("{} has no '# expect:' line", path.display()));
         let (code, out, err) = bosun(&["check", "-c", path.to_str().unwrap()], &[]);
         assert_eq!(code, 2, "{}: want exit 2\n{out}{err}", path.display());
-        assert!(err.contains(expect), "{}: want {expect:?} in:\n{err}", path.display());
-        assert!(!err.contains("panicked"), "{}: panic\n{err}", path.display());
+        assert!(
+            err.contains(expect),
+            "{}: want {expect:?} in:\n{err}",
+            path.display()
+        );
+        assert!(
+            !err.contains("panicked"),
+            "{}: panic\n{err}",
+            path.display()
+        );
         n += 1;
     }
     assert!(n >= 30, "only {n} broken configs");
@@ -645,12 +789,24 @@ start_secs = "300ms"
     b.signal(SIGTERM);
     assert_eq!(b.wait(T), 0);
     let out = b.stdout();
-    let a = out.lines().filter(|l| l.starts_with("chatty1 | aaaa")).count();
-    let c = out.lines().filter(|l| l.starts_with("chatty2 | bbbb")).count();
+    let a = out
+        .lines()
+        .filter(|l| l.starts_with("chatty1 | aaaa"))
+        .count();
+    let c = out
+        .lines()
+        .filter(|l| l.starts_with("chatty2 | bbbb"))
+        .count();
     assert_eq!((a, c), (300, 300), "{out}");
     for l in out.lines() {
-        assert!(l.starts_with("chatty1 | ") || l.starts_with("chatty2 | "), "torn line {l:?}");
+        assert!(
+            l.starts_with("chatty1 | ") || l.starts_with("chatty2 | "),
+            "torn line {l:?}"
+        );
     }
     assert!(out.contains("chatty2 | no newline at end"));
-    assert!(b.stderr().contains("chatty1 | to-stderr"), "stderr stream not kept");
+    assert!(
+        b.stderr().contains("chatty1 | to-stderr"),
+        "stderr stream not kept"
+    );
 }

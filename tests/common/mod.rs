@@ -22,7 +22,10 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch {
-            dir: tempfile::Builder::new().prefix("bosun-test-").tempdir().expect("tempdir"),
+            dir: tempfile::Builder::new()
+                .prefix("bosun-test-")
+                .tempdir()
+                .expect("tempdir"),
         }
     }
 
@@ -74,12 +77,21 @@ impl Pid1 {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn unshare");
-        Pid1 { child, stdout_path, stderr_path, code: None }
+        Pid1 {
+            child,
+            stdout_path,
+            stderr_path,
+            code: None,
+        }
     }
 
     /// `bosun run -c CONFIG` as PID 1.
     pub fn run(scratch: &Scratch, config: &Path, env: &[(&str, &str)]) -> Pid1 {
-        Pid1::start(scratch, &["run", "-c", config.to_str().expect("utf8 path")], env)
+        Pid1::start(
+            scratch,
+            &["run", "-c", config.to_str().expect("utf8 path")],
+            env,
+        )
     }
 
     /// bosun's pid as seen from the host (the child of `unshare`).
@@ -92,7 +104,10 @@ impl Pid1 {
                     return pid;
                 }
             }
-            assert!(Instant::now() < deadline, "bosun never started under unshare");
+            assert!(
+                Instant::now() < deadline,
+                "bosun never started under unshare"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -116,7 +131,11 @@ impl Pid1 {
 
     /// Both streams, for assertions and failure messages.
     pub fn output(&self) -> String {
-        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr())
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        )
     }
 
     /// Waits until `needle` appears in stdout or stderr.
@@ -128,7 +147,10 @@ impl Pid1 {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{needle:?} did not appear within {timeout:?}\n{}", self.output());
+        panic!(
+            "{needle:?} did not appear within {timeout:?}\n{}",
+            self.output()
+        );
     }
 
     /// Waits for bosun to exit; returns its exit code (128+n for a signal).

@@ -20,7 +20,9 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
             return 2;
         }
     };
-    let expr = roles.map(str::to_string).unwrap_or_else(|| config.roles_expr(&env));
+    let expr = roles
+        .map(str::to_string)
+        .unwrap_or_else(|| config.roles_expr(&env));
     let plan = match Plan::new(&config, &expr) {
         Ok(p) => p,
         Err(e) => {
@@ -37,10 +39,17 @@ pub fn render(config: &Config, plan: &Plan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "config: {}", config.source.display());
-    let _ = writeln!(out, "roles: {} -> [{}]", plan.roles_expr, plan.roles.join(", "));
+    let _ = writeln!(
+        out,
+        "roles: {} -> [{}]",
+        plan.roles_expr,
+        plan.roles.join(", ")
+    );
     let _ = writeln!(out, "\nactive units ({}):", plan.units.len());
     for p in &plan.units {
-        let Some(u) = config.units.get(&p.name) else { continue };
+        let Some(u) = config.units.get(&p.name) else {
+            continue;
+        };
         let mut line = format!("  {:<20} {:<8} {}", p.name, u.kind.as_str(), p.reason);
         if !p.deps.is_empty() {
             let _ = write!(line, "; after {}", p.deps.join(", "));
@@ -77,15 +86,93 @@ pub fn render(config: &Config, plan: &Plan) -> String {
             plan.worst_case_stop, budget
         );
     }
+    if let Some(snap) = &config.snapshot {
+        render_snapshot(&mut out, config, plan, snap);
+    }
     let tasks = plan
         .units
         .iter()
-        .filter(|p| config.units.get(&p.name).is_some_and(|u| u.kind == UnitKind::Task))
+        .filter(|p| {
+            config
+                .units
+                .get(&p.name)
+                .is_some_and(|u| u.kind == UnitKind::Task)
+        })
         .count();
-    let _ = writeln!(out, "({} services, {} tasks)", plan.units.len() - tasks, tasks);
+    let _ = writeln!(
+        out,
+        "({} services, {} tasks)",
+        plan.units.len() - tasks,
+        tasks
+    );
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let _ = writeln!(out, "\n# interpolated config (secrets redacted)\n{}", config.to_redacted_toml());
+    let _ = writeln!(
+        out,
+        "\n# interpolated config (secrets redacted)\n{}",
+        config.to_redacted_toml()
+    );
     out
+}
+
+/// What a snapshot will hold, and whether the last measured backup fits the budget.
+fn render_snapshot(
+    out: &mut String,
+    config: &Config,
+    plan: &Plan,
+    snap: &bosun_config::SnapshotConfig,
+) {
+    use std::fmt::Write;
+    let budget = config.bosun.stop_budget;
+    let _ = writeln!(
+        out,
+        "\nsnapshot: {}",
+        bosun_config::redact::redact_url(&snap.store)
+    );
+    for p in &plan.units {
+        if let Some(b) = config.units.get(&p.name).and_then(|u| u.backup.as_ref()) {
+            let load = b
+                .load
+                .as_ref()
+                .map_or("none".to_string(), |l| format!("`{}`", l.display()));
+            let _ = writeln!(
+                out,
+                "  {:<20} dump `{}` (timeout {:?}); load {load}",
+                p.name,
+                b.dump.display(),
+                b.timeout
+            );
+        }
+    }
+    for (name, path) in &snap.paths {
+        let _ = writeln!(
+            out,
+            "  {:<20} path {} (saved after every unit stopped)",
+            name,
+            path.display()
+        );
+    }
+    match (snap.keep_daily, snap.daily_at) {
+        (0, _) => {}
+        (keep, Some((h, m))) => {
+            let _ = writeln!(out, "  daily at {h:02}:{m:02} UTC, kept {keep} days");
+        }
+        (_, None) => {
+            let _ = writeln!(
+                out,
+                "  no daily snapshots: keep_daily is set but daily_at is not"
+            );
+        }
+    }
+    if let Some(took) = crate::snapshot::last_stop_backup(&config.bosun.state_dir) {
+        let _ = writeln!(out, "  last stop backup took {took:.1?}");
+        if took > budget.mul_f64(0.8) {
+            let _ = writeln!(
+                out,
+                "warning: the last stop backup took {took:.1?}, {} stop_budget {budget:?}: raise stop_budget (and docker stop -t) before the data outgrows it",
+                if took > budget { "more than" } else { "over 80 % of" }
+            );
+        }
+    }
 }

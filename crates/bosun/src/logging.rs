@@ -16,7 +16,11 @@ pub fn init(file: Option<&Path>) -> Guard {
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
     });
     let writer = move || -> Box<dyn std::io::Write> {
         match &file {

@@ -37,6 +37,17 @@ struct DiskState {
     snapshot: Option<String>,
     /// False from boot until a clean stop: a false at boot means the last stop was unclean.
     clean: bool,
+    /// How long the last stop's backup took (first dump to commit), in milliseconds;
+    /// `bosun check` compares it with `stop_budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_stop_backup_ms: Option<u64>,
+}
+
+/// The last measured stop-backup time recorded in `state_dir`, if any.
+pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
+    let bytes = std::fs::read(state_dir.join("snapshot-state.json")).ok()?;
+    let st: DiskState = serde_json::from_slice(&bytes).ok()?;
+    st.last_stop_backup_ms.map(Duration::from_millis)
 }
 
 /// Keeps the data of one container.
@@ -61,6 +72,8 @@ pub struct Keeper {
     /// The snapshot the stop is writing (begun at the first dump).
     stop_writer: tokio::sync::Mutex<Option<SnapshotWriter>>,
     stop_failed: Mutex<Vec<String>>,
+    /// When the stop's first dump began.
+    stop_began: Mutex<Option<StdInstant>>,
     /// One snapshot at a time (stop, `ctl backup`, daily).
     busy: tokio::sync::Mutex<()>,
 }
@@ -106,6 +119,7 @@ impl Keeper {
             failed_loads: Mutex::new(HashSet::new()),
             stop_writer: tokio::sync::Mutex::new(None),
             stop_failed: Mutex::new(Vec::new()),
+            stop_began: Mutex::new(None),
             busy: tokio::sync::Mutex::new(()),
         })))
     }
@@ -215,6 +229,7 @@ impl Keeper {
         let mut next = DiskState {
             snapshot: state.snapshot.clone(),
             clean: false,
+            last_stop_backup_ms: state.last_stop_backup_ms,
         };
         match latest {
             None => tracing::info!(
@@ -346,10 +361,9 @@ impl Keeper {
                 };
                 if left == 0 {
                     let id = self.restored_id.lock().expect("poisoned").clone();
-                    self.write_state(&DiskState {
-                        snapshot: id,
-                        clean: false,
-                    })?;
+                    let mut st = self.read_state();
+                    st.snapshot = id;
+                    self.write_state(&st)?;
                     tracing::info!("restore complete");
                 }
             }
@@ -672,6 +686,10 @@ impl DataHooks for Keeper {
                 self.stop_failed.lock().expect("poisoned").push(why.clone());
                 return Err(why);
             }
+            self.stop_began
+                .lock()
+                .expect("poisoned")
+                .get_or_insert_with(StdInstant::now);
             let mut slot = self.stop_writer.lock().await;
             if slot.is_none() {
                 let w = SnapshotWriter::begin(
@@ -738,9 +756,11 @@ impl DataHooks for Keeper {
                     if let Err(e) = self.store.delete(&self.marker_key()).await {
                         tracing::warn!("cannot remove the running marker: {e}");
                     }
+                    let began = self.stop_began.lock().expect("poisoned").unwrap_or(started);
                     self.write_state(&DiskState {
                         snapshot: Some(id),
                         clean: true,
+                        last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
                     })
                 }
                 Err(e) => {
