@@ -554,3 +554,35 @@ fn snapshot_restore_marks_an_older_snapshot_for_the_next_start() {
     );
     assert_eq!(code, 1);
 }
+
+#[test]
+fn ctl_backup_takes_an_online_snapshot_and_ctl_snapshots_lists_it() {
+    let s = Scratch::new();
+    for store in stores(&s, "online") {
+        let c = Scratch::new();
+        let cfg = default_kv(&c, &store);
+        fs::write(c.path("data/kv.txt"), "live data\n").unwrap();
+        let mut b = Pid1::run(&c, &cfg, &store.env());
+        b.wait_for_output("boot complete", T);
+        let sock = c.path("run/ctl.sock");
+        let sock = sock.to_str().unwrap();
+        let (code, out, err) = bosun(&["ctl", "--socket", sock, "backup"], &[]);
+        assert_eq!(code, 0, "{out}{err}\n{}", b.output());
+        assert!(out.contains("committed"), "{out}");
+        let id = latest(&cfg, &store).expect("ctl backup moved LATEST");
+        assert!(out.contains(&id), "{out}");
+        let (code, out, _) = bosun(&["ctl", "--socket", sock, "snapshots"], &[]);
+        assert_eq!(code, 0);
+        let line = out.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not listed:\n{out}"));
+        assert!(line.contains("yes") && line.trim_end().ends_with('*'), "{line}");
+        // Status shows the unit's last backup.
+        let (code, out, _) = bosun(&["ctl", "--socket", sock, "status", "--json"], &[]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let kv = v["units"].as_array().unwrap().iter().find(|u| u["name"] == "kv").unwrap();
+        assert_eq!(kv["last_backup"]["ok"], true, "{out}");
+        assert_eq!(kv["last_backup"]["bytes"], 10, "{out}");
+        b.signal(SIGTERM);
+        assert_eq!(b.wait(T), 0, "{}", b.output());
+    }
+}

@@ -177,7 +177,7 @@ fn run(path: PathBuf) -> i32 {
             k.set_handle(handle.clone());
             k.spawn_daily();
         }
-        let api = match api::serve(handle.clone(), &settings).await {
+        let api = match api::serve(handle.clone(), &settings, keeper.clone()).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("control API: {e}");

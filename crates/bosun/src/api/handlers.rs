@@ -84,8 +84,8 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         ["v1", "units", name, "logs"] if get => unit_logs(ctx, name, &query),
         ["v1", "shutdown"] if post => shutdown(ctx),
         ["v1", "reload"] if post => reload(ctx).await,
-        ["v1", "snapshots"] if get => snapshots(ctx),
-        ["v1", "backup"] if post => backup(ctx),
+        ["v1", "snapshots"] if get => snapshots(ctx).await,
+        ["v1", "backup"] if post => backup(ctx).await,
         // Known paths with the wrong method.
         []
         | ["health"]
@@ -292,20 +292,78 @@ async fn reload(ctx: &Ctx) -> Response<Body> {
     }
 }
 
-/// `GET /v1/snapshots`: the store's snapshots.
-fn snapshots(_ctx: &Ctx) -> Response<Body> {
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        "snapshots are not configured".to_string(),
-    )
+/// One snapshot in `GET /v1/snapshots`.
+#[derive(Serialize)]
+struct SnapshotEntry {
+    id: String,
+    kind: &'static str,
+    time_ms: u64,
+    host: String,
+    size: u64,
+    complete: bool,
+    latest: bool,
 }
 
-/// `POST /v1/backup`: take a snapshot now.
-fn backup(_ctx: &Ctx) -> Response<Body> {
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        "snapshots are not configured".to_string(),
-    )
+/// `GET /v1/snapshots`: the store's snapshots, oldest first.
+async fn snapshots(ctx: &Ctx) -> Response<Body> {
+    let Some(keeper) = &ctx.keeper else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "snapshots are not configured: add a [snapshot] table".to_string(),
+        );
+    };
+    match bosun_snapshot::list_snapshots(keeper.store().as_ref()).await {
+        Ok(list) => {
+            let entries: Vec<SnapshotEntry> = list
+                .into_iter()
+                .map(|s| SnapshotEntry {
+                    id: s.id.to_string(),
+                    kind: if s.kind == bosun_snapshot::SnapshotKind::Daily {
+                        "daily"
+                    } else {
+                        "stop"
+                    },
+                    time_ms: s
+                        .time
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
+                    host: s.host,
+                    size: s.size,
+                    complete: s.complete,
+                    latest: s.latest,
+                })
+                .collect();
+            json(StatusCode::OK, &entries)
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, format!("listing snapshots: {e}")),
+    }
+}
+
+/// `POST /v1/backup`: take a snapshot now, against the running units.
+async fn backup(ctx: &Ctx) -> Response<Body> {
+    let Some(keeper) = &ctx.keeper else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "snapshots are not configured: add a [snapshot] table".to_string(),
+        );
+    };
+    tracing::info!("snapshot requested through the control API");
+    match keeper
+        .backup_now(bosun_snapshot::SnapshotKind::Latest)
+        .await
+    {
+        Ok(id) => json(
+            StatusCode::OK,
+            &MessageReply {
+                message: format!("snapshot {id} committed"),
+            },
+        ),
+        Err(e) => error(
+            StatusCode::CONFLICT,
+            format!("snapshot failed, LATEST is unchanged: {e}"),
+        ),
+    }
 }
 
 // ---- helpers ---------------------------------------------------------------

@@ -60,6 +60,8 @@ pub(crate) struct Ctx {
     pub handle: Handle,
     /// Cancelled when bosun stops serving: log followers end their streams.
     pub stopping: CancellationToken,
+    /// The data keeper, when the config has a `[snapshot]` table.
+    pub keeper: Option<Arc<crate::snapshot::Keeper>>,
 }
 
 /// The running API servers; [`Api::shutdown`] stops them.
@@ -105,7 +107,11 @@ impl Api {
 /// Fails (and bosun then refuses to start) when the socket cannot be set up,
 /// when another bosun already answers on it, when `control_group` does not
 /// exist, or when TCP is configured without a token.
-pub async fn serve(handle: Handle, settings: &Settings) -> Result<Api, String> {
+pub async fn serve(
+    handle: Handle,
+    settings: &Settings,
+    keeper: Option<Arc<crate::snapshot::Keeper>>,
+) -> Result<Api, String> {
     let group = match &settings.control_group {
         Some(name) => Some(auth::Group::lookup(name)?),
         None => None,
@@ -126,6 +132,7 @@ pub async fn serve(handle: Handle, settings: &Settings) -> Result<Api, String> {
     let ctx = Arc::new(Ctx {
         handle,
         stopping: CancellationToken::new(),
+        keeper,
     });
     let (conns_tx, conns_rx) = mpsc::channel(1);
     let mut accept_loops = Vec::new();

@@ -615,9 +615,31 @@ fn snapshots(client: &Client) -> Result<i32, Unreachable> {
         eprintln!("bosun ctl: {}", api_error(status, &body));
         return Ok(1);
     }
-    // The listing's shape belongs to the snapshot work; until it has a type
-    // here, print what bosun sent.
-    let _ = out(&body);
+    let list: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = out(&body);
+            return Ok(0);
+        }
+    };
+    println!(
+        "{:<40} {:<6} {:<24} {:>12}  {:<8} LATEST",
+        "ID", "KIND", "TIME", "SIZE", "COMPLETE"
+    );
+    for s in &list {
+        let text = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let num = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        let flag = |k: &str| s.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        println!(
+            "{:<40} {:<6} {:<24} {:>12}  {:<8} {}",
+            text("id"),
+            text("kind"),
+            utc(num("time_ms")),
+            num("size"),
+            if flag("complete") { "yes" } else { "no" },
+            if flag("latest") { "*" } else { "" }
+        );
+    }
     Ok(0)
 }
 
