@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Measuring half of tests/bench/snapshot.sh (run that, not this).
+
+One run: bosun backs a payload up into S3 on SIGTERM ("up"), a second bosun with a fresh
+state_dir restores it ("down"), then `aws s3 cp` moves the same payload up and down.
+Prints a table with the targets next to the numbers. Exits non-zero only when a step
+fails (bosun exits non-zero, a log line never comes, aws fails, a timeout); a missed
+target is reported, not failed.
+
+Timing: bosun's own log timestamps (BOSUN_LOG_FORMAT=json, microseconds):
+  up   = from "dumping its data" to "snapshot committed" (dump + compress + hash +
+         multipart upload + manifest/LATEST commit);
+  down = from "loading its data" to "loaded" (GET + verify + decompress + stream into
+         the `load` command's stdin), which is what the unit waits for.
+aws: wall clock of the whole `aws s3 cp` process, python start-up included (printed
+separately so it can be discounted).
+Peak RSS: VmHWM of the bosun process, polled every 20 ms from /proc/PID/status until
+it exits (VmHWM only grows, so the last sample is the peak up to that moment); for
+"down" the value read right at the "loaded" line (the restore's peak, before the
+second bosun backs up again on its own SIGTERM).
+CPU: utime+stime of bosun (all threads) and of the Garage server over each phase.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import queue
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+MIB = 1024 * 1024
+TICK = os.sysconf("SC_CLK_TCK")
+UP_TARGET = 1.5  # bosun / aws
+RSS_TARGET = 64 * 1000 * 1000  # 64 MB
+
+
+class StepFailed(Exception):
+    pass
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def cpu_secs(pid):
+    """utime + stime of a process (all threads), seconds; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def parse_ts(s):
+    # 2026-11-23T10:19:51.626817Z (tracing-subscriber: microseconds, UTC)
+    s = s.rstrip("Z")
+    if "." in s:
+        head, frac = s.split(".", 1)
+        s = f"{head}.{frac[:6]:0<6}"
+    return dt.datetime.fromisoformat(s).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+class Bosun:
+    """One bosun process: its JSON log lines in a queue, VmHWM/CPU polled."""
+
+    live = []
+
+    def __init__(self, binary, config, log_path, env):
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [binary, "run", "-c", config],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a ^C on the terminal must not reach it
+        )
+        Bosun.live.append(self)
+        self.pid = self.proc.pid
+        self.lines = queue.Queue()
+        self.hwm_kib = 0
+        self.done = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.log.write(line)
+            self.log.flush()
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue  # a unit's own output, not a bosun log line
+            if isinstance(ev, dict) and "message" in ev:
+                ev["_mono"] = time.monotonic()
+                self.lines.put(ev)
+        self.lines.put(None)  # EOF
+
+    def _sample(self):
+        while not self.done.is_set():
+            self.sample()
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+
+    def sample(self):
+        v = status_kib(self.pid, "VmHWM")
+        if v is not None and v > self.hwm_kib:
+            self.hwm_kib = v
+        return self.hwm_kib
+
+    def cpu(self):
+        return cpu_secs(self.pid)
+
+    def wait_for(self, what, pred, timeout):
+        """The first log event matching pred; StepFailed on timeout or early exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StepFailed(f"bosun {self.pid}: no '{what}' line within {timeout:.0f}s (log: {self.log.name})")
+            try:
+                ev = self.lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if ev is None:
+                self.proc.wait()
+                raise StepFailed(
+                    f"bosun {self.pid} exited ({self.proc.returncode}) before '{what}' (log: {self.log.name})")
+            if ev.get("level") == "ERROR":
+                print(f"  bosun error: {ev['message']}", file=sys.stderr)
+            if pred(ev["message"]):
+                return ev
+
+    def wait_exit(self, timeout):
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise StepFailed(f"bosun {self.pid} did not exit within {timeout:.0f}s (log: {self.log.name})")
+        self.done.set()
+        Bosun.live.remove(self)
+        if rc != 0:
+            raise StepFailed(f"bosun {self.pid} exited with code {rc} (log: {self.log.name})")
+        return rc
+
+    def kill(self):
+        """Abort: SIGKILL bosun and everything under it (no backup on the way out)."""
+        if self.proc.poll() is None:
+            kids = descendants(self.pid)
+            for p in [self.pid] + kids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.done.set()
+
+
+def write_config(path, work, name, payload, store):
+    state = os.path.join(work, name)
+    os.makedirs(state, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"""[bosun]
+state_dir = "{state}/state"
+control_socket = "{state}/run/ctl.sock"
+stop_budget = "3600s"
+
+[service.data]
+run = "exec sleep 100000"
+start_secs = "100ms"
+
+[service.data.backup]
+dump = "cat {payload}"
+load = "cat > /dev/null"
+timeout = "3000s"
+
+[snapshot]
+store = "{store}"
+s3_endpoint = "${{S3ENDPOINTURL:-}}"
+s3_region = "${{S3REGION:-garage}}"
+""")
+
+
+def is_msg(prefix):
+    return lambda m: m.startswith(prefix)
+
+
+def garage_cpu(pid):
+    return cpu_secs(pid) if pid else None
+
+
+def diff(a, b):
+    return None if a is None or b is None else b - a
+
+
+def bosun_up(args, env, store):
+    """Start bosun (no snapshot yet), SIGTERM it, time the dump to the commit."""
+    cfg = os.path.join(args.work, "up.toml")
+    write_config(cfg, args.work, "up", args.payload, store)
+    b = Bosun(args.bosun, cfg, os.path.join(args.work, "up.log"), env)
+    b.wait_for("boot complete", is_msg("boot complete"), 60)
+    g0, c0 = garage_cpu(args.garage_pid), b.cpu()
+    b.proc.send_signal(signal.SIGTERM)
+    start = b.wait_for("dumping its data", is_msg("dumping its data"), 60)
+    done = b.wait_for("backing up data: done", is_msg("backing up data: done"), args.timeout)
+    commit = b.wait_for("snapshot committed", lambda m: m == "snapshot committed", 120)
+    g1, c1 = garage_cpu(args.garage_pid), b.cpu()
+    b.wait_exit(120)
+    secs = parse_ts(commit["timestamp"]) - parse_ts(start["timestamp"])
+    raw = int(done["bytes"])
+    if raw != args.bytes:
+        raise StepFailed(f"bosun backed up {raw} bytes, the payload has {args.bytes}")
+    return {
+        "secs": secs,
+        "mib_s": raw / MIB / secs,
+        "bosun_rate": float(done["rate_mib_s"]),
+        "stored": int(done["stored_bytes"]),
+        "rss_kib": b.hwm_kib,
+        "cpu": diff(c0, c1),
+        "garage_cpu": diff(g0, g1),
+    }
+
+
+def bosun_down(args, env, store):
+    """Fresh state_dir, same store: time the load; then SIGTERM (it backs up again)."""
+    cfg = os.path.join(args.work, "down.toml")
+    write_config(cfg, args.work, "down", args.payload, store)
+    b = Bosun(args.bosun, cfg, os.path.join(args.work, "down.log"), env)
+    b.wait_for("restoring snapshot", is_msg("restoring snapshot"), 120)
+    start = b.wait_for("loading its data", is_msg("loading its data"), 120)
+    g0, c0 = garage_cpu(args.garage_pid), b.cpu()
+    verified = b.wait_for("restoring data: verified", is_msg("restoring data: verified"), args.timeout)
+    loaded = b.wait_for("loaded", is_msg("loaded "), 120)
+    rss_restore = b.sample()
+    g1, c1 = garage_cpu(args.garage_pid), b.cpu()
+    b.wait_for("boot complete", is_msg("boot complete"), 60)
+    raw = int(verified["bytes"])
+    if raw != args.bytes:
+        raise StepFailed(f"bosun restored {raw} bytes, the payload has {args.bytes}")
+    secs = parse_ts(loaded["timestamp"]) - parse_ts(start["timestamp"])
+    out = {
+        "secs": secs,
+        "mib_s": raw / MIB / secs,
+        "rss_kib": rss_restore,
+        "cpu": diff(c0, c1),
+        "garage_cpu": diff(g0, g1),
+    }
+    # Its own stop backs the payload up again: a second "up" sample, after a restore.
+    b.proc.send_signal(signal.SIGTERM)
+    s2 = b.wait_for("dumping its data", is_msg("dumping its data"), 60)
+    b.wait_for("backing up data: done", is_msg("backing up data: done"), args.timeout)
+    c2 = b.wait_for("snapshot committed", lambda m: m == "snapshot committed", 120)
+    b.wait_exit(120)
+    out["up2_mib_s"] = raw / MIB / (parse_ts(c2["timestamp"]) - parse_ts(s2["timestamp"]))
+    out["rss_whole_kib"] = b.hwm_kib
+    return out
+
+
+def run_timed(argv, env, timeout):
+    """Wall seconds and CPU seconds (children rusage) of one command; StepFailed on error."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"{' '.join(argv)}: no end within {timeout:.0f}s")
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise StepFailed(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu
+
+
+def aws(args, env):
+    endpoint = env["S3ENDPOINTURL"]
+    region = env.get("S3REGION", "garage")
+    url = f"s3://{args.bucket}/{args.prefix}/aws-payload"
+    common = ["--endpoint-url", endpoint, "--region", region, "--only-show-errors"]
+    startup = statistics.median(run_timed(["aws", "--version"], env, 60)[0] for _ in range(3))
+    out = {"startup": startup}
+    for direction, argv in (("up", ["aws", "s3", "cp", args.payload, url] + common),
+                            ("down", ["aws", "s3", "cp", url, "/dev/null"] + common)):
+        g0 = garage_cpu(args.garage_pid)
+        wall, cpu = run_timed(argv, env, args.timeout)
+        out[direction] = {"secs": wall, "mib_s": args.bytes / MIB / wall, "cpu": cpu,
+                          "garage_cpu": diff(g0, garage_cpu(args.garage_pid))}
+    return out
+
+
+def reference(args, env):
+    """Single-core costs of the work bosun does per byte, as the stock tools do it."""
+    zst = os.path.join(args.work, "payload.zst")
+    # openssl uses SHA-NI where the CPU has it (as the sha2 crate does); coreutils may not.
+    if shutil.which("openssl"):
+        sha_label, sha_cmd = "openssl sha256", "openssl dgst -sha256"
+    else:
+        sha_label, sha_cmd = "sha256sum", "sha256sum"
+    rows = []
+    for label, cmd in (
+        (sha_label, f"{sha_cmd} {args.payload} >/dev/null"),
+        ("zstd -3 -T1 compress", f"zstd -q -3 -T1 -c {args.payload} >{zst}"),
+        ("zstd -d decompress", f"zstd -q -d -c {zst} >/dev/null"),
+        ("cat | cat (pipe)", f"cat {args.payload} | cat >/dev/null"),
+    ):
+        wall, cpu = run_timed(["sh", "-c", cmd], env, args.timeout)
+        rows.append((label, args.bytes / MIB / wall, cpu))
+    os.unlink(zst)
+    return rows
+
+
+def fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bosun", required=True)
+    ap.add_argument("--payload", required=True)
+    ap.add_argument("--bytes", type=int, required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--bucket", required=True)
+    ap.add_argument("--prefix", required=True)
+    ap.add_argument("--garage-pid", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--reference", type=int, default=1)
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if args.garage_pid and cpu_secs(args.garage_pid) is None:
+        args.garage_pid = 0
+    env = dict(os.environ)
+    env["BOSUN_LOG_FORMAT"] = "json"
+    env.setdefault("BOSUN_LOG", "info")
+    store = f"s3://{args.bucket}/{args.prefix}/bosun"
+    size = f"{args.bytes / MIB:.0f} MiB"
+    try:
+        print(f"[1/4] bosun up: dump {size} into {store} on SIGTERM", flush=True)
+        up = bosun_up(args, env, store)
+        print(f"      {up['mib_s']:.1f} MiB/s ({up['secs']:.1f}s)", flush=True)
+        print("[2/4] bosun down: fresh state_dir, restore, load; then its stop backs up again", flush=True)
+        down = bosun_down(args, env, store)
+        print(f"      {down['mib_s']:.1f} MiB/s ({down['secs']:.1f}s); second backup "
+              f"{down['up2_mib_s']:.1f} MiB/s", flush=True)
+        print("[3/4] aws s3 cp up and down (to /dev/null)", flush=True)
+        a = aws(args, env)
+        print(f"      up {a['up']['mib_s']:.1f} MiB/s, down {a['down']['mib_s']:.1f} MiB/s", flush=True)
+        ref = None
+        if args.reference:
+            print("[4/4] reference: single-core tools on the same payload", flush=True)
+            ref = reference(args, env)
+        else:
+            print("[4/4] reference: skipped (BENCH_REFERENCE=0)", flush=True)
+    except StepFailed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        print(f"interrupted ({e})", file=sys.stderr)
+        return 130
+    finally:
+        for b in list(Bosun.live):
+            b.kill()
+
+    rss_target_mib = RSS_TARGET / MIB
+    print()
+    print(f"bosun snapshot vs aws s3 cp, {args.bytes} bytes ({size}) from /dev/urandom, Garage at "
+          f"{env['S3ENDPOINTURL']}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print()
+    hdr = (f"{'direction':<10} {'bosun MiB/s':>11} {'aws MiB/s':>10} {'bosun/aws':>9} {'target':>7} "
+           f"{'bosun peak RSS MiB':>18} {'target':>17}")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, bv, av, rss in (("up", up["mib_s"], a["up"]["mib_s"], up["rss_kib"]),
+                              ("down", down["mib_s"], a["down"]["mib_s"], down["rss_kib"])):
+        ratio = bv / av
+        rss_b = rss * 1024
+        speed_ok = "ok" if ratio >= UP_TARGET else "MISSED"
+        rss_ok = "ok" if rss_b <= RSS_TARGET else "MISSED"
+        print(f"{name:<10} {bv:>11.1f} {av:>10.1f} {ratio:>8.2f}x {'>=1.5x':>7} {rss_b / MIB:>18.1f} "
+              f"{'<=' + format(rss_target_mib, '.1f') + ' (64 MB)':>17}   speed {speed_ok}, RSS {rss_ok}")
+    print()
+    print("details")
+    print(f"  bosun up   : {up['secs']:.2f}s 'dumping its data' -> 'snapshot committed'; bosun's own "
+          f"rate line {up['bosun_rate']:.1f} MiB/s; stored {up['stored']} bytes; CPU bosun "
+          f"{fmt(up['cpu'], '.1f')}s, garage {fmt(up['garage_cpu'], '.1f')}s")
+    print(f"  bosun down : {down['secs']:.2f}s 'loading its data' -> 'loaded'; CPU bosun "
+          f"{fmt(down['cpu'], '.1f')}s, garage {fmt(down['garage_cpu'], '.1f')}s")
+    print(f"  bosun up #2: {down['up2_mib_s']:.1f} MiB/s (the restoring bosun's own stop); its peak RSS "
+          f"over the whole run {down['rss_whole_kib'] / 1024:.1f} MiB")
+    for d in ("up", "down"):
+        x = a[d]
+        print(f"  aws {d:<5}  : {x['secs']:.2f}s wall (python start-up ~{a['startup']:.2f}s of it); CPU aws "
+              f"{x['cpu']:.1f}s, garage {fmt(x['garage_cpu'], '.1f')}s")
+    if ref:
+        print("  reference (stock tools, one core each, same payload from page cache):")
+        for label, mib_s, cpu in ref:
+            print(f"    {label:<22} {mib_s:>8.1f} MiB/s  (CPU {cpu:.1f}s)")
+    print(f"  logs and configs: {args.work} (removed on success unless BENCH_KEEP=1)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
