@@ -956,20 +956,23 @@ health = { http = "http://user:pw-HHHH8888@127.0.0.1:1/live", interval = "1s", f
     );
 }
 
-/// The host pid of a unit's process: bosun's child whose comm is not bosun.
+/// The host pid of a unit's process: the child of bosun (of any of its
+/// threads) whose pid inside bosun's namespace is the unit's.
 fn host_pid_of(d: &Daemon, unit: &str) -> i32 {
     let ns_pid = d.unit(unit).pid.unwrap_or_default();
     let host = d.pid1.host_pid();
-    // Map through NSpid lines of bosun's children.
-    let kids = fs::read_to_string(format!("/proc/{host}/task/{host}/children")).unwrap_or_default();
-    for k in kids.split_whitespace() {
-        let status = fs::read_to_string(format!("/proc/{k}/status")).unwrap_or_default();
-        let nspid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .unwrap_or("");
-        if nspid.split_whitespace().last().and_then(|p| p.parse().ok()) == Some(ns_pid) {
-            return k.parse().unwrap_or_default();
+    let tasks = fs::read_dir(format!("/proc/{host}/task")).expect("bosun's tasks");
+    for t in tasks.flatten() {
+        let kids = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for k in kids.split_whitespace() {
+            let status = fs::read_to_string(format!("/proc/{k}/status")).unwrap_or_default();
+            let nspid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .unwrap_or("");
+            if nspid.split_whitespace().last().and_then(|p| p.parse().ok()) == Some(ns_pid) {
+                return k.parse().unwrap_or_default();
+            }
         }
     }
     panic!("no host pid for {unit} (ns pid {ns_pid})");

@@ -121,10 +121,17 @@ pub struct Response {
 impl Response {
     /// The whole body.
     pub fn bytes(mut self) -> Result<Vec<u8>, Unreachable> {
+        let broke = |e: io::Error| Unreachable(format!("bosun's answer broke off: {e}"));
+        if let Framing::Length(n) = self.body.kind {
+            // One allocation of the announced size, read straight from the
+            // socket (past the small header buffer): no regrowth, no copies.
+            let n = usize::try_from(n).map_err(|_| Unreachable("absurd Content-Length".into()))?;
+            let mut v = vec![0; n];
+            self.body.read_exact(&mut v).map_err(broke)?;
+            return Ok(v);
+        }
         let mut v = Vec::new();
-        self.body
-            .read_to_end(&mut v)
-            .map_err(|e| Unreachable(format!("bosun's answer broke off: {e}")))?;
+        self.body.read_to_end(&mut v).map_err(broke)?;
         Ok(v)
     }
 }
@@ -293,7 +300,7 @@ impl Client {
         };
         conn.write_all(&req).map_err(broke)?;
 
-        let mut r = BufReader::with_capacity(64 * 1024, conn);
+        let mut r = BufReader::with_capacity(16 * 1024, conn);
         let mut line = String::new();
         r.read_line(&mut line).map_err(broke)?;
         let status = line
