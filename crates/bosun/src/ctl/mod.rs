@@ -332,7 +332,7 @@ impl Grid {
                 out.push_str(c);
                 if i + 1 < row.len() {
                     let pad = widths[i] + 2 - width(c);
-                    out.extend(std::iter::repeat(' ').take(pad));
+                    out.extend(std::iter::repeat_n(' ', pad));
                 }
             }
             let trimmed = out.trim_end_matches(' ').len();
