@@ -5,7 +5,7 @@
 //! probe commands, dump and load commands — is spawned through [`Reaper::spawn`],
 //! which registers its pid before the reaper can see it exit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,14 @@ impl std::fmt::Display for Exit {
 #[derive(Default)]
 struct Table {
     waiters: HashMap<i32, oneshot::Sender<Exit>>,
+    /// Exits of pids nobody had claimed yet, newest last: an orphan, or a
+    /// child of [`Reaper::spawn_concurrent`] that exited before its spawner
+    /// registered it. Kept for [`EARLY_KEEP`].
+    early: VecDeque<(i32, Exit, std::time::Instant)>,
 }
+
+/// How long an unclaimed exit waits for its spawner (spawns take milliseconds).
+const EARLY_KEEP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The reaper: register children, deliver their exits, reap orphans silently.
 #[derive(Clone)]
@@ -115,6 +122,37 @@ impl Reaper {
         Ok((child, rx))
     }
 
+    /// Spawns `cmd` without holding the reaper's lock, so several threads can
+    /// spawn at once (each vfork waits for its child's exec: one thread would
+    /// exec the children one after another).
+    ///
+    /// Only for commands without `pre_exec` hooks, uid or gid: std then uses
+    /// `posix_spawn`, which never waits on the child itself. (On the fork path,
+    /// std reaps a child whose exec failed and panics if the reaper got there
+    /// first; [`Reaper::spawn`] holds the lock for that reason.)
+    pub fn spawn_concurrent(
+        &self,
+        cmd: &mut Command,
+    ) -> std::io::Result<(Child, oneshot::Receiver<Exit>)> {
+        let child = cmd.spawn()?;
+        let pid = child.id() as i32;
+        let (tx, rx) = oneshot::channel();
+        let mut table = self.table.lock().expect("reaper table poisoned");
+        match table.early.iter().position(|e| e.0 == pid) {
+            Some(i) => {
+                // It exited before we got here: it was ours, not an orphan.
+                if let Some((_, exit, _)) = table.early.remove(i) {
+                    self.orphans.fetch_sub(1, Ordering::Relaxed);
+                    let _ = tx.send(exit);
+                }
+            }
+            None => {
+                table.waiters.insert(pid, tx);
+            }
+        }
+        Ok((child, rx))
+    }
+
     /// Orphans reaped so far.
     pub fn orphans_reaped(&self) -> u64 {
         self.orphans.load(Ordering::Relaxed)
@@ -151,6 +189,15 @@ impl Reaper {
                 None => {
                     self.orphans.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pid = pid.as_raw(), "reaped orphan ({exit})");
+                    let now = std::time::Instant::now();
+                    while table
+                        .early
+                        .front()
+                        .is_some_and(|e| now.duration_since(e.2) > EARLY_KEEP)
+                    {
+                        table.early.pop_front();
+                    }
+                    table.early.push_back((pid.as_raw(), exit, now));
                 }
             }
         }

@@ -129,6 +129,16 @@ pub struct Spec<'a> {
 }
 
 impl Spec<'_> {
+    /// True when the command needs a `pre_exec` hook (a user, group or umask):
+    /// std must then fork instead of `posix_spawn`, and the spawn must go
+    /// through [`crate::reaper::Reaper::spawn`].
+    pub fn needs_fork(&self) -> bool {
+        self.umask.is_some()
+            || self
+                .identity
+                .is_some_and(|i| i.uid != Uid::current() || i.gid != Gid::current())
+    }
+
     /// Builds the `std::process::Command`. Spawn it with [`crate::reaper::Reaper::spawn`].
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.argv[0]);

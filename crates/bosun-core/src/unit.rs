@@ -421,7 +421,19 @@ impl Runner {
             own_process_group: true,
         };
         self.starts.push_back(Instant::now());
-        let (mut child, exit_rx) = match self.env.reaper.spawn(&mut spec.command()) {
+        let mut cmd = spec.command();
+        let spawned = if spec.needs_fork() {
+            self.env.reaper.spawn(&mut cmd)
+        } else {
+            // Off the runtime thread, two at a time: vfork blocks the caller
+            // until the child has exec'd, and 100 units should not exec in a row.
+            let reaper = self.env.reaper.clone();
+            let _permit = SPAWN_SLOTS.acquire().await;
+            tokio::task::spawn_blocking(move || reaper.spawn_concurrent(&mut cmd))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        };
+        let (mut child, exit_rx) = match spawned {
             Ok(c) => c,
             Err(e) => {
                 let msg = format!("cannot start {}: {e}", spec.argv[0]);
@@ -765,6 +777,9 @@ impl Runner {
         report
     }
 }
+
+/// Concurrent spawns (the machine's cores are what execs use).
+static SPAWN_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The running process of a unit.
 struct Proc {

@@ -70,8 +70,18 @@ fn config_path(arg: Option<PathBuf>) -> PathBuf {
 fn runtime() -> tokio::runtime::Runtime {
     // One thread: bosun waits on processes, pipes and sockets; it never computes
     // for long. One thread keeps it small and its scheduling simple.
+    // The only other threads are short-lived spawners (see bosun-core's unit
+    // runner) and the console writer: one malloc arena is plenty, and each
+    // extra arena is resident memory for the container's whole life.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Spawner threads go away soon after boot instead of idling for 10 s.
+        .thread_keep_alive(std::time::Duration::from_millis(500))
         .build()
         .expect("cannot build the tokio runtime")
 }
