@@ -288,6 +288,17 @@ run = \"echo init-done\"
     let one = d.ctl_ok(&["status", "web"]);
     assert!(one.contains("web") && !one.contains("worker"), "{one}");
     assert_eq!(d.ctl(&["status", "nope"]).0, 1);
+    // The table bosun renders (plain `status`) and the one ctl renders from
+    // the JSON (`status UNIT…`) agree.
+    let local = d.ctl_ok(&["status", "web", "worker", "init"]);
+    let served = d.ctl_ok(&["status"]);
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(names(&local), names(&served), "{local}\n{served}");
 
     // restart: a new process.
     let before = d.wait_ready("web");
@@ -458,6 +469,7 @@ roles = ["elsewhere"]
         ("GET", "/v1/units/web/restart", 405),
         ("POST", "/v1/status", 405),
         ("GET", "/v1/nothing", 404),
+        ("GET", "/v1/status?format=yaml", 400),
         ("GET", "/v1/units/web/logs?n=x", 400),
         ("GET", "/v1/snapshots", 501),
         ("POST", "/v1/backup", 501),

@@ -37,7 +37,7 @@ use super::proto::{
     parse_signal, percent_decode, signal_name, ActionReply, ErrorReply, MessageReply,
     SignalRequest, UnitResult,
 };
-use super::{metrics, Ctx};
+use super::{metrics, text, Ctx};
 
 /// The status page, embedded: no build step, no files to install.
 const STATUS_PAGE: &str = include_str!("../status_page.html");
@@ -73,7 +73,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         [] if get => status_page(),
         ["health"] if get => health(ctx),
         ["metrics"] if get => metrics(ctx),
-        ["v1", "status"] if get => status(ctx),
+        ["v1", "status"] if get => status(ctx, &query),
         ["v1", "units", target, "start"] if post => unit_start(ctx, target).await,
         ["v1", "units", target, "stop"] if post => unit_stop(ctx, target).await,
         ["v1", "units", target, "restart"] if post => unit_restart(ctx, target).await,
@@ -152,8 +152,9 @@ fn metrics(ctx: &Ctx) -> Response<Body> {
     r
 }
 
-/// `GET /v1/status`: the `DaemonStatus` JSON.
-fn status(ctx: &Ctx) -> Response<Body> {
+/// `GET /v1/status`: the `DaemonStatus` JSON; with `?format=table`, the
+/// `ctl status` table as text.
+fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Response<Body> {
     let mut st = ctx.handle.status();
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
@@ -162,7 +163,23 @@ fn status(ctx: &Ctx) -> Response<Body> {
             u.detail = bosun_config::redact::redact_url(&u.detail);
         }
     }
-    json_sized(StatusCode::OK, &st, 512 + st.units.len() * 256)
+    match query.get("format").map(String::as_str) {
+        None | Some("json") => json_sized(StatusCode::OK, &st, 512 + st.units.len() * 256),
+        Some("table") => {
+            let mut r = Response::new(Body::full(text::table(&st, now_ms())));
+            let h = r.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Some(f) => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {f:?} (json or table)"),
+        ),
+    }
 }
 
 /// `POST /v1/units/{target}/start`.

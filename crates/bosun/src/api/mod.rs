@@ -24,6 +24,7 @@ mod body;
 mod handlers;
 mod metrics;
 pub mod proto;
+pub mod text;
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

@@ -1,0 +1,220 @@
+//! Human renderings of status shared by the server and `bosun ctl`: the
+//! `ctl status` table. The server renders it for `GET /v1/status?format=table`
+//! so that `ctl status` prints bytes instead of parsing 200 KB of JSON for a
+//! thousand units; `ctl status UNIT…` renders the same table from the JSON.
+
+use std::fmt::Write as _;
+
+use bosun_core::status::{DaemonStatus, UnitStatus};
+
+use super::proto::signal_name;
+
+/// Cells of a table, all in one string: `ctl status` with 1000 units must
+/// not cost 10,000 small allocations.
+struct Grid {
+    text: String,
+    /// (start, end) of each cell in `text`, row by row.
+    cells: Vec<(usize, usize)>,
+    cols: usize,
+}
+
+impl Grid {
+    fn cell(&mut self, f: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        f(&mut self.text);
+        self.cells.push((start, self.text.len()));
+    }
+
+    fn text(&mut self, t: &str) {
+        self.cell(|s| s.push_str(t));
+    }
+
+    /// The grid, columns padded to their widest cell, trailing blanks trimmed.
+    fn render(&self, out: &mut String) {
+        let width = |c: &str| {
+            if c.is_ascii() {
+                c.len()
+            } else {
+                c.chars().count()
+            }
+        };
+        let mut widths = vec![0; self.cols];
+        for (i, &(a, b)) in self.cells.iter().enumerate() {
+            let w = &mut widths[i % self.cols];
+            *w = (*w).max(width(&self.text[a..b]));
+        }
+        for row in self.cells.chunks(self.cols) {
+            for (i, &(a, b)) in row.iter().enumerate() {
+                let c = &self.text[a..b];
+                out.push_str(c);
+                if i + 1 < row.len() {
+                    let pad = widths[i] + 2 - width(c);
+                    out.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            let trimmed = out.trim_end_matches(' ').len();
+            out.truncate(trimmed);
+            out.push('\n');
+        }
+    }
+}
+
+/// The `ctl status` table, with uptimes and ages as of `now` (Unix ms).
+pub fn table(st: &DaemonStatus, now: u64) -> String {
+    let mut out = String::with_capacity(256 + st.units.len() * 120);
+    let roles = if st.roles.is_empty() {
+        "-".to_string()
+    } else {
+        st.roles.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "bosun {} (pid {}) {}, roles {} ({roles}), up {}, {} orphans reaped",
+        st.version,
+        st.pid,
+        phase_name(st),
+        st.roles_expr,
+        duration(now.saturating_sub(st.started_at_ms) / 1000),
+        st.reaped_orphans
+    );
+    // The backup column appears once some unit has backups (snapshots on).
+    let backups = st.units.iter().any(|u| u.last_backup.is_some());
+    let mut head = vec![
+        "UNIT",
+        "KIND",
+        "ROLES",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "READY",
+        "LAST EXIT",
+    ];
+    if backups {
+        head.push("LAST BACKUP");
+    }
+    head.push("DETAIL");
+    let mut grid = Grid {
+        text: String::with_capacity(st.units.len() * 80),
+        cells: Vec::with_capacity((st.units.len() + 1) * head.len()),
+        cols: head.len(),
+    };
+    for h in &head {
+        grid.text(h);
+    }
+    for u in &st.units {
+        row(&mut grid, u, now, backups);
+    }
+    grid.render(&mut out);
+    out
+}
+
+fn phase_name(st: &DaemonStatus) -> &'static str {
+    match st.phase {
+        bosun_core::status::Phase::Booting => "booting",
+        bosun_core::status::Phase::Running => "running",
+        bosun_core::status::Phase::Stopping => "stopping",
+    }
+}
+
+fn row(g: &mut Grid, u: &UnitStatus, now: u64, backups: bool) {
+    let ago = |s: &mut String, at_ms: u64| {
+        write_duration(s, now.saturating_sub(at_ms) / 1000);
+        s.push_str(" ago");
+    };
+    g.text(&u.name);
+    g.text(&u.kind);
+    g.cell(|s| {
+        if u.roles.is_empty() {
+            s.push('-');
+        }
+        for (i, r) in u.roles.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(r);
+        }
+    });
+    g.text(u.state.as_str());
+    g.cell(|s| match u.pid {
+        Some(p) => {
+            let _ = write!(s, "{p}");
+        }
+        None => s.push('-'),
+    });
+    g.cell(|s| match u.uptime_secs(now) {
+        Some(t) => write_duration(s, t),
+        None => s.push('-'),
+    });
+    g.cell(|s| {
+        let _ = write!(s, "{}", u.restarts);
+    });
+    g.text(match (u.active, u.ready) {
+        (false, _) => "-",
+        (true, true) => "yes",
+        (true, false) => "no",
+    });
+    g.cell(|s| match u.last_exit {
+        Some(e) => {
+            match e.signal.and_then(signal_name) {
+                Some(name) => s.push_str(&name),
+                None => {
+                    let _ = write!(s, "{}", e.code);
+                }
+            }
+            s.push_str(" (");
+            ago(s, e.at_ms);
+            s.push(')');
+        }
+        None => s.push('-'),
+    });
+    if backups {
+        g.cell(|s| match &u.last_backup {
+            Some(b) => {
+                s.push_str(if b.ok { "ok (" } else { "FAILED (" });
+                ago(s, b.at_ms);
+                s.push(')');
+            }
+            None => s.push('-'),
+        });
+    }
+    g.text(&u.detail);
+}
+
+/// `3d4h`, `2h05m`, `4m12s`, `12s`.
+pub fn duration(secs: u64) -> String {
+    let mut s = String::new();
+    write_duration(&mut s, secs);
+    s
+}
+
+fn write_duration(out: &mut String, secs: u64) {
+    let (d, h, m, s) = (
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    let _ = if d > 0 {
+        write!(out, "{d}d{h}h")
+    } else if h > 0 {
+        write!(out, "{h}h{m:02}m")
+    } else if m > 0 {
+        write!(out, "{m}m{s:02}s")
+    } else {
+        write!(out, "{s}s")
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(65), "1m05s");
+        assert_eq!(duration(3 * 3600 + 60), "3h01m");
+        assert_eq!(duration(2 * 86400 + 3 * 3600), "2d3h");
+    }
+}
