@@ -67,7 +67,7 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
     } else {
         st.roles.join(", ")
     };
-    let _ = writeln!(
+    let _ = write!(
         out,
         "bosun {} (pid {}) {}, roles {} ({roles}), up {}, {} orphans reaped",
         st.version,
@@ -77,6 +77,15 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
         duration(now.saturating_sub(st.started_at_ms) / 1000),
         st.reaped_orphans
     );
+    if let Some(snap) = &st.last_snapshot {
+        let _ = write!(
+            out,
+            ", last snapshot {} ({} ago)",
+            if snap.ok { "ok" } else { "FAILED" },
+            duration(now.saturating_sub(snap.at_ms) / 1000)
+        );
+    }
+    out.push('\n');
     // The backup column appears once some unit has backups (snapshots on).
     let backups = st.units.iter().any(|u| u.last_backup.is_some());
     let mut head = vec![
