@@ -573,13 +573,24 @@ fn ctl_backup_takes_an_online_snapshot_and_ctl_snapshots_lists_it() {
         assert!(out.contains(&id), "{out}");
         let (code, out, _) = bosun(&["ctl", "--socket", sock, "snapshots"], &[]);
         assert_eq!(code, 0);
-        let line = out.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not listed:\n{out}"));
-        assert!(line.contains("yes") && line.trim_end().ends_with('*'), "{line}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{out}"));
+        assert!(
+            line.contains("yes") && line.trim_end().ends_with('*'),
+            "{line}"
+        );
         // Status shows the unit's last backup.
         let (code, out, _) = bosun(&["ctl", "--socket", sock, "status", "--json"], &[]);
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let kv = v["units"].as_array().unwrap().iter().find(|u| u["name"] == "kv").unwrap();
+        let kv = v["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "kv")
+            .unwrap();
         assert_eq!(kv["last_backup"]["ok"], true, "{out}");
         assert_eq!(kv["last_backup"]["bytes"], 10, "{out}");
         b.signal(SIGTERM);
