@@ -33,7 +33,9 @@ WORK=$(mktemp -d /tmp/bosun-bench-ctl.XXXXXX)
 BOSUN_PID=""
 SUP_CONF=""
 cleanup() {
-    if [ -n "$BOSUN_PID" ]; then kill "$BOSUN_PID" 2>/dev/null || true; wait "$BOSUN_PID" 2>/dev/null || true; fi
+    # unshare ignores SIGTERM while it waits; SIGKILL it and --kill-child
+    # takes bosun (and with it the whole pid namespace) down.
+    if [ -n "$BOSUN_PID" ]; then kill -KILL "$BOSUN_PID" 2>/dev/null || true; wait "$BOSUN_PID" 2>/dev/null || true; fi
     if [ -n "$SUP_CONF" ] && [ -f "$WORK/sup/supervisord.pid" ]; then
         kill "$(cat "$WORK/sup/supervisord.pid")" 2>/dev/null || true
     fi
@@ -94,7 +96,7 @@ stop_bosun() {
         kill -0 "$BOSUN_PID" 2>/dev/null || break
         sleep 0.1
     done
-    kill "$BOSUN_PID" 2>/dev/null || true
+    kill -KILL "$BOSUN_PID" 2>/dev/null || true
     wait "$BOSUN_PID" 2>/dev/null || true
     BOSUN_PID=""
 }
