@@ -251,13 +251,23 @@ step1() {
     number "podman run -> ctl health = 0 (empty store, initdb): ${HEALTH_SECS}s"
     local hc
     hc=$(timeout 30 podman healthcheck run "$PFX-c1" 2>&1) || { result 1 FAIL "image HEALTHCHECK (podman healthcheck run): $hc"; return; }
+    # Non-root units: each service's main process runs as its own user.
+    local users
+    users=$(x "$PFX-c1" ps -eo user:12,args | awk '
+        /postgres -D/ && !p++ { print "postgres=" $1 }
+        /redis-server/ && !r++ { print "redis=" $1 }
+        /notes.py web/ && !w++ { print "web=" $1 }
+        /notes.py worker/ && !k++ { print "worker=" $1 }
+        /notes.py cron/ && !c++ { print "cron=" $1 }' | sort | tr '\n' ' ')
+    [[ $users == "cron=nobody postgres=postgres redis=redis web=www-data worker=www-data " ]] ||
+        { result 1 FAIL "unit users: '$users'"; return; }
     for n in 1 2 3; do
         client "$PFX-c1" post "note $n written before the stop" >/dev/null || { result 1 FAIL "POST /notes $n"; return; }
     done
     local s
     s=$(client "$PFX-c1" wait-words 3 30) || { result 1 FAIL "the worker did not process 3 notes in 30 s: $s"; return; }
     [[ $(json_get "$s" 'j["posted"]') == 3 ]] || { result 1 FAIL "redis counter: $s"; return; }
-    result 1 PASS "healthy in ${HEALTH_SECS}s; 3 notes written through the web app, processed by the worker ($s)"
+    result 1 PASS "healthy in ${HEALTH_SECS}s; users: $users; 3 notes written through the web app, processed by the worker ($s)"
 }
 
 step2() {
@@ -270,12 +280,23 @@ step2() {
     local id
     id=$(check_snapshot "$(vol_path "$VOL")" postgres redis 2>&1) || why+=("volume: $id")
     in_log "$PFX-c1" 'bosun exits with code 0' || why+=("no 'bosun exits with code 0' in the log")
+    # The order of the stop: the app tier down, then the dump while postgres is still up,
+    # then postgres down, then the commit.
+    local order
+    order=$(logs "$PFX-c1" | awk '
+        /stopped in .*unit=web/ { o = o " web-stopped" }
+        /dumping its data .*unit=postgres/ { o = o " pg-dump" }
+        /backing up postgres: done/ { o = o " pg-dumped" }
+        /stopped in .*unit=postgres/ { o = o " pg-stopped" }
+        /snapshot committed/ { o = o " committed" }
+        END { print o }')
+    [[ $order == " web-stopped pg-dump pg-dumped pg-stopped committed" ]] || why+=("stop order:$order")
     if ((${#why[@]})); then
         logs "$PFX-c1" | tail -30 >&2
         result 2 FAIL "$(IFS=';'; echo "${why[*]}")"
     else
         SNAP2=$id
-        result 2 PASS "exit 0 in ${STOP_SECS}s; LATEST=$id with items postgres, redis"
+        result 2 PASS "exit 0 in ${STOP_SECS}s; order:$order; LATEST=$id with items postgres, redis"
     fi
 }
 
@@ -374,8 +395,14 @@ step5() {
     # migrate, and so web/worker/cron, until the data tier exists.
     run "$app" --network "$net" -e CONTAINERROLE=web:worker:cron -e "DBHOST=$db" -e "REDIS_HOST=$db" \
         -e CRON_INTERVAL=1 -v "$vol5:/var/lib/bosun/backup" || { result 5 FAIL "podman run app"; return; }
-    sleep 5
-    local st why=()
+    # Bounded poll until migrate shows its gate, then a little longer: still gated.
+    local st why=() i
+    for i in $(seq 1 60); do
+        st=$(x "$app" bosun ctl status 2>&1)
+        grep -E '^migrate' <<<"$st" | grep 'waiting for' >/dev/null && break
+        sleep 0.5
+    done
+    sleep 3
     st=$(x "$app" bosun ctl status 2>&1)
     if x "$app" bosun ctl health >/dev/null 2>&1; then why+=("app tier healthy before the data tier exists"); fi
     grep -E '^migrate' <<<"$st" | grep -q 'waiting for' || why+=("migrate not 'waiting for' its gates: $(grep -E '^migrate' <<<"$st")")
@@ -421,7 +448,7 @@ step5() {
         else
             local latest
             latest=$(cat "$(vol_path "$vol5")/LATEST" 2>/dev/null)
-            result 5b FAIL "the app tier's stop (exit $appcode) replaced LATEST ($dbsnap -> $latest, roles $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["roles"])' "$(vol_path "$vol5")/snapshots/$latest/MANIFEST.json" 2>/dev/null)); the new sql:redis container has: ${n:0:200}"
+            result 5b FAIL "the app tier's stop (exit $appcode) replaced LATEST ($dbsnap -> $latest, roles $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["roles"])' "$(vol_path "$vol5")/snapshots/$latest/MANIFEST.json" 2>/dev/null)); the new sql:redis container has: $(head -1 <<<"$n")"
         fi
         stop_timed "$db-2"
     fi
