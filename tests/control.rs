@@ -1090,6 +1090,94 @@ run = ["sleep", "1000"]
     assert_eq!(exit, 0, "{out}");
 }
 
+#[test]
+fn a_connection_flood_is_capped_and_units_keep_restarting() {
+    // bosun with 256 fds: the API takes at most 64 connections (a quarter).
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        "",
+        r#"
+[service.flappy]
+run = "sleep 0.2; exit 1"
+backoff = { initial = "100ms", max = "100ms" }
+start_limit = { burst = 10000, interval = "60s" }
+[service.web]
+run = ["sleep", "1000"]
+"#,
+    );
+    let log = scratch.path("bosun.out");
+    let child = Command::new("prlimit")
+        .args([
+            "--nofile=256:256",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ])
+        .arg(bosun_bin())
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .stdout(fs::File::create(&log).expect("log"))
+        .stderr(Stdio::from(
+            fs::File::create(scratch.path("bosun.err")).expect("err"),
+        ))
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let _bosun = Killed(child);
+    let socket = scratch.path("run/ctl.sock");
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--socket", socket.to_str().expect("utf8")];
+        all.extend_from_slice(args);
+        common::bosun(&all, &[])
+    };
+    assert!(
+        eventually(BOOT, || ctl(&["status"]).0 == 0),
+        "bosun never answered"
+    );
+    let starts = || {
+        let out = fs::read_to_string(&log).unwrap_or_default() + &scratch.read("bosun.err");
+        out.lines()
+            .filter(|l| l.contains("started") && l.contains("flappy"))
+            .count()
+    };
+
+    // 200 clients connect and say nothing.
+    let flood: Vec<UnixStream> = (0..200)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut held = 0;
+    for s in &flood {
+        s.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        match (&*s).read(&mut b) {
+            Ok(0) => {}          // closed at the door
+            Err(_) => held += 1, // open, waiting for a request
+            Ok(_) => {}
+        }
+    }
+    assert_eq!(held, 64, "the API holds a quarter of the fd limit");
+    let err = scratch.read("bosun.err") + &fs::read_to_string(&log).unwrap_or_default();
+    assert!(err.contains("connections open; closing new ones"), "{err}");
+
+    // Supervision goes on: the flapping unit keeps being restarted.
+    let before = starts();
+    assert!(
+        eventually(Duration::from_secs(10), || starts() >= before + 3),
+        "units stopped restarting during the flood: {before} -> {}",
+        starts()
+    );
+    // When the flood goes, the API answers again.
+    drop(flood);
+    assert!(
+        eventually(Duration::from_secs(10), || ctl(&["status"]).0 == 0),
+        "the API did not recover"
+    );
+}
+
 // ---- logs ------------------------------------------------------------------
 
 #[test]

@@ -29,6 +29,7 @@ pub mod text;
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +64,8 @@ pub(crate) struct Ctx {
     pub stopping: CancellationToken,
     /// The data keeper, when the config has a `[snapshot]` table.
     pub keeper: Option<Arc<crate::snapshot::Keeper>>,
+    /// One permit per open connection (see [`max_connections`]).
+    pub slots: Arc<Semaphore>,
 }
 
 /// The running API servers; [`Api::shutdown`] stops them.
@@ -134,6 +137,7 @@ pub async fn serve(
         handle,
         stopping: CancellationToken::new(),
         keeper,
+        slots: Arc::new(Semaphore::new(max_connections())),
     });
     let (conns_tx, conns_rx) = mpsc::channel(1);
     let mut accept_loops = Vec::new();
@@ -275,13 +279,49 @@ async fn accept_tcp(
     }
 }
 
+/// How many API connections may be open at once: a quarter of bosun's fd
+/// limit, at most 1024. PID 1 out of fds cannot spawn or pipe a unit, so a
+/// flood of clients (or of `logs -f`) is turned away at the door instead.
+fn max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (soft / 4).clamp(16, 1024)
+}
+
+/// Logs a refused connection at most once a minute.
+fn warn_full(max: usize) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = bosun_core::status::now_ms();
+    let last = LAST.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60_000
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!("control API: {max} connections open; closing new ones until some end");
+    }
+}
+
 /// Serves one connection until the client closes it or bosun stops.
 fn spawn_conn<I>(io: TokioIo<I>, peer: Peer, ctx: Arc<Ctx>, conns: mpsc::Sender<()>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+        warn_full(max_connections());
+        drop(io);
+        return;
+    };
     tokio::spawn(async move {
-        let _alive = conns;
+        let _alive = (conns, slot);
         let peer = Arc::new(peer);
         let svc_ctx = ctx.clone();
         let service = service_fn(move |req: Request<Incoming>| {
