@@ -41,7 +41,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -240,6 +240,9 @@ async fn accept_unix(
     conns: mpsc::Sender<()>,
 ) {
     loop {
+        let Some(slot) = free_slot(&ctx).await else {
+            return;
+        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -251,7 +254,7 @@ async fn accept_unix(
         if let Peer::Refused { uid } = peer {
             tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
         }
-        spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone());
+        spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone(), slot);
     }
 }
 
@@ -262,6 +265,9 @@ async fn accept_tcp(
     conns: mpsc::Sender<()>,
 ) {
     loop {
+        let Some(slot) = free_slot(&ctx).await else {
+            return;
+        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -275,13 +281,15 @@ async fn accept_tcp(
             Peer::Tcp(token.clone()),
             ctx.clone(),
             conns.clone(),
+            slot,
         );
     }
 }
 
 /// How many API connections may be open at once: a quarter of bosun's fd
-/// limit, at most 1024. PID 1 out of fds cannot spawn or pipe a unit, so a
-/// flood of clients (or of `logs -f`) is turned away at the door instead.
+/// limit, at most 1024. PID 1 out of fds cannot spawn or pipe a unit, so past
+/// this bosun stops accepting (clients wait in the listen backlog) until a
+/// connection ends; idle ones end after [`HEADER_READ_TIMEOUT`].
 fn max_connections() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -296,30 +304,37 @@ fn max_connections() -> usize {
     (soft / 4).clamp(16, 1024)
 }
 
-/// Logs a refused connection at most once a minute.
-fn warn_full(max: usize) {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = bosun_core::status::now_ms();
-    let last = LAST.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 60_000
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tracing::warn!("control API: {max} connections open; closing new ones until some end");
+/// Waits for a connection slot; `None` when bosun stops serving. Says so (at
+/// most once a minute) when every slot is taken.
+async fn free_slot(ctx: &Ctx) -> Option<OwnedSemaphorePermit> {
+    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+    if ctx.slots.available_permits() == 0 {
+        let now = bosun_core::status::now_ms();
+        let last = LAST_WARNING.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 60_000 {
+            LAST_WARNING.store(now, Ordering::Relaxed);
+            tracing::warn!(
+                "control API: {} connections open; new ones wait until some end",
+                max_connections()
+            );
+        }
+    }
+    tokio::select! {
+        p = ctx.slots.clone().acquire_owned() => p.ok(),
+        _ = ctx.stopping.cancelled() => None,
     }
 }
 
 /// Serves one connection until the client closes it or bosun stops.
-fn spawn_conn<I>(io: TokioIo<I>, peer: Peer, ctx: Arc<Ctx>, conns: mpsc::Sender<()>)
-where
+fn spawn_conn<I>(
+    io: TokioIo<I>,
+    peer: Peer,
+    ctx: Arc<Ctx>,
+    conns: mpsc::Sender<()>,
+    slot: OwnedSemaphorePermit,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
-        warn_full(max_connections());
-        drop(io);
-        return;
-    };
     tokio::spawn(async move {
         let _alive = (conns, slot);
         let peer = Arc::new(peer);
