@@ -46,6 +46,13 @@ garage_dir=$(mktemp -d /tmp/bosun-garage.XXXXXX)
 cleanup() { [ -x tests/support/garage.sh ] && tests/support/garage.sh stop "$garage_dir" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 if [ -x tests/support/garage.sh ]; then
+  # Free ports, so a Garage left running by someone else cannot collide with ours.
+  read -r GARAGE_S3_PORT GARAGE_RPC_PORT GARAGE_ADMIN_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+  export GARAGE_S3_PORT GARAGE_RPC_PORT GARAGE_ADMIN_PORT
   tests/support/garage.sh start "$garage_dir" >/dev/null
   export BOSUN_GARAGE_ENV="$garage_dir/env"
 fi
