@@ -23,6 +23,7 @@ CPU: utime+stime of bosun (all threads) and of the Garage server over each phase
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import queue
@@ -353,6 +354,24 @@ def reference(args, env):
         wall, cpu = run_timed(["sh", "-c", cmd], env, args.timeout)
         rows.append((label, args.bytes / MIB / wall, cpu))
     os.unlink(zst)
+    # What one plain GET stream from this Garage delivers (no hashing, no decompression):
+    # the object aws uploaded in step 3. curl >= 7.75 signs it.
+    if shutil.which("curl"):
+        url = f"{env['S3ENDPOINTURL']}/{args.bucket}/{args.prefix}/aws-payload"
+        # The key goes in a file, not on the command line.
+        cfg = os.path.join(args.work, "curl.cfg")
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'user = "{env["AWS_ACCESS_KEY_ID"]}:{env["AWS_SECRET_ACCESS_KEY"]}"\n')
+        argv = ["curl", "-sSf", "-K", cfg, "-o", "/dev/null",
+                "--aws-sigv4", f"aws:amz:{env.get('S3REGION', 'garage')}:s3",
+                "-H", "x-amz-content-sha256: " + hashlib.sha256(b"").hexdigest(), url]
+        try:
+            wall, cpu = run_timed(argv, env, args.timeout)
+            rows.append(("curl, one GET stream", args.bytes / MIB / wall, cpu))
+        except StepFailed as e:  # an old curl: a reference, not a step
+            print(f"  (no curl reference: {str(e)[:300]})", file=sys.stderr)
+        os.unlink(cfg)
     return rows
 
 
@@ -394,7 +413,7 @@ def main():
         print(f"      up {a['up']['mib_s']:.1f} MiB/s, down {a['down']['mib_s']:.1f} MiB/s", flush=True)
         ref = None
         if args.reference:
-            print("[4/4] reference: single-core tools on the same payload", flush=True)
+            print("[4/4] reference: stock tools on the same payload, one GET stream with curl", flush=True)
             ref = reference(args, env)
         else:
             print("[4/4] reference: skipped (BENCH_REFERENCE=0)", flush=True)
@@ -439,7 +458,7 @@ def main():
         print(f"  aws {d:<5}  : {x['secs']:.2f}s wall (python start-up ~{a['startup']:.2f}s of it); CPU aws "
               f"{x['cpu']:.1f}s, garage {fmt(x['garage_cpu'], '.1f')}s")
     if ref:
-        print("  reference (stock tools, one core each, same payload from page cache):")
+        print("  reference (stock tools on the same payload, from page cache; curl from Garage):")
         for label, mib_s, cpu in ref:
             print(f"    {label:<22} {mib_s:>8.1f} MiB/s  (CPU {cpu:.1f}s)")
     print(f"  logs and configs: {args.work} (removed on success unless BENCH_KEEP=1)")

@@ -15,8 +15,9 @@
 # 3. `aws s3 cp PAYLOAD s3://…` and `aws s3 cp s3://… /dev/null` (awscli's defaults: 10
 #    concurrent requests, 8 MiB parts; /dev/null is written in order, no temp file),
 #    same credentials and region, wall clock of the whole command.
-# 4. Reference: sha256sum, zstd -3 -T1, zstd -d and a cat pipe on the same payload
-#    (BENCH_REFERENCE=0 skips it).
+# 4. Reference: openssl sha256, zstd -3 -T1, zstd -d and a cat pipe on the same payload,
+#    and one plain GET stream from Garage with curl (BENCH_REFERENCE=0 skips them):
+#    what the per-byte work bosun does costs on this machine with stock tools.
 #
 # Prints a table with the targets (>= 1.5x aws s3 cp both ways, peak RSS <= 64 MB);
 # a missed target is printed, not failed. Exits non-zero when a step fails. Every wait
@@ -32,7 +33,13 @@
 #                      (idempotent: reuses the one running there)
 #   BENCH_KEEP=1       keep the work dir (logs, configs) and the objects in the bucket
 #   BENCH_TIMEOUT      seconds per transfer before the step counts as failed
-#   BENCH_REFERENCE=0  skip the single-core reference timings
+#   BENCH_REFERENCE=0  skip the reference timings
+#
+# To see what the build profile costs, build another binary and point BOSUN_BIN at it:
+#   CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_TARGET_DIR=/tmp/t-o3 cargo build --release -p bosun
+#   BOSUN_BIN=/tmp/t-o3/release/bosun tests/bench/snapshot.sh
+# The machine's other load moves these numbers a lot (2 shared cores, and Garage itself
+# spends CPU on every byte): the table prints the load average; compare runs with care.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
