@@ -74,6 +74,8 @@ pub struct Keeper {
     stop_failed: Mutex<Vec<String>>,
     /// When the stop's first dump began.
     stop_began: Mutex<Option<StdInstant>>,
+    /// Bytes the stop's dumps produced.
+    stop_bytes: std::sync::atomic::AtomicU64,
     /// One snapshot at a time (stop, `ctl backup`, daily).
     busy: tokio::sync::Mutex<()>,
 }
@@ -120,6 +122,7 @@ impl Keeper {
             stop_writer: tokio::sync::Mutex::new(None),
             stop_failed: Mutex::new(Vec::new()),
             stop_began: Mutex::new(None),
+            stop_bytes: std::sync::atomic::AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
         })))
     }
@@ -704,6 +707,10 @@ impl DataHooks for Keeper {
             }
             let writer = slot.as_mut().expect("just set");
             let r = self.dump(unit, writer).await;
+            if let Ok(bytes) = &r {
+                self.stop_bytes
+                    .fetch_add(*bytes, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Err(e) = &r {
                 self.stop_failed
                     .lock()
@@ -751,12 +758,13 @@ impl DataHooks for Keeper {
                 .await
                 .map_err(|e| format!("cannot begin a snapshot in {}: {e}", self.store_url))?,
             };
-            match self.finish(writer, started, 0).await {
+            let dumped = self.stop_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            let began = self.stop_began.lock().expect("poisoned").unwrap_or(started);
+            match self.finish(writer, began, dumped).await {
                 Ok(id) => {
                     if let Err(e) = self.store.delete(&self.marker_key()).await {
                         tracing::warn!("cannot remove the running marker: {e}");
                     }
-                    let began = self.stop_began.lock().expect("poisoned").unwrap_or(started);
                     self.write_state(&DiskState {
                         snapshot: Some(id),
                         clean: true,
