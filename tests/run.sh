@@ -56,4 +56,4 @@ print(*[s.getsockname()[1] for s in socks])')
   tests/support/garage.sh start "$garage_dir" >/dev/null
   export BOSUN_GARAGE_ENV="$garage_dir/env"
 fi
-cargo test --workspace --release "$@" -- --test-threads=2
+cargo test --workspace "$@" -- --test-threads=2
