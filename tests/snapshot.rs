@@ -597,3 +597,62 @@ fn ctl_backup_takes_an_online_snapshot_and_ctl_snapshots_lists_it() {
         assert_eq!(b.wait(T), 0, "{}", b.output());
     }
 }
+
+#[test]
+fn split_roles_sharing_a_store_never_drop_each_others_data() {
+    let s0 = Scratch::new();
+    let store = stores(&s0, "split").remove(0);
+    let config = |s: &Scratch| {
+        fs::create_dir_all(s.path("data")).unwrap();
+        let body = format!(
+            r#"
+[service.db]
+roles = ["sql"]
+run = "exec sleep 100000"
+start_secs = "100ms"
+
+[service.db.backup]
+dump = "cat {{dir}}/data/kv.txt"
+load = "cat > {{dir}}/data/kv.txt"
+
+[service.web]
+roles = ["web"]
+run = "exec sleep 100000"
+start_secs = "100ms"
+
+[snapshot]
+store = "{url}"
+"#,
+            url = store.url
+        );
+        s.config("stop_budget = \"30s\"", &body)
+    };
+    // The data tier takes a snapshot holding db.
+    let sql = Scratch::new();
+    let cfg_sql = config(&sql);
+    fs::create_dir_all(sql.path("data")).unwrap();
+    let mut p = Pid1::run(&sql, &cfg_sql, &[("CONTAINERROLE", "sql")]);
+    p.wait_for_output("boot complete", T);
+    fs::write(sql.path("data/kv.txt"), "rows\n").unwrap();
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 0, "{}", p.output());
+    let good = latest(&cfg_sql, &store).unwrap();
+    // The app tier, on the same store, has nothing of its own: it must not replace LATEST.
+    let web = Scratch::new();
+    let cfg_web = config(&web);
+    let mut p = Pid1::run(&web, &cfg_web, &[("CONTAINERROLE", "web")]);
+    p.wait_for_output("boot complete", T);
+    p.signal(SIGTERM);
+    let code = p.wait(T);
+    assert_eq!(
+        latest(&cfg_web, &store).as_deref(),
+        Some(good.as_str()),
+        "the app tier replaced the data tier's snapshot\n{}",
+        p.output()
+    );
+    assert!(
+        code == 0 || p.output().contains("does not own"),
+        "{}",
+        p.output()
+    );
+}

@@ -274,6 +274,18 @@ impl Keeper {
                         t0.elapsed()
                     );
                 }
+                for n in self
+                    .active
+                    .iter()
+                    .filter(|n| self.units.get(*n).is_some_and(|u| u.backup.is_some()))
+                {
+                    if reader.manifest().item(n).is_none() {
+                        tracing::warn!(
+                            "snapshot {id} (roles {}) has no data for {n}: {n} starts with what is on this disk",
+                            reader.manifest().roles.join(":")
+                        );
+                    }
+                }
                 let loads: HashSet<String> = self
                     .active
                     .iter()
@@ -476,12 +488,57 @@ impl Keeper {
     }
 
     /// Saves `[snapshot.paths]` into `writer` and commits it.
+    /// Items this container writes into its snapshots.
+    fn own_items(&self) -> HashSet<String> {
+        let units = self
+            .active
+            .iter()
+            .filter(|n| self.units.get(*n).is_some_and(|u| u.backup.is_some()))
+            .cloned();
+        units.chain(self.snap.paths.keys().cloned()).collect()
+    }
+
+    /// Items of the current LATEST that this container does not write: a new
+    /// snapshot from it would drop them (split roles sharing one store).
+    async fn foreign_items(&self) -> Result<(Option<String>, Vec<String>), String> {
+        let Some(id) = bosun_snapshot::latest(self.store.as_ref())
+            .await
+            .map_err(|e| format!("reading LATEST: {e}"))?
+        else {
+            return Ok((None, Vec::new()));
+        };
+        let manifest = bosun_snapshot::read_manifest(self.store.as_ref(), &id)
+            .await
+            .map_err(|e| format!("reading snapshot {id}: {e}"))?;
+        let own = self.own_items();
+        let foreign = manifest
+            .items
+            .iter()
+            .map(|i| i.name.clone())
+            .filter(|n| !own.contains(n))
+            .collect();
+        Ok((Some(id.to_string()), foreign))
+    }
+
+    /// Saves `[snapshot.paths]` into `writer` and commits it. `None`: there was
+    /// nothing to keep, so nothing was committed and LATEST is untouched.
     async fn finish(
         &self,
         mut writer: SnapshotWriter,
         started: StdInstant,
         dumped: u64,
-    ) -> Result<String, String> {
+    ) -> Result<Option<String>, String> {
+        if let (Some(latest), foreign) = self.foreign_items().await? {
+            if !foreign.is_empty() {
+                writer.abort();
+                return Err(format!(
+                    "LATEST ({latest}) holds {} that this container (roles {}) does not own: a snapshot from here would lose them. \
+                     Give each role set its own store prefix, e.g. store = \"s3://bucket/app/${{CONTAINERROLE:-all}}\"",
+                    foreign.join(", "),
+                    self.roles.join(":")
+                ));
+            }
+        }
         let mut bytes = dumped;
         for (name, path) in &self.snap.paths {
             if tokio::fs::symlink_metadata(path).await.is_err() {
@@ -499,6 +556,13 @@ impl Keeper {
                     return Err(msg);
                 }
             }
+        }
+        if writer.items().is_empty() {
+            tracing::info!(
+                "nothing to keep in this container: no snapshot committed, LATEST unchanged"
+            );
+            writer.abort();
+            return Ok(None);
         }
         let id = writer.id().to_string();
         writer
@@ -520,7 +584,7 @@ impl Keeper {
             human_bytes(bytes),
             started.elapsed()
         );
-        Ok(id)
+        Ok(Some(id))
     }
 
     fn record_failure(&self, started: StdInstant, msg: &str) {
@@ -569,7 +633,9 @@ impl Keeper {
                     }
                 }
             }
-            let id = self.finish(writer, started, bytes).await?;
+            let id = self.finish(writer, started, bytes).await?.ok_or(
+                "this container has no data to snapshot (no unit with a backup table, no paths)",
+            )?;
             if kind == SnapshotKind::Latest {
                 let mut st = self.read_state();
                 st.snapshot = Some(id.clone());
@@ -765,8 +831,9 @@ impl DataHooks for Keeper {
                     if let Err(e) = self.store.delete(&self.marker_key()).await {
                         tracing::warn!("cannot remove the running marker: {e}");
                     }
+                    let held = id.or_else(|| self.read_state().snapshot);
                     self.write_state(&DiskState {
-                        snapshot: Some(id),
+                        snapshot: held,
                         clean: true,
                         last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
                     })
