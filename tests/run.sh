@@ -57,3 +57,13 @@ print(*[s.getsockname()[1] for s in socks])')
   export BOSUN_GARAGE_ENV="$garage_dir/env"
 fi
 cargo test --workspace "$@" -- --test-threads=2
+
+# End to end: docker/example under podman + runc, with bosun as the image's
+# ENTRYPOINT (root; installs podman/runc/debootstrap if missing; the first run
+# debootstraps a cached base image). Reuses the debug binary cargo test built and
+# the Garage above. BOSUN_SKIP_E2E=1 skips it.
+if [ "${BOSUN_SKIP_E2E:-0}" != 1 ]; then
+  log "e2e: docker/example under podman (tests/e2e/podman.sh)"
+  cargo build -q -p bosun
+  BOSUN_BIN="$PWD/target/debug/bosun" tests/e2e/podman.sh
+fi

@@ -719,7 +719,7 @@ fn settings(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Settings {
     if s.http_listen.is_some() && s.http_token_file.is_none() {
         ctx.warn(
             node.pos(),
-            "[bosun] http_listen is set without http_token_file: the TCP API will refuse every call but /health and /metrics",
+            "[bosun] http_listen is set without http_token_file: the token must come from $BOSUN_HTTP_TOKEN, or bosun refuses to start",
         );
     }
     s

@@ -134,6 +134,7 @@ fn tini_mode(argv: &[String]) -> i32 {
 fn run(path: PathBuf) -> i32 {
     let rt = runtime();
     rt.block_on(async {
+        raise_fd_limit();
         // Signal handlers first: a SIGTERM during boot must start a stop, not be lost.
         let mut signals = match bosun_core::signals::Signals::install() {
             Ok(s) => s,
@@ -275,4 +276,24 @@ fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
             }
         }
     })
+}
+
+/// Raises the soft open-files limit to the hard one (at most 65536): each unit
+/// holds two pipe ends, and a 1024 default runs out near 500 units. Units
+/// inherit it, as they would under Docker's own (much higher) default.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            let want = lim.rlim_max.min(65536);
+            if lim.rlim_cur < want {
+                lim.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
 }
