@@ -10,15 +10,8 @@ use bosun_config::{Config, Plan, UnitKind};
 /// Runs the check; returns 0 when the config is valid, 2 when not.
 pub fn check(path: &Path, roles: Option<&str>) -> i32 {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match bosun_config::load(path, &env) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("{} error(s)", errors.len());
-            return 2;
-        }
+    let Some(config) = crate::load_config(path, &env) else {
+        return 2;
     };
     let expr = roles
         .map(str::to_string)

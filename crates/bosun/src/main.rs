@@ -101,6 +101,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads and validates the config, printing every error (file:line:col: what is
+/// wrong); `None` after errors, which every command answers with exit code 2.
+fn load_config(
+    path: &std::path::Path,
+    env: &HashMap<String, String>,
+) -> Option<bosun_config::Config> {
+    match bosun_config::load(path, env) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "bosun: {} config error(s) in {}",
+                errors.len(),
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -144,15 +166,8 @@ fn run(path: PathBuf) -> i32 {
             }
         };
         let env: HashMap<String, String> = std::env::vars().collect();
-        let config = match bosun_config::load(&path, &env) {
-            Ok(c) => c,
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("bosun: {e}");
-                }
-                eprintln!("bosun: {} config error(s); nothing was started (check with: bosun check -c {})", errors.len(), path.display());
-                return 2;
-            }
+        let Some(config) = load_config(&path, &env) else {
+            return 2;
         };
         let _log_guard = logging::init(config.bosun.log_file.as_deref());
         for w in &config.warnings {
@@ -173,7 +188,12 @@ fn run(path: PathBuf) -> i32 {
                 return 1;
             }
         };
-        tracing::info!(pid = std::process::id(), "bosun {} starting with {}", env!("CARGO_PKG_VERSION"), path.display());
+        tracing::info!(
+            pid = std::process::id(),
+            "bosun {} starting with {}",
+            env!("CARGO_PKG_VERSION"),
+            path.display()
+        );
         let keeper = match snapshot::Keeper::new(&config, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
@@ -181,7 +201,9 @@ fn run(path: PathBuf) -> i32 {
                 return 1;
             }
         };
-        let hooks = keeper.clone().map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
+        let hooks = keeper
+            .clone()
+            .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
         let settings = config.bosun.clone();
         let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
         if let Some(k) = &keeper {
@@ -204,14 +226,8 @@ fn run(path: PathBuf) -> i32 {
 
 fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match bosun_config::load(&path, &env) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("bosun: {e}");
-            }
-            return 2;
-        }
+    let Some(config) = load_config(&path, &env) else {
+        return 2;
     };
     let Some(snap) = config.snapshot else {
         eprintln!("bosun: {} has no [snapshot] table", path.display());
