@@ -313,50 +313,15 @@ fn file_log_and_notify_probes() {
 
 #[test]
 fn postgres_probe_against_a_real_postgresql() {
-    let bin = "/usr/lib/postgresql/15/bin";
-    if !std::path::Path::new(&format!("{bin}/postgres")).exists() {
-        panic!(
-            "PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it"
-        );
-    }
     let s = Scratch::new();
-    let data = s.path("pgdata");
-    let sock = s.path("pgsock");
-    fs::create_dir_all(&sock).unwrap();
-    fs::create_dir_all(&data).unwrap();
-    let _ = std::process::Command::new("chmod")
-        .args(["700", data.to_str().unwrap()])
-        .status();
-    let _ = std::process::Command::new("chown")
-        .args(["postgres:postgres", data.to_str().unwrap()])
-        .status();
-    // The postgres user must be able to reach the scratch dir.
-    let _ = std::process::Command::new("chmod")
-        .args(["755", s.dir.path().to_str().unwrap()])
-        .status();
-    let _ = std::process::Command::new("chown")
-        .args(["postgres:postgres", sock.to_str().unwrap()])
-        .status();
+    let pg = Pg::new(&s, 55432);
     let body = format!(
-        r#"
-[task.initdb]
-user = "postgres"
-run = "test -e {data}/PG_VERSION || {bin}/initdb -D {data} -A trust -U postgres >/dev/null"
-
-[service.postgres]
-user = "postgres"
-after = ["initdb"]
-run = ["{bin}/postgres", "-D", "{data}", "-k", "{sock}", "-p", "55432", "-c", "listen_addresses="]
-ready = {{ postgres = "host={sock} port=55432 user=postgres dbname=postgres", timeout = "60s" }}
-stop_signal = "SIGINT"
-stop_timeout = "30s"
-
+        r#"{units}
 [task.query]
 after = ["postgres"]
 run = "{mark}"
 "#,
-        data = data.display(),
-        sock = sock.display(),
+        units = pg.units(),
         mark = mark("query", "start"),
     );
     let cfg = s.config("stop_budget = \"60s\"", &body);

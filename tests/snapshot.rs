@@ -196,48 +196,16 @@ fn backup_on_stop_restore_in_a_new_container_and_not_twice_in_the_same() {
 
 #[test]
 fn postgresql_rows_survive_into_a_new_container() {
-    let bin = "/usr/lib/postgresql/15/bin";
-    assert!(
-        Path::new(&format!("{bin}/postgres")).exists(),
-        "PostgreSQL 15 is not installed; tests/run.sh installs it"
-    );
     let s0 = Scratch::new();
     for store in stores(&s0, "postgres") {
         let run_container = |rows: Option<&str>| -> (Scratch, String) {
             let s = Scratch::new();
-            let (data, sock) = (s.path("pgdata"), s.path("pgsock"));
-            for d in [&data, &sock] {
-                fs::create_dir_all(d).unwrap();
-                Command::new("chown")
-                    .args(["postgres:postgres", d.to_str().unwrap()])
-                    .status()
-                    .unwrap();
-            }
-            Command::new("chmod")
-                .args(["700", data.to_str().unwrap()])
-                .status()
-                .unwrap();
-            Command::new("chmod")
-                .args(["755", s.dir.path().to_str().unwrap()])
-                .status()
-                .unwrap();
-            let psql = format!("{bin}/psql -h {} -p 55433 -U postgres", sock.display());
+            let pg = Pg::new(&s, 55433);
+            let psql = pg.psql();
             let body = format!(
-                r#"
-[task.initdb]
-user = "postgres"
-run = "test -e {data}/PG_VERSION || {bin}/initdb -D {data} -A trust -U postgres >/dev/null"
-
-[service.postgres]
-user = "postgres"
-after = ["initdb"]
-run = ["{bin}/postgres", "-D", "{data}", "-k", "{sock}", "-p", "55433", "-c", "listen_addresses="]
-ready = {{ postgres = "host={sock} port=55433 user=postgres dbname=postgres", timeout = "60s" }}
-stop_signal = "SIGINT"
-stop_timeout = "30s"
-
+                r#"{units}
 [service.postgres.backup]
-dump = "{bin}/pg_dumpall -h {sock} -p 55433 -U postgres --clean --if-exists"
+dump = "{PG_BIN}/pg_dumpall -h {sock} -p 55433 -U postgres --clean --if-exists"
 load = "{psql} -q -v ON_ERROR_STOP=0 -d postgres >/dev/null"
 timeout = "120s"
 
@@ -246,8 +214,8 @@ store = "{url}"
 s3_endpoint = "${{S3ENDPOINTURL:-}}"
 s3_region = "${{S3REGION:-garage}}"
 "#,
-                data = data.display(),
-                sock = sock.display(),
+                units = pg.units(),
+                sock = pg.sock.display(),
                 url = store.url,
             );
             let cfg = s.config("stop_budget = \"120s\"", &body);

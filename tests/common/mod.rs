@@ -231,3 +231,69 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Where Debian's PostgreSQL 15 binaries live.
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A PostgreSQL data directory and socket directory in a scratch dir, owned by
+/// the `postgres` user, and the `initdb` task + `postgres` service that run it
+/// on `port` (no TCP listener).
+pub struct Pg {
+    pub data: PathBuf,
+    pub sock: PathBuf,
+    pub port: u16,
+}
+
+impl Pg {
+    pub fn new(s: &Scratch, port: u16) -> Pg {
+        assert!(
+            Path::new(&format!("{PG_BIN}/postgres")).exists(),
+            "PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it"
+        );
+        let (data, sock) = (s.path("pgdata"), s.path("pgsock"));
+        for d in [&data, &sock] {
+            fs::create_dir_all(d).expect("pg dir");
+            run_ok("chown", &["postgres:postgres", d.to_str().expect("utf8")]);
+        }
+        run_ok("chmod", &["700", data.to_str().expect("utf8")]);
+        // The postgres user must be able to reach the scratch dir.
+        run_ok("chmod", &["755", s.dir.path().to_str().expect("utf8")]);
+        Pg { data, sock, port }
+    }
+
+    /// `[task.initdb]` and `[service.postgres]` (SIGINT: fast shutdown).
+    pub fn units(&self) -> String {
+        format!(
+            r#"
+[task.initdb]
+user = "postgres"
+run = "test -e {data}/PG_VERSION || {PG_BIN}/initdb -D {data} -A trust -U postgres >/dev/null"
+
+[service.postgres]
+user = "postgres"
+after = ["initdb"]
+run = ["{PG_BIN}/postgres", "-D", "{data}", "-k", "{sock}", "-p", "{port}", "-c", "listen_addresses="]
+ready = {{ postgres = "host={sock} port={port} user=postgres dbname=postgres", timeout = "60s" }}
+stop_signal = "SIGINT"
+stop_timeout = "30s"
+"#,
+            data = self.data.display(),
+            sock = self.sock.display(),
+            port = self.port,
+        )
+    }
+
+    /// `psql` against this server, as a shell command prefix.
+    pub fn psql(&self) -> String {
+        format!(
+            "{PG_BIN}/psql -h {} -p {} -U postgres",
+            self.sock.display(),
+            self.port
+        )
+    }
+}
+
+fn run_ok(cmd: &str, args: &[&str]) {
+    let st = Command::new(cmd).args(args).status().expect("run");
+    assert!(st.success(), "{cmd} {args:?} failed");
+}
