@@ -304,6 +304,10 @@ pub struct UnitBackup {
 pub struct SnapshotConfig {
     /// `file:///dir` or `s3://bucket/prefix`.
     pub store: String,
+    /// Create a missing `file://` store directory (mode 0700) instead of refusing to
+    /// boot. Off by default: in production the directory is a mounted volume, and a
+    /// missing one means the volume is not mounted. For demos and development.
+    pub create_store: bool,
     /// Custom S3 endpoint (path-style); `None` = AWS.
     pub s3_endpoint: Option<String>,
     /// S3 region. Default `us-east-1`.

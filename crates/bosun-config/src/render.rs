@@ -222,6 +222,9 @@ fn snapshot(s: &SnapshotConfig) -> Map<String, Value> {
     if let Some(e) = &s.s3_endpoint {
         m.insert("s3_endpoint".into(), text(e));
     }
+    if s.create_store {
+        m.insert("create_store".into(), Value::Boolean(true));
+    }
     m.insert("s3_region".into(), text(&s.s3_region));
     m.insert("keep_daily".into(), Value::Integer(i64::from(s.keep_daily)));
     if let Some((h, mi)) = s.daily_at {

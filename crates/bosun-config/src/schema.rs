@@ -215,6 +215,7 @@ const LOG_FILE_KEYS: &[&str] = &["path", "max_bytes", "backups"];
 const BACKUP_KEYS: &[&str] = &["dump", "load", "timeout"];
 const SNAPSHOT_KEYS: &[&str] = &[
     "store",
+    "create_store",
     "s3_endpoint",
     "s3_region",
     "keep_daily",
@@ -1407,6 +1408,7 @@ fn snapshot(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Option<Snapsho
     )?;
     let mut s = SnapshotConfig {
         store: String::new(),
+        create_store: false,
         s3_endpoint: None,
         s3_region: "us-east-1".into(),
         keep_daily: 14,
@@ -1433,6 +1435,18 @@ fn snapshot(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Option<Snapsho
             node.pos(),
             format!("missing `store` in [snapshot]: {STORE_HINT}"),
         ),
+    }
+    s.create_store = ctx.bool_or(&t, "create_store", false);
+    if s.create_store && !s.store.starts_with("file://") && !s.store.is_empty() {
+        if let Some(n) = t.get("create_store") {
+            ctx.error(
+                n.pos(),
+                format!(
+                    "{}: only a file:// store can be created; an s3:// bucket must exist already (remove the key)",
+                    t.desc("create_store")
+                ),
+            );
+        }
     }
     if let Some(n) = t.get("s3_endpoint") {
         let what = t.desc("s3_endpoint");

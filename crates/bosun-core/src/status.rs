@@ -158,6 +158,10 @@ pub struct DaemonStatus {
     /// The last snapshot this bosun took or tried to take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<BackupInfo>,
+    /// While booting, before any unit runs: what bosun is doing ("restoring snapshot
+    /// X: item data (1 of 2), 40 % of 1.2 GiB"). `None` once the units start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_step: Option<String>,
 }
 
 /// The answer of `/health` and `ctl health`.
@@ -175,6 +179,9 @@ impl DaemonStatus {
         let mut reasons = Vec::new();
         if self.phase == Phase::Stopping {
             reasons.push("bosun is stopping".to_string());
+        }
+        if let Some(step) = &self.boot_step {
+            reasons.push(format!("bosun is booting: {step}"));
         }
         for u in self.units.iter().filter(|u| u.active && !u.ready) {
             let mut r = format!("{}: {}", u.name, u.state);

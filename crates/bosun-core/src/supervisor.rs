@@ -67,6 +67,8 @@ struct Shared {
     reaper: Reaper,
     requests: mpsc::UnboundedSender<Request>,
     last_snapshot: std::sync::Mutex<Option<BackupInfo>>,
+    /// What the boot is doing before any unit runs (the restore); `None` after.
+    boot_step: std::sync::Mutex<Option<String>>,
 }
 
 /// A cheap, cloneable handle for the control plane: read status, steer units.
@@ -115,7 +117,32 @@ impl Handle {
                 .map(|u| u.status.borrow().clone())
                 .collect(),
             last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
+            boot_step: self.boot_step(),
         }
+    }
+
+    /// What the boot is doing before the units start (`None` once they have).
+    pub fn boot_step(&self) -> Option<String> {
+        self.shared.boot_step.lock().expect("poisoned").clone()
+    }
+
+    /// Says what the boot is doing, for `ctl status`, `/health` and the answers to
+    /// unit commands sent before the units run (the data hooks call this while they
+    /// restore).
+    pub fn set_boot_step(&self, step: impl Into<String>) {
+        let mut cur = self.shared.boot_step.lock().expect("poisoned");
+        // Only while the boot step is open: a late report must not reopen it.
+        if cur.is_some() {
+            *cur = Some(step.into());
+        }
+    }
+
+    fn open_boot_step(&self, step: &str) {
+        *self.shared.boot_step.lock().expect("poisoned") = Some(step.to_string());
+    }
+
+    fn close_boot_step(&self) {
+        *self.shared.boot_step.lock().expect("poisoned") = None;
     }
 
     /// Records the outcome of a snapshot (shown by `ctl status` and `/metrics`).
@@ -180,6 +207,12 @@ impl Handle {
         };
         if *self.shared.phase.borrow() == Phase::Stopping {
             return Err("bosun is stopping".into());
+        }
+        if let Some(step) = self.boot_step() {
+            return Err(format!(
+                "bosun is booting ({step}): no unit runs yet; {name} starts once the restore is done \
+                 (watch `bosun ctl status`, then try again)"
+            ));
         }
         let (tx, rx) = oneshot::channel();
         let msg = match action {
@@ -313,6 +346,7 @@ impl Supervisor {
             reaper,
             requests: req_tx,
             last_snapshot: std::sync::Mutex::new(None),
+            boot_step: std::sync::Mutex::new(None),
         };
         let handle = Handle {
             shared: Arc::new(shared),
@@ -509,22 +543,43 @@ impl Supervisor {
         Ok(report)
     }
 
+    /// The boot's restore (`DataHooks::before_boot`), with SIGTERM and `ctl shutdown`
+    /// still honoured and `ctl reload` answered truthfully. `Err((exit code, why))`.
+    async fn restore(
+        &mut self,
+        hooks: Arc<dyn DataHooks>,
+        signals: &mut Signals,
+    ) -> Result<(), (i32, String)> {
+        const STOPPED: &str =
+            "during restore: stopping before any unit started; nothing was backed up";
+        let restore = hooks.before_boot();
+        tokio::pin!(restore);
+        loop {
+            tokio::select! {
+                r = &mut restore => return r.map_err(|e| (1, format!("boot failed: restore: {e}"))),
+                sig = signals.recv() => match sig {
+                    Sig::Term | Sig::Int => return Err((0, format!("SIG{} {STOPPED}", format!("{sig:?}").to_uppercase()))),
+                    _ => {}
+                },
+                Some(req) = self.requests.recv() => match req {
+                    Request::Shutdown => return Err((0, format!("ctl shutdown {STOPPED}"))),
+                    Request::Reload(reply) => {
+                        let step = self.handle.boot_step().unwrap_or_default();
+                        let _ = reply.send(Err(format!("bosun is booting ({step}): reload once the units have started")));
+                    }
+                },
+            }
+        }
+    }
+
     /// Runs the container's life to its end; returns bosun's exit code.
     pub async fn run(mut self, signals: &mut Signals) -> i32 {
         let boot_started = Instant::now();
         if let Some(hooks) = self.hooks.clone() {
             // Files and directories come back before any unit can touch them.
-            let restore = hooks.before_boot();
-            tokio::pin!(restore);
-            let outcome = loop {
-                tokio::select! {
-                    r = &mut restore => break r.map_err(|e| (1, format!("boot failed: restore: {e}"))),
-                    sig = signals.recv() => match sig {
-                        Sig::Term | Sig::Int => break Err((0, format!("SIG{}", format!("{sig:?}").to_uppercase()) + " during restore: stopping before any unit started; nothing was backed up")),
-                        _ => {}
-                    },
-                }
-            };
+            self.handle.open_boot_step("restoring the last snapshot");
+            let outcome = self.restore(hooks, signals).await;
+            self.handle.close_boot_step();
             if let Err((code, msg)) = outcome {
                 if code == 0 {
                     tracing::warn!("{msg}")

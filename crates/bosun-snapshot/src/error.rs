@@ -35,6 +35,18 @@ pub enum Error {
         /// What the operator should check.
         hint: String,
     },
+    /// A local store's directory does not exist. Unlike [`Error::Unreachable`], waiting
+    /// will not make it appear (a volume is mounted before the container starts), so
+    /// callers fail at once instead of retrying.
+    #[error("{store} does not exist ({detail}): {hint}")]
+    Missing {
+        /// The store, as a URL.
+        store: String,
+        /// The low-level error.
+        detail: String,
+        /// What the operator should do.
+        hint: String,
+    },
     /// The store answered with an error other than "not found" (access denied, no such
     /// bucket, a malformed answer).
     #[error("{store}: {detail}")]
@@ -75,8 +87,15 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    /// True when the store could not be reached at all.
+    /// True when the store could not be reached at all (a missing local store included):
+    /// never to be read as "the store is empty".
     pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable { .. } | Error::Missing { .. })
+    }
+
+    /// True when asking again later may succeed (the network, S3); false for a local
+    /// store whose directory does not exist.
+    pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unreachable { .. })
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -80,6 +81,59 @@ pub struct Keeper {
     busy: tokio::sync::Mutex<()>,
 }
 
+/// "restoring snapshot X: item data (1 of 2), 40 % of 1.2 GiB": the item about to be
+/// restored, and how much of the paths' bytes the items before it made up.
+fn restore_step(
+    id: &bosun_snapshot::SnapshotId,
+    manifest: &bosun_snapshot::Manifest,
+    item: &str,
+    snap: &SnapshotConfig,
+) -> String {
+    let names: Vec<&String> = snap
+        .paths
+        .keys()
+        .filter(|n| manifest.item(n).is_some())
+        .collect();
+    let size = |n: &str| manifest.item(n).map_or(0, |i| i.raw_size);
+    let total: u64 = names.iter().map(|n| size(n)).sum();
+    let pos = names.iter().position(|n| *n == item).unwrap_or(0);
+    let done: u64 = names[..pos].iter().map(|n| size(n)).sum();
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
+    format!(
+        "restoring snapshot {id}: item {item} ({} of {}), {pct} % of {}",
+        pos + 1,
+        names.len(),
+        human_bytes(total)
+    )
+}
+
+/// `create_store = true`: makes a missing `file://` store directory (0700, like the
+/// volume an image would mount there). An existing directory is left as it is.
+fn create_local_store(url: &str) -> Result<(), String> {
+    let Some(path) = url.strip_prefix("file://") else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(path);
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            format!(
+                "snapshot store: cannot create {} (create_store = true): {e}",
+                path.display()
+            )
+        })?;
+    tracing::info!(
+        "created the snapshot store directory {} (create_store = true)",
+        path.display()
+    );
+    Ok(())
+}
+
 impl Keeper {
     /// A keeper for `config`'s `[snapshot]`, or `None` when the image keeps no data.
     pub async fn new(
@@ -90,6 +144,9 @@ impl Keeper {
         let Some(snap) = config.snapshot.clone() else {
             return Ok(None);
         };
+        if snap.create_store {
+            create_local_store(&snap.store)?;
+        }
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
                 .await
@@ -187,13 +244,28 @@ impl Keeper {
         write().map_err(|e| format!("cannot write {}: {e}", self.state_path.display()))
     }
 
+    /// Tells `ctl status` (and commands sent during the boot) what the boot is doing.
+    fn boot_step(&self, step: String) {
+        if let Some(h) = self.handle.get() {
+            h.set_boot_step(step);
+        }
+    }
+
     /// LATEST, retried while the store does not answer. Never "none" for "unreachable".
     async fn latest_with_retries(&self) -> Result<Option<bosun_snapshot::SnapshotId>, String> {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=STORE_ATTEMPTS {
+            self.boot_step(if attempt == 1 {
+                format!("reading LATEST from {}", self.store_url)
+            } else {
+                format!(
+                    "the snapshot store {} does not answer; attempt {attempt} of {STORE_ATTEMPTS}",
+                    self.store_url
+                )
+            });
             match bosun_snapshot::latest(self.store.as_ref()).await {
                 Ok(id) => return Ok(id),
-                Err(e) if e.is_unreachable() && attempt < STORE_ATTEMPTS => {
+                Err(e) if e.is_retryable() && attempt < STORE_ATTEMPTS => {
                     tracing::warn!("snapshot store {} unreachable (attempt {attempt}/{STORE_ATTEMPTS}): {e}; retrying in {delay:?}", self.store_url);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(8));
@@ -260,6 +332,7 @@ impl Keeper {
                         );
                         continue;
                     }
+                    self.boot_step(restore_step(&id, reader.manifest(), name, &self.snap));
                     let t0 = StdInstant::now();
                     reader.restore_path(name, path).await.map_err(|e| {
                         format!(

@@ -69,6 +69,16 @@ impl FileStore {
         match tokio::fs::metadata(&self.root).await {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(self.unreachable("it is not a directory".into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Missing {
+                store: self.describe(),
+                detail: e.to_string(),
+                hint: format!(
+                    "mount the backup volume at {root} (docker run -v NAME:{root}); to start with an empty store, \
+                     create the directory (install -d -m 0700 {root}), or set `create_store = true` in [snapshot] \
+                     for a demo or development store",
+                    root = self.root.display()
+                ),
+            }),
             Err(e) => Err(self.unreachable(e.to_string())),
         }
     }
@@ -317,7 +327,9 @@ mod tests {
         let store = FileStore::new(dir.path().join("absent"));
         let err = store.get_small("LATEST").await.expect_err("must fail");
         assert!(err.is_unreachable(), "{err}");
+        assert!(!err.is_retryable(), "waiting will not create it: {err}");
         assert!(err.to_string().contains("mount the backup volume"), "{err}");
+        assert!(err.to_string().contains("create_store"), "{err}");
         let err = store
             .put_small("LATEST", b"x")
             .await

@@ -280,6 +280,7 @@ mod tests {
             reaped_orphans: 7,
             units: vec![unit("we\"b", true), unit("other", false)],
             last_snapshot: None,
+            boot_step: None,
         };
         let m = render(&st);
         assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");

@@ -77,6 +77,9 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
         duration(now.saturating_sub(st.started_at_ms) / 1000),
         st.reaped_orphans
     );
+    if let Some(step) = &st.boot_step {
+        let _ = write!(out, "\nbooting: {step}");
+    }
     if let Some(snap) = &st.last_snapshot {
         let _ = write!(
             out,
