@@ -1,0 +1,222 @@
+//! The control plane's handle on the orchestrator: read status, steer units,
+//! ask for a reload or the stop.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::{Request, Shared, Units};
+use crate::status::{BackupInfo, DaemonStatus, Phase};
+use crate::unit::{StopReport, UnitCmd, UnitHandle};
+
+/// A cheap, cloneable handle for the control plane: read status, steer units.
+#[derive(Clone)]
+pub struct Handle {
+    pub(super) shared: Arc<Shared>,
+}
+
+/// What a control command may do to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start it (and wait for its dependencies first).
+    Start,
+    /// Stop it (`stop_signal`, `stop_timeout`, SIGKILL).
+    Stop,
+    /// Stop then start; with `restart_dependents`, its dependents follow once it is ready.
+    Restart,
+    /// Send this signal number to its main process.
+    Signal(i32),
+}
+
+impl Handle {
+    pub(super) fn units(&self) -> Arc<Units> {
+        self.shared
+            .units
+            .read()
+            .expect("unit table poisoned")
+            .clone()
+    }
+
+    /// A snapshot of every unit's status.
+    pub fn status(&self) -> DaemonStatus {
+        let s = &self.shared;
+        let units = self.units();
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id() as i32,
+            roles_expr: units.plan.roles_expr.clone(),
+            roles: units.plan.roles.clone(),
+            phase: *s.phase.borrow(),
+            started_at_ms: s.started_at_ms,
+            reaped_orphans: s.reaper.orphans_reaped(),
+            units: units
+                .list
+                .iter()
+                .map(|u| u.status.borrow().clone())
+                .collect(),
+            last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
+            boot_step: self.boot_step(),
+        }
+    }
+
+    /// What the boot is doing before the units start (`None` once they have).
+    pub fn boot_step(&self) -> Option<String> {
+        self.shared.boot_step.lock().expect("poisoned").clone()
+    }
+
+    /// Says what the boot is doing, for `ctl status`, `/health` and the answers to
+    /// unit commands sent before the units run (the data hooks call this while they
+    /// restore).
+    pub fn set_boot_step(&self, step: impl Into<String>) {
+        let mut cur = self.shared.boot_step.lock().expect("poisoned");
+        // Only while the boot step is open: a late report must not reopen it.
+        if cur.is_some() {
+            *cur = Some(step.into());
+        }
+    }
+
+    pub(super) fn open_boot_step(&self, step: &str) {
+        *self.shared.boot_step.lock().expect("poisoned") = Some(step.to_string());
+    }
+
+    pub(super) fn close_boot_step(&self) {
+        *self.shared.boot_step.lock().expect("poisoned") = None;
+    }
+
+    /// Records the outcome of a snapshot (shown by `ctl status` and `/metrics`).
+    pub fn set_last_snapshot(&self, info: BackupInfo) {
+        *self.shared.last_snapshot.lock().expect("poisoned") = Some(info);
+    }
+
+    /// Records the outcome of the last dump of unit `name`'s data.
+    pub fn set_unit_backup(&self, name: &str, info: BackupInfo) {
+        if let Some(u) = self.unit(name) {
+            u.status.send_modify(|s| s.last_backup = Some(info));
+        }
+    }
+
+    /// Names of units, in config order.
+    pub fn unit_names(&self) -> Vec<String> {
+        self.units()
+            .list
+            .iter()
+            .map(|u| u.config.name.clone())
+            .collect()
+    }
+
+    /// The unit called `name`.
+    pub fn unit(&self, name: &str) -> Option<UnitHandle> {
+        self.units().get(name).cloned()
+    }
+
+    /// Asks bosun to stop, as SIGTERM does.
+    pub fn shutdown(&self) {
+        let _ = self.shared.requests.send(Request::Shutdown);
+    }
+
+    /// Re-reads the config file and applies the difference: new units start,
+    /// removed ones stop, changed ones restart, the rest is left untouched.
+    /// The answer lists what changed; a config error changes nothing.
+    pub async fn reload(&self) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .send(Request::Reload(tx))
+            .map_err(|_| "bosun is stopping".to_string())?;
+        rx.await.map_err(|_| "bosun is stopping".to_string())?
+    }
+
+    /// Watches bosun's phase.
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.shared.phase.subscribe()
+    }
+
+    /// Applies `action` to unit `name`; the answer is a short message.
+    pub async fn act(&self, name: &str, action: Action) -> Result<String, String> {
+        let units = self.units();
+        let Some(u) = units.get(name) else {
+            return Err(format!("no unit named {name:?}"));
+        };
+        let Some(cmd) = &u.cmd else {
+            return Err(format!(
+                "{name} is not active in this container (roles {})",
+                units.plan.roles_expr
+            ));
+        };
+        if *self.shared.phase.borrow() == Phase::Stopping {
+            return Err("bosun is stopping".into());
+        }
+        if let Some(step) = self.boot_step() {
+            return Err(format!(
+                "bosun is booting ({step}): no unit runs yet; {name} starts once the restore is done \
+                 (watch `bosun ctl status`, then try again)"
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        let msg = match action {
+            Action::Start => UnitCmd::Start(Some(tx)),
+            Action::Restart => UnitCmd::Restart(Some(tx)),
+            Action::Signal(s) => UnitCmd::Signal(s, Some(tx)),
+            Action::Stop => {
+                let report = stop_unit(cmd, Instant::now() + u.config.stop_timeout)
+                    .await
+                    .ok_or_else(|| format!("{name} is gone"))?;
+                return Ok(if report.was_running {
+                    format!(
+                        "{name} stopped{}",
+                        if report.killed { " (SIGKILL)" } else { "" }
+                    )
+                } else {
+                    format!("{name} was not running")
+                });
+            }
+        };
+        cmd.send(msg).map_err(|_| format!("{name} is gone"))?;
+        let answer = rx.await.map_err(|_| format!("{name} is gone"))?;
+        if action == Action::Restart && u.config.restart_dependents && answer.is_ok() {
+            let deps = units
+                .plan
+                .unit(name)
+                .map(|p| p.dependents.clone())
+                .unwrap_or_default();
+            self.restart_when_ready(u, deps);
+        }
+        answer
+    }
+
+    /// After `unit` is ready again, restart `deps` (and, through their own
+    /// `restart_dependents`, so on down).
+    fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
+        let mut st = unit.status.subscribe();
+        let handle = self.clone();
+        tokio::spawn(async move {
+            // The restart dropped readiness already; wait for it to come back.
+            if st.wait_for(|s| s.ready).await.is_err() {
+                return;
+            }
+            for d in deps {
+                tracing::info!(unit = %d, "restarting: a dependency restarted (restart_dependents)");
+                if let Err(e) = Box::pin(handle.act(&d, Action::Restart)).await {
+                    tracing::warn!(unit = %d, "cannot restart: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// Sends a stop with no force and waits for it; `None` when the runner is gone.
+pub(super) async fn stop_unit(
+    cmd: &mpsc::UnboundedSender<UnitCmd>,
+    deadline: Instant,
+) -> Option<StopReport> {
+    let (done, rx) = oneshot::channel();
+    let (_force_tx, force) = watch::channel(false);
+    cmd.send(UnitCmd::Stop {
+        deadline,
+        force,
+        done,
+    })
+    .ok()?;
+    rx.await.ok()
+}

@@ -1,0 +1,403 @@
+//! The orchestration of one container's life: start every active unit (each
+//! waits for its own dependencies, so independent branches start in parallel),
+//! watch for a failed boot or an essential unit's exit, and run the stop:
+//! reverse dependency order, parallel where independent, one budget.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bosun_config::{Config, Plan, Unit, UnitKind};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
+
+use crate::hooks::DataHooks;
+use crate::output::UnitLog;
+use crate::reaper::Reaper;
+use crate::signals::{Sig, Signals};
+use crate::status::{now_ms, BackupInfo, Phase, State, UnitStatus};
+use crate::unit::{Runner, RunnerEnv, UnitCmd, UnitHandle};
+
+mod handle;
+mod reload;
+mod stop;
+
+pub use handle::{Action, Handle};
+
+/// Why the container is stopping, and the exit code that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopCause {
+    /// SIGTERM/SIGINT or `ctl shutdown`: exit 0 if the stop fits the budget.
+    Requested(String),
+    /// A boot step failed: exit 1.
+    BootFailed(String),
+    /// An essential unit's final exit: exit with its code.
+    Essential { unit: String, code: i32 },
+}
+
+impl StopCause {
+    fn exit_code(&self) -> i32 {
+        match self {
+            StopCause::Requested(_) => 0,
+            StopCause::BootFailed(_) => 1,
+            StopCause::Essential { code, .. } => *code,
+        }
+    }
+}
+
+/// Requests from the control plane to the orchestrator.
+enum Request {
+    Shutdown,
+    Reload(oneshot::Sender<Result<String, String>>),
+}
+
+/// The unit table and the plan it was built from; replaced whole by a reload.
+struct Units {
+    list: Vec<UnitHandle>,
+    by_name: HashMap<String, usize>,
+    plan: Plan,
+}
+
+impl Units {
+    fn get(&self, name: &str) -> Option<&UnitHandle> {
+        self.by_name.get(name).map(|&i| &self.list[i])
+    }
+}
+
+struct Shared {
+    units: RwLock<Arc<Units>>,
+    phase: watch::Sender<Phase>,
+    started_at_ms: u64,
+    reaper: Reaper,
+    requests: mpsc::UnboundedSender<Request>,
+    last_snapshot: std::sync::Mutex<Option<BackupInfo>>,
+    /// What the boot is doing before any unit runs (the restore); `None` after.
+    boot_step: std::sync::Mutex<Option<String>>,
+}
+
+/// The orchestrator.
+pub struct Supervisor {
+    config: Config,
+    handle: Handle,
+    runners: Vec<Runner>,
+    changed: Arc<Notify>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    hooks: Option<Arc<dyn DataHooks>>,
+    notify_dir: PathBuf,
+}
+
+/// The status of a unit that has no process yet.
+fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
+    let active = plan.unit(&unit.name).is_some();
+    UnitStatus {
+        name: unit.name.clone(),
+        kind: unit.kind.as_str().to_string(),
+        roles: unit.roles.clone(),
+        active,
+        state: State::Inactive,
+        ready: false,
+        pid: None,
+        started_at_ms: None,
+        restarts: 0,
+        last_exit: None,
+        detail: if active {
+            String::new()
+        } else {
+            plan.inactive
+                .iter()
+                .find(|(n, _)| n == &unit.name)
+                .map(|(_, why)| why.clone())
+                .unwrap_or_default()
+        },
+        essential: unit.essential,
+        last_backup: None,
+    }
+}
+
+impl Supervisor {
+    /// Builds every unit (active or not) from `config` and `plan`; `hooks`
+    /// keep the data (restore on boot, backup on stop) when snapshots are configured.
+    pub fn new(
+        config: Config,
+        plan: Plan,
+        reaper: Reaper,
+        hooks: Option<Arc<dyn DataHooks>>,
+    ) -> (Supervisor, Handle) {
+        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        let notify_dir = config
+            .bosun
+            .control_socket
+            .parent()
+            .map(|p| p.join("notify"))
+            .unwrap_or_else(|| PathBuf::from("/run/bosun/notify"));
+        let empty = Units {
+            list: Vec::new(),
+            by_name: HashMap::new(),
+            plan: plan.clone(),
+        };
+        let shared = Shared {
+            units: RwLock::new(Arc::new(empty)),
+            phase: watch::channel(Phase::Booting).0,
+            started_at_ms: now_ms(),
+            reaper,
+            requests: req_tx,
+            last_snapshot: std::sync::Mutex::new(None),
+            boot_step: std::sync::Mutex::new(None),
+        };
+        let handle = Handle {
+            shared: Arc::new(shared),
+        };
+        let mut sup = Supervisor {
+            config: config.clone(),
+            handle: handle.clone(),
+            runners: Vec::new(),
+            changed: Arc::new(Notify::new()),
+            requests: req_rx,
+            hooks,
+            notify_dir,
+        };
+        let (units, runners) = sup.build_units(&config, plan, None, &Default::default());
+        *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
+        sup.runners = runners;
+        (sup, handle)
+    }
+
+    /// Builds the unit table for `config`/`plan`. Units named in `keep` are
+    /// taken over from `old` as they are (process, runner and all); every other
+    /// active unit gets a new runner, reusing the old status channel and log
+    /// of its name so that watchers and `ctl logs -f` carry on.
+    fn build_units(
+        &self,
+        config: &Config,
+        plan: Plan,
+        old: Option<&Units>,
+        keep: &std::collections::HashSet<String>,
+    ) -> (Units, Vec<Runner>) {
+        let mut list = Vec::new();
+        let mut by_name = HashMap::new();
+        for (i, unit) in config.units.values().enumerate() {
+            by_name.insert(unit.name.clone(), i);
+            let previous = old.and_then(|o| o.get(&unit.name));
+            if let (Some(prev), true) = (previous, keep.contains(&unit.name)) {
+                list.push(prev.clone());
+                continue;
+            }
+            let fresh = initial_status(unit, &plan);
+            let status = match previous {
+                Some(prev) => {
+                    prev.status.send_modify(|s| {
+                        let (restarts, last_exit, last_backup) =
+                            (s.restarts, s.last_exit, s.last_backup.clone());
+                        *s = fresh;
+                        s.restarts = restarts;
+                        s.last_exit = last_exit;
+                        s.last_backup = last_backup;
+                    });
+                    prev.status.clone()
+                }
+                None => Arc::new(watch::channel(fresh).0),
+            };
+            let log = match previous {
+                Some(prev) => prev.log.clone(),
+                None => Arc::new(UnitLog::new(
+                    &unit.name,
+                    unit.output,
+                    config.bosun.log_buffer,
+                    unit.log_file.as_ref(),
+                )),
+            };
+            list.push(UnitHandle {
+                config: Arc::new(unit.clone()),
+                status,
+                log,
+                cmd: None,
+            });
+        }
+        let mut runners = Vec::new();
+        for i in 0..list.len() {
+            let name = list[i].config.name.clone();
+            let Some(planned) = plan.unit(&name) else {
+                continue;
+            };
+            if keep.contains(&name) && list[i].cmd.is_some() {
+                continue;
+            }
+            let deps = planned
+                .deps
+                .iter()
+                .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
+                .collect();
+            let env = RunnerEnv {
+                reaper: self.handle.shared.reaper.clone(),
+                deps,
+                changed: self.changed.clone(),
+                notify_dir: self.notify_dir.clone(),
+                hooks: self.hooks.clone(),
+            };
+            let u = &mut list[i];
+            let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
+            u.cmd = Some(tx);
+            runners.push(runner);
+        }
+        (
+            Units {
+                list,
+                by_name,
+                plan,
+            },
+            runners,
+        )
+    }
+
+    /// The boot's restore (`DataHooks::before_boot`), with SIGTERM and `ctl shutdown`
+    /// still honoured and `ctl reload` answered truthfully. `Err((exit code, why))`.
+    async fn restore(
+        &mut self,
+        hooks: Arc<dyn DataHooks>,
+        signals: &mut Signals,
+    ) -> Result<(), (i32, String)> {
+        const STOPPED: &str =
+            "during restore: stopping before any unit started; nothing was backed up";
+        let restore = hooks.before_boot();
+        tokio::pin!(restore);
+        loop {
+            tokio::select! {
+                r = &mut restore => return r.map_err(|e| (1, format!("boot failed: restore: {e}"))),
+                sig = signals.recv() => match sig {
+                    Sig::Term | Sig::Int => return Err((0, format!("SIG{} {STOPPED}", format!("{sig:?}").to_uppercase()))),
+                    _ => {}
+                },
+                Some(req) = self.requests.recv() => match req {
+                    Request::Shutdown => return Err((0, format!("ctl shutdown {STOPPED}"))),
+                    Request::Reload(reply) => {
+                        let step = self.handle.boot_step().unwrap_or_default();
+                        let _ = reply.send(Err(format!("bosun is booting ({step}): reload once the units have started")));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Runs the container's life to its end; returns bosun's exit code.
+    pub async fn run(mut self, signals: &mut Signals) -> i32 {
+        let boot_started = Instant::now();
+        if let Some(hooks) = self.hooks.clone() {
+            // Files and directories come back before any unit can touch them.
+            self.handle.open_boot_step("restoring the last snapshot");
+            let outcome = self.restore(hooks, signals).await;
+            self.handle.close_boot_step();
+            if let Err((code, msg)) = outcome {
+                if code == 0 {
+                    tracing::warn!("{msg}")
+                } else {
+                    tracing::error!("{msg}")
+                }
+                crate::sweep::sweep(self.config.bosun.sweep_timeout).await;
+                return code;
+            }
+        }
+        for runner in std::mem::take(&mut self.runners) {
+            tokio::spawn(runner.run());
+        }
+        let units = self.handle.units();
+        for u in &units.list {
+            if let Some(cmd) = &u.cmd {
+                let _ = cmd.send(UnitCmd::Start(None));
+            }
+        }
+        tracing::info!(
+            "booting roles {:?}: {} active units in {} start waves",
+            units.plan.roles_expr,
+            units.plan.units.len(),
+            units.plan.start_waves.len()
+        );
+        let cause = loop {
+            tokio::select! {
+                sig = signals.recv() => match sig {
+                    Sig::Term | Sig::Int => break StopCause::Requested(format!("SIG{}", format!("{sig:?}").to_uppercase())),
+                    Sig::Quit => self.log_states(),
+                    Sig::Hup => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        if let Err(e) = self.reload().await {
+                            tracing::error!("reload: {e}");
+                        }
+                    }
+                    other => tracing::debug!("ignoring {other:?}"),
+                },
+                req = self.requests.recv() => match req {
+                    Some(Request::Shutdown) | None => break StopCause::Requested("ctl shutdown".into()),
+                    Some(Request::Reload(reply)) => {
+                        let _ = reply.send(self.reload().await);
+                    }
+                },
+                _ = self.changed.notified() => {
+                    if let Some(cause) = self.evaluate(boot_started) {
+                        break cause;
+                    }
+                }
+            }
+        };
+        let code = self.stop(cause, signals).await;
+        let left = crate::sweep::sweep(self.config.bosun.sweep_timeout).await;
+        if left > 0 {
+            tracing::info!("swept {left} leftover processes");
+        }
+        crate::output::drain(Duration::from_secs(2)).await;
+        code
+    }
+
+    /// After any unit changed: is the boot done, failed, or did an essential unit end?
+    fn evaluate(&self, boot_started: Instant) -> Option<StopCause> {
+        let shared = &self.handle.shared;
+        let units = self.handle.units();
+        let booting = *shared.phase.borrow() == Phase::Booting;
+        let mut all_ready = true;
+        for u in units.list.iter().filter(|u| u.cmd.is_some()) {
+            let s = u.status.borrow();
+            if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
+                let code = s.last_exit.map(|e| e.code).unwrap_or(1);
+                let code = if s.state == State::Fatal && code == 0 {
+                    1
+                } else {
+                    code
+                };
+                tracing::warn!(unit = %s.name, "essential unit ended ({}): stopping the container with exit code {code}", s.state);
+                return Some(StopCause::Essential {
+                    unit: s.name.clone(),
+                    code,
+                });
+            }
+            if booting && s.state == State::Fatal {
+                return Some(StopCause::BootFailed(format!(
+                    "{} {}: {}",
+                    u.config.kind.as_str(),
+                    s.name,
+                    s.detail
+                )));
+            }
+            if booting && u.config.kind == UnitKind::Service && s.state == State::Exited {
+                return Some(StopCause::BootFailed(format!(
+                    "service {} exited during boot: {}",
+                    s.name, s.detail
+                )));
+            }
+            all_ready &= s.ready;
+        }
+        if booting && all_ready {
+            shared.phase.send_replace(Phase::Running);
+            tracing::info!(
+                "boot complete in {:.0?}: {} units ready",
+                boot_started.elapsed(),
+                units.plan.units.len()
+            );
+        }
+        None
+    }
+
+    fn log_states(&self) {
+        for s in self.handle.status().units {
+            tracing::info!(unit = %s.name, "{} pid={:?} restarts={} {}", s.state, s.pid, s.restarts, s.detail);
+        }
+    }
+}

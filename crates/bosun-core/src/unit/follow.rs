@@ -1,0 +1,261 @@
+//! Following a running process: its ready probe, the first-time data load,
+//! health checks, and control commands while it runs.
+
+use std::time::Duration;
+
+use bosun_config::{Unit, UnitKind};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::sync::{oneshot, watch};
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::{answer, Outcome, Proc, Runner, UnitCmd};
+use crate::probe::{self, ProbeCtx};
+use crate::reaper::Exit;
+use crate::spawn::Identity;
+use crate::status::State;
+
+/// What the probes of one run need: the unit's identity and environment, and the
+/// flags the output pump (`log`) and the notify socket (`notify`) raise.
+pub(super) struct Probing {
+    pub(super) identity: Option<Identity>,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) log_matched: Option<watch::Receiver<bool>>,
+    pub(super) notified: Option<watch::Receiver<bool>>,
+}
+
+/// Resolves when the unit is ready by its probe (or `start_secs` alive); `Err`
+/// when its time is up. A task is "ready" only by exiting, so this just times it.
+async fn wait_ready(unit: &Unit, started: Instant, ctx: &ProbeCtx<'_>) -> Result<(), String> {
+    if unit.kind == UnitKind::Task {
+        sleep_until(started + unit.timeout).await;
+        return Err(format!("task did not finish within {:?}", unit.timeout));
+    }
+    let deadline = started + unit.ready.timeout;
+    let Some(p) = &unit.ready.probe else {
+        sleep(unit.start_secs).await;
+        return Ok(());
+    };
+    let mut last = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "ready probe {} timed out after {:?}: {last}",
+                p.kind(),
+                unit.ready.timeout
+            ));
+        }
+        match Box::pin(probe::check(p, ctx, left.min(Duration::from_secs(10)))).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = bosun_config::redact::redact_url(&e),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        sleep(unit.ready.interval.min(left)).await;
+    }
+}
+
+impl Runner {
+    /// Readiness, then the first-time data load, then supervision, of one
+    /// running process.
+    pub(super) async fn follow(
+        &mut self,
+        proc: &mut Proc,
+        started: Instant,
+        probing: Probing,
+    ) -> Outcome {
+        let reaper = self.env.reaper.clone();
+        let ctx = ProbeCtx {
+            reaper: &reaper,
+            identity: probing.identity.as_ref(),
+            env: &probing.env,
+            log_matched: probing.log_matched.as_ref(),
+            notified: probing.notified.as_ref(),
+        };
+        if let Some(o) = self.until_ready(proc, started, &ctx).await {
+            return o;
+        }
+        tracing::info!(unit = %self.unit.name, "ready in {:.1?}", started.elapsed());
+        if let Some(o) = self.load_data(proc, started).await {
+            return o;
+        }
+        self.set(|s| {
+            s.state = State::Ready;
+            s.ready = true;
+            s.detail = String::new();
+        });
+        self.supervise(proc, started, &ctx).await
+    }
+
+    /// Phase 1: until the ready probe passes (services) or the process ends
+    /// (tasks). `Some` when the run ended first.
+    async fn until_ready(
+        &mut self,
+        proc: &mut Proc,
+        started: Instant,
+        ctx: &ProbeCtx<'_>,
+    ) -> Option<Outcome> {
+        let unit = self.unit.clone();
+        let wait_ready = wait_ready(&unit, started, ctx);
+        tokio::pin!(wait_ready);
+        loop {
+            tokio::select! {
+                r = &mut wait_ready => match r {
+                    Ok(()) => return None,
+                    Err(msg) => {
+                        self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
+                        return Some(Outcome::Fatal(msg));
+                    }
+                },
+                exit = &mut proc.exit => return Some(self.exited(exit, started, None)),
+                cmd = self.cmds.recv() => {
+                    if let Some(o) = self.running_command(cmd, proc).await {
+                        return Some(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The unit's data goes in (once per bosun life) before anything that depends
+    /// on it can start. `Some` when the run ended first.
+    async fn load_data(&mut self, proc: &mut Proc, started: Instant) -> Option<Outcome> {
+        let unit = self.unit.clone();
+        let hooks = self
+            .env
+            .hooks
+            .clone()
+            .filter(|_| !self.loaded && unit.backup.is_some())?;
+        self.set_state(State::Starting, "loading its data from the snapshot");
+        let load = hooks.after_ready(&unit);
+        tokio::pin!(load);
+        loop {
+            tokio::select! {
+                r = &mut load => match r {
+                    Ok(()) => break,
+                    Err(e) => {
+                        self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
+                        return Some(Outcome::Fatal(format!("loading its data failed: {e}")));
+                    }
+                },
+                exit = &mut proc.exit => return Some(self.exited(exit, started, Some("exited while its data was loading".into()))),
+                cmd = self.cmds.recv() => {
+                    if let Some(o) = self.running_command(cmd, proc).await {
+                        return Some(o);
+                    }
+                }
+            }
+        }
+        self.loaded = true;
+        None
+    }
+
+    /// Phase 2: supervise until it exits, is stopped, or fails its health check
+    /// `failures` times in a row.
+    async fn supervise(
+        &mut self,
+        proc: &mut Proc,
+        started: Instant,
+        ctx: &ProbeCtx<'_>,
+    ) -> Outcome {
+        let unit = self.unit.clone();
+        let mut failures = 0u32;
+        let mut next_check = unit.health.as_ref().map(|h| Instant::now() + h.interval);
+        loop {
+            let check_at = next_check;
+            tokio::select! {
+                exit = &mut proc.exit => return self.exited(exit, started, None),
+                cmd = self.cmds.recv() => {
+                    if let Some(o) = self.running_command(cmd, proc).await {
+                        return o;
+                    }
+                }
+                _ = async { sleep_until(check_at.unwrap_or_else(Instant::now)).await }, if check_at.is_some() => {
+                    let Some(h) = &unit.health else { continue };
+                    match Box::pin(probe::check(&h.probe, ctx, h.timeout)).await {
+                        Ok(()) => {
+                            if failures > 0 {
+                                tracing::info!(unit = %unit.name, "health check passes again");
+                            }
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            tracing::warn!(unit = %unit.name, "health check failed ({failures}/{}): {}", h.failures, bosun_config::redact::redact_url(&e));
+                            if failures >= h.failures {
+                                self.set(|s| s.ready = false);
+                                self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
+                                return Outcome::Exited {
+                                    exit: Exit::Signal(libc::SIGKILL),
+                                    ran: started.elapsed(),
+                                    why: Some(format!("health check failed {failures} times")),
+                                };
+                            }
+                        }
+                    }
+                    next_check = Some(Instant::now() + h.interval);
+                }
+            }
+        }
+    }
+
+    fn exited(
+        &self,
+        exit: Result<Exit, oneshot::error::RecvError>,
+        started: Instant,
+        why: Option<String>,
+    ) -> Outcome {
+        // The reaper only drops a sender if bosun is exiting.
+        let exit = exit.unwrap_or(Exit::Signal(libc::SIGKILL));
+        self.set(|s| s.ready = false);
+        tracing::info!(unit = %self.unit.name, "exited ({exit}) after {:.1?}", started.elapsed());
+        Outcome::Exited {
+            exit,
+            ran: started.elapsed(),
+            why,
+        }
+    }
+
+    /// Handles a command while a process runs. `Some` ends this process's run.
+    async fn running_command(&mut self, cmd: Option<UnitCmd>, proc: &mut Proc) -> Option<Outcome> {
+        match cmd {
+            None => None,
+            Some(UnitCmd::Start(r)) => {
+                answer(r, Ok(format!("{} is already running", self.unit.name)));
+                None
+            }
+            Some(UnitCmd::Signal(sig, r)) => {
+                let res = Signal::try_from(sig)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| kill(Pid::from_raw(proc.pid), s).map_err(|e| e.to_string()));
+                answer(
+                    r,
+                    res.map(|_| {
+                        format!("sent signal {sig} to {} (pid {})", self.unit.name, proc.pid)
+                    }),
+                );
+                None
+            }
+            Some(UnitCmd::Restart(r)) => {
+                self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None)
+                    .await;
+                answer(r, Ok(format!("{} restarted", self.unit.name)));
+                Some(Outcome::Restart)
+            }
+            Some(UnitCmd::Stop {
+                deadline,
+                force,
+                done,
+            }) => {
+                let report = self.stop_process(proc, deadline, Some(force)).await;
+                self.set(|s| {
+                    s.state = State::Stopped;
+                    s.ready = false;
+                    s.detail = String::new();
+                });
+                let _ = done.send(report);
+                Some(Outcome::Stopped)
+            }
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! One unit's life: wait for dependencies and gates, spawn, probe readiness,
+//! supervise (exit, health, commands), restart with backoff or give up, stop.
+//!
+//! Each active unit is driven by one task running [`Runner::run`]. It owns the
+//! unit's process and is the only writer of the unit's [`UnitStatus`]; everyone
+//! else (dependents, the orchestrator, the control API) reads that status
+//! through a `watch` channel and asks for changes with [`UnitCmd`] messages.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_config::{Unit, UnitKind};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::hooks::DataHooks;
+use crate::output::UnitLog;
+use crate::probe;
+use crate::reaper::{Exit, Reaper};
+use crate::status::{State, UnitStatus};
+
+mod follow;
+mod notify;
+pub mod policy;
+mod start;
+mod stop;
+
+/// A request to a unit's runner.
+pub enum UnitCmd {
+    /// Start (no-op when already running).
+    Start(Reply),
+    /// Stop: signal, wait until `deadline` (or until `force` turns true), then SIGKILL.
+    Stop {
+        /// Latest moment to escalate to SIGKILL.
+        deadline: Instant,
+        /// Turns true on a second SIGTERM: skip the rest of the grace.
+        force: watch::Receiver<bool>,
+        /// Told when the unit is down.
+        done: oneshot::Sender<StopReport>,
+    },
+    /// Stop gracefully, then start again at once.
+    Restart(Reply),
+    /// Send a signal to the unit's main process.
+    Signal(i32, Reply),
+}
+
+/// The answer to a control command: a short message, or why it failed.
+pub type Reply = Option<oneshot::Sender<Result<String, String>>>;
+
+fn answer(reply: Reply, r: Result<String, String>) {
+    if let Some(tx) = reply {
+        let _ = tx.send(r);
+    }
+}
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// A process was running and had to be stopped.
+    pub was_running: bool,
+    /// It did not exit in its grace time and was SIGKILLed.
+    pub killed: bool,
+    /// The grace was cut short by the stop budget (or a forced stop).
+    pub cut_by_budget: bool,
+}
+
+/// What the orchestrator and the control API hold of a unit. Cheap to clone.
+#[derive(Clone)]
+pub struct UnitHandle {
+    /// The unit's config.
+    pub config: Arc<Unit>,
+    /// Its status (read with `borrow()`, wait with `subscribe()`). Kept across
+    /// reloads, so dependents keep watching the same channel.
+    pub status: Arc<watch::Sender<UnitStatus>>,
+    /// Its output hub.
+    pub log: Arc<UnitLog>,
+    /// Its command queue (absent for inactive units).
+    pub cmd: Option<mpsc::UnboundedSender<UnitCmd>>,
+}
+
+/// What a runner needs besides its unit.
+pub struct RunnerEnv {
+    /// The reaper.
+    pub reaper: Reaper,
+    /// Statuses of the active units this one waits for.
+    pub deps: Vec<watch::Receiver<UnitStatus>>,
+    /// Pinged on every status change, for the orchestrator.
+    pub changed: Arc<Notify>,
+    /// Directory for `$NOTIFY_SOCKET` sockets.
+    pub notify_dir: PathBuf,
+    /// Data hooks (load after the first ready).
+    pub hooks: Option<Arc<dyn DataHooks>>,
+}
+
+/// Drives one unit.
+pub struct Runner {
+    unit: Arc<Unit>,
+    status: Arc<watch::Sender<UnitStatus>>,
+    log: Arc<UnitLog>,
+    cmds: mpsc::UnboundedReceiver<UnitCmd>,
+    env: RunnerEnv,
+    restarts: policy::RestartState,
+    /// The `after_ready` hook ran (once per bosun life: a restarted unit keeps its data).
+    loaded: bool,
+}
+
+/// How one spawned process ended.
+enum Outcome {
+    /// Stopped on request; the unit is down.
+    Stopped,
+    /// Exited on its own after running `ran` (or a health check killed it).
+    Exited {
+        exit: Exit,
+        ran: Duration,
+        why: Option<String>,
+    },
+    /// Could not be started, or never became ready; give up.
+    Fatal(String),
+    /// A control restart: start again at once.
+    Restart,
+}
+
+impl Runner {
+    /// A runner for `unit`; returns it with the handle the others use.
+    pub fn new(
+        unit: Arc<Unit>,
+        log: Arc<UnitLog>,
+        status: Arc<watch::Sender<UnitStatus>>,
+        env: RunnerEnv,
+    ) -> (Runner, mpsc::UnboundedSender<UnitCmd>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runner = Runner {
+            unit,
+            status,
+            log,
+            cmds: rx,
+            env,
+            restarts: policy::RestartState::default(),
+            loaded: false,
+        };
+        (runner, tx)
+    }
+
+    fn set(&self, f: impl FnOnce(&mut UnitStatus)) {
+        self.status.send_modify(f);
+        self.env.changed.notify_one();
+    }
+
+    fn set_state(&self, state: State, detail: impl Into<String>) {
+        let detail = detail.into();
+        self.set(|s| {
+            s.state = state;
+            s.detail = detail;
+        });
+    }
+
+    /// The runner's loop: idle until started, run, back to idle once down.
+    pub async fn run(self) {
+        // Boxed once, so the task's own allocation stays small while idle.
+        Box::pin(self.run_inner()).await
+    }
+
+    async fn run_inner(mut self) {
+        while let Some(cmd) = self.cmds.recv().await {
+            match cmd {
+                UnitCmd::Start(reply) | UnitCmd::Restart(reply) => {
+                    answer(reply, Ok(format!("{} starting", self.unit.name)));
+                    self.restarts.reset();
+                    self.lifecycle().await;
+                }
+                UnitCmd::Stop { done, .. } => {
+                    let _ = done.send(StopReport::default());
+                }
+                UnitCmd::Signal(_, reply) => {
+                    answer(reply, Err(format!("{} is not running", self.unit.name)));
+                }
+            }
+        }
+    }
+
+    /// From "asked to start" to "down" (stopped, exited or fatal).
+    async fn lifecycle(&mut self) {
+        self.set(|s| s.ready = false);
+        if !self.wait_deps().await || !self.wait_gates().await {
+            return;
+        }
+        loop {
+            let outcome = self.run_once().await;
+            let (exit, ran, why) = match outcome {
+                Outcome::Stopped => return,
+                Outcome::Fatal(msg) => {
+                    tracing::error!(unit = %self.unit.name, "{msg}");
+                    self.set_state(State::Fatal, msg);
+                    return;
+                }
+                Outcome::Restart => {
+                    self.set(|s| s.restarts += 1);
+                    continue;
+                }
+                Outcome::Exited { exit, ran, why } => (exit, ran, why),
+            };
+            let restart = policy::wants_restart(
+                self.unit.restart,
+                self.unit.kind,
+                exit.success(),
+                why.is_some(),
+            );
+            if !restart {
+                self.settle(exit, ran);
+                return;
+            }
+            let next = self.restarts.after_exit(
+                &self.unit.backoff,
+                &self.unit.start_limit,
+                ran,
+                Instant::now(),
+                fastrand::f64(),
+            );
+            let reason = why.unwrap_or_else(|| exit.to_string());
+            let delay = match next {
+                policy::Next::Restart(delay) => delay,
+                policy::Next::GiveUp { starts, interval } => {
+                    let msg = format!(
+                        "{starts} starts within {interval:?}, last {reason}; giving up (start_limit)"
+                    );
+                    tracing::error!(unit = %self.unit.name, "fatal: {msg}");
+                    self.set_state(State::Fatal, msg);
+                    return;
+                }
+            };
+            tracing::warn!(unit = %self.unit.name, "{reason}; restarting in {:.1?}", delay);
+            self.set_state(
+                State::Backoff,
+                format!("{reason}; restarting in {delay:.1?}"),
+            );
+            let wake = Instant::now() + delay;
+            // A zero delay must not go through the timer: it fires on the next
+            // millisecond tick at the earliest.
+            while !delay.is_zero() {
+                tokio::select! {
+                    _ = sleep_until(wake) => break,
+                    cmd = self.cmds.recv() => match cmd {
+                        None => return,
+                        Some(UnitCmd::Stop { done, .. }) => {
+                            self.set_state(State::Stopped, "stopped during backoff");
+                            let _ = done.send(StopReport::default());
+                            return;
+                        }
+                        Some(UnitCmd::Start(r)) | Some(UnitCmd::Restart(r)) => {
+                            answer(r, Ok(format!("{} restarting now", self.unit.name)));
+                            break;
+                        }
+                        Some(UnitCmd::Signal(_, r)) => answer(r, Err(format!("{} is in backoff", self.unit.name))),
+                    }
+                }
+            }
+            self.set(|s| s.restarts += 1);
+        }
+    }
+
+    /// The final state of a unit that is not restarted after `exit`.
+    fn settle(&self, exit: Exit, ran: Duration) {
+        let is_task = self.unit.kind == UnitKind::Task;
+        if is_task && exit.success() {
+            tracing::info!(unit = %self.unit.name, "task done in {:.1?}", ran);
+            self.set(|s| {
+                s.state = State::Exited;
+                s.ready = true;
+                s.detail = "done".into();
+            });
+        } else if is_task {
+            let msg = format!("task failed ({exit})");
+            tracing::error!(unit = %self.unit.name, "{msg}");
+            self.set_state(State::Fatal, msg);
+        } else {
+            let msg = format!("{exit}; restart = {}", self.unit.restart.as_str());
+            tracing::warn!(unit = %self.unit.name, "exited: {msg}");
+            self.set_state(State::Exited, msg);
+        }
+    }
+
+    /// Waits until every dependency is ready (service) or done (task).
+    /// False when a stop came first.
+    async fn wait_deps(&mut self) -> bool {
+        loop {
+            let pending: Vec<String> = self
+                .env
+                .deps
+                .iter()
+                .filter(|d| !d.borrow().ready)
+                .map(|d| d.borrow().name.clone())
+                .collect();
+            if pending.is_empty() {
+                return true;
+            }
+            self.set_state(
+                State::Starting,
+                format!("waiting for {}", pending.join(", ")),
+            );
+            let deps = &mut self.env.deps;
+            let any_change = async {
+                let futs = deps.iter_mut().map(|d| Box::pin(d.changed()));
+                let _ = futures_select_all(futs).await;
+            };
+            tokio::select! {
+                _ = any_change => {}
+                cmd = self.cmds.recv() => {
+                    if !self.idle_command(cmd, "waiting for its dependencies") {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for every `wait_for` gate, within `wait_for_timeout`.
+    async fn wait_gates(&mut self) -> bool {
+        if self.unit.wait_for.is_empty() {
+            return true;
+        }
+        let deadline = Instant::now() + self.unit.wait_for_timeout;
+        for gate in self.unit.wait_for.clone() {
+            let shown = bosun_config::redact::redact_url(&gate_url(&gate));
+            self.set_state(State::Starting, format!("waiting for {shown}"));
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let err = match Box::pin(probe::check_gate(&gate, left.min(Duration::from_secs(5))))
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => e,
+                };
+                if Instant::now() >= deadline {
+                    let msg = format!(
+                        "wait_for {shown} timed out after {:?}: {err}",
+                        self.unit.wait_for_timeout
+                    );
+                    tracing::error!(unit = %self.unit.name, "{msg}");
+                    self.set_state(State::Fatal, msg);
+                    return false;
+                }
+                tokio::select! {
+                    _ = sleep(Duration::from_millis(500).min(left)) => {}
+                    cmd = self.cmds.recv() => {
+                        if !self.idle_command(cmd, "waiting for its wait_for gates") {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Handles a command while no process runs. False when the unit must stop.
+    fn idle_command(&mut self, cmd: Option<UnitCmd>, doing: &str) -> bool {
+        match cmd {
+            None => false,
+            Some(UnitCmd::Stop { done, .. }) => {
+                self.set_state(State::Stopped, format!("stopped while {doing}"));
+                let _ = done.send(StopReport::default());
+                false
+            }
+            Some(UnitCmd::Start(r)) | Some(UnitCmd::Restart(r)) => {
+                answer(r, Ok(format!("{} is already starting", self.unit.name)));
+                true
+            }
+            Some(UnitCmd::Signal(_, r)) => {
+                answer(r, Err(format!("{} is not running yet", self.unit.name)));
+                true
+            }
+        }
+    }
+}
+
+/// Concurrent spawns (the machine's cores are what execs use).
+static SPAWN_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The running process of a unit.
+pub(crate) struct Proc {
+    pid: i32,
+    exit: oneshot::Receiver<Exit>,
+}
+
+fn gate_url(g: &bosun_config::WaitFor) -> String {
+    match g {
+        bosun_config::WaitFor::Tcp(a) => format!("tcp://{a}"),
+        bosun_config::WaitFor::Http(u) | bosun_config::WaitFor::Postgres(u) => u.clone(),
+        bosun_config::WaitFor::File(p) => format!("file://{}", p.display()),
+    }
+}
+
+/// Resolves when any of the futures does.
+async fn futures_select_all<F: std::future::Future + Unpin>(futs: impl Iterator<Item = F>) {
+    let mut futs: Vec<F> = futs.collect();
+    if futs.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for f in futs.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runner_future_stays_small() {
+        // Every active unit keeps one of these alive for bosun's whole life.
+        let size = std::mem::size_of::<super::Runner>();
+        assert!(size < 1024, "Runner is {size} bytes");
+    }
+}
