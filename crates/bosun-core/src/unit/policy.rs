@@ -22,7 +22,7 @@ pub fn wants_restart(restart: Restart, kind: UnitKind, success: bool, health_fai
         Restart::Never => false,
         Restart::OnFailure => failed,
         // A task that is done stays done, even with `always`.
-        Restart::Always => !(kind == UnitKind::Task && !failed),
+        Restart::Always => kind != UnitKind::Task || failed,
     }
 }
 
