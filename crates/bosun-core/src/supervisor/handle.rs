@@ -190,7 +190,7 @@ impl Handle {
     fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
         let mut st = unit.status.subscribe();
         let handle = self.clone();
-        tokio::spawn(async move {
+        self.shared.spawn_background(async move {
             // The restart dropped readiness already; wait for it to come back.
             if st.wait_for(|s| s.ready).await.is_err() {
                 return;

@@ -74,6 +74,24 @@ struct Shared {
     last_snapshot: std::sync::Mutex<Option<BackupInfo>>,
     /// What the boot is doing before any unit runs (the restore); `None` after.
     boot_step: std::sync::Mutex<Option<String>>,
+    /// Tasks the control plane started that outlive their request (dependents
+    /// restarting once a unit is ready again); aborted when the stop begins.
+    background: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Shared {
+    /// Runs `task` in the background until it ends or the stop begins.
+    fn spawn_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut set = self.background.lock().expect("poisoned");
+        // Reap what has finished, so the set does not grow with every restart.
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+    }
+
+    /// Ends every background task: nothing may restart a unit during the stop.
+    fn abort_background(&self) {
+        self.background.lock().expect("poisoned").abort_all();
+    }
 }
 
 /// The orchestrator.
@@ -144,6 +162,7 @@ impl Supervisor {
             requests: req_tx,
             last_snapshot: std::sync::Mutex::new(None),
             boot_step: std::sync::Mutex::new(None),
+            background: std::sync::Mutex::new(tokio::task::JoinSet::new()),
         };
         let handle = Handle {
             shared: Arc::new(shared),
