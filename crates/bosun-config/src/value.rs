@@ -349,6 +349,15 @@ mod tests {
         assert_eq!(Signal::parse("sigint"), Some(Signal::INT));
         assert_eq!(Signal::parse("15"), Some(Signal::TERM));
         assert_eq!(Signal::parse("SIGIOT").map(|s| s.number), Some(6));
+        assert_eq!(Signal::parse("poll").map(|s| s.number), Some(29));
+        assert_eq!(Signal::parse("CLD").map(|s| s.number), Some(17));
+        // Every standard signal has a name, and the name parses back to it
+        // (`bosun ctl signal` and the API use this same table).
+        for n in 1..=31 {
+            let s = Signal::from_number(n).expect("a name for every signal 1-31");
+            assert_eq!(Signal::parse(s.name), Some(s));
+            assert_eq!(Signal::parse(&s.name[3..]), Some(s));
+        }
         assert_eq!(Signal::parse("SIGFOO"), None);
         assert_eq!(Signal::parse("0"), None);
         assert_eq!(Signal::parse("64"), None);

@@ -86,7 +86,24 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("cannot build the tokio runtime")
 }
 
+/// Records the signal mask and ignored signals bosun was started with, before `main`:
+/// Rust's runtime sets SIGPIPE to ignored before `main` runs, and tini mode must hand
+/// CMD the SIGPIPE disposition bosun inherited, not Rust's. `.init_array` entries run
+/// before the runtime's setup, in a single thread.
+#[used]
+#[link_section = ".init_array"]
+static RECORD_INHERITED_SIGNALS: extern "C" fn() = record_inherited_signals;
+
+extern "C" fn record_inherited_signals() {
+    bosun_core::signals::Inherited::record();
+}
+
 fn main() -> ExitCode {
+    // Before anything else (a no-op when the hook above ran), then bosun's own mask
+    // is emptied: a SIGTERM blocked by whoever started bosun must still stop it, and
+    // units must not inherit the block.
+    bosun_core::signals::Inherited::record();
+    bosun_core::signals::unblock_all();
     let args: Vec<String> = std::env::args().collect();
     // `bosun -- CMD ARGS`: tini mode, decided before anything else.
     if args.get(1).map(String::as_str) == Some("--") {
@@ -135,7 +152,7 @@ fn tini_mode(argv: &[String]) -> i32 {
     logging::init(None);
     let rt = runtime();
     rt.block_on(async {
-        let mut signals = match bosun_core::signals::Signals::install() {
+        let mut signals = match bosun_core::signals::Forwarded::install() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("bosun: cannot install signal handlers: {e}");

@@ -50,63 +50,18 @@ pub struct SignalRequest {
     pub signal: String,
 }
 
-/// Parses a signal given as `HUP`, `SIGHUP`, `hup` or `1`. Only the standard
-/// signals 1..=31 are accepted: real-time signals have no portable names.
+/// Parses a signal given as `HUP`, `SIGHUP`, `hup`, `IOT` or `1`: the config's own
+/// table ([`bosun_config::Signal::parse`]), so `ctl signal` takes every name
+/// `stop_signal` does. Only the standard signals 1..=31: real-time signals have no
+/// portable names.
 pub fn parse_signal(s: &str) -> Option<i32> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=31).contains(&n).then_some(n);
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    SIGNALS
-        .iter()
-        .find(|(_, n)| *n == name)
-        .map(|(num, _)| *num)
+    bosun_config::Signal::parse(s).map(|s| s.number)
 }
 
 /// The name of signal `n` (`"SIGHUP"`), for messages.
 pub fn signal_name(n: i32) -> Option<String> {
-    SIGNALS
-        .iter()
-        .find(|(num, _)| *num == n)
-        .map(|(_, name)| format!("SIG{name}"))
+    bosun_config::Signal::from_number(n).map(|s| s.name.to_string())
 }
-
-/// Linux signal numbers (x86-64, aarch64 and the other generic-ABI targets).
-const SIGNALS: &[(i32, &str)] = &[
-    (libc::SIGHUP, "HUP"),
-    (libc::SIGINT, "INT"),
-    (libc::SIGQUIT, "QUIT"),
-    (libc::SIGILL, "ILL"),
-    (libc::SIGTRAP, "TRAP"),
-    (libc::SIGABRT, "ABRT"),
-    (libc::SIGBUS, "BUS"),
-    (libc::SIGFPE, "FPE"),
-    (libc::SIGKILL, "KILL"),
-    (libc::SIGUSR1, "USR1"),
-    (libc::SIGSEGV, "SEGV"),
-    (libc::SIGUSR2, "USR2"),
-    (libc::SIGPIPE, "PIPE"),
-    (libc::SIGALRM, "ALRM"),
-    (libc::SIGTERM, "TERM"),
-    (libc::SIGSTKFLT, "STKFLT"),
-    (libc::SIGCHLD, "CHLD"),
-    (libc::SIGCONT, "CONT"),
-    (libc::SIGSTOP, "STOP"),
-    (libc::SIGTSTP, "TSTP"),
-    (libc::SIGTTIN, "TTIN"),
-    (libc::SIGTTOU, "TTOU"),
-    (libc::SIGURG, "URG"),
-    (libc::SIGXCPU, "XCPU"),
-    (libc::SIGXFSZ, "XFSZ"),
-    (libc::SIGVTALRM, "VTALRM"),
-    (libc::SIGPROF, "PROF"),
-    (libc::SIGWINCH, "WINCH"),
-    (libc::SIGIO, "IO"),
-    (libc::SIGPWR, "PWR"),
-    (libc::SIGSYS, "SYS"),
-];
 
 /// Percent-decodes a path segment or query value (`role%3Aweb` → `role:web`).
 /// Invalid escapes are kept as they are; `+` stays `+` (paths, not forms).
@@ -153,6 +108,8 @@ mod tests {
         assert_eq!(parse_signal("sighup"), Some(1));
         assert_eq!(parse_signal("SIGUSR1"), Some(10));
         assert_eq!(parse_signal("15"), Some(15));
+        assert_eq!(parse_signal("IOT"), Some(6));
+        assert_eq!(parse_signal("SIGALRM"), Some(14));
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("64"), None);
         assert_eq!(parse_signal("NOPE"), None);

@@ -78,7 +78,7 @@ enum Cmd {
     },
     /// Send a signal to units' main processes: `ctl signal HUP web`.
     Signal {
-        /// HUP, SIGHUP, or a number.
+        /// A name (HUP, SIGHUP, hup, IOT: every name `stop_signal` takes) or a number 1-31.
         signal: String,
         /// Unit targets.
         #[arg(required = true)]
@@ -134,7 +134,16 @@ pub fn main(args: CtlArgs) -> i32 {
         Cmd::Start { units } => act(&client.patient(), "start", &units, None),
         Cmd::Stop { units } => act(&client.patient(), "stop", &units, None),
         Cmd::Restart { units } => act(&client.patient(), "restart", &units, None),
-        Cmd::Signal { signal, units } => act(&client, "signal", &units, Some(&signal)),
+        Cmd::Signal { signal, units } => match bosun_config::Signal::parse(&signal) {
+            // Sent by its canonical name: the config's table is the one that decides.
+            Some(sig) => act(&client, "signal", &units, Some(sig.name)),
+            None => {
+                eprintln!(
+                    "bosun ctl: unknown signal {signal:?} (use a name like HUP, SIGALRM or IOT, or a number 1-31)"
+                );
+                Ok(1)
+            }
+        },
         Cmd::Logs {
             follow,
             lines,
