@@ -156,12 +156,14 @@ run = "{d}"
         at(&ev, "c", "start") < at(&ev, "b", "end"),
         "b and c did not overlap: {ev:?}"
     );
+    // b and c are ready 400 ms after bosun spawned them; their "start" marks are
+    // written a few ms later by the shell (a `date` under load), so allow 100 ms.
     assert!(
-        at(&ev, "d", "start") >= at(&ev, "b", "start") + 400_000_000,
+        at(&ev, "d", "start") >= at(&ev, "b", "start") + 300_000_000,
         "{ev:?}"
     );
     assert!(
-        at(&ev, "d", "start") >= at(&ev, "c", "start") + 400_000_000,
+        at(&ev, "d", "start") >= at(&ev, "c", "start") + 300_000_000,
         "{ev:?}"
     );
 }

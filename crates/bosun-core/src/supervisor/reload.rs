@@ -1,17 +1,54 @@
 //! Reload: apply a changed config file (SIGHUP, `ctl reload`) by its difference
 //! from the running one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_config::Plan;
+use bosun_config::{Plan, Unit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::handle::stop_unit;
 use super::Supervisor;
 use crate::unit::UnitCmd;
+
+/// What a reload does to each unit, by comparing the running units' configs with
+/// the new active ones: a unit whose config is equal keeps its process.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct ReloadDiff {
+    /// Active now, not running before: start.
+    pub(super) added: Vec<String>,
+    /// Running, and its config changed: stop, then start with the new config.
+    pub(super) changed: Vec<String>,
+    /// Running, and no longer active (gone from the file, or its roles): stop.
+    pub(super) removed: Vec<String>,
+    /// Running with the same config: left alone, same pid.
+    pub(super) keep: HashSet<String>,
+}
+
+impl ReloadDiff {
+    /// `running`: the units that have a runner now; `wanted`: the new plan's
+    /// active units with their new config, in plan order.
+    pub(super) fn new(running: &[(&str, &Unit)], wanted: &[(&str, &Unit)]) -> ReloadDiff {
+        let mut d = ReloadDiff::default();
+        for (name, new_unit) in wanted {
+            match running.iter().find(|(n, _)| n == name) {
+                Some((_, old)) if *old == *new_unit => {
+                    d.keep.insert(name.to_string());
+                }
+                Some(_) => d.changed.push(name.to_string()),
+                None => d.added.push(name.to_string()),
+            }
+        }
+        for (name, _) in running {
+            if !wanted.iter().any(|(n, _)| n == name) {
+                d.removed.push(name.to_string());
+            }
+        }
+        d
+    }
+}
 
 impl Supervisor {
     /// Applies a changed config file (SIGHUP, `ctl reload`).
@@ -27,25 +64,23 @@ impl Supervisor {
         let old = self.handle.units();
         let plan = Plan::new(&config, &old.plan.roles_expr)
             .map_err(|e| format!("{}: {e}; nothing changed", config.source.display()))?;
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        let mut removed = Vec::new();
-        let mut keep = std::collections::HashSet::new();
-        for p in &plan.units {
-            let new_unit = &config.units[&p.name];
-            match old.get(&p.name) {
-                Some(u) if u.cmd.is_some() && *u.config == *new_unit => {
-                    keep.insert(p.name.clone());
-                }
-                Some(u) if u.cmd.is_some() => changed.push(p.name.clone()),
-                _ => added.push(p.name.clone()),
-            }
-        }
-        for u in &old.list {
-            if u.cmd.is_some() && plan.unit(&u.config.name).is_none() {
-                removed.push(u.config.name.clone());
-            }
-        }
+        let running: Vec<(&str, &Unit)> = old
+            .list
+            .iter()
+            .filter(|u| u.cmd.is_some())
+            .map(|u| (u.config.name.as_str(), &*u.config))
+            .collect();
+        let wanted: Vec<(&str, &Unit)> = plan
+            .units
+            .iter()
+            .map(|p| (p.name.as_str(), &config.units[&p.name]))
+            .collect();
+        let ReloadDiff {
+            added,
+            changed,
+            removed,
+            keep,
+        } = ReloadDiff::new(&running, &wanted);
         // Stop what goes away or changes, all at once; each within its stop_timeout.
         let mut stops = JoinSet::new();
         for name in removed.iter().chain(&changed) {
@@ -102,5 +137,49 @@ impl Supervisor {
         );
         tracing::info!("{report}");
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(toml: &str) -> bosun_config::Config {
+        bosun_config::parse(toml, std::path::Path::new("/x/bosun.toml"), &HashMap::new())
+            .expect("valid config")
+    }
+
+    fn pairs(c: &bosun_config::Config) -> Vec<(&str, &Unit)> {
+        c.units.iter().map(|(n, u)| (n.as_str(), u)).collect()
+    }
+
+    #[test]
+    fn equal_configs_keep_changed_restart_new_start_gone_stop() {
+        let old = units(
+            "[service.a]\nrun = \"sleep 1\"\n[service.b]\nrun = \"sleep 2\"\n[service.c]\nrun = \"sleep 3\"\n",
+        );
+        let new = units(
+            "[service.a]\nrun = \"sleep 1\"\n[service.b]\nrun = \"sleep 20\"\n[service.d]\nrun = \"sleep 4\"\n",
+        );
+        let d = ReloadDiff::new(&pairs(&old), &pairs(&new));
+        assert_eq!(d.added, vec!["d"]);
+        assert_eq!(d.changed, vec!["b"]);
+        assert_eq!(d.removed, vec!["c"]);
+        assert_eq!(d.keep, HashSet::from(["a".to_string()]));
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing() {
+        let c = units("[service.a]\nrun = \"sleep 1\"\n[task.t]\nrun = \"true\"\n");
+        let d = ReloadDiff::new(&pairs(&c), &pairs(&c));
+        assert!(d.added.is_empty() && d.changed.is_empty() && d.removed.is_empty());
+        assert_eq!(d.keep.len(), 2);
+    }
+
+    #[test]
+    fn a_unit_that_was_not_running_is_added_even_if_unchanged() {
+        let c = units("[service.a]\nrun = \"sleep 1\"\n");
+        let d = ReloadDiff::new(&[], &pairs(&c));
+        assert_eq!(d.added, vec!["a"]);
     }
 }
