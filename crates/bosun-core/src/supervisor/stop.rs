@@ -17,6 +17,9 @@ use crate::signals::{Sig, Signals};
 use crate::status::{Phase, State, UnitStatus};
 use crate::unit::{StopReport, UnitCmd};
 
+/// What a unit's dump needs: the hooks, the unit, and its status (dumped only if ready).
+type Dump = (Arc<dyn DataHooks>, Arc<Unit>, watch::Receiver<UnitStatus>);
+
 /// One unit's part of the stop, as its own task.
 struct UnitStop {
     name: String,
@@ -26,7 +29,7 @@ struct UnitStop {
     /// Turned true when this unit is down.
     down: Option<watch::Sender<bool>>,
     /// The data hooks, the unit and its status, when it has a backup to dump.
-    dump: Option<(Arc<dyn DataHooks>, Arc<Unit>, watch::Receiver<UnitStatus>)>,
+    dump: Option<Dump>,
     ctx: StopContext,
     force: watch::Receiver<bool>,
 }
