@@ -6,6 +6,7 @@
 //! which registers its pid before the reaper can see it exit.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,14 +66,41 @@ impl std::fmt::Display for Exit {
 #[derive(Default)]
 struct Table {
     waiters: HashMap<i32, oneshot::Sender<Exit>>,
-    /// Exits of pids nobody had claimed yet, newest last: an orphan, or a
-    /// child of [`Reaper::spawn_concurrent`] that exited before its spawner
-    /// registered it. Kept for [`EARLY_KEEP`].
-    early: VecDeque<(i32, Exit, std::time::Instant)>,
+    early: EarlyExits,
 }
 
 /// How long an unclaimed exit waits for its spawner (spawns take milliseconds).
-const EARLY_KEEP: std::time::Duration = std::time::Duration::from_secs(2);
+const EARLY_KEEP: Duration = Duration::from_secs(2);
+
+/// Exits of pids nobody had claimed yet: an orphan, or a child of
+/// [`Reaper::spawn_concurrent`] that exited before its spawner registered it.
+/// Each is kept for [`EARLY_KEEP`], then forgotten (it was an orphan).
+#[derive(Debug, Default)]
+pub(crate) struct EarlyExits {
+    /// Oldest first.
+    exits: VecDeque<(i32, Exit, Instant)>,
+}
+
+impl EarlyExits {
+    /// Keeps `pid`'s exit, reaped at `now`, and forgets the ones older than [`EARLY_KEEP`].
+    pub(crate) fn record(&mut self, pid: i32, exit: Exit, now: Instant) {
+        while self
+            .exits
+            .front()
+            .is_some_and(|e| now.duration_since(e.2) > EARLY_KEEP)
+        {
+            self.exits.pop_front();
+        }
+        self.exits.push_back((pid, exit, now));
+    }
+
+    /// Takes the exit of `pid`, once. The newest one: if the kernel reused a pid
+    /// within the window, the older exit was another (orphaned) process.
+    pub(crate) fn claim(&mut self, pid: i32) -> Option<Exit> {
+        let i = self.exits.iter().rposition(|e| e.0 == pid)?;
+        self.exits.remove(i).map(|e| e.1)
+    }
+}
 
 /// The reaper: register children, deliver their exits, reap orphans silently.
 #[derive(Clone)]
@@ -138,13 +166,11 @@ impl Reaper {
         let pid = child.id() as i32;
         let (tx, rx) = oneshot::channel();
         let mut table = self.table.lock().expect("reaper table poisoned");
-        match table.early.iter().position(|e| e.0 == pid) {
-            Some(i) => {
+        match table.early.claim(pid) {
+            Some(exit) => {
                 // It exited before we got here: it was ours, not an orphan.
-                if let Some((_, exit, _)) = table.early.remove(i) {
-                    self.orphans.fetch_sub(1, Ordering::Relaxed);
-                    let _ = tx.send(exit);
-                }
+                self.orphans.fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send(exit);
             }
             None => {
                 table.waiters.insert(pid, tx);
@@ -189,17 +215,44 @@ impl Reaper {
                 None => {
                     self.orphans.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pid = pid.as_raw(), "reaped orphan ({exit})");
-                    let now = std::time::Instant::now();
-                    while table
-                        .early
-                        .front()
-                        .is_some_and(|e| now.duration_since(e.2) > EARLY_KEEP)
-                    {
-                        table.early.pop_front();
-                    }
-                    table.early.push_back((pid.as_raw(), exit, now));
+                    table.early.record(pid.as_raw(), exit, Instant::now());
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_early_exit_is_claimed_once() {
+        let mut t = EarlyExits::default();
+        let now = Instant::now();
+        t.record(42, Exit::Code(3), now);
+        assert_eq!(t.claim(42), Some(Exit::Code(3)));
+        assert_eq!(t.claim(42), None);
+        assert_eq!(t.claim(7), None);
+    }
+
+    #[test]
+    fn old_exits_are_forgotten_when_new_ones_come() {
+        let mut t = EarlyExits::default();
+        let t0 = Instant::now();
+        t.record(1, Exit::Code(0), t0);
+        t.record(2, Exit::Code(0), t0 + EARLY_KEEP + Duration::from_millis(1));
+        assert_eq!(t.claim(1), None, "kept past EARLY_KEEP");
+        assert_eq!(t.claim(2), Some(Exit::Code(0)));
+    }
+
+    #[test]
+    fn a_reused_pid_claims_the_newest_exit() {
+        let mut t = EarlyExits::default();
+        let t0 = Instant::now();
+        t.record(9, Exit::Signal(9), t0);
+        t.record(9, Exit::Code(0), t0 + Duration::from_millis(5));
+        assert_eq!(t.claim(9), Some(Exit::Code(0)));
+        assert_eq!(t.claim(9), Some(Exit::Signal(9)));
     }
 }
