@@ -41,7 +41,7 @@
 //! let plan = bosun_config::Plan::new(&config, "web").unwrap();
 //! assert_eq!(plan.start_waves, vec![vec!["web".to_string()]]);
 //! ```
-
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod defaults;

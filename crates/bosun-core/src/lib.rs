@@ -6,15 +6,15 @@
 
 pub mod hooks;
 pub mod output;
+pub mod pid1;
 pub mod probe;
-pub mod reaper;
-pub mod signals;
 pub mod spawn;
 pub mod status;
 pub mod supervisor;
-pub mod sweep;
 pub mod tini;
 pub mod unit;
 
 pub use hooks::{DataHooks, HookFuture, StopContext};
+// The PID-1 modules keep their old paths (`bosun_core::reaper`, …).
+pub use pid1::{reaper, signals, sweep};
 pub use supervisor::{Action, Handle, StopCause, Supervisor};

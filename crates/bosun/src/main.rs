@@ -1,5 +1,6 @@
 //! `bosun`: the CLI. Thin wiring of `bosun-config`, `bosun-core` and the
 //! control API; the logic lives in those crates.
+#![deny(unsafe_code)]
 
 mod api;
 mod check;
@@ -73,11 +74,7 @@ fn runtime() -> tokio::runtime::Runtime {
     // The only other threads are short-lived spawners (see bosun-core's unit
     // runner) and the console writer: one malloc arena is plenty, and each
     // extra arena is resident memory for the container's whole life.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
+    bosun_core::pid1::limit_malloc_arenas();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // Spawner threads go away soon after boot instead of idling for 10 s.
@@ -90,6 +87,10 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Rust's runtime sets SIGPIPE to ignored before `main` runs, and tini mode must hand
 /// CMD the SIGPIPE disposition bosun inherited, not Rust's. `.init_array` entries run
 /// before the runtime's setup, in a single thread.
+// The one exception to this crate's `deny(unsafe_code)`: a link section (the
+// lint counts it as unsafe). It must live in the binary; a library's object
+// holding it may not be linked at all.
+#[allow(unsafe_code)]
 #[used]
 #[link_section = ".init_array"]
 static RECORD_INHERITED_SIGNALS: extern "C" fn() = record_inherited_signals;
@@ -173,7 +174,7 @@ fn tini_mode(argv: &[String]) -> i32 {
 fn run(path: PathBuf) -> i32 {
     let rt = runtime();
     rt.block_on(async {
-        raise_fd_limit();
+        bosun_core::pid1::raise_fd_limit();
         // Signal handlers first: a SIGTERM during boot must start a stop, not be lost.
         let mut signals = match bosun_core::signals::Signals::install() {
             Ok(s) => s,
@@ -309,24 +310,4 @@ fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
             }
         }
     })
-}
-
-/// Raises the soft open-files limit to the hard one (at most 65536): each unit
-/// holds two pipe ends, and a 1024 default runs out near 500 units. Units
-/// inherit it, as they would under Docker's own (much higher) default.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            let want = lim.rlim_max.min(65536);
-            if lim.rlim_cur < want {
-                lim.rlim_cur = want;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-        }
-    }
 }

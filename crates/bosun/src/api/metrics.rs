@@ -230,9 +230,7 @@ fn escape_label(out: &mut String, v: &str) {
 fn resident_memory_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no side effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+    Some(pages * bosun_core::pid1::page_size())
 }
 
 /// Entries of /proc/self/fd, less the one the listing itself opens.

@@ -208,11 +208,7 @@ fn bind_socket(path: &Path, group: Option<&auth::Group>) -> Result<UnixListener,
     // means the socket is never, even for an instant, more open than 0600.
     // This runs at boot, before any unit is spawned, so the process-wide umask
     // affects no one else.
-    // SAFETY: umask(2) only swaps the process's file mode creation mask.
-    let old = unsafe { libc::umask(0o177) };
-    let bound = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
+    let bound = bosun_core::pid1::with_umask(0o177, || UnixListener::bind(path));
     let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
     let mode = match group {
         Some(g) => {
@@ -291,16 +287,9 @@ async fn accept_tcp(
 /// this bosun stops accepting (clients wait in the listen backlog) until a
 /// connection ends; idle ones end after [`HEADER_READ_TIMEOUT`].
 fn max_connections() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        1024
-    };
+    let soft = bosun_core::pid1::fd_soft_limit()
+        .and_then(|s| usize::try_from(s).ok())
+        .unwrap_or(1024);
     (soft / 4).clamp(16, 1024)
 }
 

@@ -91,7 +91,7 @@ pub async fn sweep(grace: Duration) -> usize {
 }
 
 fn signal_all(pids: &[i32], sig: Signal) {
-    if std::process::id() == 1 {
+    if super::is_pid1() {
         // Every process in our pid namespace but us.
         let _ = kill(Pid::from_raw(-1), sig);
     } else {

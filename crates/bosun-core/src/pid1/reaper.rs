@@ -6,10 +6,10 @@
 //! which registers its pid before the reaper can see it exit.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -114,12 +114,8 @@ impl Reaper {
     /// When bosun is not PID 1 it becomes a child subreaper first, so orphans of
     /// its units come back to it instead of to the host's init.
     pub fn start() -> std::io::Result<Reaper> {
-        if std::process::id() != 1 {
-            // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
-            let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+        if !super::is_pid1() {
+            super::become_subreaper()?;
         }
         let mut sigchld = signal(SignalKind::child())?;
         let reaper = Reaper {

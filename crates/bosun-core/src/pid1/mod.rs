@@ -1,0 +1,78 @@
+//! What the kernel asks of PID 1 (tini's job), in one place: the single reaper,
+//! the signals bosun handles and forwards, the final sweep of leftovers, and the
+//! host facts below (are we PID 1, the subreaper bit, the fd limit, malloc
+//! arenas, the umask around a bind).
+//!
+//! `unsafe` in bosun lives here and in `spawn`/`tini` (between fork and exec);
+//! every other crate forbids it.
+
+pub mod reaper;
+pub mod signals;
+pub mod sweep;
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+/// True when bosun is the init of its pid namespace (a container's ENTRYPOINT).
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Outside PID 1 (tests, a dev shell), orphans of our units come back to us
+/// instead of to the host's init: `PR_SET_CHILD_SUBREAPER`.
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
+}
+
+/// The soft open-files limit, or `None` if it cannot be read.
+pub fn fd_soft_limit() -> Option<u64> {
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Raises the soft open-files limit to the hard one (at most 65536): each unit
+/// holds two pipe ends, and a 1024 default runs out near 500 units. Units
+/// inherit it, as they would under Docker's own (much higher) default.
+pub fn raise_fd_limit() {
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = hard.min(65536);
+        if soft < want {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+        }
+    }
+}
+
+/// One malloc arena: bosun runs one runtime thread plus short-lived spawners and
+/// the console writer, and each extra arena is resident memory for the
+/// container's whole life. Call before any other thread exists.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// The page size, for turning `/proc` page counts into bytes.
+pub fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096)
+}
+
+/// Runs `f` with the process umask set to `mask`, then restores it. Only at boot,
+/// before any unit is spawned: the umask is process-wide.
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(mask));
+    let out = f();
+    umask(old);
+    out
+}
+
+/// True when bosun runs as root (restores may then chown what they write).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
