@@ -186,14 +186,17 @@ const MIN_SECRET_IN_TEXT: usize = 4;
 /// Its `Debug` shows only how many secrets it holds.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Redactor {
-    /// Longest first, so that a secret holding another is masked whole.
+    /// What to mask inside any text: each secret of 4 characters or more, and its
+    /// `{:?}`-escaped form (messages quote values that way). Longest first, so
+    /// that a secret holding another is masked whole.
     long: Vec<String>,
+    /// Shorter secrets, masked only where they are the whole text.
     short: Vec<String>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} secrets)", self.long.len() + self.short.len())
+        write!(f, "Redactor({} patterns)", self.long.len() + self.short.len())
     }
 }
 
@@ -224,35 +227,57 @@ impl Redactor {
         if v.is_empty() || v == MASK {
             return;
         }
-        let list = if v.chars().count() >= MIN_SECRET_IN_TEXT {
-            &mut self.long
-        } else {
-            &mut self.short
-        };
-        if !list.iter().any(|s| s == v) {
-            list.push(v.to_string());
-            self.long.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if v.chars().count() < MIN_SECRET_IN_TEXT {
+            if !self.short.iter().any(|s| s == v) {
+                self.short.push(v.to_string());
+            }
+            return;
         }
+        let quoted = format!("{v:?}");
+        for pattern in [v, &quoted[1..quoted.len() - 1]] {
+            if !self.long.iter().any(|s| s == pattern) {
+                self.long.push(pattern.to_string());
+            }
+        }
+        self.long.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
-    /// `s` with every known secret (also in its `{:?}`-escaped form, as messages
-    /// quote values) and every credential ([`redact_url`]) masked.
+    /// `s` with every known secret (also in its `{:?}`-escaped form) and every
+    /// credential ([`redact_url`]) masked. No secret is left in the result, not
+    /// even one that masking another put together.
     pub fn redact(&self, s: &str) -> String {
         if self.short.iter().any(|x| x == s.trim()) {
             return MASK.to_string();
         }
-        let mut out = s.to_string();
-        for secret in &self.long {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
+        // Masking can complete a URL's credentials and masking those can complete
+        // a secret: repeat to a fixed point (two rounds in practice; bounded).
+        let mut out = redact_url(&self.mask(s));
+        for _ in 0..8 {
+            let next = redact_url(&self.mask(&out));
+            if next == out {
+                break;
             }
-            let quoted = format!("{secret:?}");
-            let escaped = &quoted[1..quoted.len() - 1];
-            if escaped != secret && out.contains(escaped) {
-                out = out.replace(escaped, MASK);
+            out = next;
+        }
+        out
+    }
+
+    /// Masks the long secrets until none is left. Ends: every replacement
+    /// shortens the text (a pattern is longer than [`MASK`]).
+    fn mask(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        loop {
+            let mut changed = false;
+            for pattern in &self.long {
+                if out.contains(pattern.as_str()) {
+                    out = out.replace(pattern.as_str(), MASK);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return out;
             }
         }
-        redact_url(&out)
     }
 
     /// `s` redacted, then quoted and cut to a readable length (secrets are masked
@@ -274,11 +299,85 @@ mod tests {
             "DBPASSWD",
             "GITHUB_TOKEN",
             "apikey",
+            "DB_PASS",
+            "MYSQL_PWD",
+            "REDIS_PASS",
+            "SMTP_PASS",
+            "PGPASS",
+            "AWS_CREDENTIALS",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "basic_auth",
+            "TLS_PRIVATE_PEM",
+            "SSL_CERT",
+            "NONCE_SALT",
+            "X-Amz-Signature",
+            "sig",
+            "apiKey",
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["PGDATA", "HOME", "DBHOST", "USER"] {
+        for k in ["PGDATA", "HOME", "DBHOST", "USER", "PWD", "OLDPWD", "PATH", "PORT"] {
             assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn key_value_pairs() {
+        assert_eq!(
+            redact_url("http://h/x?access_token=abc&page=2"),
+            "http://h/x?access_token=***&page=2"
+        );
+        assert_eq!(
+            redact_url("s3://b/k?X-Amz-Credential=AKIA/x&X-Amz-Signature=f00d"),
+            "s3://b/k?X-Amz-Credential=***&X-Amz-Signature=***"
+        );
+        assert_eq!(redact_url("https://a/b?sv=1&sig=zz"), "https://a/b?sv=1&sig=***");
+        assert_eq!(redact_url("app --api-key=k3y --port=80"), "app --api-key=*** --port=80");
+        assert_eq!(redact_url("MYSQL_PWD=x mysql"), "MYSQL_PWD=*** mysql");
+        assert_eq!(redact_url("a=b c==d =e"), "a=b c==d =e");
+        assert_eq!(credentials_in("p://u:pw@h/?token=t&x=1"), vec!["pw", "t"]);
+    }
+
+    #[test]
+    fn redactor_masks_secret_values_everywhere() {
+        let env: std::collections::HashMap<String, String> = [
+            ("DB_PASS", "hunter2-pass"),
+            ("QUOTED_SECRET", "a\"b\\c-long"),
+            ("SHORT_KEY", "ab"),
+            ("DATABASE_URL", "postgres://app:url-pw-123@db/app"),
+            ("PLAIN", "visible-value"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let r = Redactor::from_vars(&env);
+        assert_eq!(r.redact("pw is hunter2-pass!"), "pw is ***!");
+        // As a message quotes it, escaped.
+        let quoted = format!("{:?}", "x a\"b\\c-long");
+        assert_eq!(r.redact(&quoted), "\"x ***\"");
+        // A short secret only as a whole value.
+        assert_eq!(r.redact("ab"), "***");
+        assert_eq!(r.redact("absent"), "absent");
+        // The password of a URL variable, also outside a URL.
+        assert_eq!(r.redact("app:url-pw-123@db:5432"), "app:***@db:5432");
+        assert_eq!(r.redact("visible-value"), "visible-value");
+        // Cut short after masking: no prefix of a long secret survives.
+        let long = "L".repeat(50) + "-the-long-secret-tail";
+        let mut r2 = Redactor::default();
+        r2.add("API_TOKEN", &format!("{long}{long}"));
+        let q = r2.quote(&format!("x{long}{long}"));
+        assert!(!q.contains("LLLLL"), "{q}");
+        assert!(!format!("{r2:?}").contains('L'));
+    }
+
+    #[test]
+    fn masking_never_puts_a_secret_back_together() {
+        let mut r = Redactor::default();
+        r.add_secret("a***");
+        r.add_secret("xa**");
+        for s in ["xa***", "xa**a***", "aa****"] {
+            let out = r.redact(s);
+            assert!(!out.contains("a***") && !out.contains("xa**"), "{s} -> {out}");
         }
     }
 

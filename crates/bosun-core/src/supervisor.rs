@@ -421,7 +421,8 @@ impl Supervisor {
 
     /// Applies a changed config file (SIGHUP, `ctl reload`).
     async fn reload(&mut self) -> Result<String, String> {
-        let env: HashMap<String, String> = std::env::vars().collect();
+        // Not `std::env::vars`: it panics on a variable that is not UTF-8.
+        let env = bosun_config::Env::current();
         let config = bosun_config::load(&self.config.source, &env).map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             format!(

@@ -2,6 +2,7 @@
 //! every forwardable signal goes to it, orphans are reaped, and bosun exits with
 //! CMD's code (128+n when a signal killed it).
 
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -12,7 +13,7 @@ use crate::reaper::Reaper;
 use crate::signals::Signals;
 
 /// Runs `argv` until it exits; returns the exit code bosun should use.
-pub async fn run(argv: &[String], reaper: &Reaper, signals: &mut Signals) -> i32 {
+pub async fn run(argv: &[OsString], reaper: &Reaper, signals: &mut Signals) -> i32 {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::inherit())
@@ -35,7 +36,7 @@ pub async fn run(argv: &[String], reaper: &Reaper, signals: &mut Signals) -> i32
     let (child, mut exit) = match reaper.spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("bosun: cannot run {}: {e}", argv[0]);
+            eprintln!("bosun: cannot run {}: {e}", argv[0].to_string_lossy());
             return if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {

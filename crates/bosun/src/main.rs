@@ -7,7 +7,7 @@ mod ctl;
 mod logging;
 mod snapshot;
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -87,9 +87,10 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    // Raw arguments: a CMD argument need not be UTF-8 (`std::env::args` panics on one).
+    let args: Vec<OsString> = std::env::args_os().collect();
     // `bosun -- CMD ARGS`: tini mode, decided before anything else.
-    if args.get(1).map(String::as_str) == Some("--") {
+    if args.get(1).is_some_and(|a| a == "--") {
         return exit(tini_mode(&args[2..]));
     }
     let cli = Cli::parse();
@@ -103,10 +104,7 @@ fn main() -> ExitCode {
 
 /// Loads and validates the config, printing every error (file:line:col: what is
 /// wrong); `None` after errors, which every command answers with exit code 2.
-fn load_config(
-    path: &std::path::Path,
-    env: &HashMap<String, String>,
-) -> Option<bosun_config::Config> {
+fn load_config(path: &std::path::Path, env: &dyn bosun_config::Vars) -> Option<bosun_config::Config> {
     match bosun_config::load(path, env) {
         Ok(c) => Some(c),
         Err(errors) => {
@@ -127,7 +125,7 @@ fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-fn tini_mode(argv: &[String]) -> i32 {
+fn tini_mode(argv: &[OsString]) -> i32 {
     if argv.is_empty() {
         eprintln!("bosun: usage: bosun -- CMD [ARGS...]");
         return 2;
@@ -165,7 +163,8 @@ fn run(path: PathBuf) -> i32 {
                 return 1;
             }
         };
-        let env: HashMap<String, String> = std::env::vars().collect();
+        // Never `std::env::vars`: it panics on a variable that is not UTF-8.
+        let env = bosun_config::Env::current();
         let Some(config) = load_config(&path, &env) else {
             return 2;
         };
@@ -173,7 +172,13 @@ fn run(path: PathBuf) -> i32 {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
-        let roles_expr = config.roles_expr(&env);
+        let roles_expr = match config.roles_expr_checked(&env) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{}: {e}", path.display());
+                return 2;
+            }
+        };
         let plan = match bosun_config::Plan::new(&config, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
@@ -225,8 +230,7 @@ fn run(path: PathBuf) -> i32 {
 }
 
 fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let Some(config) = load_config(&path, &env) else {
+    let Some(config) = load_config(&path, &bosun_config::Env::current()) else {
         return 2;
     };
     let Some(snap) = config.snapshot else {
