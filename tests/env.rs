@@ -33,7 +33,9 @@ fn bad_env() -> Vec<(OsString, OsString)> {
 /// `bosun ARGS` to completion (not PID 1) with extra raw env: (code, stdout, stderr).
 fn bosun_with(args: &[&str], env: &[(OsString, OsString)]) -> (i32, String, String) {
     let mut cmd = Command::new(bosun_bin());
-    cmd.args(args).stdin(Stdio::null()).envs(env.iter().cloned());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .envs(env.iter().cloned());
     let out = cmd.output().expect("run bosun");
     (
         out.status.code().unwrap_or(-1),
@@ -249,7 +251,11 @@ fn check_never_prints_a_secret_in_a_config_error() {
         env.extend(bad_env());
         let (code, out, err) = bosun_with(&["check", "-c", path.to_str().unwrap()], &env);
         assert_eq!(code, 2, "{}: {out}{err}", path.display());
-        assert!(err.contains("***"), "{}: nothing masked: {err}", path.display());
+        assert!(
+            err.contains("***"),
+            "{}: nothing masked: {err}",
+            path.display()
+        );
         for secret in never {
             assert!(
                 !out.contains(secret) && !err.contains(secret),

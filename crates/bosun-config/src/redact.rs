@@ -15,17 +15,17 @@ pub const MASK: &str = "***";
 /// Words that make a name secret when one of its parts (split at anything but a
 /// letter or digit) contains them, in any case.
 const SECRET_WORDS: &[&str] = &[
-    "PASS",       // PASSWORD, PASSWD, PASSPHRASE, DB_PASS, PGPASS, REDIS_PASS
-    "PWD",        // MYSQL_PWD
-    "SECRET",     // AWS_SECRET_ACCESS_KEY, CLIENT_SECRET
-    "TOKEN",      // GITHUB_TOKEN, access_token
-    "KEY",        // API_KEY, apikey, SSH_PRIVATE_KEY
-    "CRED",       // AWS_CREDENTIALS, GOOGLE_APPLICATION_CREDENTIALS, creds
-    "AUTH",       // BASIC_AUTH, AUTHORIZATION
-    "PRIVATE",    // PRIVATE_PEM
-    "CERT",       // TLS_CERT, CERTIFICATE
-    "SALT",       // AUTH_SALT, NONCE_SALT
-    "SIGNATURE",  // X-Amz-Signature
+    "PASS",      // PASSWORD, PASSWD, PASSPHRASE, DB_PASS, PGPASS, REDIS_PASS
+    "PWD",       // MYSQL_PWD
+    "SECRET",    // AWS_SECRET_ACCESS_KEY, CLIENT_SECRET
+    "TOKEN",     // GITHUB_TOKEN, access_token
+    "KEY",       // API_KEY, apikey, SSH_PRIVATE_KEY
+    "CRED",      // AWS_CREDENTIALS, GOOGLE_APPLICATION_CREDENTIALS, creds
+    "AUTH",      // BASIC_AUTH, AUTHORIZATION
+    "PRIVATE",   // PRIVATE_PEM
+    "CERT",      // TLS_CERT, CERTIFICATE
+    "SALT",      // AUTH_SALT, NONCE_SALT
+    "SIGNATURE", // X-Amz-Signature
 ];
 
 /// Parts that make a name secret only when they are the whole part (`sig=` in an
@@ -196,7 +196,11 @@ pub struct Redactor {
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} patterns)", self.long.len() + self.short.len())
+        write!(
+            f,
+            "Redactor({} patterns)",
+            self.long.len() + self.short.len()
+        )
     }
 }
 
@@ -316,7 +320,9 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["PGDATA", "HOME", "DBHOST", "USER", "PWD", "OLDPWD", "PATH", "PORT"] {
+        for k in [
+            "PGDATA", "HOME", "DBHOST", "USER", "PWD", "OLDPWD", "PATH", "PORT",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }
@@ -331,8 +337,14 @@ mod tests {
             redact_url("s3://b/k?X-Amz-Credential=AKIA/x&X-Amz-Signature=f00d"),
             "s3://b/k?X-Amz-Credential=***&X-Amz-Signature=***"
         );
-        assert_eq!(redact_url("https://a/b?sv=1&sig=zz"), "https://a/b?sv=1&sig=***");
-        assert_eq!(redact_url("app --api-key=k3y --port=80"), "app --api-key=*** --port=80");
+        assert_eq!(
+            redact_url("https://a/b?sv=1&sig=zz"),
+            "https://a/b?sv=1&sig=***"
+        );
+        assert_eq!(
+            redact_url("app --api-key=k3y --port=80"),
+            "app --api-key=*** --port=80"
+        );
         assert_eq!(redact_url("MYSQL_PWD=x mysql"), "MYSQL_PWD=*** mysql");
         assert_eq!(redact_url("a=b c==d =e"), "a=b c==d =e");
         assert_eq!(credentials_in("p://u:pw@h/?token=t&x=1"), vec!["pw", "t"]);
@@ -377,7 +389,10 @@ mod tests {
         r.add_secret("xa**");
         for s in ["xa***", "xa**a***", "aa****"] {
             let out = r.redact(s);
-            assert!(!out.contains("a***") && !out.contains("xa**"), "{s} -> {out}");
+            assert!(
+                !out.contains("a***") && !out.contains("xa**"),
+                "{s} -> {out}"
+            );
         }
     }
 

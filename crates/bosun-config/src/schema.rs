@@ -74,8 +74,7 @@ impl<'a> Ctx<'a> {
         for w in &mut self.warnings {
             *w = r.redact(w);
         }
-        self.errors
-            .sort_by_key(|e| (e.line == 0, e.line, e.column));
+        self.errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
         self.errors.dedup();
         (self.errors, self.warnings, self.redactor)
     }

@@ -16,14 +16,27 @@ use proptest::prelude::*;
 /// that `${…}` can name them), sometimes anything, non-UTF-8 included.
 fn name_bytes() -> impl Strategy<Value = Vec<u8>> {
     let ident = proptest::collection::vec(
-        prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_".to_vec()),
+        prop::sample::select(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_".to_vec(),
+        ),
         1..8,
     );
     let prefix = prop::sample::select(vec![
-        "", "", "", "DB_PASS", "MYSQL_PWD", "API_TOKEN", "AWS_CREDENTIALS", "X", "CONTAINERROLE",
+        "",
+        "",
+        "",
+        "DB_PASS",
+        "MYSQL_PWD",
+        "API_TOKEN",
+        "AWS_CREDENTIALS",
+        "X",
+        "CONTAINERROLE",
     ]);
-    let any = proptest::collection::vec(any::<u8>(), 1..8)
-        .prop_map(|v| v.into_iter().filter(|b| *b != b'=' && *b != 0).collect::<Vec<u8>>());
+    let any = proptest::collection::vec(any::<u8>(), 1..8).prop_map(|v| {
+        v.into_iter()
+            .filter(|b| *b != b'=' && *b != 0)
+            .collect::<Vec<u8>>()
+    });
     prop_oneof![
         3 => (prefix, ident).prop_map(|(p, mut i)| {
             let mut v = p.as_bytes().to_vec();

@@ -39,7 +39,10 @@ fn a_gate_from_a_url_variable_never_prints_its_password() {
         "pgsql://app:Sup3r-Secret-Pw@db.internal.example:5432/application_database?sslmode=require",
     )]);
     let out = errors(&format!("{UNIT}wait_for = [\"${{DB_URL}}\"]\n"), &e);
-    assert!(out.contains("unsupported gate \"pgsql://app:***@db"), "{out}");
+    assert!(
+        out.contains("unsupported gate \"pgsql://app:***@db"),
+        "{out}"
+    );
     assert!(out.contains("(from \"${DB_URL}\")"), "{out}");
     assert!(!out.contains("Sup3r"), "{out}");
 
@@ -135,10 +138,8 @@ fn token_ish_query_parameters_are_masked_in_errors() {
 fn a_secret_env_entry_of_the_config_is_masked_elsewhere_too() {
     // The value is written in the file under a secret name, and used again in a
     // bad value: the error shows neither.
-    let text = format!(
-        "[service.web]\nrun = \"true\"\nenv = {{ DB_PASS = \"Lit3ral-Pw\", URL = \"x\" }}\nwait_for = [\"mysql://u:Lit3ral-Pw@db\"]\nrestart = \"Lit3ral-Pw\"\n"
-    );
-    let out = errors(&text, &HashMap::new());
+    let text = "[service.web]\nrun = \"true\"\nenv = { DB_PASS = \"Lit3ral-Pw\", URL = \"x\" }\nwait_for = [\"mysql://u:Lit3ral-Pw@db\"]\nrestart = \"Lit3ral-Pw\"\n";
+    let out = errors(text, &HashMap::new());
     assert!(!out.contains("Lit3ral"), "{out}");
 }
 
@@ -260,5 +261,8 @@ fn non_utf8_variables_are_named_and_a_required_one_says_why() {
     )]);
     let c = parse(UNIT, Path::new("b.toml"), &env).expect("parses");
     let err = c.roles_expr_checked(&env).expect_err("not UTF-8");
-    assert!(err.contains("CONTAINERROLE ([bosun] roles_env) is not valid UTF-8"), "{err}");
+    assert!(
+        err.contains("CONTAINERROLE ([bosun] roles_env) is not valid UTF-8"),
+        "{err}"
+    );
 }

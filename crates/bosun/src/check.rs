@@ -124,19 +124,12 @@ fn render_snapshot(
 ) {
     use std::fmt::Write;
     let budget = config.bosun.stop_budget;
-    let _ = writeln!(
-        out,
-        "\nsnapshot: {}",
-        config.redact(&snap.store)
-    );
+    let _ = writeln!(out, "\nsnapshot: {}", config.redact(&snap.store));
     for p in &plan.units {
         if let Some(b) = config.units.get(&p.name).and_then(|u| u.backup.as_ref()) {
-            let load = b
-                .load
-                .as_ref()
-                .map_or("none".to_string(), |l| {
-                    format!("`{}`", config.redact(&l.display()))
-                });
+            let load = b.load.as_ref().map_or("none".to_string(), |l| {
+                format!("`{}`", config.redact(&l.display()))
+            });
             let _ = writeln!(
                 out,
                 "  {:<20} dump `{}` (timeout {:?}); load {load}",

@@ -104,7 +104,10 @@ fn main() -> ExitCode {
 
 /// Loads and validates the config, printing every error (file:line:col: what is
 /// wrong); `None` after errors, which every command answers with exit code 2.
-fn load_config(path: &std::path::Path, env: &dyn bosun_config::Vars) -> Option<bosun_config::Config> {
+fn load_config(
+    path: &std::path::Path,
+    env: &dyn bosun_config::Vars,
+) -> Option<bosun_config::Config> {
     match bosun_config::load(path, env) {
         Ok(c) => Some(c),
         Err(errors) => {

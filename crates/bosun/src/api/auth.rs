@@ -115,7 +115,9 @@ impl Token {
                     format!("no token: set http_token_file or {TOKEN_ENV}")
                 }
                 std::env::VarError::NotUnicode(_) => {
-                    format!("{TOKEN_ENV} is not valid UTF-8: a token is text (HTTP headers carry it)")
+                    format!(
+                        "{TOKEN_ENV} is not valid UTF-8: a token is text (HTTP headers carry it)"
+                    )
                 }
             })?,
         };
