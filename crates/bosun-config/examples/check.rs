@@ -2,7 +2,6 @@
 //! against the current environment and print the errors, or the warnings, the
 //! redacted config and the plan.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn main() {
@@ -11,7 +10,7 @@ fn main() {
         eprintln!("usage: check FILE [ROLES]");
         std::process::exit(2);
     };
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env = bosun_config::Env::current();
     match bosun_config::load(&PathBuf::from(file), &env) {
         Err(errors) => {
             for e in errors {

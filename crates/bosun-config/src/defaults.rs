@@ -39,6 +39,7 @@ impl Default for Config {
             units: IndexMap::new(),
             snapshot: None,
             warnings: Vec::new(),
+            secrets: Default::default(),
         }
     }
 }

@@ -16,8 +16,50 @@
 //! Defaults and messages may themselves hold `${…}`; they are expanded only when
 //! used. A `$` that is not followed by `{` or `$` is kept as is (so `^ready$` in a
 //! regex and `$HOME` in a shell command pass through untouched).
+//!
+//! A variable that is set but not valid UTF-8 ([`Lookup::NotUnicode`]) reads as
+//! unset, and is listed in [`Expanded::not_unicode`] so the caller can say why.
 
 use std::collections::HashMap;
+
+/// What looking a variable up found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// Set, to this value.
+    Set(&'a str),
+    /// Not set.
+    Unset,
+    /// Set, but its value (or name) is not valid UTF-8: it reads as unset.
+    NotUnicode,
+}
+
+/// Where `${VAR}` finds its variables: a plain map, or an [`crate::Env`] that also
+/// knows which variables are not valid UTF-8.
+pub trait Vars {
+    /// The variable called `name`.
+    fn lookup(&self, name: &str) -> Lookup<'_>;
+    /// Names of the variables that are set but not valid UTF-8.
+    fn not_unicode_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Calls `f` with every valid variable (to find the secrets among them).
+    fn each(&self, f: &mut dyn FnMut(&str, &str));
+}
+
+impl Vars for HashMap<String, String> {
+    fn lookup(&self, name: &str) -> Lookup<'_> {
+        match self.get(name) {
+            Some(v) => Lookup::Set(v),
+            None => Lookup::Unset,
+        }
+    }
+
+    fn each(&self, f: &mut dyn FnMut(&str, &str)) {
+        for (k, v) in self {
+            f(k, v);
+        }
+    }
+}
 
 /// The result of expanding one string.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,10 +70,13 @@ pub struct Expanded {
     pub unset: Vec<String>,
     /// Whether the string contained any `${…}` at all.
     pub interpolated: bool,
+    /// Variables referenced (in any form) that are set but not valid UTF-8, so
+    /// read as unset.
+    pub not_unicode: Vec<String>,
 }
 
 /// Expands `s` against `env`. The error is a complete message (without location).
-pub fn expand(s: &str, env: &HashMap<String, String>) -> Result<Expanded, String> {
+pub fn expand(s: &str, env: &dyn Vars) -> Result<Expanded, String> {
     let mut out = Expanded::default();
     let mut value = String::with_capacity(s.len());
     expand_into(s, env, &mut value, &mut out, 0)?;
@@ -43,7 +88,7 @@ const MAX_DEPTH: usize = 16;
 
 fn expand_into(
     s: &str,
-    env: &HashMap<String, String>,
+    env: &dyn Vars,
     out: &mut String,
     st: &mut Expanded,
     depth: usize,
@@ -109,7 +154,7 @@ fn find_close(s: &str, start: usize) -> Result<usize, String> {
 
 fn expand_var(
     inner: &str,
-    env: &HashMap<String, String>,
+    env: &dyn Vars,
     out: &mut String,
     st: &mut Expanded,
     depth: usize,
@@ -125,7 +170,15 @@ fn expand_var(
         ));
     }
     let rest = &inner[name_len..];
-    let val = env.get(name).map(String::as_str);
+    let found = env.lookup(name);
+    let not_unicode = found == Lookup::NotUnicode;
+    if not_unicode && !st.not_unicode.iter().any(|n| n == name) {
+        st.not_unicode.push(name.to_string());
+    }
+    let val = match found {
+        Lookup::Set(v) => Some(v),
+        Lookup::Unset | Lookup::NotUnicode => None,
+    };
     let set_nonempty = val.filter(|v| !v.is_empty());
     let (op, arg) = if rest.is_empty() {
         ("", "")
@@ -149,6 +202,7 @@ fn expand_var(
     match op {
         "" => match val {
             Some(v) => out.push_str(v),
+            None if not_unicode => {}
             None => st.unset.push(name.to_string()),
         },
         ":-" => match set_nonempty {
@@ -178,7 +232,11 @@ fn expand_var(
                     let mut msg = String::new();
                     let mut scratch = Expanded::default();
                     expand_into(arg, env, &mut msg, &mut scratch, depth + 1)?;
-                    let state = if val.is_some() { "empty" } else { "not set" };
+                    let state = match val {
+                        Some(_) => "empty",
+                        None if not_unicode => "set but not valid UTF-8",
+                        None => "not set",
+                    };
                     return Err(if msg.trim().is_empty() {
                         format!("required variable `{name}` is {state}")
                     } else {

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod defaults;
+pub mod env;
 mod error;
 pub mod interp;
 mod model;
@@ -56,15 +57,17 @@ mod tree;
 mod validate;
 pub mod value;
 
+pub use env::Env;
 pub use error::ConfigError;
+pub use interp::Vars;
 pub use model::*;
 pub use plan::{Plan, PlannedUnit};
 
-use std::collections::HashMap;
 use std::path::Path;
 
-/// Reads, interpolates (against `env`) and validates a config file.
-pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigError>> {
+/// Reads, interpolates (against `env`: an [`Env`], e.g. [`Env::current`], or a
+/// plain `HashMap<String, String>`) and validates a config file.
+pub fn load(path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
             file: path.display().to_string(),
@@ -81,12 +84,11 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Vec<Co
 ///
 /// Every problem found is returned, sorted by position, each with its file, line
 /// and column; a TOML syntax error stops at that error. Non-fatal findings (an
-/// unset `${VAR}` without a default, …) go to [`Config::warnings`].
-pub fn parse(
-    text: &str,
-    path: &Path,
-    env: &HashMap<String, String>,
-) -> Result<Config, Vec<ConfigError>> {
+/// unset `${VAR}` without a default, a variable of `env` that is not valid UTF-8,
+/// …) go to [`Config::warnings`]. No error or warning shows a secret: each one is
+/// redacted ([`redact::Redactor`]) against the secrets of `env` and of the
+/// config's own secret-named `env` entries.
+pub fn parse(text: &str, path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
     let mut ctx = schema::Ctx::new(path, text, env);
     let root = match tree::parse_document(text) {
         Ok(root) => root,
@@ -96,19 +98,18 @@ pub fn parse(
                 Some(span) => ctx.error(span.start, message),
                 None => ctx.error_nowhere(message),
             }
-            return Err(ctx.errors);
+            return Err(ctx.finish().0);
         }
     };
     let walked = schema::walk(&mut ctx, &root, path);
     validate::check(&mut ctx, &walked.config, &walked.located);
-    if !ctx.errors.is_empty() {
-        let mut errors = ctx.errors;
-        errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
-        errors.dedup();
+    let (errors, warnings, redactor) = ctx.finish();
+    if !errors.is_empty() {
         return Err(errors);
     }
     let mut config = walked.config;
-    config.warnings = ctx.warnings;
+    config.warnings = warnings;
+    config.secrets = redactor;
     Ok(config)
 }
 

@@ -21,6 +21,9 @@ pub struct Config {
     pub snapshot: Option<SnapshotConfig>,
     /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
     pub warnings: Vec<String>,
+    /// The secrets of the environment the config was read with (and of its
+    /// secret-named `env` entries), to mask in whatever shows the config.
+    pub secrets: crate::redact::Redactor,
 }
 
 /// The `[bosun]` table: daemon-wide settings.

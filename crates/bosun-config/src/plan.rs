@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::error::nearest;
+use crate::interp::Lookup;
 use crate::Config;
 
 /// One active unit with the reason it is active.
@@ -194,11 +195,24 @@ impl Plan {
 }
 
 impl Config {
-    /// The role expression this container uses: `$roles_env`, else `roles_default`.
-    pub fn roles_expr(&self, env: &std::collections::HashMap<String, String>) -> String {
-        match env.get(&self.bosun.roles_env) {
-            Some(v) if !v.trim().is_empty() => v.trim().to_string(),
-            _ => self.bosun.roles_default.clone(),
+    /// The role expression this container uses: `$roles_env`, else `roles_default`
+    /// (also when the variable is not valid UTF-8: see [`Config::roles_expr_checked`]).
+    pub fn roles_expr(&self, env: &dyn crate::Vars) -> String {
+        self.roles_expr_checked(env)
+            .unwrap_or_else(|_| self.bosun.roles_default.clone())
+    }
+
+    /// [`Config::roles_expr`], but a roles variable that is set and not valid UTF-8
+    /// is an error (falling back to `roles_default` would start the wrong units).
+    pub fn roles_expr_checked(&self, env: &dyn crate::Vars) -> Result<String, String> {
+        let name = &self.bosun.roles_env;
+        match env.lookup(name) {
+            Lookup::Set(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            Lookup::Set(_) | Lookup::Unset => Ok(self.bosun.roles_default.clone()),
+            Lookup::NotUnicode => Err(format!(
+                "the role variable {name} ([bosun] roles_env) is not valid UTF-8: set it to a role expression like \"web:celery\", or unset it to use roles_default ({:?})",
+                self.bosun.roles_default
+            )),
         }
     }
 

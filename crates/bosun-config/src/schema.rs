@@ -7,32 +7,39 @@
 //! when there is any. Cross-table checks (unknown `after`, cycles, role aliases)
 //! live in `validate.rs` and use the positions recorded here in [`Located`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use crate::error::{did_you_mean, line_col, ConfigError};
-use crate::interp;
+use crate::interp::{self, Vars};
 use crate::model::*;
-use crate::tree::{quote_short, Entry, Node, Val};
+use crate::redact::Redactor;
+use crate::tree::{Entry, Node, Val};
 use crate::value::{parse_duration, parse_size, parse_time_of_day, parse_umask};
 
 /// Collects errors and warnings while walking one file.
+///
+/// Errors and warnings are stored as written; [`Ctx::finish`] redacts them all
+/// (the one place that does, so that no message can forget), and [`Ctx::quote`]
+/// quotes a value redacted before cutting it short.
 pub(crate) struct Ctx<'a> {
     pub file: String,
     pub text: &'a str,
-    pub env: &'a HashMap<String, String>,
+    pub env: &'a dyn Vars,
     /// Directory relative paths are resolved against (the config file's).
     pub base: PathBuf,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<String>,
+    /// The secrets of `env`, and of secret-named `env` entries as they are read.
+    pub redactor: Redactor,
     warned_vars: HashSet<String>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(file: &Path, text: &'a str, env: &'a HashMap<String, String>) -> Self {
+    pub fn new(file: &Path, text: &'a str, env: &'a dyn Vars) -> Self {
         Ctx {
             file: file.display().to_string(),
             text,
@@ -40,8 +47,36 @@ impl<'a> Ctx<'a> {
             base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
             errors: Vec::new(),
             warnings: Vec::new(),
+            redactor: Redactor::from_vars(env),
             warned_vars: HashSet::new(),
         }
+    }
+
+    /// A value for a message: redacted, quoted, cut short.
+    pub fn quote(&self, s: &str) -> String {
+        self.redactor.quote(s)
+    }
+
+    /// The end of the walk: a warning for every variable of the environment that is
+    /// not valid UTF-8 and that no `${…}` named (those got a located one), then
+    /// every message redacted. Returns the errors (sorted by position, duplicates
+    /// dropped) and the warnings.
+    pub fn finish(mut self) -> (Vec<ConfigError>, Vec<String>, Redactor) {
+        for name in self.env.not_unicode_names() {
+            if !self.warned_vars.contains(&name) {
+                self.warnings.push(crate::env::not_unicode_warning(&name));
+            }
+        }
+        let r = &self.redactor;
+        for e in &mut self.errors {
+            e.message = r.redact(&e.message);
+        }
+        for w in &mut self.warnings {
+            *w = r.redact(w);
+        }
+        self.errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+        self.errors.dedup();
+        (self.errors, self.warnings, self.redactor)
     }
 
     /// Records an error at byte offset `pos`.
@@ -279,6 +314,14 @@ impl<'a> Ctx<'a> {
                         );
                     }
                 }
+                for var in &x.not_unicode {
+                    if self.warned_vars.insert(var.clone()) {
+                        self.warn(
+                            node.pos(),
+                            format!("environment variable `{var}` is not valid UTF-8, so {what} reads it as unset (units still inherit it unchanged)"),
+                        );
+                    }
+                }
                 Some(x)
             }
             Err(msg) => {
@@ -325,12 +368,14 @@ impl<'a> Ctx<'a> {
         (!s.trim().is_empty()).then_some(s)
     }
 
-    fn found_interp(raw: &Node, value: &str) -> String {
+    /// How an error shows a value: quoted and redacted, with the string it was
+    /// interpolated from when that differs (`"x" (from "${VAR}")`).
+    fn found_interp(&self, raw: &Node, value: &str) -> String {
         match &raw.val {
             Val::Str(s) if s != value => {
-                format!("{} (from {})", quote_short(value), quote_short(s))
+                format!("{} (from {})", self.quote(value), self.quote(s))
             }
-            Val::Str(_) => quote_short(value),
+            Val::Str(_) => self.quote(value),
             _ => raw.found(),
         }
     }
@@ -342,7 +387,7 @@ impl<'a> Ctx<'a> {
                 let s = self.string(node, what, DURATION_HINT)?;
                 let d = parse_duration(&s);
                 if d.is_none() {
-                    let found = Self::found_interp(node, &s);
+                    let found = self.found_interp(node, &s);
                     self.error(
                         node.pos(),
                         format!("{what}: {DURATION_HINT}, found {found}"),
@@ -385,7 +430,7 @@ impl<'a> Ctx<'a> {
                 let s = self.string(node, what, HINT)?;
                 let v = parse_size(&s);
                 if v.is_none() {
-                    let found = Self::found_interp(node, &s);
+                    let found = self.found_interp(node, &s);
                     self.error(node.pos(), format!("{what}: {HINT}, found {found}"));
                 }
                 v
@@ -563,6 +608,7 @@ pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
         units: IndexMap::new(),
         snapshot: None,
         warnings: Vec::new(),
+        secrets: Default::default(),
     };
     let Some(top) = ctx.table(root, "", TOP_KEYS, "the document", "[service.NAME]") else {
         return Walked { config, located };
@@ -666,7 +712,7 @@ fn settings(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Settings {
             } else {
                 ctx.error(
                     n.pos(),
-                    format!("{}: expected an environment variable name like \"CONTAINERROLE\", found {}", t.desc("roles_env"), quote_short(&v)),
+                    format!("{}: expected an environment variable name like \"CONTAINERROLE\", found {}", t.desc("roles_env"), ctx.quote(&v)),
                 );
             }
         }
@@ -701,12 +747,10 @@ fn settings(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Settings {
             if is_host_port(&v) {
                 s.http_listen = Some(v);
             } else {
+                let found = ctx.found_interp(n, &v);
                 ctx.error(
                     n.pos(),
-                    format!(
-                        "{what}: expected an address like \"0.0.0.0:9001\", found {}",
-                        quote_short(&v)
-                    ),
+                    format!("{what}: expected an address like \"0.0.0.0:9001\", found {found}"),
                 );
             }
         }
@@ -832,7 +876,7 @@ fn unit(ctx: &mut Ctx, kind: UnitKind, name: &str, node: &Node, loc: &mut UnitLo
                 other => {
                     let hint = did_you_mean(other, choices.iter().copied());
                     let list = choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" | ");
-                    ctx.error(n.pos(), format!("{what}: expected {list}, found {}{hint}", quote_short(other)));
+                    ctx.error(n.pos(), format!("{what}: expected {list}, found {}{hint}", ctx.quote(other)));
                 }
             }
         }
@@ -906,7 +950,7 @@ fn unit(ctx: &mut Ctx, kind: UnitKind, name: &str, node: &Node, loc: &mut UnitLo
                         n.pos(),
                         format!(
                             "{what}: expected \"prefix\" | \"inherit\" | \"null\", found {}{hint}",
-                            quote_short(other)
+                            ctx.quote(other)
                         ),
                     );
                 }
@@ -951,7 +995,7 @@ fn signal(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Signal> {
     if sig.is_none() {
         ctx.error(
             node.pos(),
-            format!("{what}: unknown signal {}; {HINT}", quote_short(&text)),
+            format!("{what}: unknown signal {}; {HINT}", ctx.quote(&text)),
         );
     }
     sig
@@ -992,7 +1036,7 @@ fn umask(ctx: &mut Ctx, node: &Node, what: &str) -> Option<u32> {
             if v.is_none() {
                 ctx.error(
                     node.pos(),
-                    format!("{what}: {HINT}, found {}", quote_short(&s)),
+                    format!("{what}: {HINT}, found {}", ctx.quote(&s)),
                 );
             }
             v
@@ -1043,6 +1087,8 @@ fn env_table(ctx: &mut Ctx, node: &Node, path: &str, what: &str) -> IndexMap<Str
             }
         };
         if let Some(v) = v {
+            // `env = { DB_PASS = "…" }`: masked everywhere, like a secret variable.
+            ctx.redactor.add(&e.key, &v);
             if v.contains('\0') {
                 ctx.error(
                     e.node.pos(),
@@ -1237,7 +1283,7 @@ fn probe(ctx: &mut Ctx, t: &Tbl, path: &str, for_ready: bool) -> Option<Probe> {
                     n.pos(),
                     format!(
                         "{what}: expected an address like \"127.0.0.1:6379\" (host:port), found {}",
-                        quote_short(&s)
+                        ctx.quote(&s)
                     ),
                 );
                 return None;
@@ -1267,7 +1313,7 @@ fn probe(ctx: &mut Ctx, t: &Tbl, path: &str, for_ready: bool) -> Option<Probe> {
                         n.pos(),
                         format!(
                             "{what}: invalid regular expression {}: {detail}",
-                            quote_short(&s)
+                            ctx.quote(&s)
                         ),
                     );
                     None
@@ -1307,7 +1353,7 @@ fn http_url(ctx: &mut Ctx, node: &Node, what: &str, s: &str) -> bool {
         if host.is_empty() {
             ctx.error(
                 node.pos(),
-                format!("{what}: the URL {} has no host", quote_short(s)),
+                format!("{what}: the URL {} has no host", ctx.quote(s)),
             );
             return false;
         }
@@ -1316,14 +1362,14 @@ fn http_url(ctx: &mut Ctx, node: &Node, what: &str, s: &str) -> bool {
     if s.starts_with("https://") {
         ctx.error(
             node.pos(),
-            format!("{what}: https is not supported (bosun's HTTP probes speak plain http, no TLS): use an http:// URL, or a tcp probe on port 443; found {}", quote_short(s)),
+            format!("{what}: https is not supported (bosun's HTTP probes speak plain http, no TLS): use an http:// URL, or a tcp probe on port 443; found {}", ctx.quote(s)),
         );
     } else {
         ctx.error(
             node.pos(),
             format!(
                 "{what}: expected an http:// URL like \"http://127.0.0.1:8080/health\", found {}",
-                quote_short(s)
+                ctx.quote(s)
             ),
         );
     }
@@ -1360,7 +1406,7 @@ fn wait_for_list(ctx: &mut Ctx, node: &Node, what: &str) -> Vec<WaitFor> {
             );
             continue;
         }
-        let found = Ctx::found_interp(item, &s);
+        let found = ctx.found_interp(item, &s);
         if let Some(addr) = s.strip_prefix("tcp://") {
             let addr = addr.strip_suffix('/').unwrap_or(addr);
             if is_host_port(addr) {
@@ -1422,7 +1468,7 @@ fn snapshot(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Option<Snapsho
             if let Some(v) = ctx.nonempty(n, &t.desc("store"), STORE_HINT) {
                 let v = v.trim().to_string();
                 if let Err(why) = check_store(&v) {
-                    let found = Ctx::found_interp(n, &crate::redact::redact_url(&v));
+                    let found = ctx.found_interp(n, &v);
                     ctx.error(
                         n.pos(),
                         format!("{}: {STORE_HINT}, found {found}: {why}", t.desc("store")),
@@ -1458,7 +1504,7 @@ fn snapshot(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Option<Snapsho
             if v.starts_with("http://") || v.starts_with("https://") {
                 s.s3_endpoint = Some(v);
             } else {
-                ctx.error(n.pos(), format!("{what}: expected an endpoint URL like \"http://127.0.0.1:3900\" or \"https://s3.example.com\", found {}", quote_short(&crate::redact::redact_url(&v))));
+                ctx.error(n.pos(), format!("{what}: expected an endpoint URL like \"http://127.0.0.1:3900\" or \"https://s3.example.com\", found {}", ctx.quote(&v)));
             }
         }
     }
@@ -1483,7 +1529,7 @@ fn snapshot(ctx: &mut Ctx, node: &Node, located: &mut Located) -> Option<Snapsho
                     n.pos(),
                     format!(
                         "{what}: expected a UTC time of day \"HH:MM\" like \"06:00\", found {}",
-                        quote_short(&v)
+                        ctx.quote(&v)
                     ),
                 );
             }

@@ -71,9 +71,11 @@ impl Node {
     }
 }
 
-/// `"text"`, cut to a readable length.
+/// `"text"`, credentials masked ([`crate::redact::redact_url`], before the cut, so
+/// that no part of a password survives it), cut to a readable length.
 pub(crate) fn quote_short(s: &str) -> String {
     const MAX: usize = 60;
+    let s = &crate::redact::redact_url(s);
     if s.chars().count() <= MAX {
         format!("{s:?}")
     } else {

@@ -1,8 +1,11 @@
 //! The corpus of broken configs in `tests/configs/broken/` (workspace root).
 //!
 //! Each file starts with `# expect: <part of the message>` and optionally
-//! `# at: LINE:COL`. Every file must fail to parse, with an error containing the
-//! expected text, at that position when one is given; nothing may panic.
+//! `# at: LINE:COL`, `# env: NAME=VALUE` (the environment to parse it with; it is
+//! also parsed without, as `bosun check` in tests/pid1.rs does, and must fail the
+//! same way) and `# never: TEXT` (a secret no error may show, with or without the
+//! env). Every file must fail to parse, with an error containing the expected text,
+//! at that position when one is given; nothing may panic.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,11 +14,14 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/configs/broken")
 }
 
+#[derive(Clone)]
 struct Case {
     path: PathBuf,
     text: String,
     expect: String,
     at: Option<(usize, usize)>,
+    env: HashMap<String, String>,
+    never: Vec<String>,
 }
 
 fn cases() -> Vec<Case> {
@@ -31,7 +37,16 @@ fn cases() -> Vec<Case> {
             let text = std::fs::read_to_string(&path).expect("a readable case");
             let mut expect = None;
             let mut at = None;
+            let mut env = HashMap::new();
+            let mut never = Vec::new();
             for line in text.lines().take_while(|l| l.starts_with('#')) {
+                if let Some(e) = line.strip_prefix("# env:") {
+                    let (k, v) = e.trim().split_once('=').expect("# env: NAME=VALUE");
+                    env.insert(k.to_string(), v.to_string());
+                }
+                if let Some(n) = line.strip_prefix("# never:") {
+                    never.push(n.trim().to_string());
+                }
                 if let Some(e) = line.strip_prefix("# expect:") {
                     expect = Some(e.trim().to_string());
                 } else if let Some(a) = line.strip_prefix("# at:") {
@@ -46,6 +61,8 @@ fn cases() -> Vec<Case> {
                 text,
                 expect,
                 at,
+                env,
+                never,
             }
         })
         .collect()
@@ -59,9 +76,17 @@ fn corpus_has_enough_cases() {
 
 #[test]
 fn every_broken_config_fails_where_and_how_it_should() {
-    let env = HashMap::new();
     let mut failures = Vec::new();
-    for case in cases() {
+    let no_env = HashMap::new();
+    let runs = cases().into_iter().flat_map(|c| {
+        let without = (!c.env.is_empty()).then(|| Case {
+            env: no_env.clone(),
+            ..c.clone()
+        });
+        std::iter::once(c).chain(without)
+    });
+    for case in runs {
+        let env = &case.env;
         let name = case
             .path
             .file_name()
@@ -69,7 +94,7 @@ fn every_broken_config_fails_where_and_how_it_should() {
             .unwrap_or("?")
             .to_string();
         let result =
-            std::panic::catch_unwind(|| bosun_config::parse(&case.text, Path::new(&name), &env));
+            std::panic::catch_unwind(|| bosun_config::parse(&case.text, Path::new(&name), env));
         let errors = match result {
             Err(_) => {
                 failures.push(format!("{name}: PANICKED"));
@@ -85,6 +110,11 @@ fn every_broken_config_fails_where_and_how_it_should() {
             Ok(Err(errors)) => errors,
         };
         let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        for secret in &case.never {
+            if let Some(e) = shown.iter().find(|e| e.contains(secret.as_str())) {
+                failures.push(format!("{name}: the secret {secret:?} is shown: {e}"));
+            }
+        }
         let hit = errors.iter().find(|e| e.message.contains(&case.expect));
         match (hit, case.at) {
             (None, _) => failures.push(format!(

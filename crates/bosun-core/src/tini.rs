@@ -4,6 +4,7 @@
 //! CMD's code (128+n when a signal killed it). CMD starts with the signal mask and
 //! the ignored signals bosun was started with, as under tini.
 
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -11,7 +12,7 @@ use crate::reaper::Reaper;
 use crate::signals::{Forwarded, Inherited};
 
 /// Runs `argv` until it exits; returns the exit code bosun should use.
-pub async fn run(argv: &[String], reaper: &Reaper, signals: &mut Forwarded) -> i32 {
+pub async fn run(argv: &[OsString], reaper: &Reaper, signals: &mut Forwarded) -> i32 {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::inherit())
@@ -36,7 +37,7 @@ pub async fn run(argv: &[String], reaper: &Reaper, signals: &mut Forwarded) -> i
     let (child, mut exit) = match reaper.spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("bosun: cannot run {}: {e}", argv[0]);
+            eprintln!("bosun: cannot run {}: {e}", argv[0].to_string_lossy());
             return if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {

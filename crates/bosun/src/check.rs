@@ -2,20 +2,26 @@
 //! active units and why, start and stop waves, the worst-case stop time against
 //! `stop_budget`, and the interpolated config with secrets redacted.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use bosun_config::{Config, Plan, UnitKind};
+use bosun_config::{Config, Env, Plan, UnitKind};
 
 /// Runs the check; returns 0 when the config is valid, 2 when not.
 pub fn check(path: &Path, roles: Option<&str>) -> i32 {
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env = Env::current();
     let Some(config) = crate::load_config(path, &env) else {
         return 2;
     };
-    let expr = roles
-        .map(str::to_string)
-        .unwrap_or_else(|| config.roles_expr(&env));
+    let expr = match roles {
+        Some(r) => r.to_string(),
+        None => match config.roles_expr_checked(&env) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return 2;
+            }
+        },
+    };
     let plan = match Plan::new(&config, &expr) {
         Ok(p) => p,
         Err(e) => {
@@ -118,22 +124,17 @@ fn render_snapshot(
 ) {
     use std::fmt::Write;
     let budget = config.bosun.stop_budget;
-    let _ = writeln!(
-        out,
-        "\nsnapshot: {}",
-        bosun_config::redact::redact_url(&snap.store)
-    );
+    let _ = writeln!(out, "\nsnapshot: {}", config.redact(&snap.store));
     for p in &plan.units {
         if let Some(b) = config.units.get(&p.name).and_then(|u| u.backup.as_ref()) {
-            let load = b
-                .load
-                .as_ref()
-                .map_or("none".to_string(), |l| format!("`{}`", l.display()));
+            let load = b.load.as_ref().map_or("none".to_string(), |l| {
+                format!("`{}`", config.redact(&l.display()))
+            });
             let _ = writeln!(
                 out,
                 "  {:<20} dump `{}` (timeout {:?}); load {load}",
                 p.name,
-                b.dump.display(),
+                config.redact(&b.dump.display()),
                 b.timeout
             );
         }
@@ -143,7 +144,7 @@ fn render_snapshot(
             out,
             "  {:<20} path {} (saved after every unit stopped)",
             name,
-            path.display()
+            config.redact(&path.display().to_string())
         );
     }
     match (snap.keep_daily, snap.daily_at) {

@@ -8,7 +8,7 @@ mod ctl;
 mod logging;
 mod snapshot;
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,9 +105,10 @@ fn main() -> ExitCode {
     // units must not inherit the block.
     bosun_core::signals::Inherited::record();
     bosun_core::signals::unblock_all();
-    let args: Vec<String> = std::env::args().collect();
+    // Raw arguments: a CMD argument need not be UTF-8 (`std::env::args` panics on one).
+    let args: Vec<OsString> = std::env::args_os().collect();
     // `bosun -- CMD ARGS`: tini mode, decided before anything else.
-    if args.get(1).map(String::as_str) == Some("--") {
+    if args.get(1).is_some_and(|a| a == "--") {
         return exit(tini_mode(&args[2..]));
     }
     let cli = Cli::parse();
@@ -123,7 +124,7 @@ fn main() -> ExitCode {
 /// wrong); `None` after errors, which every command answers with exit code 2.
 fn load_config(
     path: &std::path::Path,
-    env: &HashMap<String, String>,
+    env: &dyn bosun_config::Vars,
 ) -> Option<bosun_config::Config> {
     match bosun_config::load(path, env) {
         Ok(c) => Some(c),
@@ -145,7 +146,7 @@ fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-fn tini_mode(argv: &[String]) -> i32 {
+fn tini_mode(argv: &[OsString]) -> i32 {
     if argv.is_empty() {
         eprintln!("bosun: usage: bosun -- CMD [ARGS...]");
         return 2;
@@ -183,7 +184,8 @@ fn run(path: PathBuf) -> i32 {
                 return 1;
             }
         };
-        let env: HashMap<String, String> = std::env::vars().collect();
+        // Never `std::env::vars`: it panics on a variable that is not UTF-8.
+        let env = bosun_config::Env::current();
         let Some(config) = load_config(&path, &env) else {
             return 2;
         };
@@ -191,7 +193,13 @@ fn run(path: PathBuf) -> i32 {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
-        let roles_expr = config.roles_expr(&env);
+        let roles_expr = match config.roles_expr_checked(&env) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{}: {e}", path.display());
+                return 2;
+            }
+        };
         let plan = match bosun_config::Plan::new(&config, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
@@ -243,8 +251,7 @@ fn run(path: PathBuf) -> i32 {
 }
 
 fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let Some(config) = load_config(&path, &env) else {
+    let Some(config) = load_config(&path, &bosun_config::Env::current()) else {
         return 2;
     };
     let Some(snap) = config.snapshot else {

@@ -1,7 +1,7 @@
 //! Reload: apply a changed config file (SIGHUP, `ctl reload`) by its difference
 //! from the running one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,7 +53,8 @@ impl ReloadDiff {
 impl Supervisor {
     /// Applies a changed config file (SIGHUP, `ctl reload`).
     pub(super) async fn reload(&mut self) -> Result<String, String> {
-        let env: HashMap<String, String> = std::env::vars().collect();
+        // Not `std::env::vars`: it panics on a variable that is not UTF-8.
+        let env = bosun_config::Env::current();
         let config = bosun_config::load(&self.config.source, &env).map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             format!(
@@ -145,8 +146,12 @@ mod tests {
     use super::*;
 
     fn units(toml: &str) -> bosun_config::Config {
-        bosun_config::parse(toml, std::path::Path::new("/x/bosun.toml"), &HashMap::new())
-            .expect("valid config")
+        bosun_config::parse(
+            toml,
+            std::path::Path::new("/x/bosun.toml"),
+            &std::collections::HashMap::new(),
+        )
+        .expect("valid config")
     }
 
     fn pairs(c: &bosun_config::Config) -> Vec<(&str, &Unit)> {

@@ -110,8 +110,16 @@ impl Token {
         let raw = match file {
             Some(p) => std::fs::read_to_string(p)
                 .map_err(|e| format!("the token file {} cannot be read ({e})", p.display()))?,
-            None => std::env::var(TOKEN_ENV)
-                .map_err(|_| format!("no token: set http_token_file or {TOKEN_ENV}"))?,
+            None => std::env::var(TOKEN_ENV).map_err(|e| match e {
+                std::env::VarError::NotPresent => {
+                    format!("no token: set http_token_file or {TOKEN_ENV}")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    format!(
+                        "{TOKEN_ENV} is not valid UTF-8: a token is text (HTTP headers carry it)"
+                    )
+                }
+            })?,
         };
         let t = raw.trim();
         if t.is_empty() {

@@ -204,9 +204,14 @@ fn endpoint(args: &CtlArgs) -> Result<Endpoint, String> {
                     .map_err(|e| format!("cannot read --token-file {}: {e}", f.display()))?;
                 Some(t.trim().to_string())
             }
-            None => std::env::var("BOSUN_HTTP_TOKEN")
-                .ok()
-                .map(|t| t.trim().to_string()),
+            None => match std::env::var("BOSUN_HTTP_TOKEN") {
+                Ok(t) => Some(t.trim().to_string()),
+                Err(std::env::VarError::NotPresent) => None,
+                // Sending no token would only earn a puzzling 401.
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err("BOSUN_HTTP_TOKEN is not valid UTF-8: a token is text".to_string())
+                }
+            },
         };
         return Endpoint::tcp(url, token.filter(|t| !t.is_empty()));
     }
