@@ -196,6 +196,7 @@ impl Unpacker<'_> {
         if ty.is_dir() {
             self.no_data(e, &path)?;
             let fd = self.make_dir(parent, name, &path)?;
+            let path = path.strip_suffix(b"/").unwrap_or(&path).to_vec();
             self.stack.push(OpenDir { path, fd, meta });
         } else if ty.is_file() {
             self.write_file(parent, name, e, &path, meta)?;
@@ -266,7 +267,7 @@ impl Unpacker<'_> {
                 self.no_data(e, path)?;
                 let fd = self.make_dir(self.tmp, name, path)?;
                 self.stack.push(OpenDir {
-                    path: path.to_vec(),
+                    path: ROOT.as_bytes().to_vec(),
                     fd,
                     meta,
                 });
