@@ -263,8 +263,8 @@ impl Keeper {
                     let t0 = StdInstant::now();
                     reader.restore_path(name, path).await.map_err(|e| {
                         format!(
-                            "restoring {name} to {}: {e}. The snapshot is damaged or unreadable; nothing was changed on this disk. \
-                             Pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`",
+                            "restoring {name} to {}: {e}. Nothing was changed on this disk. \
+                             If the snapshot is damaged or unreadable, pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`",
                             path.display()
                         )
                     })?;
@@ -410,10 +410,14 @@ impl Keeper {
         tracing::info!(unit = %unit.name, "verifying its data in snapshot {} before loading it", reader.id());
         tokio::time::timeout(backup.timeout, reader.verify_item(&unit.name))
             .await
-            .map_err(|_| format!("verifying its data did not finish within {:?}; `{}` was not run", backup.timeout, load.display()))?
-            .map_err(|e| {
-                format!("{e}. `{}` was not run, nothing was loaded. Pick an older snapshot with `bosun snapshot list` and `bosun snapshot restore ID`", load.display())
-            })?;
+            .map_err(|_| {
+                format!(
+                    "verifying its data did not finish within {:?}; `{}` was not run",
+                    backup.timeout,
+                    load.display()
+                )
+            })?
+            .map_err(|e| format!("{e}. `{}` was not run: nothing was loaded", load.display()))?;
         let mut item = reader
             .item_stream(&unit.name)
             .await
