@@ -85,6 +85,13 @@ impl Manifest {
                 id.kind()
             ));
         }
+        if self.host != id.host() {
+            return Err(format!(
+                "the manifest says host {:?}, its name says {:?}",
+                self.host,
+                id.host()
+            ));
+        }
         let mut seen = HashSet::new();
         for item in &self.items {
             let bad = |why: &str| format!("its manifest lists item {:?}, {why}", item.name);

@@ -100,6 +100,35 @@ fn names_of(path: &Path) -> VecDeque<OsString> {
     out
 }
 
+/// Refuses a symlink that anyone but root could have made or swapped: not root's (or
+/// bosun's user's), or reached through a directory someone else can change.
+fn check_link(
+    link: &Path,
+    dir: &Path,
+    st: &rfs::Stat,
+    target: &Path,
+    chain_trusted: bool,
+) -> io::Result<()> {
+    if trusted_uid(st.st_uid) && chain_trusted {
+        return Ok(());
+    }
+    let who = if trusted_uid(st.st_uid) {
+        format!(
+            "in a directory that someone other than root can change ({} or above)",
+            dir.display()
+        )
+    } else {
+        format!("owned by uid {}", st.st_uid)
+    };
+    Err(refused(format!(
+        "{} is a symlink {who} (to {}): bosun does not follow a link that anyone but root \
+         could have made or swapped. Configure the real path, or replace the link by the \
+         directory itself",
+        link.display(),
+        target.display()
+    )))
+}
+
 /// Walks to `path` from `/`: every component must be a directory (created, mode 0755,
 /// when missing and `create_parents`), and symlinks are followed only when trusted (see
 /// the module). The last component may be anything or absent.
@@ -144,23 +173,7 @@ pub(crate) fn locate(path: &Path, create_parents: bool) -> io::Result<Located> {
                 let target =
                     rfs::readlinkat(&dir, &name, Vec::new()).map_err(|e| at_path(&full, e))?;
                 let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
-                if !trusted_uid(st.st_uid) || !chain_trusted {
-                    let who = if trusted_uid(st.st_uid) {
-                        format!(
-                            "in a directory that someone other than root can change ({})",
-                            here.display()
-                        )
-                    } else {
-                        format!("owned by uid {}", st.st_uid)
-                    };
-                    return Err(refused(format!(
-                        "{} is a symlink {who} (to {}): bosun does not follow a link that \
-                         anyone but root could have made or swapped. Configure the real path, \
-                         or replace the link by the directory itself",
-                        full.display(),
-                        target.display()
-                    )));
-                }
+                check_link(&full, &here, &st, &target, chain_trusted)?;
                 followed.push(full);
                 if followed.len() > MAX_LINKS {
                     return Err(at_path(path, Errno::LOOP));

@@ -123,8 +123,16 @@ struct Unpacker<'a> {
     stack: Vec<OpenDir>,
 }
 
-/// Splits an entry name into (its directory, its own name), or `None` for the root.
-fn split_name(raw: &[u8], is_dir: bool) -> Result<Option<(&[u8], &[u8])>, &'static str> {
+/// Where an entry goes.
+enum Place<'a> {
+    /// The item's root, `data`.
+    Root,
+    /// `name` in the archive's directory `dir` (`data/sub`).
+    Below { dir: &'a [u8], name: &'a [u8] },
+}
+
+/// Checks an entry name and splits it, or says what is wrong with it.
+fn split_name(raw: &[u8], is_dir: bool) -> Result<Place<'_>, &'static str> {
     if raw.first() == Some(&b'/') {
         return Err("has an absolute name");
     }
@@ -142,7 +150,7 @@ fn split_name(raw: &[u8], is_dir: bool) -> Result<Option<(&[u8], &[u8])>, &'stat
         }
     }
     if name == ROOT.as_bytes() {
-        return Ok(None);
+        return Ok(Place::Root);
     }
     match name.strip_prefix(ROOT.as_bytes()) {
         Some(rest) if rest.first() == Some(&b'/') => {}
@@ -152,7 +160,10 @@ fn split_name(raw: &[u8], is_dir: bool) -> Result<Option<(&[u8], &[u8])>, &'stat
         .iter()
         .rposition(|b| *b == b'/')
         .expect("checked: below data/");
-    Ok(Some((&name[..cut], &name[cut + 1..])))
+    Ok(Place::Below {
+        dir: &name[..cut],
+        name: &name[cut + 1..],
+    })
 }
 
 fn exists_twice(path: &[u8], e: Errno) -> io::Error {
@@ -175,7 +186,7 @@ impl Unpacker<'_> {
         let ty = e.header().entry_type();
         let split = split_name(&path, ty.is_dir()).map_err(|why| tampered(&path, why))?;
         let meta = Meta::of(e, &path)?;
-        let Some((dir, name)) = split else {
+        let Place::Below { dir, name } = split else {
             return self.root_entry(e, &path, meta);
         };
         if self.root.is_none() {
@@ -443,25 +454,17 @@ pub(crate) fn restore_tar<R: Read>(input: R, dest: &Path) -> io::Result<RestoreO
     };
     clean_stale(work, &prefix);
     let tmp_name = OsString::from(format!("{prefix}{}", unique(RESTORE_MARK)));
-    rfs::mkdirat(work, &tmp_name, Mode::from_raw_mode(0o700))
-        .map_err(|e| safe_fs::at_path(&path.with_file_name(&tmp_name), e))?;
-    let result = open_dir_at(work, &tmp_name).and_then(|tmp| {
-        let st = rfs::fstat(&tmp)?;
-        if st.st_uid != safe_fs::euid() {
-            return Err(io::Error::other(
-                "the temporary restore directory was replaced while in use",
-            ));
+    let tmp_path = match &mount {
+        Some(_) => path.join(&tmp_name),
+        None => path.with_file_name(&tmp_name),
+    };
+    let result = in_temp_dir(work, &tmp_name, &tmp_path, |tmp| {
+        let (_, meta) = unpack(input, tmp, expect, &path)?;
+        match &mount {
+            Some(dest) => swap_contents(dest.as_fd(), tmp, &tmp_name, meta).map(|()| true),
+            None => swap(parent.as_fd(), &name, tmp),
         }
-        let swapped = unpack(input, tmp.as_fd(), expect, &path).and_then(|(_, meta)| match &mount {
-            Some(dest) => swap_contents(dest.as_fd(), tmp.as_fd(), &tmp_name, meta).map(|()| true),
-            None => swap(parent.as_fd(), &name, tmp.as_fd()),
-        });
-        if let Err(e) = safe_fs::remove_contents(tmp.as_fd()) {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove the previous data after a restore");
-        }
-        swapped
     });
-    let _ = rfs::unlinkat(work, &tmp_name, AtFlags::REMOVEDIR);
     let replaced = result?;
     safe_fs::sync(parent.as_fd());
     Ok(RestoreOutcome {
@@ -469,6 +472,46 @@ pub(crate) fn restore_tar<R: Read>(input: R, dest: &Path) -> io::Result<RestoreO
         in_place: mount.is_some(),
         replaced,
     })
+}
+
+/// Runs `f` in a new directory `work/tmp_name` (mode 0700, bosun's), then removes it
+/// with what is in it, unless a failed swap left the previous data there (`old`).
+fn in_temp_dir(
+    work: BorrowedFd<'_>,
+    tmp_name: &OsStr,
+    tmp_path: &Path,
+    f: impl FnOnce(BorrowedFd<'_>) -> io::Result<bool>,
+) -> io::Result<bool> {
+    rfs::mkdirat(work, tmp_name, Mode::from_raw_mode(0o700))
+        .map_err(|e| safe_fs::at_path(tmp_path, e))?;
+    let tmp = match open_dir_at(work, tmp_name) {
+        Ok(fd) if rfs::fstat(&fd)?.st_uid == safe_fs::euid() => fd,
+        Ok(_) => {
+            return Err(io::Error::other(format!(
+                "{} was replaced while in use",
+                tmp_path.display()
+            )))
+        }
+        Err(e) => return Err(safe_fs::at_path(tmp_path, e)),
+    };
+    let result = f(tmp.as_fd());
+    if result.is_err() && rfs::statat(&tmp, OLD, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        // The swap failed half-way and could not be undone: keep the previous data.
+        return result.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{e} (the previous data is in {})",
+                    tmp_path.join(OLD).display()
+                ),
+            )
+        });
+    }
+    if let Err(e) = safe_fs::remove_contents(tmp.as_fd()) {
+        tracing::warn!(path = %tmp_path.display(), error = %e, "could not remove the previous data after a restore");
+    }
+    let _ = rfs::unlinkat(work, tmp_name, AtFlags::REMOVEDIR);
+    result
 }
 
 /// Renames `parent/name` into `tmp/old` (if there), then `tmp/data` to `parent/name`.

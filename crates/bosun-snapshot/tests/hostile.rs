@@ -344,7 +344,8 @@ async fn a_well_formed_forged_archive_still_restores() {
 #[tokio::test]
 async fn manifest_names_are_checked_on_read_as_on_write() {
     let s = Scene::new();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    type Patch = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Patch, &str)> = vec![
         (
             "../../x",
             Box::new(|m| m["items"][0]["name"] = "../../x".into()),
