@@ -624,3 +624,363 @@ store = "{url}"
         p.output()
     );
 }
+
+// ------------------------------------------------------------ the trust boundary
+
+/// One ustar header (+ data, padded) with the name and link target written raw: what
+/// anyone who can write the store can put in an archive.
+fn tar_entry(out: &mut Vec<u8>, name: &str, kind: u8, data: &[u8], link: &str) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let mut octal = |at: usize, len: usize, v: u64| {
+        let s = format!("{v:0w$o}\0", w = len - 1);
+        h[at..at + len].copy_from_slice(s.as_bytes());
+    };
+    octal(100, 8, if kind == b'5' { 0o755 } else { 0o644 });
+    octal(108, 8, 0);
+    octal(116, 8, 0);
+    octal(124, 12, data.len() as u64);
+    octal(136, 12, 1_700_000_000);
+    h[156] = kind;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+fn tar_of(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, data, link) in entries {
+        tar_entry(&mut out, name, *kind, data, link);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// Writes a snapshot into the file store at `dir` the way anyone who can write the store
+/// could: `items` are (name, tar?, raw bytes), with sizes and checksums that match;
+/// `patch` edits the manifest last. It becomes LATEST; returns its id.
+fn forge(
+    dir: &Path,
+    items: &[(&str, bool, Vec<u8>)],
+    patch: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    use bosun_snapshot::{FileStore, SnapshotKind, SnapshotWriter, Store};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(FileStore::new(dir));
+        let roles = ["all".to_string()];
+        let mut w = SnapshotWriter::begin(store, "mallory", &roles, SnapshotKind::Latest)
+            .await
+            .unwrap();
+        for (name, _, data) in items {
+            w.put_stream(name, &data[..]).await.unwrap();
+        }
+        let id = w.id().clone();
+        w.commit().await.unwrap();
+        id.to_string()
+    });
+    let snap = dir.join("snapshots").join(&id);
+    let manifest_path = snap.join("MANIFEST.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    for (name, tar, _) in items.iter().filter(|i| i.1) {
+        assert!(*tar);
+        fs::rename(
+            snap.join(format!("{name}.zst")),
+            snap.join(format!("{name}.tar.zst")),
+        )
+        .unwrap();
+        let item = m["items"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|i| i["name"] == *name)
+            .unwrap();
+        item["kind"] = "tar".into();
+        item["object"] = format!("{name}.tar.zst").into();
+    }
+    patch(&mut m);
+    fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    id
+}
+
+/// Every path below `dir` with its type, mode and content (links as their target).
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let what = if m.is_symlink() {
+            format!("-> {}", fs::read_link(&p).unwrap().display())
+        } else if m.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            "dir".into()
+        } else {
+            String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned()
+        };
+        out.push(format!(
+            "{} {:o} {}:{} {what}",
+            p.display(),
+            m.mode(),
+            m.uid(),
+            m.gid()
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_hostile_archive_fails_the_boot_naming_item_and_entry_and_changes_nothing() {
+    let s = Scratch::new();
+    let store = stores(&s, "hostile").remove(0);
+    let store_dir = store.dir.clone().unwrap();
+    let cfg = default_kv(&s, &store);
+    fs::write(s.path("files/mine.txt"), "mine\n").unwrap();
+    fs::create_dir_all(s.path("outside")).unwrap();
+    fs::write(s.path("outside/keep.txt"), "outside\n").unwrap();
+    let outside = s.path("outside").display().to_string();
+    let planted = s.path("outside/planted").display().to_string();
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        // 1. The item's root is a symlink out of the item.
+        (
+            tar_of(&[("data", b'2', b"", &outside)]),
+            "\"data\"",
+            "symlink",
+        ),
+        // 8. `..` and absolute entries.
+        (
+            tar_of(&[
+                ("data", b'5', b"", ""),
+                ("data/../../outside/planted", b'0', b"x", ""),
+            ]),
+            "data/../../outside/planted",
+            "`..`",
+        ),
+        (
+            tar_of(&[("data", b'5', b"", ""), (&planted, b'0', b"x", "")]),
+            &planted,
+            "absolute",
+        ),
+        (
+            tar_of(&[
+                ("data", b'5', b"", ""),
+                ("data/h", b'1', b"", "../../outside/keep.txt"),
+            ]),
+            "data/h",
+            "hard link",
+        ),
+    ];
+    for (archive, entry, why) in cases {
+        let id = forge(
+            &store_dir,
+            &[
+                ("kv", false, b"forged\n".to_vec()),
+                ("files", true, archive),
+            ],
+            |_| {},
+        );
+        let before = (tree(&s.path("files")), tree(&s.path("outside")));
+        let mut p = Pid1::run(&s, &cfg, &[]);
+        assert_eq!(p.wait(T), 1, "{}", p.output());
+        let out = p.output();
+        assert!(
+            out.contains(&format!("restoring files to {}", s.path("files").display()))
+                && out.contains(&id)
+                && out.contains(entry)
+                && out.contains(why)
+                && out.contains("tampered with or damaged"),
+            "{entry}: {out}"
+        );
+        assert!(!out.contains("kv up"), "a unit started: {out}");
+        assert_eq!(
+            (tree(&s.path("files")), tree(&s.path("outside"))),
+            before,
+            "{entry}: the disk changed\n{out}"
+        );
+        assert!(!s.path("data/kv.txt").exists(), "{out}");
+    }
+}
+
+#[test]
+fn a_manifest_naming_an_item_outside_the_snapshot_is_refused() {
+    let s = Scratch::new();
+    let store = stores(&s, "badname").remove(0);
+    let store_dir = store.dir.clone().unwrap();
+    let cfg = default_kv(&s, &store);
+    for bad in ["../../x", "/abs"] {
+        let id = forge(&store_dir, &[("kv", false, b"forged\n".to_vec())], |m| {
+            m["items"][0]["name"] = bad.into()
+        });
+        let mut p = Pid1::run(&s, &cfg, &[]);
+        assert_eq!(p.wait(T), 1, "{}", p.output());
+        let out = p.output();
+        assert!(
+            out.contains(&id) && out.contains(bad) && out.contains("invalid name"),
+            "{out}"
+        );
+        assert!(!out.contains("kv up"), "{out}");
+        // `bosun snapshot restore` refuses it too.
+        let (code, o, e) = bosun(
+            &["snapshot", "-c", cfg.to_str().unwrap(), "restore", &id],
+            &[],
+        );
+        assert_eq!(code, 1, "{o}{e}");
+    }
+}
+
+#[test]
+fn a_damaged_dump_never_reaches_load() {
+    for damage in ["flipped", "truncated"] {
+        let a = Scratch::new();
+        let store = stores(&a, "dumpdamage").remove(0);
+        let cfg = default_kv(&a, &store);
+        let id = take_snapshot(&a, &cfg, &store, &"row\n".repeat(50_000), "f\n");
+        let obj = store
+            .dir
+            .clone()
+            .unwrap()
+            .join("snapshots")
+            .join(&id)
+            .join("kv.zst");
+        let mut bytes = fs::read(&obj).unwrap();
+        match damage {
+            "flipped" => {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x10;
+            }
+            _ => bytes.truncate(bytes.len() - 20),
+        }
+        fs::write(&obj, bytes).unwrap();
+
+        let b = Scratch::new();
+        let marker = b.path("loaded");
+        let cfg_b = kv_config(
+            &b,
+            &store,
+            "true",
+            &format!("cat > {}", marker.display()),
+            "30s",
+        );
+        let mut p = Pid1::run(&b, &cfg_b, &[]);
+        assert_eq!(p.wait(T), 1, "{damage}: {}", p.output());
+        let out = p.output();
+        assert!(
+            out.contains("checksum mismatch")
+                && out.contains("'kv'")
+                && out.contains("was not run"),
+            "{damage}: {out}"
+        );
+        assert!(
+            !marker.exists(),
+            "{damage}: load ran on damaged data\n{out}"
+        );
+        assert!(!out.contains("app up"), "{out}");
+        assert_eq!(latest(&cfg_b, &store).as_deref(), Some(id.as_str()));
+    }
+}
+
+#[test]
+fn a_unit_that_swaps_its_data_dir_for_a_symlink_cannot_redirect_backup_or_restore() {
+    let s = Scratch::new();
+    let store = stores(&s, "swap").remove(0);
+    let run = |cmd: &str, args: &[&str]| {
+        assert!(
+            Command::new(cmd).args(args).status().unwrap().success(),
+            "{cmd} {args:?}"
+        );
+    };
+    let dir = s.dir.path().display().to_string();
+    run("chmod", &["755", &dir]);
+    // The unit owns its data directory and the directory above it.
+    fs::create_dir_all(s.path("app/files")).unwrap();
+    fs::write(s.path("app/files/note.txt"), "the unit's data\n").unwrap();
+    run("chown", &["-R", "nobody:nogroup", &format!("{dir}/app")]);
+    // Root's, and root's only.
+    fs::create_dir_all(s.path("secret")).unwrap();
+    fs::write(s.path("secret/key"), "root only\n").unwrap();
+    run("chmod", &["700", &format!("{dir}/secret")]);
+    run("chmod", &["600", &format!("{dir}/secret/key")]);
+    let secret_before = tree(&s.path("secret"));
+    let body = format!(
+        r#"
+[service.evil]
+user = "nobody"
+run = "if [ -e {dir}/swap ]; then rm -rf {dir}/app/files && ln -s {dir}/secret {dir}/app/files; fi; echo evil up; exec sleep 100000"
+start_secs = "100ms"
+
+[snapshot]
+store = "{url}"
+
+[snapshot.paths]
+files = "{dir}/app/files"
+"#,
+        url = store.url
+    );
+    let cfg = s.config("stop_budget = \"30s\"", &body);
+    let mut p = Pid1::run(&s, &cfg, &[]);
+    p.wait_for_output("boot complete", T);
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 0, "{}", p.output());
+    let good = latest(&cfg, &store).expect("a first snapshot");
+
+    // The unit replaces its data directory with a link to the root-only one.
+    fs::write(s.path("swap"), "").unwrap();
+    let mut p = Pid1::run(&s, &cfg, &[]);
+    p.wait_for_output("boot complete", T);
+    assert!(
+        eventually(T, || fs::symlink_metadata(s.path("app/files"))
+            .is_ok_and(|m| m.is_symlink())),
+        "{}",
+        p.output()
+    );
+    p.signal(SIGTERM);
+    assert_eq!(
+        p.wait(T),
+        1,
+        "the backup followed the unit's link\n{}",
+        p.output()
+    );
+    let out = p.output();
+    assert!(
+        out.contains(&format!("{dir}/app/files is a symlink owned by uid 65534")),
+        "{out}"
+    );
+    assert_eq!(latest(&cfg, &store).as_deref(), Some(good.as_str()));
+    let archived: Vec<_> = fs::read_dir(s.path("store/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("files.tar.zst").exists())
+        .collect();
+    assert_eq!(
+        archived,
+        vec![s.path("store/snapshots").join(&good)],
+        "{out}"
+    );
+
+    // A new container on this disk restores the good snapshot: not through the link.
+    fs::remove_file(s.path("state/snapshot-state.json")).unwrap();
+    let mut p = Pid1::run(&s, &cfg, &[]);
+    assert_eq!(p.wait(T), 1, "{}", p.output());
+    let out = p.output();
+    assert!(
+        out.contains("restoring files")
+            && out.contains(&format!("{dir}/app/files is a symlink owned by uid 65534")),
+        "{out}"
+    );
+    assert!(!out.contains("evil up"), "{out}");
+    assert_eq!(tree(&s.path("secret")), secret_before, "{out}");
+    assert!(fs::symlink_metadata(s.path("app/files"))
+        .unwrap()
+        .is_symlink());
+}

@@ -132,11 +132,16 @@ impl SnapshotId {
         if host.is_empty() || sanitize_host(host) != host {
             return Err(bad());
         }
-        Ok(SnapshotId {
+        let id = SnapshotId {
             kind,
             secs,
             host: host.to_string(),
-        })
+        };
+        // One spelling per snapshot (a leap second `60` would name the next minute).
+        if id.name() != name {
+            return Err(bad());
+        }
+        Ok(id)
     }
 }
 

@@ -26,16 +26,19 @@
 //! [`SnapshotReader::item_stream`].
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod id;
 mod manifest;
 mod reader;
 mod retention;
+mod safe_fs;
 mod store;
 mod stream;
 mod tarball;
 mod time;
+mod unpack;
 mod writer;
 
 pub use error::{Error, IntegrityError, Result};

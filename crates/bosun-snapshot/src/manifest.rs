@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::SnapshotKind;
+use std::collections::HashSet;
+
+use crate::id::{check_item_name, SnapshotId, SnapshotKind, MANIFEST_NAME};
 
 /// Version of the manifest format.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -70,5 +72,60 @@ impl Manifest {
     /// Total stored size of its items.
     pub fn stored_size(&self) -> u64 {
         self.items.iter().map(|i| i.stored_size).sum()
+    }
+
+    /// Checks what a reader relies on as strictly as the writer produces it: the series
+    /// of `id`, and per item a valid name (no `/`, `..`, leading `.`), no duplicate, the
+    /// object name the writer derives from it, zstd, sha256s in lowercase hex.
+    pub(crate) fn check(&self, id: &SnapshotId) -> Result<(), String> {
+        if self.kind != id.kind() {
+            return Err(format!(
+                "the manifest says series {}, its place says {}",
+                self.kind,
+                id.kind()
+            ));
+        }
+        if self.host != id.host() {
+            return Err(format!(
+                "the manifest says host {:?}, its name says {:?}",
+                self.host,
+                id.host()
+            ));
+        }
+        let mut seen = HashSet::new();
+        for item in &self.items {
+            let bad = |why: &str| format!("its manifest lists item {:?}, {why}", item.name);
+            check_item_name(&item.name).map_err(|e| bad(&format!("an invalid name ({e})")))?;
+            if item.name == MANIFEST_NAME || !seen.insert(item.name.as_str()) {
+                return Err(bad("twice (or named like the manifest)"));
+            }
+            let object = item.kind.object_name(&item.name);
+            if item.object != object {
+                return Err(bad(&format!(
+                    "stored as {:?} instead of {object:?}",
+                    item.object
+                )));
+            }
+            if item.compression != "zstd" {
+                return Err(bad(&format!("compressed with {:?}", item.compression)));
+            }
+            let hex = |s: &str| {
+                s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            };
+            if !hex(&item.sha256_raw) || !hex(&item.sha256_stored) {
+                return Err(bad("with a malformed sha256"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ItemKind {
+    /// The object an item of this kind is stored as: `<name>.zst` or `<name>.tar.zst`.
+    pub(crate) fn object_name(self, name: &str) -> String {
+        match self {
+            ItemKind::Stream => format!("{name}.zst"),
+            ItemKind::Tar => format!("{name}.tar.zst"),
+        }
     }
 }

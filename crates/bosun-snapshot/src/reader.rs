@@ -14,7 +14,8 @@ use crate::id::{SnapshotId, LATEST_KEY};
 use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 use crate::store::{ObjectReader, Store};
 use crate::stream::{Hashing, Progress};
-use crate::tarball::{self, RestoreOutcome};
+use crate::tarball::RestoreOutcome;
+use crate::unpack;
 
 const READ_BUF: usize = 256 * 1024;
 
@@ -71,6 +72,14 @@ pub async fn read_manifest(store: &dyn Store, id: &SnapshotId) -> Result<Manifes
             manifest.id
         )));
     }
+    manifest.check(id).map_err(|why| {
+        Error::Invalid(format!(
+            "snapshot {id} in {}: {why}; bosun never writes such a manifest: the store was \
+             tampered with or damaged. Pick another snapshot (`bosun snapshot list`, \
+             `bosun snapshot restore ID`)",
+            store.describe()
+        ))
+    })?;
     Ok(manifest)
 }
 
@@ -134,21 +143,47 @@ impl SnapshotReader {
     /// an [`io::Error`] of kind `InvalidData` carrying an [`IntegrityError`] that names
     /// the item and the snapshot; read the stream to its end before trusting the data.
     pub async fn item_stream(&self, name: &str) -> Result<ItemReader> {
+        self.open_item(name, "restoring").await
+    }
+
+    async fn open_item(&self, name: &str, action: &'static str) -> Result<ItemReader> {
         let item = self.item(name)?.clone();
         let source = self.store.get(&self.id.key(&item.object)).await?;
-        Ok(ItemReader::new(source, item, self.id.to_string()))
+        Ok(ItemReader::new(source, item, self.id.to_string(), action))
+    }
+
+    /// Reads an item to its end without keeping any of it, checking sizes and sha256s:
+    /// run it before feeding the item to a command that acts on its input as it reads
+    /// (a `load`), so that it never sees damaged bytes. Returns the raw size.
+    ///
+    /// The bytes are read from the store again by the second pass
+    /// ([`item_stream`](Self::item_stream)), which checks them again: the price of
+    /// keeping no temporary copy of a large database.
+    pub async fn verify_item(&self, name: &str) -> Result<u64> {
+        let mut stream = self.open_item(name, "verifying").await?;
+        tokio::io::copy(&mut stream, &mut tokio::io::sink())
+            .await
+            .map_err(|e| {
+                Error::io(
+                    format!("verifying item '{name}' of snapshot {}", self.id),
+                    e,
+                )
+            })
     }
 
     /// Restores a file or directory item (written by
     /// [`put_path`](crate::SnapshotWriter::put_path)) to `dest`.
     ///
-    /// Safe against bad data: the archive is unpacked into a temporary sibling of `dest`
-    /// (entries cannot escape it), every byte is verified, and only then is the existing
-    /// `dest` replaced (renamed aside, the new tree renamed in, the old one deleted). A
-    /// failed restore (checksum, network, full disk) leaves `dest` as it was. When `dest`
-    /// is a mount point the swap happens inside it, with the same rule; when it is a
-    /// symlink, the restore goes to its target and the link stays. Owners are restored
-    /// when running as root.
+    /// Safe against bad data and a hostile store: the archive is unpacked into a
+    /// temporary sibling of `dest` through directory descriptors (no link followed), every
+    /// entry must be one bosun's writer could have produced (no `..`, absolute names,
+    /// hard links, devices, fifos, symlink root, …) and every byte is verified; only then
+    /// is the existing `dest` replaced (renamed aside, the new tree renamed in, the old one
+    /// deleted). A failed restore (checksum, tampered archive, network, full disk) leaves
+    /// `dest` as it was. When `dest` is a mount point the swap happens inside it, with the
+    /// same rule. A symlink at `dest` or above it is followed only when root's in
+    /// directories only root can change (the restore then goes to its target and the link
+    /// stays); any other symlink is refused. Owners are restored when running as root.
     pub async fn restore_path(&self, name: &str, dest: &Path) -> Result<RestoreOutcome> {
         let item = self.item(name)?;
         if item.kind != ItemKind::Tar {
@@ -160,7 +195,7 @@ impl SnapshotReader {
         let stream = self.item_stream(name).await?;
         let bridge = tokio_util::io::SyncIoBridge::new(stream);
         let target = dest.to_path_buf();
-        let outcome = tokio::task::spawn_blocking(move || tarball::restore_tar(bridge, &target))
+        let outcome = tokio::task::spawn_blocking(move || unpack::restore_tar(bridge, &target))
             .await
             .map_err(|e| Error::io("restore task", io::Error::other(e)))?;
         outcome.map_err(|e| {
@@ -181,6 +216,8 @@ type Decoder = ZstdDecoder<BufReader<Hashing<ObjectReader>>>;
 /// An item's raw bytes, verified at end of stream (see
 /// [`SnapshotReader::item_stream`]).
 pub struct ItemReader {
+    /// `restoring` or `verifying`, for log lines.
+    action: &'static str,
     decoder: Hashing<Decoder>,
     item: ManifestItem,
     snapshot: String,
@@ -206,12 +243,18 @@ impl std::fmt::Debug for ItemReader {
 }
 
 impl ItemReader {
-    fn new(source: ObjectReader, item: ManifestItem, snapshot: String) -> ItemReader {
+    fn new(
+        source: ObjectReader,
+        item: ManifestItem,
+        snapshot: String,
+        action: &'static str,
+    ) -> ItemReader {
         let stored = Hashing::new(source, None);
         let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, stored));
         decoder.multiple_members(true);
-        let progress = Progress::new("restoring", &snapshot, &item.name);
+        let progress = Progress::new(action, &snapshot, &item.name);
         ItemReader {
+            action,
             decoder: Hashing::new(decoder, Some(progress)),
             item,
             snapshot,
@@ -325,7 +368,8 @@ impl AsyncRead for ItemReader {
                         snapshot = %this.snapshot,
                         item = %this.item.name,
                         bytes = this.item.raw_size,
-                        "restoring {}: verified",
+                        "{} {}: verified",
+                        this.action,
                         this.item.name
                     );
                     return Poll::Ready(Ok(()));

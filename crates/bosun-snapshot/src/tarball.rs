@@ -1,25 +1,37 @@
 //! Files and directories as tar archives (blocking code, run on tokio's blocking pool).
 //!
 //! An archive holds one root entry named `data` (the file, or the directory with
-//! everything under it), so that a file and a directory restore the same way.
+//! everything under it), so that a file and a directory restore the same way. The
+//! restore side, which trusts none of this, is [`crate::unpack`].
+//!
+//! The walk goes through directory descriptors (`openat` with `O_NOFOLLOW`, see
+//! [`crate::safe_fs`]): a unit that swaps one of its directories for a symlink while its
+//! data is archived gets the symlink archived, never what it points to.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::safe_fs::{self, kind, open_dir_at};
 
 /// The name of the root entry in every archive.
 pub(crate) const ROOT: &str = "data";
 /// Marker in the names of temporary restore directories.
 pub(crate) const RESTORE_MARK: &str = ".bosun-restore-";
-/// Marker in the names of directories holding the previous data during a swap.
+/// Marker in the names of directories holding the previous data during a swap (older
+/// bosun versions; leftovers are still cleaned up).
 pub(crate) const OLD_MARK: &str = ".bosun-old-";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn unique(mark: &str) -> String {
+pub(crate) fn unique(mark: &str) -> String {
     format!(
         "{mark}{}-{}",
         std::process::id(),
@@ -27,89 +39,176 @@ fn unique(mark: &str) -> String {
     )
 }
 
-/// Writes `src` (a file or directory; a symlink is followed) as a tar archive to `out`.
+/// Writes `src` (a file or directory) as a tar archive to `out`.
 ///
-/// Keeps regular files, directories and symlinks with their modes, owners and mtimes;
-/// skips sockets, fifos and devices with a warning. A file that shrinks while it is read
-/// is padded with zeros (and a warning); one that grows is cut at the size it had.
+/// A symlink at `src` or above it is followed only when root's in directories only root
+/// can change (see [`crate::safe_fs`]); any other is refused. Below `src`, regular files,
+/// directories and symlinks are kept (symlinks as links) with their modes, owners and
+/// mtimes; sockets, fifos and devices are skipped with a warning. A file that shrinks
+/// while it is read is padded with zeros (and a warning); one that grows is cut at the
+/// size it had.
 pub(crate) fn write_tar<W: Write>(src: &Path, out: W) -> io::Result<W> {
+    let loc = safe_fs::locate(src, false)?;
+    for link in &loc.followed {
+        tracing::debug!(link = %link.display(), target = %loc.path.display(), "backing up through a root-owned symlink");
+    }
+    match loc.stat.as_ref().map(kind) {
+        Some(FileType::Directory | FileType::RegularFile) => {}
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is neither a file nor a directory", loc.path.display()),
+            ))
+        }
+        None => return Err(safe_fs::at_path(&loc.path, Errno::NOENT)),
+    }
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    // The root is followed when it is a symlink (a data directory linked into a volume
-    // is backed up by its contents); symlinks below it are kept as symlinks.
-    let meta = fs::metadata(src)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
-    if !(meta.is_dir() || meta.is_file()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} is neither a file, a directory nor a symlink",
-                src.display()
-            ),
-        ));
+    if !append(
+        &mut builder,
+        loc.parent.as_fd(),
+        &loc.name,
+        Path::new(ROOT),
+        &loc.path,
+    )? {
+        // Gone between the walk and the archive.
+        return Err(safe_fs::at_path(&loc.path, Errno::NOENT));
     }
-    append(&mut builder, src, Path::new(ROOT), &meta)?;
     builder.into_inner()
 }
 
-fn header_for(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+fn header_for(st: &rfs::Stat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-    h.set_mode(meta.mode() & 0o7777);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_entry_type(kind);
     h.set_size(0);
+    if let Some(gnu) = h.as_gnu_mut() {
+        gnu.set_device_major(0);
+        gnu.set_device_minor(0);
+    }
     h
 }
 
+/// Appends `name` in `dir` (and what is below it) as `arc`; `shown` is its path for
+/// messages. `Ok(false)`: it no longer exists.
 fn append<W: Write>(
     b: &mut tar::Builder<W>,
-    path: &Path,
-    name: &Path,
-    meta: &fs::Metadata,
-) -> io::Result<()> {
-    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = fs::read_link(path).map_err(ctx)?;
-        let mut h = header_for(meta, tar::EntryType::Symlink);
-        b.append_link(&mut h, name, target).map_err(ctx)?;
-    } else if ft.is_file() {
-        let mut h = header_for(meta, tar::EntryType::Regular);
-        let size = meta.len();
-        h.set_size(size);
-        let file = fs::File::open(path).map_err(ctx)?;
-        let mut body = Exact {
-            inner: file.take(size),
-            remaining: size,
-            padded: false,
-        };
-        b.append_data(&mut h, name, &mut body).map_err(ctx)?;
-        if body.padded {
-            tracing::warn!(path = %path.display(), "file shrank while it was archived; padded with zeros");
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    arc: &Path,
+    shown: &Path,
+) -> io::Result<bool> {
+    // An entry that changes type between the stat and the open is looked at again.
+    for _ in 0..3 {
+        match append_once(b, dir, name, arc, shown)? {
+            Appended::Done => return Ok(true),
+            Appended::Gone => return Ok(false),
+            Appended::Changed => continue,
         }
-    } else if ft.is_dir() {
-        let mut h = header_for(meta, tar::EntryType::Directory);
-        b.append_data(&mut h, name, io::empty()).map_err(ctx)?;
-        let mut names: Vec<OsString> = fs::read_dir(path)
-            .map_err(ctx)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .map_err(ctx)?;
-        names.sort();
-        for child in names {
-            let child_path = path.join(&child);
-            let child_meta = match fs::symlink_metadata(&child_path) {
-                Ok(m) => m,
-                // Deleted while we walked: nothing to keep.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+    }
+    Err(io::Error::other(format!(
+        "{} kept changing while it was archived",
+        shown.display()
+    )))
+}
+
+enum Appended {
+    Done,
+    Gone,
+    /// Not what the stat said any more; nothing was written.
+    Changed,
+}
+
+fn append_once<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    arc: &Path,
+    shown: &Path,
+) -> io::Result<Appended> {
+    let ctx = |e: io::Error| safe_fs::at_path(shown, e);
+    let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        // Deleted while we walked: nothing to keep.
+        Err(Errno::NOENT) => return Ok(Appended::Gone),
+        Err(e) => return Err(ctx(e.into())),
+    };
+    let open = |flags: OFlags| match rfs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(ctx(e.into())),
+    };
+    match kind(&st) {
+        FileType::Symlink => {
+            let target = match rfs::readlinkat(dir, name, Vec::new()) {
+                Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
+                Err(Errno::NOENT | Errno::INVAL) => return Ok(Appended::Changed),
+                Err(e) => return Err(ctx(e.into())),
+            };
+            let mut h = header_for(&st, tar::EntryType::Symlink);
+            b.append_link(&mut h, arc, target).map_err(ctx)?;
+        }
+        FileType::RegularFile => {
+            // O_NONBLOCK: a fifo swapped in since the stat must not block the open.
+            let Some(fd) = open(OFlags::RDONLY | OFlags::NONBLOCK)? else {
+                return Ok(Appended::Changed);
+            };
+            let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
+            if kind(&st) != FileType::RegularFile {
+                return Ok(Appended::Changed);
+            }
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            let mut h = header_for(&st, tar::EntryType::Regular);
+            h.set_size(size);
+            let mut body = Exact {
+                inner: fs::File::from(fd).take(size),
+                remaining: size,
+                padded: false,
+            };
+            b.append_data(&mut h, arc, &mut body).map_err(ctx)?;
+            if body.padded {
+                tracing::warn!(path = %shown.display(), "file shrank while it was archived; padded with zeros");
+            }
+        }
+        FileType::Directory => {
+            let fd = match open_dir_at(dir, name) {
+                Ok(fd) => fd,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                    ) =>
+                {
+                    return Ok(Appended::Changed)
+                }
                 Err(e) => return Err(ctx(e)),
             };
-            append(b, &child_path, &name.join(&child), &child_meta)?;
+            let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
+            let mut h = header_for(&st, tar::EntryType::Directory);
+            b.append_data(&mut h, arc, io::empty()).map_err(ctx)?;
+            for child in safe_fs::list_names(fd.as_fd()).map_err(ctx)? {
+                append(
+                    b,
+                    fd.as_fd(),
+                    &child,
+                    &arc.join(&child),
+                    &shown.join(&child),
+                )?;
+            }
         }
-    } else {
-        tracing::warn!(path = %path.display(), "skipping a socket, fifo or device file in a backup");
+        _ => {
+            tracing::warn!(path = %shown.display(), "skipping a socket, fifo or device file in a backup");
+        }
     }
-    Ok(())
+    Ok(Appended::Done)
 }
 
 /// Reads exactly `remaining` bytes: the file's bytes, then zeros if it shrank.
@@ -148,216 +247,4 @@ pub struct RestoreOutcome {
     pub in_place: bool,
     /// True when there was something at `dest` before, now replaced.
     pub replaced: bool,
-}
-
-/// Is `dest` a mount point (a different device from its parent)?
-fn is_mount_point(dest: &Path, meta: &fs::Metadata) -> bool {
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => return true,
-    };
-    match fs::metadata(parent) {
-        Ok(pm) => pm.dev() != meta.dev(),
-        Err(_) => false,
-    }
-}
-
-/// Removes temporary directories left by an earlier restore that was killed.
-fn clean_stale(dir: &Path, prefix: &str) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(prefix) && (name.contains(RESTORE_MARK) || name.contains(OLD_MARK)) {
-            let p = e.path();
-            tracing::info!(path = %p.display(), "removing a leftover from an interrupted restore");
-            let _ = remove_any(&p);
-        }
-    }
-}
-
-fn remove_any(p: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
-    }
-}
-
-/// Restores an archive read from `input` to `dest`.
-///
-/// The archive is unpacked into a temporary sibling of `dest` (same filesystem), then
-/// `input` is read to its end: the checksum check of an item stream happens there, so
-/// nothing is swapped in before every byte was verified. Only then is the old `dest`
-/// moved aside, the new tree renamed into place, and the old one deleted. A failure at
-/// any point before the swap leaves `dest` exactly as it was and removes the temporary
-/// tree. When `dest` is a mount point (a volume), the swap happens inside it, entry by
-/// entry, with the same rule: old contents are removed only after the new ones are
-/// complete and verified.
-pub(crate) fn restore_tar<R: Read>(input: R, dest: &Path) -> io::Result<RestoreOutcome> {
-    let file_name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot restore to {}: no file name", dest.display()),
-            )
-        })?;
-    if dest.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to restore to {} (contains ..)", dest.display()),
-        ));
-    }
-    // A symlink at dest (a data directory linked into a volume) is restored through:
-    // the data goes where the link points, the link stays.
-    let resolved;
-    let dest = match fs::symlink_metadata(dest) {
-        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(dest) {
-            Ok(target) => {
-                tracing::info!(link = %dest.display(), target = %target.display(), "restoring through a symlink");
-                resolved = target;
-                resolved.as_path()
-            }
-            Err(_) => dest,
-        },
-        _ => dest,
-    };
-    let file_name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or(file_name);
-    let parent = dest.parent().unwrap_or(Path::new("/")).to_path_buf();
-    fs::create_dir_all(&parent)?;
-    let existing = match fs::symlink_metadata(dest) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    let in_place = existing
-        .as_ref()
-        .is_some_and(|m| m.is_dir() && is_mount_point(dest, m));
-
-    // Where to unpack: beside dest, or inside it when it is a mount point.
-    let (work_parent, stale_prefix) = if in_place {
-        (dest.to_path_buf(), String::new())
-    } else {
-        (parent.clone(), format!(".{file_name}"))
-    };
-    clean_stale(&work_parent, &stale_prefix);
-    let tmp = work_parent.join(format!("{stale_prefix}{}", unique(RESTORE_MARK)));
-    fs::create_dir(&tmp)?;
-    let result = unpack_and_swap(input, dest, &tmp, &work_parent, &stale_prefix, in_place);
-    let _ = remove_any(&tmp);
-    let replaced = result?;
-    sync_dir(&parent);
-    Ok(RestoreOutcome {
-        dest: dest.to_path_buf(),
-        in_place,
-        replaced,
-    })
-}
-
-fn unpack_and_swap<R: Read>(
-    input: R,
-    dest: &Path,
-    tmp: &Path,
-    work_parent: &Path,
-    stale_prefix: &str,
-    in_place: bool,
-) -> io::Result<bool> {
-    let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    archive.set_unpack_xattrs(false);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    archive.set_preserve_ownerships(root);
-    // Unpack validates every path: entries with `..`, absolute paths and writes through
-    // symlinks that leave `tmp` are refused or made relative.
-    archive.unpack(tmp)?;
-    // Read to the very end: the item stream verifies size and sha256 at end of stream.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink())?;
-
-    let staged = tmp.join(ROOT);
-    let staged_meta = fs::symlink_metadata(&staged).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the archive has no 'data' root entry (not written by bosun?)",
-        )
-    })?;
-    if in_place {
-        if !staged_meta.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is a mount point (a directory) but the item is a file",
-                    dest.display()
-                ),
-            ));
-        }
-        swap_contents(dest, &staged, tmp)?;
-        let _ = fs::set_permissions(
-            dest,
-            fs::Permissions::from_mode(staged_meta.mode() & 0o7777),
-        );
-        return Ok(true);
-    }
-    let old = work_parent.join(format!("{stale_prefix}{}", unique(OLD_MARK)));
-    let had_old = match fs::rename(dest, &old) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e),
-    };
-    if let Err(e) = fs::rename(&staged, dest) {
-        if had_old {
-            // Put the old data back.
-            let _ = fs::rename(&old, dest);
-        }
-        return Err(e);
-    }
-    sync_dir(work_parent);
-    if had_old {
-        if let Err(e) = remove_any(&old) {
-            tracing::warn!(path = %old.display(), error = %e, "could not remove the previous data after a restore");
-        }
-    }
-    Ok(had_old)
-}
-
-/// Replaces the contents of directory `dest` by those of `staged` (same filesystem).
-fn swap_contents(dest: &Path, staged: &Path, tmp: &Path) -> io::Result<()> {
-    let old = dest.join(unique(OLD_MARK));
-    fs::create_dir(&old)?;
-    let tmp_name = tmp.file_name().map(OsString::from);
-    let old_name = old.file_name().map(OsString::from);
-    for e in fs::read_dir(dest)? {
-        let e = e?;
-        let name = e.file_name();
-        if Some(&name) == tmp_name.as_ref() || Some(&name) == old_name.as_ref() {
-            continue;
-        }
-        fs::rename(e.path(), old.join(&name))?;
-    }
-    for e in fs::read_dir(staged)? {
-        let e = e?;
-        fs::rename(e.path(), dest.join(e.file_name()))?;
-    }
-    sync_dir(dest);
-    if let Err(e) = fs::remove_dir_all(&old) {
-        tracing::warn!(path = %old.display(), error = %e, "could not remove the previous data after a restore");
-    }
-    Ok(())
 }

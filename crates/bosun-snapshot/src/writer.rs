@@ -130,14 +130,17 @@ impl SnapshotWriter {
         R: AsyncRead + Unpin + Send,
     {
         self.check_new_item(name)?;
-        self.store_item(name, ItemKind::Stream, format!("{name}.zst"), reader)
-            .await
+        self.store_item(name, ItemKind::Stream, reader).await
     }
 
-    /// Stores a file or directory (recursively; a symlink at `path` itself is followed)
-    /// as item `name`: a tar archive (regular
+    /// Stores a file or directory (recursively) as item `name`: a tar archive (regular
     /// files, directories, symlinks, with modes, owners and mtimes; sockets and fifos are
     /// skipped with a warning), compressed with zstd, streamed without a temporary file.
+    ///
+    /// A symlink at `path` or above it is followed only when it is root's and every
+    /// directory down to it is one only root can change; any other symlink (one a unit
+    /// could have made or swapped) fails the item: configure the real path. Below `path`,
+    /// symlinks are archived as links, never followed.
     pub async fn put_path(&mut self, name: &str, path: &Path) -> Result<ManifestItem> {
         self.check_new_item(name)?;
         if let Err(e) = tokio::fs::symlink_metadata(path).await {
@@ -162,9 +165,7 @@ impl SnapshotWriter {
             result
         });
         let reader = ChannelReader::new(rx);
-        let result = self
-            .store_item(name, ItemKind::Tar, format!("{name}.tar.zst"), reader)
-            .await;
+        let result = self.store_item(name, ItemKind::Tar, reader).await;
         let produced = producer.await;
         let context = || {
             format!(
@@ -182,16 +183,11 @@ impl SnapshotWriter {
         }
     }
 
-    async fn store_item<R>(
-        &mut self,
-        name: &str,
-        kind: ItemKind,
-        object: String,
-        reader: R,
-    ) -> Result<ManifestItem>
+    async fn store_item<R>(&mut self, name: &str, kind: ItemKind, reader: R) -> Result<ManifestItem>
     where
         R: AsyncRead + Unpin + Send,
     {
+        let object = kind.object_name(name);
         let progress = Progress::new("backing up", &self.id.to_string(), name);
         let raw = Hashing::new(reader, Some(progress));
         let compressed =

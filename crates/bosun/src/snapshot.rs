@@ -336,8 +336,8 @@ impl Keeper {
                     let t0 = StdInstant::now();
                     reader.restore_path(name, path).await.map_err(|e| {
                         format!(
-                            "restoring {name} to {}: {e}. The snapshot is damaged or unreadable; nothing was changed on this disk. \
-                             Pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`",
+                            "restoring {name} to {}: {e}. Nothing was changed on this disk. \
+                             If the snapshot is damaged or unreadable, pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`",
                             path.display()
                         )
                     })?;
@@ -475,22 +475,43 @@ impl Keeper {
         };
         let reader = self.restore.lock().await;
         let reader = reader.as_ref().ok_or("no snapshot to restore from")?;
+        let t0 = StdInstant::now();
+        // `load` acts on its input as it reads it (psql runs each statement): it must only
+        // ever see verified bytes. A first pass reads the item through sha256 and keeps
+        // nothing (no temporary copy of a large database); the second pass feeds `load`
+        // and is checked again, in case the object changed in between.
+        tracing::info!(unit = %unit.name, "verifying its data in snapshot {} before loading it", reader.id());
+        tokio::time::timeout(backup.timeout, reader.verify_item(&unit.name))
+            .await
+            .map_err(|_| {
+                format!(
+                    "verifying its data did not finish within {:?}; `{}` was not run",
+                    backup.timeout,
+                    load.display()
+                )
+            })?
+            .map_err(|e| format!("{e}. `{}` was not run: nothing was loaded", load.display()))?;
         let mut item = reader
             .item_stream(&unit.name)
             .await
             .map_err(|e| e.to_string())?;
-        let t0 = StdInstant::now();
         tracing::info!(unit = %unit.name, "loading its data from snapshot {} ({})", reader.id(), load.display());
         let (mut guard, fd, exit) = self.spawn_for(unit, load.argv(), true)?;
         let fd = fd.ok_or("no stdin pipe")?;
         let mut stdin =
             tokio::net::unix::pipe::Sender::from_owned_fd(fd).map_err(|e| e.to_string())?;
+        let pid = guard.pid;
         let work = async {
             let copied = tokio::io::copy(&mut item, &mut stdin).await;
+            if copied.is_err() {
+                // A clean end of its input could make `load` commit what it got so far:
+                // kill it before its stdin closes.
+                kill_group(pid);
+            }
             drop(stdin);
             let code = exit.await.map_err(|_| "exit status lost".to_string())?;
             let bytes = copied.map_err(|e| {
-                format!("streaming the data: {e}. The snapshot is damaged or unreadable: pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`")
+                format!("streaming the data into `{}`: {e}; it was killed before the end of its input. If the store changed or broke since the verifying read, pick an older snapshot with `bosun snapshot list` and `bosun snapshot restore ID`", load.display())
             })?;
             if !code.success() {
                 return Err(format!("`{}` failed ({code})", load.display()));
@@ -801,12 +822,17 @@ struct ProcGuard {
 impl Drop for ProcGuard {
     fn drop(&mut self) {
         if !self.done {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill_group(self.pid);
         }
     }
+}
+
+/// SIGKILL to a dump/load process group.
+fn kill_group(pid: i32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 impl DataHooks for Keeper {
