@@ -1,7 +1,7 @@
 //! Readiness and health probes, and `wait_for` gates. One attempt is
 //! [`check`]; callers loop with an interval and bound the whole wait.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bosun_config::{Probe, WaitFor};
@@ -10,8 +10,102 @@ use http_body_util::Empty;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::reaper::Reaper;
+use crate::reaper::{Exit, Reaper};
 use crate::spawn::{Identity, Spec, Stdout};
+
+/// Why one probe or gate attempt failed, in words for `ctl status` and the log.
+/// URLs in it are shown with their credentials redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// `log`: no output line matched the regex yet.
+    #[error("no output line matched /{0}/ yet")]
+    NoLogMatch(String),
+    /// `notify`: the unit has not sent `READY=1` yet.
+    #[error("no READY=1 on $NOTIFY_SOCKET yet")]
+    NotNotified,
+    /// `file`: the path does not exist.
+    #[error("{} does not exist yet", .0.display())]
+    NoFile(PathBuf),
+    /// `tcp`: the connection failed.
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `tcp`: no answer in time.
+    #[error("connect to {addr}: no answer within {limit:?}")]
+    ConnectTimeout {
+        /// `host:port`.
+        addr: String,
+        /// The attempt's bound.
+        limit: Duration,
+    },
+    /// `http`: not an `http://` URL.
+    #[error("{0}: only http:// URLs are supported")]
+    NotHttp(String),
+    /// `http`: the request failed before an answer.
+    #[error("GET {url}: {detail}")]
+    Http {
+        /// The URL, redacted.
+        url: String,
+        /// What failed (connect, handshake, send).
+        detail: String,
+    },
+    /// `http`: an answer that is not 2xx.
+    #[error("GET {url}: HTTP {status}")]
+    HttpStatus {
+        /// The URL, redacted.
+        url: String,
+        /// The answer's status.
+        status: hyper::StatusCode,
+    },
+    /// `http`: no answer in time.
+    #[error("GET {url}: no answer within {limit:?}")]
+    HttpTimeout {
+        /// The URL, redacted.
+        url: String,
+        /// The attempt's bound.
+        limit: Duration,
+    },
+    /// `postgres`: the connection failed.
+    #[error("postgres connect: {0}")]
+    PostgresConnect(tokio_postgres::Error),
+    /// `postgres`: `SELECT 1` failed.
+    #[error("postgres SELECT 1: {0}")]
+    PostgresQuery(tokio_postgres::Error),
+    /// `postgres`: no answer in time.
+    #[error("postgres: no answer within {0:?}")]
+    PostgresTimeout(Duration),
+    /// `exec`: the command could not be started.
+    #[error("cannot run {program}: {source}")]
+    ExecSpawn {
+        /// The program (`argv[0]`).
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `exec`: the command exited non-zero or was killed.
+    #[error("{program} failed ({exit})")]
+    ExecFailed {
+        /// The program (`argv[0]`).
+        program: String,
+        /// How it ended.
+        exit: Exit,
+    },
+    /// `exec`: the reaper lost the exit status (bosun is exiting).
+    #[error("{0}: exit status lost")]
+    ExecLost(String),
+    /// `exec`: the command did not finish in time (its group was SIGKILLed).
+    #[error("{program} did not finish within {limit:?}")]
+    ExecTimeout {
+        /// The program (`argv[0]`).
+        program: String,
+        /// The attempt's bound.
+        limit: Duration,
+    },
+}
 
 /// What a probe attempt may need from the unit it checks.
 pub struct ProbeCtx<'a> {
@@ -28,24 +122,20 @@ pub struct ProbeCtx<'a> {
 }
 
 /// One probe attempt, bounded by `limit`. `Err` says why it failed, in words.
-pub async fn check(probe: &Probe, ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), String> {
+pub async fn check(probe: &Probe, ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), ProbeError> {
     match probe {
         Probe::Tcp(addr) => tcp(addr, limit).await,
         Probe::Http(url) => http(url, limit).await,
         Probe::Postgres(conninfo) => postgres(conninfo, limit).await,
         Probe::File(path) => file(path),
         Probe::Exec(cmd) => exec(&cmd.argv(), ctx, limit).await,
-        Probe::Log(re) => flag(ctx.log_matched, || {
-            format!("no output line matched /{re}/ yet")
-        }),
-        Probe::Notify => flag(ctx.notified, || {
-            "no READY=1 on $NOTIFY_SOCKET yet".to_string()
-        }),
+        Probe::Log(re) => flag(ctx.log_matched, || ProbeError::NoLogMatch(re.clone())),
+        Probe::Notify => flag(ctx.notified, || ProbeError::NotNotified),
     }
 }
 
 /// One attempt at a `wait_for` gate.
-pub async fn check_gate(gate: &WaitFor, limit: Duration) -> Result<(), String> {
+pub async fn check_gate(gate: &WaitFor, limit: Duration) -> Result<(), ProbeError> {
     match gate {
         WaitFor::Tcp(addr) => tcp(addr, limit).await,
         WaitFor::Http(url) => http(url, limit).await,
@@ -56,35 +146,41 @@ pub async fn check_gate(gate: &WaitFor, limit: Duration) -> Result<(), String> {
 
 fn flag(
     rx: Option<&tokio::sync::watch::Receiver<bool>>,
-    why: impl Fn() -> String,
-) -> Result<(), String> {
+    why: impl Fn() -> ProbeError,
+) -> Result<(), ProbeError> {
     match rx {
         Some(rx) if *rx.borrow() => Ok(()),
         _ => Err(why()),
     }
 }
 
-fn file(path: &Path) -> Result<(), String> {
+fn file(path: &Path) -> Result<(), ProbeError> {
     if path.exists() {
         Ok(())
     } else {
-        Err(format!("{} does not exist yet", path.display()))
+        Err(ProbeError::NoFile(path.to_path_buf()))
     }
 }
 
-async fn tcp(addr: &str, limit: Duration) -> Result<(), String> {
+async fn tcp(addr: &str, limit: Duration) -> Result<(), ProbeError> {
     match timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("connect to {addr}: {e}")),
-        Err(_) => Err(format!("connect to {addr}: no answer within {limit:?}")),
+        Ok(Err(source)) => Err(ProbeError::Connect {
+            addr: addr.to_string(),
+            source,
+        }),
+        Err(_) => Err(ProbeError::ConnectTimeout {
+            addr: addr.to_string(),
+            limit,
+        }),
     }
 }
 
 /// Splits `http://host:port/path` into (`host:port`, `host`, `/path`).
-fn split_http_url(url: &str) -> Result<(String, String, String), String> {
+fn split_http_url(url: &str) -> Result<(String, String, String), ProbeError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        .ok_or_else(|| ProbeError::NotHttp(url.to_string()))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -104,17 +200,19 @@ fn split_http_url(url: &str) -> Result<(String, String, String), String> {
     Ok((addr, authority.to_string(), path.to_string()))
 }
 
-async fn http(url: &str, limit: Duration) -> Result<(), String> {
+async fn http(url: &str, limit: Duration) -> Result<(), ProbeError> {
     let (addr, host, path) = split_http_url(url)?;
     let shown = bosun_config::redact::redact_url(url);
+    let failed = |detail: &dyn std::fmt::Display| ProbeError::Http {
+        url: shown.clone(),
+        detail: detail.to_string(),
+    };
     let attempt = async {
-        let stream = TcpStream::connect(&addr)
-            .await
-            .map_err(|e| format!("GET {shown}: {e}"))?;
+        let stream = TcpStream::connect(&addr).await.map_err(|e| failed(&e))?;
         let io = hyper_util::rt::TokioIo::new(stream);
         let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
             .await
-            .map_err(|e| format!("GET {shown}: {e}"))?;
+            .map_err(|e| failed(&e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -122,28 +220,31 @@ async fn http(url: &str, limit: Duration) -> Result<(), String> {
             .header(hyper::header::HOST, host)
             .header(hyper::header::USER_AGENT, "bosun-probe")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("GET {shown}: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("GET {shown}: {e}"))?;
+            .map_err(|e| failed(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| failed(&e))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("GET {shown}: HTTP {}", resp.status()))
+            Err(ProbeError::HttpStatus {
+                url: shown.clone(),
+                status: resp.status(),
+            })
         }
     };
     match timeout(limit, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(format!("GET {shown}: no answer within {limit:?}")),
+        Err(_) => Err(ProbeError::HttpTimeout {
+            url: shown.clone(),
+            limit,
+        }),
     }
 }
 
-async fn postgres(conninfo: &str, limit: Duration) -> Result<(), String> {
+async fn postgres(conninfo: &str, limit: Duration) -> Result<(), ProbeError> {
     let attempt = async {
         let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
             .await
-            .map_err(|e| format!("postgres connect: {e}"))?;
+            .map_err(ProbeError::PostgresConnect)?;
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -151,18 +252,18 @@ async fn postgres(conninfo: &str, limit: Duration) -> Result<(), String> {
             .simple_query("SELECT 1")
             .await
             .map(|_| ())
-            .map_err(|e| format!("postgres SELECT 1: {e}"));
+            .map_err(ProbeError::PostgresQuery);
         drop(client);
         let _ = task.await;
         r
     };
     match timeout(limit, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(format!("postgres: no answer within {limit:?}")),
+        Err(_) => Err(ProbeError::PostgresTimeout(limit)),
     }
 }
 
-async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), String> {
+async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), ProbeError> {
     let spec = Spec {
         argv: argv.to_vec(),
         env: ctx.env.to_vec(),
@@ -176,18 +277,22 @@ async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<()
     let (child, exit) = ctx
         .reaper
         .spawn(&mut spec.command())
-        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        .map_err(|source| ProbeError::ExecSpawn {
+            program: argv[0].clone(),
+            source,
+        })?;
     let pid = child.id() as i32;
+    let program = argv[0].clone();
     match timeout(limit, exit).await {
         Ok(Ok(e)) if e.success() => Ok(()),
-        Ok(Ok(e)) => Err(format!("{} failed ({e})", argv[0])),
-        Ok(Err(_)) => Err(format!("{}: exit status lost", argv[0])),
+        Ok(Ok(exit)) => Err(ProbeError::ExecFailed { program, exit }),
+        Ok(Err(_)) => Err(ProbeError::ExecLost(program)),
         Err(_) => {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            Err(format!("{} did not finish within {limit:?}", argv[0]))
+            Err(ProbeError::ExecTimeout { program, limit })
         }
     }
 }

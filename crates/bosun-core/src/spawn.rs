@@ -3,11 +3,62 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bosun_config::Unit;
 use nix::unistd::{Gid, Group, Uid, User};
+
+/// Why a unit's process cannot be prepared: its identity or its environment.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The user database could not be read for `user`.
+    #[error("cannot look up user {user:?}: {source}")]
+    UserLookup {
+        /// The name or id as configured.
+        user: String,
+        /// What the lookup said.
+        source: nix::Error,
+    },
+    /// `user` is a name that the user database does not know.
+    #[error("user {0:?} does not exist in /etc/passwd")]
+    NoSuchUser(String),
+    /// The group database could not be read for `group`.
+    #[error("cannot look up group {group:?}: {source}")]
+    GroupLookup {
+        /// The name as configured.
+        group: String,
+        /// What the lookup said.
+        source: nix::Error,
+    },
+    /// `group` is a name that the group database does not know.
+    #[error("group {0:?} does not exist in /etc/group")]
+    NoSuchGroup(String),
+    /// The `env_file` cannot be read.
+    #[error("cannot read env_file {}: {source}", path.display())]
+    EnvFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A line of the `env_file` is not `KEY=VALUE` (the line itself is not
+    /// echoed: it may hold a secret).
+    #[error("{}:{line}: expected KEY=VALUE", path.display())]
+    EnvFileLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// For callers whose errors are still strings (the binary's data keeper).
+impl From<SpawnError> for String {
+    fn from(e: SpawnError) -> String {
+        e.to_string()
+    }
+}
 
 /// Where a spawned process's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +83,10 @@ pub struct Identity {
 
 impl Identity {
     /// Resolves `user`/`group` names or numeric ids against the system databases.
-    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Identity>, String> {
+    pub fn resolve(
+        user: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Option<Identity>, SpawnError> {
         if user.is_none() && group.is_none() {
             return Ok(None);
         }
@@ -42,13 +96,16 @@ impl Identity {
                     Ok(n) => User::from_uid(Uid::from_raw(n)),
                     Err(_) => User::from_name(u),
                 }
-                .map_err(|e| format!("cannot look up user {u:?}: {e}"))?;
+                .map_err(|source| SpawnError::UserLookup {
+                    user: u.to_string(),
+                    source,
+                })?;
                 match found {
                     Some(pw) => (pw.uid, pw.gid, Some(pw.dir.into_os_string()), pw.name),
                     None => match u.parse::<u32>() {
                         // A bare uid without a passwd entry is allowed (OpenShift-style).
                         Ok(n) => (Uid::from_raw(n), Gid::from_raw(n), None, u.to_string()),
-                        Err(_) => return Err(format!("user {u:?} does not exist in /etc/passwd")),
+                        Err(_) => return Err(SpawnError::NoSuchUser(u.to_string())),
                     },
                 }
             }
@@ -59,8 +116,11 @@ impl Identity {
                 Ok(n) => Gid::from_raw(n),
                 Err(_) => {
                     Group::from_name(g)
-                        .map_err(|e| format!("cannot look up group {g:?}: {e}"))?
-                        .ok_or_else(|| format!("group {g:?} does not exist in /etc/group"))?
+                        .map_err(|source| SpawnError::GroupLookup {
+                            group: g.to_string(),
+                            source,
+                        })?
+                        .ok_or_else(|| SpawnError::NoSuchGroup(g.to_string()))?
                         .gid
                 }
             };
@@ -203,11 +263,13 @@ impl Spec<'_> {
 
 /// The environment a unit gets on top of bosun's: `env_file` (read now, at each
 /// start, so an edited file applies on restart), then `env`.
-pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, String> {
+pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, SpawnError> {
     let mut env = Vec::new();
     if let Some(path) = &unit.env_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read env_file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| SpawnError::EnvFile {
+            path: path.clone(),
+            source,
+        })?;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -216,7 +278,10 @@ pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, String> {
             let line = line.strip_prefix("export ").unwrap_or(line);
             let Some((k, v)) = line.split_once('=') else {
                 // The line itself is not echoed: it may hold a secret.
-                return Err(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1));
+                return Err(SpawnError::EnvFileLine {
+                    path: path.clone(),
+                    line: n + 1,
+                });
             };
             let v = v.trim();
             let v = v

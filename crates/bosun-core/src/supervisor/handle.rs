@@ -6,9 +6,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Request, Shared, Units};
+use super::{ReloadError, Request, Shared, Units};
 use crate::status::{BackupInfo, DaemonStatus, Phase};
-use crate::unit::{StopReport, UnitCmd, UnitHandle};
+use crate::unit::{StopReport, UnitCmd, UnitError, UnitHandle};
 
 /// A cheap, cloneable handle for the control plane: read status, steer units.
 #[derive(Clone)]
@@ -27,6 +27,49 @@ pub enum Action {
     Restart,
     /// Send this signal number to its main process.
     Signal(i32),
+}
+
+/// Why a control command on a unit (or a unit target) was not carried out. The
+/// control API picks its HTTP status from the variant.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    /// No unit of that name in the config.
+    #[error("no unit named {0:?}")]
+    NoSuchUnit(String),
+    /// `role:NAME` names no active unit.
+    #[error("no active unit has role {0:?}")]
+    NoUnitWithRole(String),
+    /// `all`, and no unit is active in this container.
+    #[error("no unit is active in this container")]
+    NoActiveUnit,
+    /// The unit exists but is not active for this container's roles.
+    #[error("{unit} is not active in this container (roles {roles})")]
+    NotActive {
+        /// The unit.
+        unit: String,
+        /// The container's role expression.
+        roles: String,
+    },
+    /// bosun is stopping: no unit is started, stopped or signalled on request any more.
+    #[error("bosun is stopping")]
+    Stopping,
+    /// bosun is booting (restoring): no unit runs yet.
+    #[error(
+        "bosun is booting ({step}): no unit runs yet; {unit} starts once the restore is done \
+         (watch `bosun ctl status`, then try again)"
+    )]
+    Booting {
+        /// The unit.
+        unit: String,
+        /// What the boot is doing.
+        step: String,
+    },
+    /// The unit's runner went away (a reload replaced it, or bosun is exiting).
+    #[error("{0} is gone")]
+    Gone(String),
+    /// The unit's own answer.
+    #[error(transparent)]
+    Unit(#[from] UnitError),
 }
 
 impl Handle {
@@ -118,13 +161,17 @@ impl Handle {
     /// Re-reads the config file and applies the difference: new units start,
     /// removed ones stop, changed ones restart, the rest is left untouched.
     /// The answer lists what changed; a config error changes nothing.
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        // Checked here: once the stop has begun, no one reads the request queue.
+        if *self.shared.phase.borrow() == Phase::Stopping {
+            return Err(ReloadError::Stopping);
+        }
         let (tx, rx) = oneshot::channel();
         self.shared
             .requests
             .send(Request::Reload(tx))
-            .map_err(|_| "bosun is stopping".to_string())?;
-        rx.await.map_err(|_| "bosun is stopping".to_string())?
+            .map_err(|_| ReloadError::Stopping)?;
+        rx.await.map_err(|_| ReloadError::Stopping)?
     }
 
     /// Watches bosun's phase.
@@ -132,27 +179,65 @@ impl Handle {
         self.shared.phase.subscribe()
     }
 
+    /// The units a control target names, from one consistent unit table:
+    ///
+    /// - a unit name: that unit (even when it is not active: [`Handle::act`] says so);
+    /// - `all`: every unit active in this container;
+    /// - `role:NAME`: every active unit whose `roles` lists NAME.
+    ///
+    /// `all` and `role:` name services only, except for [`Action::Stop`], which
+    /// also stops a task that is running: `restart all` must not run
+    /// `initialize` again. A task is started again only when named.
+    pub fn expand(&self, target: &str, action: Action) -> Result<Vec<String>, ActError> {
+        let units = self.units();
+        if units.get(target).is_some() {
+            return Ok(vec![target.to_string()]);
+        }
+        let role = target.strip_prefix("role:");
+        if target != "all" && role.is_none() {
+            return Err(ActError::NoSuchUnit(target.to_string()));
+        }
+        let names: Vec<String> = units
+            .list
+            .iter()
+            .filter(|u| {
+                u.is_active()
+                    && (action == Action::Stop || u.config.kind == bosun_config::UnitKind::Service)
+                    && role.map_or(true, |r| u.config.roles.iter().any(|x| x == r))
+            })
+            .map(|u| u.config.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(match role {
+                Some(r) => ActError::NoUnitWithRole(r.to_string()),
+                None => ActError::NoActiveUnit,
+            });
+        }
+        Ok(names)
+    }
+
     /// Applies `action` to unit `name`; the answer is a short message.
-    pub async fn act(&self, name: &str, action: Action) -> Result<String, String> {
+    pub async fn act(&self, name: &str, action: Action) -> Result<String, ActError> {
         let units = self.units();
         let Some(u) = units.get(name) else {
-            return Err(format!("no unit named {name:?}"));
+            return Err(ActError::NoSuchUnit(name.to_string()));
         };
         let Some(cmd) = &u.cmd else {
-            return Err(format!(
-                "{name} is not active in this container (roles {})",
-                units.plan.roles_expr
-            ));
+            return Err(ActError::NotActive {
+                unit: name.to_string(),
+                roles: units.plan.roles_expr.clone(),
+            });
         };
         if *self.shared.phase.borrow() == Phase::Stopping {
-            return Err("bosun is stopping".into());
+            return Err(ActError::Stopping);
         }
         if let Some(step) = self.boot_step() {
-            return Err(format!(
-                "bosun is booting ({step}): no unit runs yet; {name} starts once the restore is done \
-                 (watch `bosun ctl status`, then try again)"
-            ));
+            return Err(ActError::Booting {
+                unit: name.to_string(),
+                step,
+            });
         }
+        let gone = || ActError::Gone(name.to_string());
         let (tx, rx) = oneshot::channel();
         let msg = match action {
             Action::Start => UnitCmd::Start(Some(tx)),
@@ -161,7 +246,7 @@ impl Handle {
             Action::Stop => {
                 let report = stop_unit(cmd, Instant::now() + u.config.stop_timeout)
                     .await
-                    .ok_or_else(|| format!("{name} is gone"))?;
+                    .ok_or_else(gone)?;
                 return Ok(if report.was_running {
                     format!(
                         "{name} stopped{}",
@@ -172,8 +257,8 @@ impl Handle {
                 });
             }
         };
-        cmd.send(msg).map_err(|_| format!("{name} is gone"))?;
-        let answer = rx.await.map_err(|_| format!("{name} is gone"))?;
+        cmd.send(msg).map_err(|_| gone())?;
+        let answer = rx.await.map_err(|_| gone())?;
         if action == Action::Restart && u.config.restart_dependents && answer.is_ok() {
             let deps = units
                 .plan
@@ -182,7 +267,7 @@ impl Handle {
                 .unwrap_or_default();
             self.restart_when_ready(u, deps);
         }
-        answer
+        Ok(answer?)
     }
 
     /// After `unit` is ready again, restart `deps` (and, through their own

@@ -23,7 +23,8 @@ mod handle;
 mod reload;
 mod stop;
 
-pub use handle::{Action, Handle};
+pub use handle::{ActError, Action, Handle};
+pub use reload::ReloadError;
 
 /// Why the container is stopping, and the exit code that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl StopCause {
 /// Requests from the control plane to the orchestrator.
 enum Request {
     Shutdown,
-    Reload(oneshot::Sender<Result<String, String>>),
+    Reload(oneshot::Sender<Result<String, ReloadError>>),
 }
 
 /// The unit table and the plan it was built from; replaced whole by a reload.
@@ -291,7 +292,7 @@ impl Supervisor {
                     Request::Shutdown => return Err((0, format!("ctl shutdown {STOPPED}"))),
                     Request::Reload(reply) => {
                         let step = self.handle.boot_step().unwrap_or_default();
-                        let _ = reply.send(Err(format!("bosun is booting ({step}): reload once the units have started")));
+                        let _ = reply.send(Err(ReloadError::Booting { step }));
                     }
                 },
             }
@@ -372,7 +373,7 @@ impl Supervisor {
         let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        for u in units.list.iter().filter(|u| u.cmd.is_some()) {
+        for u in units.list.iter().filter(|u| u.is_active()) {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
                 let code = s.last_exit.map(|e| e.code).unwrap_or(1);

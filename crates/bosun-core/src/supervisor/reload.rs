@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_config::{Plan, Unit};
+use bosun_config::{ConfigError, Plan, Unit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -50,25 +50,53 @@ impl ReloadDiff {
     }
 }
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// bosun is stopping.
+    #[error("bosun is stopping")]
+    Stopping,
+    /// bosun is still booting (restoring): there is nothing to reload yet.
+    #[error("bosun is booting ({step}): reload once the units have started")]
+    Booting {
+        /// What the boot is doing.
+        step: String,
+    },
+    /// The file has errors (every one, file:line:col, secrets redacted).
+    #[error("the new config has errors; nothing changed:\n{}", lines(.0))]
+    Invalid(Vec<ConfigError>),
+    /// The file is valid but cannot be planned for the running roles.
+    #[error("{}: {reason}; nothing changed", path.display())]
+    Plan {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// Why not (an unknown role, a dependency cycle).
+        reason: String,
+    },
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    lines.join("\n")
+}
+
 impl Supervisor {
     /// Applies a changed config file (SIGHUP, `ctl reload`).
-    pub(super) async fn reload(&mut self) -> Result<String, String> {
+    pub(super) async fn reload(&mut self) -> Result<String, ReloadError> {
         // Not `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let config = bosun_config::load(&self.config.source, &env).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            format!(
-                "the new config has errors; nothing changed:\n{}",
-                lines.join("\n")
-            )
-        })?;
+        let config =
+            bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
         let old = self.handle.units();
-        let plan = Plan::new(&config, &old.plan.roles_expr)
-            .map_err(|e| format!("{}: {e}; nothing changed", config.source.display()))?;
+        let plan =
+            Plan::new(&config, &old.plan.roles_expr).map_err(|reason| ReloadError::Plan {
+                path: config.source.clone(),
+                reason,
+            })?;
         let running: Vec<(&str, &Unit)> = old
             .list
             .iter()
-            .filter(|u| u.cmd.is_some())
+            .filter(|u| u.is_active())
             .map(|u| (u.config.name.as_str(), &*u.config))
             .collect();
         let wanted: Vec<(&str, &Unit)> = plan

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::{answer, Outcome, Proc, Runner, UnitCmd};
+use super::{answer, Outcome, Proc, Runner, UnitCmd, UnitError};
 use crate::probe::{self, ProbeCtx};
 use crate::reaper::Exit;
 use crate::spawn::Identity;
@@ -26,10 +26,10 @@ pub(super) struct Probing {
 
 /// Resolves when the unit is ready by its probe (or `start_secs` alive); `Err`
 /// when its time is up. A task is "ready" only by exiting, so this just times it.
-async fn wait_ready(unit: &Unit, started: Instant, ctx: &ProbeCtx<'_>) -> Result<(), String> {
+async fn wait_ready(unit: &Unit, started: Instant, ctx: &ProbeCtx<'_>) -> Result<(), UnitError> {
     if unit.kind == UnitKind::Task {
         sleep_until(started + unit.timeout).await;
-        return Err(format!("task did not finish within {:?}", unit.timeout));
+        return Err(UnitError::TaskTimeout(unit.timeout));
     }
     let deadline = started + unit.ready.timeout;
     let Some(p) = &unit.ready.probe else {
@@ -40,15 +40,15 @@ async fn wait_ready(unit: &Unit, started: Instant, ctx: &ProbeCtx<'_>) -> Result
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "ready probe {} timed out after {:?}: {last}",
-                p.kind(),
-                unit.ready.timeout
-            ));
+            return Err(UnitError::ReadyTimeout {
+                probe: p.kind(),
+                limit: unit.ready.timeout,
+                last,
+            });
         }
         match Box::pin(probe::check(p, ctx, left.min(Duration::from_secs(10)))).await {
             Ok(()) => return Ok(()),
-            Err(e) => last = bosun_config::redact::redact_url(&e),
+            Err(e) => last = bosun_config::redact::redact_url(&e.to_string()),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         sleep(unit.ready.interval.min(left)).await;
@@ -102,9 +102,9 @@ impl Runner {
             tokio::select! {
                 r = &mut wait_ready => match r {
                     Ok(()) => return None,
-                    Err(msg) => {
+                    Err(why) => {
                         self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
-                        return Some(Outcome::Fatal(msg));
+                        return Some(Outcome::Fatal(why));
                     }
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, None)),
@@ -135,7 +135,7 @@ impl Runner {
                     Ok(()) => break,
                     Err(e) => {
                         self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
-                        return Some(Outcome::Fatal(format!("loading its data failed: {e}")));
+                        return Some(Outcome::Fatal(UnitError::Load(e)));
                     }
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, Some("exited while its data was loading".into()))),
@@ -181,7 +181,7 @@ impl Runner {
                         }
                         Err(e) => {
                             failures += 1;
-                            tracing::warn!(unit = %unit.name, "health check failed ({failures}/{}): {}", h.failures, bosun_config::redact::redact_url(&e));
+                            tracing::warn!(unit = %unit.name, "health check failed ({failures}/{}): {}", h.failures, bosun_config::redact::redact_url(&e.to_string()));
                             if failures >= h.failures {
                                 self.set(|s| s.ready = false);
                                 self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
@@ -226,8 +226,12 @@ impl Runner {
             }
             Some(UnitCmd::Signal(sig, r)) => {
                 let res = Signal::try_from(sig)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| kill(Pid::from_raw(proc.pid), s).map_err(|e| e.to_string()));
+                    .and_then(|s| kill(Pid::from_raw(proc.pid), s))
+                    .map_err(|source| UnitError::Signal {
+                        unit: self.unit.name.clone(),
+                        signal: sig,
+                        source,
+                    });
                 answer(
                     r,
                     res.map(|_| {

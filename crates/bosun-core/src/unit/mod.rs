@@ -18,6 +18,7 @@ use crate::hooks::DataHooks;
 use crate::output::UnitLog;
 use crate::probe;
 use crate::reaper::{Exit, Reaper};
+use crate::spawn::SpawnError;
 use crate::status::{State, UnitStatus};
 
 mod follow;
@@ -45,10 +46,59 @@ pub enum UnitCmd {
     Signal(i32, Reply),
 }
 
-/// The answer to a control command: a short message, or why it failed.
-pub type Reply = Option<oneshot::Sender<Result<String, String>>>;
+/// Why a unit refused a command, or why its run gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    /// A signal for a unit that has no process.
+    #[error("{0} is not running")]
+    NotRunning(String),
+    /// A signal for a unit still waiting for its dependencies or gates.
+    #[error("{0} is not running yet")]
+    NotRunningYet(String),
+    /// A signal for a unit waiting to be restarted.
+    #[error("{0} is in backoff")]
+    InBackoff(String),
+    /// The kernel refused the signal.
+    #[error("cannot send signal {signal} to {unit}: {source}")]
+    Signal {
+        /// The unit.
+        unit: String,
+        /// The signal number.
+        signal: i32,
+        /// What `kill(2)` said.
+        source: nix::Error,
+    },
+    /// Its identity or environment cannot be prepared.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// Its `log` ready probe's regex does not compile.
+    #[error("bad log regex: {0}")]
+    LogRegex(#[from] regex::Error),
+    /// Its `$NOTIFY_SOCKET` cannot be created.
+    #[error("cannot create $NOTIFY_SOCKET: {0}")]
+    NotifySocket(std::io::Error),
+    /// A task ran past its `timeout`.
+    #[error("task did not finish within {0:?}")]
+    TaskTimeout(Duration),
+    /// A service's ready probe did not pass within `ready.timeout`.
+    #[error("ready probe {probe} timed out after {limit:?}: {last}")]
+    ReadyTimeout {
+        /// The probe's kind (`tcp`, `http`, …).
+        probe: &'static str,
+        /// `ready.timeout`.
+        limit: Duration,
+        /// The last attempt's failure, redacted.
+        last: String,
+    },
+    /// Its data could not be loaded after its first ready (the data hooks' words).
+    #[error("loading its data failed: {0}")]
+    Load(String),
+}
 
-fn answer(reply: Reply, r: Result<String, String>) {
+/// The answer to a control command: a short message, or why it failed.
+pub type Reply = Option<oneshot::Sender<Result<String, UnitError>>>;
+
+fn answer(reply: Reply, r: Result<String, UnitError>) {
     if let Some(tx) = reply {
         let _ = tx.send(r);
     }
@@ -77,6 +127,13 @@ pub struct UnitHandle {
     pub log: Arc<UnitLog>,
     /// Its command queue (absent for inactive units).
     pub cmd: Option<mpsc::UnboundedSender<UnitCmd>>,
+}
+
+impl UnitHandle {
+    /// Active for this container's roles: it has a runner that takes commands.
+    pub fn is_active(&self) -> bool {
+        self.cmd.is_some()
+    }
 }
 
 /// What a runner needs besides its unit.
@@ -116,7 +173,7 @@ enum Outcome {
         why: Option<String>,
     },
     /// Could not be started, or never became ready; give up.
-    Fatal(String),
+    Fatal(UnitError),
     /// A control restart: start again at once.
     Restart,
 }
@@ -173,7 +230,7 @@ impl Runner {
                     let _ = done.send(StopReport::default());
                 }
                 UnitCmd::Signal(_, reply) => {
-                    answer(reply, Err(format!("{} is not running", self.unit.name)));
+                    answer(reply, Err(UnitError::NotRunning(self.unit.name.clone())));
                 }
             }
         }
@@ -189,9 +246,9 @@ impl Runner {
             let outcome = self.run_once().await;
             let (exit, ran, why) = match outcome {
                 Outcome::Stopped => return,
-                Outcome::Fatal(msg) => {
-                    tracing::error!(unit = %self.unit.name, "{msg}");
-                    self.set_state(State::Fatal, msg);
+                Outcome::Fatal(why) => {
+                    tracing::error!(unit = %self.unit.name, "{why}");
+                    self.set_state(State::Fatal, why.to_string());
                     return;
                 }
                 Outcome::Restart => {
@@ -251,7 +308,7 @@ impl Runner {
                             answer(r, Ok(format!("{} restarting now", self.unit.name)));
                             break;
                         }
-                        Some(UnitCmd::Signal(_, r)) => answer(r, Err(format!("{} is in backoff", self.unit.name))),
+                        Some(UnitCmd::Signal(_, r)) => answer(r, Err(UnitError::InBackoff(self.unit.name.clone()))),
                     }
                 }
             }
@@ -367,7 +424,7 @@ impl Runner {
                 true
             }
             Some(UnitCmd::Signal(_, r)) => {
-                answer(r, Err(format!("{} is not running yet", self.unit.name)));
+                answer(r, Err(UnitError::NotRunningYet(self.unit.name.clone())));
                 true
             }
         }

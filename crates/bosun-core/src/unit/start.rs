@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::follow::Probing;
 use super::notify::NotifySocket;
-use super::{Outcome, Proc, Runner, SPAWN_SLOTS};
+use super::{Outcome, Proc, Runner, UnitError, SPAWN_SLOTS};
 use crate::output::Stream;
 use crate::reaper::Exit;
 use crate::spawn::{self, Identity, Spec, Stdout};
@@ -20,7 +20,7 @@ impl Runner {
     pub(super) async fn run_once(&mut self) -> Outcome {
         let (probing, notify) = match self.prepare() {
             Ok(p) => p,
-            Err(msg) => return Outcome::Fatal(msg),
+            Err(why) => return Outcome::Fatal(why),
         };
         let mut proc = match self.spawn_process(&probing).await {
             Ok(p) => p,
@@ -56,20 +56,20 @@ impl Runner {
 
     /// Everything a start needs before the spawn: who it runs as, its environment
     /// (`env_file` re-read now), and the readiness plumbing its probe uses.
-    fn prepare(&self) -> Result<(Probing, Option<NotifySocket>), String> {
+    fn prepare(&self) -> Result<(Probing, Option<NotifySocket>), UnitError> {
         let unit = &self.unit;
         let identity = Identity::resolve(unit.user.as_deref(), unit.group.as_deref())?;
         let mut env = spawn::unit_env(unit)?;
         let log_matched = match &unit.ready.probe {
             Some(Probe::Log(re)) => {
-                let re = regex::Regex::new(re).map_err(|e| format!("bad log regex: {e}"))?;
+                let re = regex::Regex::new(re)?;
                 Some(self.log.arm_matcher(re))
             }
             _ => None,
         };
         let notify = if matches!(unit.ready.probe, Some(Probe::Notify)) {
             let n = NotifySocket::bind(&self.env.notify_dir, &unit.name, identity.as_ref())
-                .map_err(|e| format!("cannot create $NOTIFY_SOCKET: {e}"))?;
+                .map_err(UnitError::NotifySocket)?;
             env.push(("NOTIFY_SOCKET".into(), n.path.display().to_string()));
             Some(n)
         } else {
