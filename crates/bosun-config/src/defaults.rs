@@ -9,6 +9,10 @@ use indexmap::IndexMap;
 
 use crate::model::*;
 
+/// The control socket when `control_socket` is not set; `bosun ctl` looks there
+/// by default too.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/bosun/ctl.sock";
+
 impl Default for Settings {
     /// `CONTAINERROLE`, `all`, 570 s, `/run/bosun/ctl.sock`, `/var/lib/bosun`,
     /// 1 MiB ring buffers, 5 s sweep.
@@ -17,7 +21,7 @@ impl Default for Settings {
             roles_env: "CONTAINERROLE".into(),
             roles_default: "all".into(),
             stop_budget: Duration::from_secs(570),
-            control_socket: PathBuf::from("/run/bosun/ctl.sock"),
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             control_group: None,
             state_dir: PathBuf::from("/var/lib/bosun"),
             http_listen: None,

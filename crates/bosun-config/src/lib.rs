@@ -57,6 +57,7 @@ mod tree;
 mod validate;
 pub mod value;
 
+pub use defaults::DEFAULT_CONTROL_SOCKET;
 pub use env::Env;
 pub use error::ConfigError;
 pub use interp::Vars;

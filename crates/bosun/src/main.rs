@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod ctl;
 mod logging;
+mod protocol;
 mod snapshot;
 
 use std::ffi::OsString;
@@ -236,7 +237,10 @@ fn run(path: PathBuf) -> i32 {
             k.set_handle(handle.clone());
             k.spawn_daily();
         }
-        let api = match api::serve(handle.clone(), &settings, keeper.clone()).await {
+        let snapshots = keeper
+            .clone()
+            .map(|k| k as std::sync::Arc<dyn api::snapshots::Snapshots>);
+        let api = match api::serve(handle.clone(), &settings, snapshots).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("control API: {e}");

@@ -1,43 +1,37 @@
 //! The API's paths: [`route`] maps a request to its handler, one handler per
-//! path. Handlers only read status and call [`bosun_core::Handle`]; none runs a
-//! command.
+//! path. Handlers only read status, call [`bosun_core::Handle`] and the
+//! [`Snapshots`] seam; none runs a command. A failure is a typed error whose
+//! HTTP status [`ApiError::status`] decides.
 //!
-//! Unit targets (`/v1/units/{target}/…`) are expanded here, on the server, so
-//! that `bosun ctl`, curl and the status page all mean the same by them and one
-//! request acts on a consistent set:
-//!
-//! - a unit name: that unit (even when it is not active: the answer is 409);
-//! - `all`: every unit active in this container;
-//! - `role:NAME`: every active unit whose `roles` lists NAME.
-//!
-//! `all` and `role:` name services only, except for `stop`, which also stops a
-//! task that is running: `restart all` must not run `initialize` again. A task
-//! is started again only when named.
-//!
-//! The units of a target are acted on concurrently: each unit's start waits
-//! for its own dependencies anyway, and a stop of several units should take
-//! the longest of their stop timeouts, not the sum.
+//! Unit targets (`/v1/units/{target}/…`: a name, `all`, `role:NAME`) are
+//! expanded on the server by [`bosun_core::Handle::expand`], so that
+//! `bosun ctl`, curl and the status page all mean the same by them and one
+//! request acts on a consistent set. The units of a target are acted on
+//! concurrently: each unit's start waits for its own dependencies anyway, and
+//! a stop of several units should take the longest of their stop timeouts,
+//! not the sum.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bosun_core::output::{LogLine, Stream};
-use bosun_core::status::{now_ms, Phase};
-use bosun_core::Action;
+use bosun_core::status::now_ms;
+use bosun_core::{ActError, Action};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use super::body::Body;
-use super::proto::{
-    parse_signal, percent_decode, signal_name, ActionReply, ErrorReply, MessageReply,
-    SignalRequest, UnitResult,
-};
+use super::error::{act_status, ApiError};
+use super::snapshots::{SnapshotError, Snapshots};
 use super::{metrics, text, Ctx};
+use crate::protocol::{
+    parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply, LogLine,
+    MessageReply, SignalRequest, Stream, UnitResult,
+};
 
 /// The status page, embedded: no build step, no files to install.
 const STATUS_PAGE: &str = include_str!("../status_page.html");
@@ -48,13 +42,6 @@ const MAX_BODY: usize = 4096;
 /// Chunk size when sending a log backlog: big enough to be cheap, small
 /// enough to start arriving at once.
 const LOG_CHUNK: usize = 32 * 1024;
-
-/// Paths served on TCP without the token: probes and scrapers have no token,
-/// and the page shell holds no data (its script fetches `/v1/status` with one).
-pub fn is_open_path(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && matches!(path, "/health" | "/metrics" | "/")
-}
 
 /// Maps a request to its handler.
 pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
@@ -73,7 +60,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         [] if get => status_page(),
         ["health"] if get => health(ctx),
         ["metrics"] if get => metrics(ctx),
-        ["v1", "status"] if get => status(ctx, &query),
+        ["v1", "status"] if get => answer(status(ctx, &query)),
         ["v1", "units", target, "start"] if post => unit_start(ctx, target).await,
         ["v1", "units", target, "stop"] if post => unit_stop(ctx, target).await,
         ["v1", "units", target, "restart"] if post => unit_restart(ctx, target).await,
@@ -81,25 +68,27 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
             let target = target.to_string();
             unit_signal(ctx, &target, &query, req).await
         }
-        ["v1", "units", name, "logs"] if get => unit_logs(ctx, name, &query),
+        ["v1", "units", name, "logs"] if get => answer(unit_logs(ctx, name, &query)),
         ["v1", "shutdown"] if post => shutdown(ctx),
-        ["v1", "reload"] if post => reload(ctx).await,
-        ["v1", "snapshots"] if get => snapshots(ctx).await,
-        ["v1", "backup"] if post => backup(ctx).await,
+        ["v1", "reload"] if post => answer(reload(ctx).await),
+        ["v1", "snapshots"] if get => answer(snapshots(ctx).await),
+        ["v1", "backup"] if post => answer(backup(ctx).await),
         // Known paths with the wrong method.
         []
         | ["health"]
         | ["metrics"]
         | ["v1", "status"]
         | ["v1", "units", _, "logs"]
-        | ["v1", "snapshots"] => not_allowed("GET, HEAD"),
+        | ["v1", "snapshots"] => ApiError::MethodNotAllowed("GET, HEAD").response(),
         ["v1", "units", _, "start" | "stop" | "restart" | "signal"]
-        | ["v1", "shutdown" | "reload" | "backup"] => not_allowed("POST"),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            format!("no such path: {path} (see GET /v1/status)"),
-        ),
+        | ["v1", "shutdown" | "reload" | "backup"] => ApiError::MethodNotAllowed("POST").response(),
+        _ => ApiError::NoSuchPath(path).response(),
     }
+}
+
+/// A handler's result as an answer.
+fn answer(r: Result<Response<Body>, ApiError>) -> Response<Body> {
+    r.unwrap_or_else(|e| e.response())
 }
 
 // ---- handlers, one per path ------------------------------------------------
@@ -154,7 +143,7 @@ fn metrics(ctx: &Ctx) -> Response<Body> {
 
 /// `GET /v1/status`: the `DaemonStatus` JSON; with `?format=table`, the
 /// `ctl status` table as text.
-fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Response<Body> {
+fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
     let mut st = ctx.handle.status();
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
@@ -164,7 +153,11 @@ fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Response<Body> {
         }
     }
     match query.get("format").map(String::as_str) {
-        None | Some("json") => json_sized(StatusCode::OK, &st, 512 + st.units.len() * 256),
+        None | Some("json") => Ok(json_sized(
+            StatusCode::OK,
+            &st,
+            512 + st.units.len() * 256,
+        )),
         Some("table") => {
             let mut r = Response::new(Body::full(text::table(&st, now_ms())));
             let h = r.headers_mut();
@@ -173,12 +166,9 @@ fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Response<Body> {
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
+            Ok(r)
         }
-        Some(f) => error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown format {f:?} (json or table)"),
-        ),
+        Some(f) => Err(ApiError::UnknownFormat(f.to_string())),
     }
 }
 
@@ -212,49 +202,36 @@ async fn unit_signal(
                 .await
             {
                 Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read the request body: {e}"),
-                    )
-                }
+                Err(e) => return ApiError::Body(e.to_string()).response(),
             };
             match serde_json::from_slice::<SignalRequest>(&body) {
                 Ok(r) => r.signal,
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "which signal? use ?sig=HUP or a body {\"signal\": \"HUP\"}".to_string(),
-                    )
-                }
+                Err(_) => return ApiError::NoSignal.response(),
             }
         }
     };
     match parse_signal(&given) {
         Some(sig) => unit_action(ctx, target, Action::Signal(sig)).await,
-        None => error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown signal {given:?} (use a name like HUP or a number 1-31)"),
-        ),
+        None => ApiError::UnknownSignal(given).response(),
     }
 }
 
 /// `GET /v1/units/{name}/logs?n=100&follow=1`: NDJSON `LogLine`s from the
 /// unit's ring buffer (the last `n`, or all), then, with `follow`, each new
 /// line as it comes until the client goes away or bosun stops.
-fn unit_logs(ctx: &Arc<Ctx>, name: &str, query: &HashMap<String, String>) -> Response<Body> {
-    let Some(unit) = ctx.handle.unit(name) else {
-        return error(StatusCode::NOT_FOUND, format!("no unit named {name:?}"));
-    };
+fn unit_logs(
+    ctx: &Arc<Ctx>,
+    name: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let unit = ctx
+        .handle
+        .unit(name)
+        .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
     let n = match query.get("n").map(|n| n.parse::<usize>()) {
         None => None,
         Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "n must be a number of lines".to_string(),
-            )
-        }
+        Some(Err(_)) => return Err(ApiError::BadLineCount),
     };
     let follow = query
         .get("follow")
@@ -279,7 +256,7 @@ fn unit_logs(ctx: &Arc<Ctx>, name: &str, query: &HashMap<String, String>) -> Res
     );
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
 /// `POST /v1/shutdown`: the SIGTERM path.
@@ -296,93 +273,37 @@ fn shutdown(ctx: &Ctx) -> Response<Body> {
 
 /// `POST /v1/reload`: re-read the config and apply the difference (as
 /// SIGHUP does); answers once the changed units were stopped and the new ones
-/// started. A config with errors changes nothing: 409 with the errors.
-async fn reload(ctx: &Ctx) -> Response<Body> {
+/// started. A config with errors changes nothing: 409 with the errors; 503
+/// while bosun stops.
+async fn reload(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     tracing::info!("reload requested through the control API");
-    if *ctx.handle.phase().borrow() == Phase::Stopping {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bosun is stopping".to_string(),
-        );
-    }
-    match ctx.handle.reload().await {
-        Ok(message) => json(StatusCode::OK, &MessageReply { message }),
-        Err(e) => error(StatusCode::CONFLICT, bosun_config::redact::redact_url(&e)),
-    }
+    let message = ctx.handle.reload().await?;
+    Ok(json(StatusCode::OK, &MessageReply { message }))
 }
 
-/// One snapshot in `GET /v1/snapshots`.
-#[derive(Serialize)]
-struct SnapshotEntry {
-    id: String,
-    kind: &'static str,
-    time_ms: u64,
-    host: String,
-    size: u64,
-    complete: bool,
-    latest: bool,
+/// The snapshot seam, or 501 when the config has no `[snapshot]` table.
+fn keeper(ctx: &Ctx) -> Result<&dyn Snapshots, SnapshotError> {
+    ctx.keeper.as_deref().ok_or(SnapshotError::NotConfigured)
 }
 
-/// `GET /v1/snapshots`: the store's snapshots, oldest first.
-async fn snapshots(ctx: &Ctx) -> Response<Body> {
-    let Some(keeper) = &ctx.keeper else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            "snapshots are not configured: add a [snapshot] table".to_string(),
-        );
-    };
-    match bosun_snapshot::list_snapshots(keeper.store().as_ref()).await {
-        Ok(list) => {
-            let entries: Vec<SnapshotEntry> = list
-                .into_iter()
-                .map(|s| SnapshotEntry {
-                    id: s.id.to_string(),
-                    kind: if s.kind == bosun_snapshot::SnapshotKind::Daily {
-                        "daily"
-                    } else {
-                        "stop"
-                    },
-                    time_ms: s
-                        .time
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0),
-                    host: s.host,
-                    size: s.size,
-                    complete: s.complete,
-                    latest: s.latest,
-                })
-                .collect();
-            json(StatusCode::OK, &entries)
-        }
-        Err(e) => error(StatusCode::BAD_GATEWAY, format!("listing snapshots: {e}")),
-    }
+/// `GET /v1/snapshots`: the store's snapshots (`SnapshotEntry`), oldest first.
+async fn snapshots(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let entries = keeper(ctx)?.list().await?;
+    Ok(json(StatusCode::OK, &entries))
 }
 
 /// `POST /v1/backup`: take a snapshot now, against the running units.
-async fn backup(ctx: &Ctx) -> Response<Body> {
-    let Some(keeper) = &ctx.keeper else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            "snapshots are not configured: add a [snapshot] table".to_string(),
-        );
-    };
+async fn backup(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let keeper = keeper(ctx)?;
     tracing::info!("snapshot requested through the control API");
-    match keeper
-        .backup_now(bosun_snapshot::SnapshotKind::Latest)
-        .await
-    {
-        Ok(id) => json(
-            StatusCode::OK,
-            &MessageReply {
-                message: format!("snapshot {id} committed"),
-            },
-        ),
-        Err(e) => error(
-            StatusCode::CONFLICT,
-            format!("snapshot failed, LATEST is unchanged: {e}"),
-        ),
-    }
+    let id = keeper.backup_now().await?;
+    Ok(json(
+        StatusCode::OK,
+        &BackupReply {
+            message: format!("snapshot {id} committed"),
+            id,
+        },
+    ))
 }
 
 // ---- helpers ---------------------------------------------------------------
@@ -423,27 +344,6 @@ fn json_sized<T: Serialize>(code: StatusCode, value: &T, guess: usize) -> Respon
     }
 }
 
-/// An error answer: `{"error": "..."}`.
-pub fn error(code: StatusCode, message: String) -> Response<Body> {
-    json(
-        code,
-        &ErrorReply {
-            error: message,
-            results: Vec::new(),
-        },
-    )
-}
-
-fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed here; use {allow}"),
-    );
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
 fn parse_query(q: &str) -> HashMap<String, String> {
     q.split('&')
         .filter(|kv| !kv.is_empty())
@@ -454,46 +354,12 @@ fn parse_query(q: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// The units a target names (see the module doc), or why none (a 404).
-fn expand(ctx: &Ctx, target: &str, action: Action) -> Result<Vec<String>, String> {
-    if ctx.handle.unit(target).is_some() {
-        return Ok(vec![target.to_string()]);
-    }
-    let role = target.strip_prefix("role:");
-    if target != "all" && role.is_none() {
-        return Err(format!("no unit named {target:?}"));
-    }
-    let names: Vec<String> = ctx
-        .handle
-        .unit_names()
-        .into_iter()
-        .filter(|n| {
-            ctx.handle.unit(n).is_some_and(|u| {
-                u.cmd.is_some()
-                    && (action == Action::Stop || u.config.kind == bosun_config::UnitKind::Service)
-                    && match role {
-                        Some(r) => u.config.roles.iter().any(|x| x == r),
-                        None => true,
-                    }
-            })
-        })
-        .collect();
-    if names.is_empty() {
-        let what = match role {
-            Some(r) => format!("no active unit has role {r:?}"),
-            None => "no unit is active in this container".to_string(),
-        };
-        return Err(what);
-    }
-    Ok(names)
-}
-
 /// Applies `action` to every unit of `target`; 200 when all accepted, else the
 /// first failure's status with every result.
 async fn unit_action(ctx: &Arc<Ctx>, target: &str, action: Action) -> Response<Body> {
-    let names = match expand(ctx, target, action) {
+    let names = match ctx.handle.expand(target, action) {
         Ok(n) => n,
-        Err(why) => return error(StatusCode::NOT_FOUND, why),
+        Err(e) => return ApiError::from(e).response(),
     };
     if let Action::Signal(sig) = action {
         let s = signal_name(sig).unwrap_or_else(|| sig.to_string());
@@ -561,25 +427,9 @@ async fn act_one(ctx: &Ctx, name: &str, action: Action) -> (StatusCode, UnitResu
         ok,
         message,
     };
-    let Some(unit) = ctx.handle.unit(name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            result(false, format!("no unit named {name:?}")),
-        );
-    };
-    if unit.cmd.is_none() {
-        let m = format!("{name} is not active in this container");
-        return (StatusCode::CONFLICT, result(false, m));
-    }
-    if *ctx.handle.phase().borrow() == Phase::Stopping {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            result(false, "bosun is stopping".to_string()),
-        );
-    }
     match ctx.handle.act(name, action).await {
         Ok(m) => (StatusCode::OK, result(true, m)),
-        Err(m) => (StatusCode::CONFLICT, result(false, m)),
+        Err(e) => (act_status(&e), result(false, e.to_string())),
     }
 }
 
@@ -639,16 +489,6 @@ async fn follow_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn open_paths_are_only_probes_and_the_page() {
-        assert!(is_open_path(&Method::GET, "/health"));
-        assert!(is_open_path(&Method::HEAD, "/metrics"));
-        assert!(is_open_path(&Method::GET, "/"));
-        assert!(!is_open_path(&Method::POST, "/health"));
-        assert!(!is_open_path(&Method::GET, "/v1/status"));
-        assert!(!is_open_path(&Method::GET, "/health/"));
-    }
 
     #[test]
     fn query_is_decoded() {

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use bosun_core::status::{DaemonStatus, Phase, State};
+use crate::protocol::{DaemonStatus, Phase, State};
 
 const STATES: [State; 8] = [
     State::Inactive,
@@ -242,7 +242,7 @@ fn open_fds() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bosun_core::status::{ExitInfo, UnitStatus};
+    use crate::protocol::{ExitInfo, UnitStatus};
 
     fn unit(name: &str, active: bool) -> UnitStatus {
         UnitStatus {

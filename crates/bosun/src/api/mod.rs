@@ -10,20 +10,24 @@
 //! - TCP (`http_listen`), optional: every path but `GET /health`, `GET /metrics`
 //!   and the static status page shell `GET /` (which holds no data: it fetches
 //!   `/v1/status` with the token the admin types in) needs
-//!   `Authorization: Bearer <token>`. The token comes from `http_token_file`,
+//!   `Authorization: Bearer <token>`. Who may do what is decided in one place,
+//!   [`auth::authorize`]. The token comes from `http_token_file`,
 //!   else `$BOSUN_HTTP_TOKEN`; without one, [`serve`] fails and bosun does not
 //!   start: a TCP API that anyone on the network could steer is never the
 //!   intent.
 //!
 //! No endpoint runs an arbitrary command; the mutating ones only reach
-//! [`bosun_core::Handle`]. The paths and their handlers are in [`handlers`],
-//! one handler per path; the reply types shared with `bosun ctl` in [`proto`].
+//! [`bosun_core::Handle`] and the [`snapshots::Snapshots`] seam. The paths and
+//! their handlers are in [`handlers`], one handler per path; errors and their
+//! HTTP statuses in [`error`]; the wire types shared with `bosun ctl` in
+//! [`crate::protocol`].
 
 mod auth;
 mod body;
+mod error;
 mod handlers;
 mod metrics;
-pub mod proto;
+pub mod snapshots;
 pub mod text;
 
 use std::convert::Infallible;
@@ -47,6 +51,9 @@ use tokio_util::sync::CancellationToken;
 
 use auth::{Peer, Token};
 use body::Body;
+pub use error::ServeError;
+use error::ApiError;
+use snapshots::Snapshots;
 
 /// How long a client may take to send its request headers: a stuck or
 /// malicious client must not hold a connection (and an fd) forever.
@@ -63,7 +70,7 @@ pub(crate) struct Ctx {
     /// Cancelled when bosun stops serving: log followers end their streams.
     pub stopping: CancellationToken,
     /// The data keeper, when the config has a `[snapshot]` table.
-    pub keeper: Option<Arc<crate::snapshot::Keeper>>,
+    pub keeper: Option<Arc<dyn Snapshots>>,
     /// One permit per open connection (see [`max_connections`]).
     pub slots: Arc<Semaphore>,
 }
@@ -114,16 +121,21 @@ impl Api {
 pub async fn serve(
     handle: Handle,
     settings: &Settings,
-    keeper: Option<Arc<crate::snapshot::Keeper>>,
-) -> Result<Api, String> {
+    keeper: Option<Arc<dyn Snapshots>>,
+) -> Result<Api, ServeError> {
     let group = match &settings.control_group {
-        Some(name) => Some(auth::Group::lookup(name)?),
+        Some(name) => Some(auth::Group::lookup(name).map_err(ServeError::Group)?),
         None => None,
     };
     let token = match &settings.http_listen {
-        Some(addr) => Some(Token::load(settings.http_token_file.as_deref()).map_err(|e| {
-            format!("http_listen = {addr:?} is set but {e}; bosun refuses to serve its API on TCP without a token")
-        })?),
+        Some(addr) => Some(
+            Token::load(settings.http_token_file.as_deref()).map_err(|source| {
+                ServeError::Token {
+                    addr: addr.clone(),
+                    source,
+                }
+            })?,
+        ),
         None => None,
     };
     if std::env::var_os(auth::TOKEN_ENV).is_some() {
@@ -155,7 +167,10 @@ pub async fn serve(
     if let (Some(addr), Some(token)) = (&settings.http_listen, token) {
         let tcp = TcpListener::bind(addr.as_str())
             .await
-            .map_err(|e| format!("cannot listen on http_listen = {addr:?}: {e}"))?;
+            .map_err(|source| ServeError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
         let local = tcp
             .local_addr()
             .map(|a| a.to_string())
@@ -179,11 +194,13 @@ pub async fn serve(
 }
 
 /// Creates the socket: parent directory, stale socket removed, mode and owner.
-fn bind_socket(path: &Path, group: Option<&auth::Group>) -> Result<UnixListener, String> {
-    let shown = path.display();
+fn bind_socket(path: &Path, group: Option<&auth::Group>) -> Result<UnixListener, ServeError> {
+    let at = || path.to_path_buf();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| ServeError::SocketDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -191,35 +208,36 @@ fn bind_socket(path: &Path, group: Option<&auth::Group>) -> Result<UnixListener,
             // restarted with /run on a volume). If something still answers on
             // it, it is not stale: do not steal another bosun's socket.
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!("{shown}: another bosun is already listening there"));
+                return Err(ServeError::SocketInUse(at()));
             }
             std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+                .map_err(|source| ServeError::StaleSocket { path: at(), source })?;
         }
-        Ok(_) => {
-            return Err(format!(
-                "{shown} exists and is not a socket; not touching it"
-            ))
-        }
+        Ok(_) => return Err(ServeError::NotASocket(at())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
+        Err(source) => return Err(ServeError::Inspect { path: at(), source }),
     }
     // bind(2) creates the file with 0777 & ~umask; a narrow umask around it
     // means the socket is never, even for an instant, more open than 0600.
     // This runs at boot, before any unit is spawned, so the process-wide umask
     // affects no one else.
     let bound = bosun_core::pid1::with_umask(0o177, || UnixListener::bind(path));
-    let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+    let listener = bound.map_err(|source| ServeError::Bind { path: at(), source })?;
     let mode = match group {
         Some(g) => {
-            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(g.gid)))
-                .map_err(|e| format!("cannot give {shown} to group {}: {e}", g.name))?;
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(g.gid))).map_err(
+                |source| ServeError::Chown {
+                    path: at(),
+                    group: g.name.clone(),
+                    source,
+                },
+            )?;
             0o660
         }
         None => 0o600,
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
+        .map_err(|source| ServeError::Chmod { path: at(), source })?;
     Ok(listener)
 }
 
@@ -353,23 +371,11 @@ fn spawn_conn<I>(
     });
 }
 
-/// Authorises the request for its transport, then routes it.
+/// Authorises the request ([`auth::authorize`]), then routes it.
 async fn dispatch(ctx: &Arc<Ctx>, peer: &Peer, req: Request<Incoming>) -> Response<Body> {
-    match peer {
-        Peer::Refused { uid } => {
-            return handlers::error(
-                hyper::StatusCode::FORBIDDEN,
-                format!("uid {uid} may not use the control socket (allowed: root, bosun's user, control_group)"),
-            );
-        }
-        Peer::Local => {}
-        Peer::Tcp(token) => {
-            if !handlers::is_open_path(req.method(), req.uri().path()) {
-                if let Err(why) = token.check(req.headers()) {
-                    return auth::unauthorized(why);
-                }
-            }
-        }
+    let authorization = req.headers().get(hyper::header::AUTHORIZATION);
+    if let Err(denied) = auth::authorize(peer, req.method(), req.uri().path(), authorization) {
+        return ApiError::from(denied).response();
     }
     handlers::route(ctx, req).await
 }

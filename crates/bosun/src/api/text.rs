@@ -5,9 +5,7 @@
 
 use std::fmt::Write as _;
 
-use bosun_core::status::{DaemonStatus, UnitStatus};
-
-use super::proto::signal_name;
+use crate::protocol::{signal_name, DaemonStatus, UnitStatus};
 
 /// Cells of a table, all in one string: `ctl status` with 1000 units must
 /// not cost 10,000 small allocations.
@@ -123,9 +121,9 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
 
 fn phase_name(st: &DaemonStatus) -> &'static str {
     match st.phase {
-        bosun_core::status::Phase::Booting => "booting",
-        bosun_core::status::Phase::Running => "running",
-        bosun_core::status::Phase::Stopping => "stopping",
+        crate::protocol::Phase::Booting => "booting",
+        crate::protocol::Phase::Running => "running",
+        crate::protocol::Phase::Stopping => "stopping",
     }
 }
 

@@ -12,6 +12,20 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A `--url` that ctl cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// `https://`: ctl speaks plain HTTP.
+    #[error("{0}: bosun ctl speaks plain http; put TLS in front of bosun and call that proxy with a TLS-capable client, or use the socket")]
+    Https(String),
+    /// Not an `http://` URL.
+    #[error("{0}: expected http://HOST:PORT")]
+    NotHttp(String),
+    /// `http://` and nothing after it.
+    #[error("{0}: no host")]
+    NoHost(String),
+}
+
 /// Where bosun listens.
 pub enum Endpoint {
     /// The control socket.
@@ -31,22 +45,20 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Parses `http://host[:port][/prefix]`.
-    pub fn tcp(url: &str, token: Option<String>) -> Result<Endpoint, String> {
+    pub fn tcp(url: &str, token: Option<String>) -> Result<Endpoint, EndpointError> {
         let rest = if let Some(r) = url.strip_prefix("http://") {
             r
         } else if url.starts_with("https://") {
-            return Err(format!(
-                "{url}: bosun ctl speaks plain http; put TLS in front of bosun and call that proxy with a TLS-capable client, or use the socket"
-            ));
+            return Err(EndpointError::Https(url.to_string()));
         } else {
-            return Err(format!("{url}: expected http://HOST:PORT"));
+            return Err(EndpointError::NotHttp(url.to_string()));
         };
         let (host, prefix) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
         if host.is_empty() {
-            return Err(format!("{url}: no host"));
+            return Err(EndpointError::NoHost(url.to_string()));
         }
         let has_port = match host.rfind(':') {
             Some(i) => !host[i..].contains(']'),

@@ -15,15 +15,37 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bosun_core::output::{LogLine, Stream};
-use bosun_core::status::{now_ms, DaemonStatus, HealthReport};
+use bosun_core::status::now_ms;
 
-use crate::api::proto::{percent_encode, ActionReply, ErrorReply, MessageReply, SignalRequest};
 use crate::api::text;
-use http::{Client, Endpoint, Response, Unreachable};
+use crate::protocol::paths;
+use crate::protocol::{
+    ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, SignalRequest,
+    SnapshotEntry, Stream, DEFAULT_SOCKET, SOCKET_ENV, TOKEN_ENV,
+};
+use http::{Client, Endpoint, EndpointError, Response, Unreachable};
 
-/// The default control socket.
-pub const DEFAULT_SOCKET: &str = "/run/bosun/ctl.sock";
+/// A command line that cannot be acted on (ctl exits 2).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// `--url` is not one ctl can use.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// `--token-file` cannot be read.
+    #[error("cannot read --token-file {}: {source}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        source: io::Error,
+    },
+    /// `$BOSUN_HTTP_TOKEN` holds bytes that are not UTF-8.
+    #[error("{TOKEN_ENV} is not valid UTF-8: a token is text")]
+    TokenNotUtf8,
+    /// `--token-file` without `--url`.
+    #[error("--token-file goes with --url (the socket needs no token)")]
+    TokenWithoutUrl,
+}
 
 /// Arguments of `bosun ctl`.
 #[derive(clap::Args)]
@@ -155,10 +177,10 @@ pub fn main(args: CtlArgs) -> i32 {
             logs(&client, &unit, follow, lines, timestamps, json)
         }
         Cmd::Health { json } => health(&client, json),
-        Cmd::Reload => message(&client.patient(), "POST", "/v1/reload"),
-        Cmd::Backup => message(&client.patient(), "POST", "/v1/backup"),
+        Cmd::Reload => message(&client.patient(), "POST", paths::RELOAD),
+        Cmd::Backup => message(&client.patient(), "POST", paths::BACKUP),
         Cmd::Snapshots => snapshots(&client),
-        Cmd::Shutdown => message(&client, "POST", "/v1/shutdown"),
+        Cmd::Shutdown => message(&client, "POST", paths::SHUTDOWN),
     };
     match result {
         Ok(code) => code,
@@ -196,33 +218,33 @@ impl Client {
     }
 }
 
-fn endpoint(args: &CtlArgs) -> Result<Endpoint, String> {
+fn endpoint(args: &CtlArgs) -> Result<Endpoint, UsageError> {
     if let Some(url) = &args.url {
         let token = match &args.token_file {
             Some(f) => {
-                let t = std::fs::read_to_string(f)
-                    .map_err(|e| format!("cannot read --token-file {}: {e}", f.display()))?;
+                let t = std::fs::read_to_string(f).map_err(|source| UsageError::TokenFile {
+                    path: f.clone(),
+                    source,
+                })?;
                 Some(t.trim().to_string())
             }
-            None => match std::env::var("BOSUN_HTTP_TOKEN") {
+            None => match std::env::var(TOKEN_ENV) {
                 Ok(t) => Some(t.trim().to_string()),
                 Err(std::env::VarError::NotPresent) => None,
                 // Sending no token would only earn a puzzling 401.
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err("BOSUN_HTTP_TOKEN is not valid UTF-8: a token is text".to_string())
-                }
+                Err(std::env::VarError::NotUnicode(_)) => return Err(UsageError::TokenNotUtf8),
             },
         };
-        return Endpoint::tcp(url, token.filter(|t| !t.is_empty()));
+        return Ok(Endpoint::tcp(url, token.filter(|t| !t.is_empty()))?);
     }
     if args.token_file.is_some() {
-        return Err("--token-file goes with --url (the socket needs no token)".to_string());
+        return Err(UsageError::TokenWithoutUrl);
     }
     let path = args
         .socket
         .clone()
         .or_else(|| {
-            std::env::var_os("BOSUN_SOCKET")
+            std::env::var_os(SOCKET_ENV)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from)
         })
@@ -269,9 +291,9 @@ fn status(client: &Client, json: bool, only: &[String]) -> Result<i32, Unreachab
         // own clock for uptimes); no parse here, which is most of the cost of
         // a status with many units.
         let path = if json {
-            "/v1/status"
+            paths::STATUS
         } else {
-            "/v1/status?format=table"
+            paths::STATUS_TABLE
         };
         let resp = client.request("GET", path, None)?;
         let code = resp.status;
@@ -283,7 +305,7 @@ fn status(client: &Client, json: bool, only: &[String]) -> Result<i32, Unreachab
         let _ = out(&body);
         return Ok(0);
     }
-    let mut st: DaemonStatus = match get_json(client, "/v1/status")? {
+    let mut st: DaemonStatus = match get_json(client, paths::STATUS)? {
         Ok(s) => s,
         Err((_, e)) => {
             eprintln!("bosun ctl: {e}");
@@ -319,7 +341,7 @@ fn act(
 ) -> Result<i32, Unreachable> {
     let mut code = 0;
     for t in targets {
-        let path = format!("/v1/units/{}/{verb}", percent_encode(t));
+        let path = paths::unit_action(t, verb);
         let body = signal.map(|s| {
             serde_json::to_vec(&SignalRequest {
                 signal: s.to_string(),
@@ -365,14 +387,8 @@ fn logs(
     stamps: bool,
     json: bool,
 ) -> Result<i32, Unreachable> {
-    let mut path = format!("/v1/units/{}/logs?", percent_encode(unit));
-    if let Some(n) = lines {
-        path.push_str(&format!("n={n}&"));
-    }
-    if follow {
-        path.push_str("follow=1");
-    }
-    let resp: Response = client.request("GET", path.trim_end_matches(['?', '&']), None)?;
+    let path = paths::unit_logs(unit, lines, follow);
+    let resp: Response = client.request("GET", &path, None)?;
     if resp.status != 200 {
         let status = resp.status;
         eprintln!("bosun ctl: {}", api_error(status, &resp.bytes()?));
@@ -450,7 +466,7 @@ fn utc(ms: u64) -> String {
 }
 
 fn health(client: &Client, json: bool) -> Result<i32, Unreachable> {
-    let resp = client.request("GET", "/health", None)?;
+    let resp = client.request("GET", paths::HEALTH, None)?;
     let status = resp.status;
     let body = resp.bytes()?;
     let report: HealthReport = match serde_json::from_slice(&body) {
@@ -499,38 +515,37 @@ fn message(client: &Client, method: &str, path: &str) -> Result<i32, Unreachable
 }
 
 fn snapshots(client: &Client) -> Result<i32, Unreachable> {
-    let resp = client.request("GET", "/v1/snapshots", None)?;
+    let resp = client.request("GET", paths::SNAPSHOTS, None)?;
     let status = resp.status;
     let body = resp.bytes()?;
     if status != 200 {
         eprintln!("bosun ctl: {}", api_error(status, &body));
         return Ok(1);
     }
-    let list: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+    let list: Vec<SnapshotEntry> = match serde_json::from_slice(&body) {
         Ok(l) => l,
         Err(_) => {
+            // A newer bosun's answer: shown as it came rather than not at all.
             let _ = out(&body);
             return Ok(0);
         }
     };
-    println!(
-        "{:<40} {:<6} {:<24} {:>12}  {:<8} LATEST",
+    let mut t = format!(
+        "{:<40} {:<6} {:<24} {:>12}  {:<8} LATEST\n",
         "ID", "KIND", "TIME", "SIZE", "COMPLETE"
     );
     for s in &list {
-        let text = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let num = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        let flag = |k: &str| s.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-        println!(
-            "{:<40} {:<6} {:<24} {:>12}  {:<8} {}",
-            text("id"),
-            text("kind"),
-            utc(num("time_ms")),
-            num("size"),
-            if flag("complete") { "yes" } else { "no" },
-            if flag("latest") { "*" } else { "" }
-        );
+        t.push_str(&format!(
+            "{:<40} {:<6} {:<24} {:>12}  {:<8} {}\n",
+            s.id,
+            s.kind.as_str(),
+            utc(s.time_ms),
+            s.size,
+            if s.complete { "yes" } else { "no" },
+            if s.latest { "*" } else { "" }
+        ));
     }
+    let _ = out(t.as_bytes());
     Ok(0)
 }
 

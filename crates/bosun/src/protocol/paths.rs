@@ -1,53 +1,43 @@
-//! The control API's own reply types, shared by the server ([`super`]) and the
-//! client (`bosun ctl`), next to the status types that `bosun-core` defines
-//! (`DaemonStatus`, `HealthReport`, `LogLine`). One type per answer, used on
-//! both sides, so the two can never disagree about a field name.
+//! The API's paths as both sides spell them, their percent-encoding, and
+//! signal names on the wire.
 
-use serde::{Deserialize, Serialize};
+/// The status page (HTML shell, no data).
+pub const PAGE: &str = "/";
+/// `HealthReport`: 200 healthy, 503 not.
+pub const HEALTH: &str = "/health";
+/// Prometheus text format.
+pub const METRICS: &str = "/metrics";
+/// `DaemonStatus` (`?format=table`: the `ctl status` table as text).
+pub const STATUS: &str = "/v1/status";
+/// The `ctl status` table, rendered by bosun.
+pub const STATUS_TABLE: &str = "/v1/status?format=table";
+/// `POST`: stop bosun, as SIGTERM does.
+pub const SHUTDOWN: &str = "/v1/shutdown";
+/// `POST`: re-read the config and apply the difference.
+pub const RELOAD: &str = "/v1/reload";
+/// `GET`: the store's snapshots, a list of `SnapshotEntry`.
+pub const SNAPSHOTS: &str = "/v1/snapshots";
+/// `POST`: take a snapshot now.
+pub const BACKUP: &str = "/v1/backup";
 
-/// Every error answer: `{"error": "..."}` with a 4xx/5xx status. Action
-/// answers that failed carry their per-unit results as well.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorReply {
-    /// What went wrong, in words meant for the admin.
-    pub error: String,
-    /// Per-unit results of a start/stop/restart/signal that failed for some unit.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub results: Vec<UnitResult>,
+/// `POST /v1/units/{target}/{verb}` for a unit target (a name, `all`, `role:NAME`).
+pub fn unit_action(target: &str, verb: &str) -> String {
+    format!("/v1/units/{}/{verb}", percent_encode(target))
 }
 
-/// A plain success: `{"message": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageReply {
-    /// What happened.
-    pub message: String,
-}
-
-/// The answer of `POST /v1/units/{target}/{start|stop|restart|signal}`: one
-/// result per unit the target expanded to (`all`, `role:web`, or one name).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionReply {
-    /// In config order.
-    pub results: Vec<UnitResult>,
-}
-
-/// What one action did to one unit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitResult {
-    /// The unit.
-    pub unit: String,
-    /// Whether the action was accepted.
-    pub ok: bool,
-    /// What happened, or why not.
-    pub message: String,
-}
-
-/// The body `POST /v1/units/{target}/signal` accepts when `?sig=` is absent:
-/// `{"signal": "HUP"}` (a name with or without `SIG`, or a number as a string).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalRequest {
-    /// The signal.
-    pub signal: String,
+/// `GET /v1/units/{unit}/logs`, with the last `n` lines and/or `follow`.
+pub fn unit_logs(unit: &str, n: Option<usize>, follow: bool) -> String {
+    let mut path = format!("/v1/units/{}/logs", percent_encode(unit));
+    let mut sep = '?';
+    if let Some(n) = n {
+        path.push_str(&format!("{sep}n={n}"));
+        sep = '&';
+    }
+    if follow {
+        path.push(sep);
+        path.push_str("follow=1");
+    }
+    path
 }
 
 /// Parses a signal given as `HUP`, `SIGHUP`, `hup`, `IOT` or `1`: the config's own
@@ -122,5 +112,18 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode(&percent_encode("a b/c")), "a b/c");
+    }
+
+    #[test]
+    fn unit_paths_are_encoded() {
+        assert_eq!(unit_action("role:web", "restart"), "/v1/units/role:web/restart");
+        assert_eq!(unit_action("a b", "stop"), "/v1/units/a%20b/stop");
+        assert_eq!(unit_logs("web", None, false), "/v1/units/web/logs");
+        assert_eq!(unit_logs("web", Some(5), false), "/v1/units/web/logs?n=5");
+        assert_eq!(unit_logs("web", None, true), "/v1/units/web/logs?follow=1");
+        assert_eq!(
+            unit_logs("web", Some(5), true),
+            "/v1/units/web/logs?n=5&follow=1"
+        );
     }
 }
