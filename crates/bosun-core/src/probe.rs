@@ -274,13 +274,13 @@ async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<()
         stdin_piped: false,
         own_process_group: true,
     };
-    let (child, exit) = ctx
-        .reaper
-        .spawn(&mut spec.command())
-        .map_err(|source| ProbeError::ExecSpawn {
-            program: argv[0].clone(),
-            source,
-        })?;
+    let (child, exit) =
+        ctx.reaper
+            .spawn(&mut spec.command())
+            .map_err(|source| ProbeError::ExecSpawn {
+                program: argv[0].clone(),
+                source,
+            })?;
     let pid = child.id() as i32;
     let program = argv[0].clone();
     match timeout(limit, exit).await {

@@ -203,7 +203,10 @@ impl Handle {
             .filter(|u| {
                 u.is_active()
                     && (action == Action::Stop || u.config.kind == bosun_config::UnitKind::Service)
-                    && role.map_or(true, |r| u.config.roles.iter().any(|x| x == r))
+                    && match role {
+                        Some(r) => u.config.roles.iter().any(|x| x == r),
+                        None => true,
+                    }
             })
             .map(|u| u.config.name.clone())
             .collect();

@@ -85,8 +85,7 @@ impl Supervisor {
     pub(super) async fn reload(&mut self) -> Result<String, ReloadError> {
         // Not `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let config =
-            bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
+        let config = bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
         let old = self.handle.units();
         let plan =
             Plan::new(&config, &old.plan.roles_expr).map_err(|reason| ReloadError::Plan {

@@ -74,7 +74,11 @@ impl PeerFacts for System {
     fn process_groups(&self, pid: i32) -> Option<Vec<u32>> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
-        Some(line.split_whitespace().filter_map(|g| g.parse().ok()).collect())
+        Some(
+            line.split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect(),
+        )
     }
 }
 
@@ -86,12 +90,7 @@ impl Peer {
             gid: c.gid(),
             pid: c.pid(),
         });
-        Peer::classify(
-            cred,
-            nix::unistd::geteuid().as_raw(),
-            group,
-            &System,
-        )
+        Peer::classify(cred, nix::unistd::geteuid().as_raw(), group, &System)
     }
 
     /// The socket rule: root, bosun's own user (`own_uid`) and members of
@@ -128,9 +127,7 @@ pub enum Denied {
         uid: u32,
     },
     /// TCP without a bearer token on a guarded path (401).
-    #[error(
-        "this path needs Authorization: Bearer <token> (http_token_file / BOSUN_HTTP_TOKEN)"
-    )]
+    #[error("this path needs Authorization: Bearer <token> (http_token_file / BOSUN_HTTP_TOKEN)")]
     NoToken,
     /// TCP with a token that is not bosun's (401).
     #[error("wrong token")]
@@ -419,28 +416,148 @@ mod tests {
         use Want::*;
         // (who, peer, Authorization header, on the open paths, on the guarded ones)
         let rows: Vec<(&str, Peer, Option<&str>, Want, Want)> = vec![
-            ("socket: root", socket(cred(0, 0, Some(7)), None), None, Allow, Allow),
-            ("socket: bosun's user", socket(cred(OWN, OWN, None), None), None, Allow, Allow),
-            ("socket: root, with a group set", socket(cred(0, 0, None), Some(&g)), None, Allow, Allow),
-            ("socket: member by primary gid", socket(cred(3000, GID, None), Some(&g)), None, Allow, Allow),
-            ("socket: member by the group's list", socket(cred(2001, 5, None), Some(&g)), None, Allow, Allow),
-            ("socket: member by its process's groups", socket(cred(3001, 5, Some(42)), Some(&g)), None, Allow, Allow),
-            ("socket: a stranger", socket(cred(2002, 5, Some(43)), Some(&g)), None, Forbidden(2002), Forbidden(2002)),
-            ("socket: a would-be member, no group set", socket(cred(3000, GID, Some(42)), None), None, Forbidden(3000), Forbidden(3000)),
-            ("socket: nobody", socket(cred(65534, 65534, None), None), None, Forbidden(65534), Forbidden(65534)),
-            ("socket: no credentials", socket(None, Some(&g)), None, Forbidden(u32::MAX), Forbidden(u32::MAX)),
+            (
+                "socket: root",
+                socket(cred(0, 0, Some(7)), None),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: bosun's user",
+                socket(cred(OWN, OWN, None), None),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: root, with a group set",
+                socket(cred(0, 0, None), Some(&g)),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: member by primary gid",
+                socket(cred(3000, GID, None), Some(&g)),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: member by the group's list",
+                socket(cred(2001, 5, None), Some(&g)),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: member by its process's groups",
+                socket(cred(3001, 5, Some(42)), Some(&g)),
+                None,
+                Allow,
+                Allow,
+            ),
+            (
+                "socket: a stranger",
+                socket(cred(2002, 5, Some(43)), Some(&g)),
+                None,
+                Forbidden(2002),
+                Forbidden(2002),
+            ),
+            (
+                "socket: a would-be member, no group set",
+                socket(cred(3000, GID, Some(42)), None),
+                None,
+                Forbidden(3000),
+                Forbidden(3000),
+            ),
+            (
+                "socket: nobody",
+                socket(cred(65534, 65534, None), None),
+                None,
+                Forbidden(65534),
+                Forbidden(65534),
+            ),
+            (
+                "socket: no credentials",
+                socket(None, Some(&g)),
+                None,
+                Forbidden(u32::MAX),
+                Forbidden(u32::MAX),
+            ),
             // A token means nothing on the socket.
-            ("socket: a stranger with the token", socket(cred(2002, 5, None), Some(&g)), Some("Bearer s3cret-token"), Forbidden(2002), Forbidden(2002)),
+            (
+                "socket: a stranger with the token",
+                socket(cred(2002, 5, None), Some(&g)),
+                Some("Bearer s3cret-token"),
+                Forbidden(2002),
+                Forbidden(2002),
+            ),
             ("tcp: no header", tcp(), None, Allow, NoToken),
-            ("tcp: the token", tcp(), Some("Bearer s3cret-token"), Allow, Allow),
-            ("tcp: the token, scheme in lower case", tcp(), Some("bearer s3cret-token"), Allow, Allow),
-            ("tcp: the token with blanks", tcp(), Some("Bearer   s3cret-token  "), Allow, Allow),
-            ("tcp: a wrong token", tcp(), Some("Bearer wrong"), Allow, WrongToken),
-            ("tcp: a prefix of the token", tcp(), Some("Bearer s3cret-toke"), Allow, WrongToken),
-            ("tcp: the token and more", tcp(), Some("Bearer s3cret-tokenX"), Allow, WrongToken),
-            ("tcp: an empty token", tcp(), Some("Bearer "), Allow, WrongToken),
-            ("tcp: another scheme", tcp(), Some("Basic s3cret-token"), Allow, NoToken),
-            ("tcp: the bare token", tcp(), Some("s3cret-token"), Allow, NoToken),
+            (
+                "tcp: the token",
+                tcp(),
+                Some("Bearer s3cret-token"),
+                Allow,
+                Allow,
+            ),
+            (
+                "tcp: the token, scheme in lower case",
+                tcp(),
+                Some("bearer s3cret-token"),
+                Allow,
+                Allow,
+            ),
+            (
+                "tcp: the token with blanks",
+                tcp(),
+                Some("Bearer   s3cret-token  "),
+                Allow,
+                Allow,
+            ),
+            (
+                "tcp: a wrong token",
+                tcp(),
+                Some("Bearer wrong"),
+                Allow,
+                WrongToken,
+            ),
+            (
+                "tcp: a prefix of the token",
+                tcp(),
+                Some("Bearer s3cret-toke"),
+                Allow,
+                WrongToken,
+            ),
+            (
+                "tcp: the token and more",
+                tcp(),
+                Some("Bearer s3cret-tokenX"),
+                Allow,
+                WrongToken,
+            ),
+            (
+                "tcp: an empty token",
+                tcp(),
+                Some("Bearer "),
+                Allow,
+                WrongToken,
+            ),
+            (
+                "tcp: another scheme",
+                tcp(),
+                Some("Basic s3cret-token"),
+                Allow,
+                NoToken,
+            ),
+            (
+                "tcp: the bare token",
+                tcp(),
+                Some("s3cret-token"),
+                Allow,
+                NoToken,
+            ),
         ];
         let mut checked = 0;
         for (who, peer, header, on_open, on_guarded) in &rows {

@@ -241,7 +241,9 @@ mod tests {
         }
         assert_eq!(ApiError::from(ReloadError::Stopping).status().as_u16(), 503);
         assert_eq!(
-            ApiError::from(SnapshotError::NotConfigured).status().as_u16(),
+            ApiError::from(SnapshotError::NotConfigured)
+                .status()
+                .as_u16(),
             501
         );
     }

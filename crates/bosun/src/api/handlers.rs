@@ -153,11 +153,7 @@ fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, 
         }
     }
     match query.get("format").map(String::as_str) {
-        None | Some("json") => Ok(json_sized(
-            StatusCode::OK,
-            &st,
-            512 + st.units.len() * 256,
-        )),
+        None | Some("json") => Ok(json_sized(StatusCode::OK, &st, 512 + st.units.len() * 256)),
         Some("table") => {
             let mut r = Response::new(Body::full(text::table(&st, now_ms())));
             let h = r.headers_mut();

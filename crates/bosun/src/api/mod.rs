@@ -51,8 +51,8 @@ use tokio_util::sync::CancellationToken;
 
 use auth::{Peer, Token};
 use body::Body;
-pub use error::ServeError;
 use error::ApiError;
+pub use error::ServeError;
 use snapshots::Snapshots;
 
 /// How long a client may take to send its request headers: a stuck or
@@ -127,17 +127,16 @@ pub async fn serve(
         Some(name) => Some(auth::Group::lookup(name).map_err(ServeError::Group)?),
         None => None,
     };
-    let token = match &settings.http_listen {
-        Some(addr) => Some(
-            Token::load(settings.http_token_file.as_deref()).map_err(|source| {
-                ServeError::Token {
+    let token =
+        match &settings.http_listen {
+            Some(addr) => Some(Token::load(settings.http_token_file.as_deref()).map_err(
+                |source| ServeError::Token {
                     addr: addr.clone(),
                     source,
-                }
-            })?,
-        ),
-        None => None,
-    };
+                },
+            )?),
+            None => None,
+        };
     if std::env::var_os(auth::TOKEN_ENV).is_some() {
         // Units inherit bosun's environment; a unit running as an unprivileged
         // user must not find the admin token in its /proc/self/environ. This

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn unit_paths_are_encoded() {
-        assert_eq!(unit_action("role:web", "restart"), "/v1/units/role:web/restart");
+        assert_eq!(
+            unit_action("role:web", "restart"),
+            "/v1/units/role:web/restart"
+        );
         assert_eq!(unit_action("a b", "stop"), "/v1/units/a%20b/stop");
         assert_eq!(unit_logs("web", None, false), "/v1/units/web/logs");
         assert_eq!(unit_logs("web", Some(5), false), "/v1/units/web/logs?n=5");

@@ -121,7 +121,10 @@ mod tests {
             json,
             r#"{"id":"20240501T120000Z-h","kind":"stop","time_ms":1,"host":"h","size":2,"complete":true,"latest":false}"#
         );
-        assert_eq!(serde_json::from_str::<SnapshotEntry>(&json).expect("parse"), e);
+        assert_eq!(
+            serde_json::from_str::<SnapshotEntry>(&json).expect("parse"),
+            e
+        );
         let daily: SnapshotSeries = serde_json::from_str(r#""daily""#).expect("daily");
         assert_eq!(daily, SnapshotSeries::Daily);
         let regular: SnapshotSeries = serde_json::from_str(r#""regular""#).expect("alias");
