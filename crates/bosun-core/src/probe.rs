@@ -11,10 +11,12 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::reaper::Reaper;
-use crate::spawn::{Identity, Spec, Stdout};
+use crate::spawn::{Identity, Spec};
 
 /// What a probe attempt may need from the unit it checks.
 pub struct ProbeCtx<'a> {
+    /// The unit probed (`exec` probes run as one of its processes: user, cwd, umask).
+    pub unit: &'a bosun_config::Unit,
     /// The reaper, for `exec` probes.
     pub reaper: &'a Reaper,
     /// Identity the unit runs as (`exec` probes run as the unit's user).
@@ -163,16 +165,7 @@ async fn postgres(conninfo: &str, limit: Duration) -> Result<(), String> {
 }
 
 async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), String> {
-    let spec = Spec {
-        argv: argv.to_vec(),
-        env: ctx.env.to_vec(),
-        cwd: None,
-        identity: ctx.identity,
-        umask: None,
-        stdout: Stdout::Null,
-        stdin_piped: false,
-        own_process_group: true,
-    };
+    let spec = Spec::for_unit(ctx.unit, ctx.identity, ctx.env.to_vec(), argv.to_vec());
     let (child, exit) = ctx
         .reaper
         .spawn(&mut spec.command())
