@@ -21,6 +21,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bosun_bin, eventually, Scratch};
@@ -187,21 +189,38 @@ fn raise_fd_limit() {
 }
 
 /// Opens up to `n` TCP connections from `src` to `dst` that never send a
-/// byte. Bounded: a connect that takes more than 2 s is given up.
+/// byte, 64 connects in flight at a time (a flood outpaces bosun's listen
+/// backlog; a connect whose SYN was dropped is retried by the kernel after a
+/// second). Bounded: a connect that takes more than 3 s is given up.
 fn idle_tcp(src: Ipv4Addr, dst: SocketAddr, n: usize) -> Vec<TcpStream> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     rt.block_on(async {
+        let connect = move || async move {
+            let sock = tokio::net::TcpSocket::new_v4().ok()?;
+            sock.bind(SocketAddr::new(src.into(), 0)).ok()?;
+            let s = tokio::time::timeout(Duration::from_secs(3), sock.connect(dst))
+                .await
+                .ok()?
+                .ok()?;
+            let s = s.into_std().ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        };
         let mut open = Vec::with_capacity(n);
-        for _ in 0..n {
-            let sock = tokio::net::TcpSocket::new_v4().expect("a socket");
-            sock.bind(SocketAddr::new(src.into(), 0)).expect("bind");
-            let c = tokio::time::timeout(Duration::from_secs(2), sock.connect(dst)).await;
-            if let Ok(Ok(s)) = c {
-                let s = s.into_std().expect("a std stream");
-                s.set_nonblocking(true).expect("nonblocking");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            if i >= 64 {
+                if let Some(Ok(Some(s))) = tasks.join_next().await {
+                    open.push(s);
+                }
+            }
+            tasks.spawn(connect());
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Some(s)) = r {
                 open.push(s);
             }
         }
@@ -209,12 +228,102 @@ fn idle_tcp(src: Ipv4Addr, dst: SocketAddr, n: usize) -> Vec<TcpStream> {
     })
 }
 
-/// What bosun sent on `s` so far, without waiting (`s` is nonblocking).
-fn sent_so_far(mut s: &TcpStream) -> String {
+/// What became of a flood connection, seen without waiting.
+enum Seen {
+    /// Still open, nothing received.
+    Open,
+    /// Closed (or reset) by bosun without a word.
+    Closed,
+    /// bosun sent this (a refusal) and closed it.
+    Answered(String),
+}
+
+fn seen(mut s: &TcpStream) -> Seen {
     let mut buf = [0u8; 2048];
     match s.read(&mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-        Err(_) => String::new(),
+        Ok(0) => Seen::Closed,
+        Ok(n) => Seen::Answered(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Seen::Open,
+        Err(_) => Seen::Closed,
+    }
+}
+
+/// A sustained flood, the way an attacker keeps one up: from each host, keeps
+/// its number of idle connections open, replacing every one bosun closes or
+/// turns away, until stopped. Bounded: at most [`FLOOD_LIMIT`] and
+/// [`FLOOD_CONNECTS`] connects.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<FloodEnd>,
+}
+
+/// How a flood went.
+struct FloodEnd {
+    /// Its connections still open when it stopped.
+    still_open: Vec<TcpStream>,
+    /// Per host: connections bosun turned away with an answer.
+    turned_away: Vec<usize>,
+    /// Per host: the last such answer.
+    refusal: Vec<String>,
+}
+
+const FLOOD_LIMIT: Duration = Duration::from_secs(60);
+const FLOOD_CONNECTS: usize = 60_000;
+
+impl Flood {
+    fn start(dst: SocketAddr, hosts: Vec<(Ipv4Addr, usize)>) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let (stop2, rounds2) = (stop.clone(), rounds.clone());
+        let thread = std::thread::spawn(move || {
+            let mut open: Vec<Vec<TcpStream>> = hosts.iter().map(|_| Vec::new()).collect();
+            let mut turned_away = vec![0; hosts.len()];
+            let mut refusal = vec![String::new(); hosts.len()];
+            let (t0, mut connects) = (Instant::now(), 0);
+            while !stop2.load(Ordering::Relaxed)
+                && t0.elapsed() < FLOOD_LIMIT
+                && connects < FLOOD_CONNECTS
+            {
+                for (i, &(host, want)) in hosts.iter().enumerate() {
+                    open[i].retain(|s| match seen(s) {
+                        Seen::Open => true,
+                        Seen::Closed => false,
+                        Seen::Answered(text) => {
+                            turned_away[i] += 1;
+                            refusal[i] = text;
+                            false
+                        }
+                    });
+                    let more = want.saturating_sub(open[i].len());
+                    connects += more;
+                    open[i].extend(idle_tcp(host, dst, more));
+                }
+                rounds2.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            FloodEnd {
+                still_open: open.into_iter().flatten().collect(),
+                turned_away,
+                refusal,
+            }
+        });
+        Flood {
+            stop,
+            rounds,
+            thread,
+        }
+    }
+
+    /// Waits until every host has had its connections opened once.
+    fn wait_up(&self) {
+        let up = eventually(FLOOD_LIMIT, || self.rounds.load(Ordering::Relaxed) >= 1);
+        assert!(up, "the flood never got going");
+    }
+
+    fn stop(self) -> FloodEnd {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the flood thread")
     }
 }
 
@@ -307,48 +416,26 @@ fn a_tcp_flood_leaves_the_control_socket_and_other_clients_answered() {
     });
 
     // One client floods: 1200 idle connections from 127.0.0.1, more than all
-    // of bosun's API connection slots; three more hosts hold 100 each.
+    // of bosun's API connection slots; three more hosts keep 100 each.
+    let mut hosts = vec![(loopback(1), 1200)];
+    hosts.extend((2..=4).map(|h| (loopback(h), 100)));
     let t = Instant::now();
-    let mut flood = idle_tcp(loopback(1), dst, 1200);
-    let from_one = flood.len();
-    for host in 2..=4 {
-        flood.extend(idle_tcp(loopback(host), dst, 100));
-    }
-    eprintln!("{} idle TCP connections open in {:?}", flood.len(), t.elapsed());
-    assert!(from_one >= 1100, "the flood could not connect: {from_one}");
-    std::thread::sleep(Duration::from_millis(300));
-
+    let one = Flood::start(dst, hosts);
+    one.wait_up();
+    eprintln!("one-client flood up in {:?}", t.elapsed());
     let during_one = health_checks_stay_fast(&b, 20, "during a one-client TCP flood");
-    // One client cannot keep another off TCP...
+    // One client cannot keep another off TCP.
     assert_eq!(
         tcp_health_from(loopback(20), dst),
         200,
         "another TCP client was kept out\n{}",
         b.output()
     );
-    // ...and the flooding client is told why most of its connections end.
-    let turned_away: Vec<String> = flood[..from_one]
-        .iter()
-        .map(sent_so_far)
-        .filter(|s| !s.is_empty())
-        .collect();
-    assert!(
-        turned_away.len() >= from_one / 2,
-        "only {} of {from_one} flood connections were turned away",
-        turned_away.len()
-    );
-    let first = &turned_away[0];
-    assert!(
-        first.starts_with("HTTP/1.1 503") && first.contains("too many connections from 127.0.0.1"),
-        "{first}"
-    );
 
-    // Many clients: eight more hosts with 100 each fill TCP's whole share;
-    // the control socket keeps its own.
-    for host in 5..=12 {
-        flood.extend(idle_tcp(loopback(host), dst, 100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // Many clients: nine more hosts with 100 each fill TCP's whole share; the
+    // control socket keeps its own.
+    let many = Flood::start(dst, (5..=13).map(|h| (loopback(h), 100)).collect());
+    many.wait_up();
     let during_many = health_checks_stay_fast(&b, 20, "during a many-client TCP flood");
     let fds = b.fds();
     assert!(
@@ -359,17 +446,31 @@ fn a_tcp_flood_leaves_the_control_socket_and_other_clients_answered() {
     assert!(log.contains("TCP connections open"), "{log}");
     assert!(log.contains("too many connections from 127.0.0.1"), "{log}");
 
-    // Idle connections do not hold their slots forever: bosun closes every one.
+    let many = many.stop();
+    let one = one.stop();
+    // The flooding client was told why most of its connections ended.
+    assert!(
+        one.turned_away[0] >= 1000,
+        "only {} of 127.0.0.1's connections were turned away",
+        one.turned_away[0]
+    );
+    let refusal = &one.refusal[0];
+    assert!(
+        refusal.starts_with("HTTP/1.1 503")
+            && refusal.contains("too many connections from 127.0.0.1"),
+        "{refusal}"
+    );
+
+    // Idle connections do not hold their slots forever: bosun closes every
+    // one it still held.
     let deadline = Instant::now() + IDLE_CLOSE;
-    let open = flood
-        .iter()
-        .filter(|s| !closed_by_bosun(s, deadline))
-        .count();
-    assert_eq!(open, 0, "bosun kept {open} idle connections open");
+    let left: Vec<TcpStream> = one.still_open.into_iter().chain(many.still_open).collect();
+    let open = left.iter().filter(|s| !closed_by_bosun(s, deadline)).count();
+    assert_eq!(open, 0, "bosun kept {open} of {} idle connections open", left.len());
+    drop(left);
     let kept_alive = keep_alive.join().expect("the keep-alive thread");
     let kept_alive = kept_alive.unwrap_or_else(|e| panic!("kept-alive connection: {e}"));
     eprintln!("an idle kept-alive connection was closed after {kept_alive:?}");
-    drop(flood);
 
     eprintln!(
         "health medians: quiet {:?}, one-client flood {:?}, many-client flood {:?}",
