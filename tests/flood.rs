@@ -32,6 +32,8 @@ const TOKEN: &str = "flood-test-token-5e0c91";
 /// How long bosun may take to close an idle connection by itself: its header
 /// timeout (seconds) plus a generous margin for a loaded machine.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
+/// How long bosun lets a TCP client leave its answers unread.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 const UNITS: &str = r#"
 [service.web]
@@ -350,6 +352,67 @@ fn closed_by_bosun(s: &TcpStream, deadline: Instant) -> bool {
     }
 }
 
+/// Whether the TCP connection from `local` is still established, by the
+/// kernel's table (`/proc/net/tcp`, this network namespace, bosun's too).
+fn established(local: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = local else {
+        return false;
+    };
+    let me = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.get(1)?, *f.get(3)?))
+        })
+        .any(|(addr, state)| addr == me && state == "01")
+}
+
+/// A client that pipelines `GET /metrics` (no token needed) and never reads
+/// an answer, until bosun stops taking its requests. bosun must drop it
+/// [`WRITE_STALL`] after its own writes stopped; returns how long after the
+/// client's last write that was. Bounded in bytes and time.
+fn never_reads(dst: SocketAddr) -> Result<Duration, String> {
+    let s = idle_tcp(loopback(41), dst, 1)
+        .pop()
+        .ok_or("no connection")?;
+    let local = s.local_addr().map_err(|e| e.to_string())?;
+    let reqs = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(256);
+    let (t0, mut last_write, mut sent) = (Instant::now(), Instant::now(), 0usize);
+    while last_write.elapsed() < Duration::from_secs(2) {
+        if sent > 64 << 20 || t0.elapsed() > Duration::from_secs(40) {
+            return Err(format!("bosun took {sent} bytes of requests and kept reading"));
+        }
+        match (&s).write(&reqs) {
+            Ok(n) => {
+                sent += n;
+                last_write = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("bosun dropped it while it still read: {e}")),
+        }
+    }
+    let deadline = last_write + WRITE_STALL + Duration::from_secs(30);
+    while established(local) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "still open {:?} after it stopped reading ({sent} bytes sent)",
+                last_write.elapsed()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s);
+    Ok(last_write.elapsed())
+}
+
 /// `GET /health` on TCP from `src`: the status code, 0 if no answer in 5 s.
 fn tcp_health_from(src: Ipv4Addr, dst: SocketAddr) -> u16 {
     let mut s = match idle_tcp(src, dst, 1).pop() {
@@ -415,6 +478,9 @@ fn a_tcp_flood_leaves_the_control_socket_and_other_clients_answered() {
         }
     });
 
+    // A client that never reads its answers must not keep its slot either.
+    let stalled = std::thread::spawn(move || never_reads(dst));
+
     // One client floods: 1200 idle connections from 127.0.0.1, more than all
     // of bosun's API connection slots; three more hosts keep 100 each.
     let mut hosts = vec![(loopback(1), 1200)];
@@ -471,6 +537,9 @@ fn a_tcp_flood_leaves_the_control_socket_and_other_clients_answered() {
     let kept_alive = keep_alive.join().expect("the keep-alive thread");
     let kept_alive = kept_alive.unwrap_or_else(|e| panic!("kept-alive connection: {e}"));
     eprintln!("an idle kept-alive connection was closed after {kept_alive:?}");
+    let stalled = stalled.join().expect("the never-reading thread");
+    let stalled = stalled.unwrap_or_else(|e| panic!("a client that never reads: {e}"));
+    eprintln!("a client that never read was dropped {stalled:?} after its last write");
 
     eprintln!(
         "health medians: quiet {:?}, one-client flood {:?}, many-client flood {:?}",

@@ -28,6 +28,7 @@ mod budget;
 mod handlers;
 mod metrics;
 pub mod proto;
+mod stall;
 pub mod text;
 
 use std::convert::Infallible;
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use auth::{Peer, Token};
 use body::Body;
 use budget::{turn_away, Budgets, Limits, Slot};
+use stall::StallGuard;
 
 /// How long a client may take to send a request's headers, counted from when
 /// bosun starts waiting for them: on a new connection, and again whenever a
@@ -59,6 +61,12 @@ use budget::{turn_away, Budgets, Limits, Slot};
 /// then). So a silent, idle or slowloris client holds its connection slot (and
 /// an fd) this long at most; `bosun ctl` sends its whole request at once.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a TCP client may leave bosun's answer unread (a write making no
+/// progress at all) before bosun drops the connection: the other half of
+/// "no client holds a slot forever" (see [`stall`]). Not on the socket, where
+/// a paused `ctl logs -f | less` is root's own business.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`Api::shutdown`] waits for open connections (log followers
 /// included) to finish after they were told to.
@@ -249,6 +257,7 @@ async fn accept_unix(
 ) {
     static ALL_FULL: AtomicU64 = AtomicU64::new(0);
     static GUESTS_FULL: AtomicU64 = AtomicU64::new(0);
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
     let limits = ctx.budgets.limits;
     loop {
         let full = format!("{} connections open", limits.all);
@@ -264,7 +273,10 @@ async fn accept_unix(
         };
         let peer = Peer::unix(&stream, (*group).as_ref());
         if let Peer::Refused { uid } = peer {
-            tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
+            // Once a minute: a refused peer's flood must not flood the log.
+            if once_a_minute(&REFUSED) {
+                tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
+            }
         }
         let slot = match peer {
             Peer::Local => Budgets::owner(all),
@@ -331,7 +343,7 @@ async fn accept_tcp(
         };
         let _ = stream.set_nodelay(true);
         spawn_conn(
-            TokioIo::new(stream),
+            TokioIo::new(StallGuard::new(stream, WRITE_STALL_TIMEOUT)),
             Peer::Tcp(token.clone()),
             ctx.clone(),
             conns.clone(),
