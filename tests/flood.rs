@@ -386,7 +386,9 @@ fn never_reads(dst: SocketAddr) -> Result<Duration, String> {
     let (t0, mut last_write, mut sent) = (Instant::now(), Instant::now(), 0usize);
     while last_write.elapsed() < Duration::from_secs(2) {
         if sent > 64 << 20 || t0.elapsed() > Duration::from_secs(40) {
-            return Err(format!("bosun took {sent} bytes of requests and kept reading"));
+            return Err(format!(
+                "bosun took {sent} bytes of requests and kept reading"
+            ));
         }
         match (&s).write(&reqs) {
             Ok(n) => {
@@ -531,8 +533,16 @@ fn a_tcp_flood_leaves_the_control_socket_and_other_clients_answered() {
     // one it still held.
     let deadline = Instant::now() + IDLE_CLOSE;
     let left: Vec<TcpStream> = one.still_open.into_iter().chain(many.still_open).collect();
-    let open = left.iter().filter(|s| !closed_by_bosun(s, deadline)).count();
-    assert_eq!(open, 0, "bosun kept {open} of {} idle connections open", left.len());
+    let open = left
+        .iter()
+        .filter(|s| !closed_by_bosun(s, deadline))
+        .count();
+    assert_eq!(
+        open,
+        0,
+        "bosun kept {open} of {} idle connections open",
+        left.len()
+    );
     drop(left);
     let kept_alive = keep_alive.join().expect("the keep-alive thread");
     let kept_alive = kept_alive.unwrap_or_else(|e| panic!("kept-alive connection: {e}"));
@@ -642,7 +652,10 @@ fn a_control_group_slowloris_on_the_socket_does_not_starve_root() {
         "the slowloris was never told why: {out}\n{}",
         b.output()
     );
-    eprintln!("health median during the slowloris: {:?}", during[during.len() / 2]);
+    eprintln!(
+        "health median during the slowloris: {:?}",
+        during[during.len() / 2]
+    );
     assert_eq!(b.health().0, 0);
     assert_eq!(b.shutdown(), 0);
 }

@@ -256,11 +256,9 @@ async fn accept_unix(
     conns: mpsc::Sender<()>,
 ) {
     static ALL_FULL: AtomicU64 = AtomicU64::new(0);
-    static GUESTS_FULL: AtomicU64 = AtomicU64::new(0);
     static REFUSED: AtomicU64 = AtomicU64::new(0);
-    let limits = ctx.budgets.limits;
+    let full = format!("{} connections open", ctx.budgets.limits.all);
     loop {
-        let full = format!("{} connections open", limits.all);
         let Some(all) = permit(&ctx, &ctx.budgets.all, &full, &ALL_FULL).await else {
             return;
         };
@@ -278,25 +276,31 @@ async fn accept_unix(
                 tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
             }
         }
-        let slot = match peer {
-            Peer::Local => Budgets::owner(all),
-            _ => match ctx.budgets.guest(all) {
-                Some(slot) => slot,
-                None => {
-                    let why = format!(
-                        "the control socket's share for users other than root and bosun's own user is full ({} connections); try again shortly",
-                        limits.guests
-                    );
-                    if once_a_minute(&GUESTS_FULL) {
-                        tracing::warn!("control API: {why}; turning new ones away (root keeps its own share)");
-                    }
-                    turn_away(|b| stream.try_read(b), |b| stream.try_write(b), &why);
-                    continue;
-                }
-            },
-        };
-        spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone(), slot);
+        match unix_slot(&ctx.budgets, &peer, all) {
+            Ok(slot) => spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone(), slot),
+            Err(why) => turn_away(|b| stream.try_read(b), |b| stream.try_write(b), &why),
+        }
     }
+}
+
+/// The slot of a socket connection: root and bosun's own user only need the
+/// overall permit `all`; everyone else also a place in the guests' share, or
+/// is turned away (the `Err` says why).
+fn unix_slot(budgets: &Budgets, peer: &Peer, all: OwnedSemaphorePermit) -> Result<Slot, String> {
+    static GUESTS_FULL: AtomicU64 = AtomicU64::new(0);
+    if let Peer::Local = peer {
+        return Ok(Budgets::owner(all));
+    }
+    budgets.guest(all).ok_or_else(|| {
+        let why = format!(
+            "the control socket's share for users other than root and bosun's own user is full ({} connections); try again shortly",
+            budgets.limits.guests
+        );
+        if once_a_minute(&GUESTS_FULL) {
+            tracing::warn!("control API: {why}; turning new ones away (root keeps its own share)");
+        }
+        why
+    })
 }
 
 async fn accept_tcp(
@@ -309,17 +313,17 @@ async fn accept_tcp(
     static TCP_FULL: AtomicU64 = AtomicU64::new(0);
     static CLIENT_FULL: AtomicU64 = AtomicU64::new(0);
     let limits = ctx.budgets.limits;
+    let tcp_full = format!(
+        "{} TCP connections open (the control socket keeps its own share)",
+        limits.tcp
+    );
+    let all_full = format!("{} connections open", limits.all);
     loop {
         // TCP's share first: a full one leaves the socket's share alone.
-        let full = format!(
-            "{} TCP connections open (the control socket keeps its own share)",
-            limits.tcp
-        );
-        let Some(tcp) = permit(&ctx, &ctx.budgets.tcp, &full, &TCP_FULL).await else {
+        let Some(tcp) = permit(&ctx, &ctx.budgets.tcp, &tcp_full, &TCP_FULL).await else {
             return;
         };
-        let full = format!("{} connections open", limits.all);
-        let Some(all) = permit(&ctx, &ctx.budgets.all, &full, &ALL_FULL).await else {
+        let Some(all) = permit(&ctx, &ctx.budgets.all, &all_full, &ALL_FULL).await else {
             return;
         };
         let (stream, addr) = tokio::select! {
@@ -384,13 +388,8 @@ fn once_a_minute(last: &AtomicU64) -> bool {
 }
 
 /// Serves one connection until the client closes it or bosun stops.
-fn spawn_conn<I>(
-    io: TokioIo<I>,
-    peer: Peer,
-    ctx: Arc<Ctx>,
-    conns: mpsc::Sender<()>,
-    slot: Slot,
-) where
+fn spawn_conn<I>(io: TokioIo<I>, peer: Peer, ctx: Arc<Ctx>, conns: mpsc::Sender<()>, slot: Slot)
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
