@@ -13,9 +13,11 @@
 //!   members, refused peers) shares [`Limits::guests`], half the socket's
 //!   quarter: a group member's slowloris cannot starve root.
 //!
-//! A full transport budget stops that transport's accept loop (clients wait in
-//! its listen backlog; the other transport is not affected); a client over its
-//! share is accepted and turned away at once with a 503 ([`turn_away`]).
+//! A full TCP share stops only TCP's accept loop (its clients wait in its
+//! listen backlog); the socket may also use what TCP leaves of the overall
+//! budget, and only a full overall budget pauses its accept loop. A client over
+//! its own share is accepted and turned away at once with a 503
+//! ([`turn_away`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
