@@ -15,8 +15,11 @@ pub const TOKEN_ENV: &str = "BOSUN_HTTP_TOKEN";
 
 /// Who is on the other end of a connection.
 pub enum Peer {
-    /// The unix socket, from an allowed user.
+    /// The unix socket, from root or bosun's own user.
     Local,
+    /// The unix socket, from a member of `control_group`: the same rights as
+    /// [`Peer::Local`], but a smaller connection budget (see `budget`).
+    Member,
     /// The unix socket, from a user who is not allowed: every request gets 403.
     Refused {
         /// The peer's uid, for the message and the log.
@@ -40,7 +43,7 @@ impl Peer {
         }
         if let Some(g) = group {
             if g.has_member(uid, cred.gid(), cred.pid()) {
-                return Peer::Local;
+                return Peer::Member;
             }
         }
         Peer::Refused { uid }
