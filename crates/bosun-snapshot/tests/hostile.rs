@@ -29,6 +29,8 @@ struct Raw<'a> {
     ty: tar::EntryType,
     data: &'a [u8],
     link: &'a [u8],
+    /// The mode in the header; `None`: 0755 for directories, 0644 else.
+    mode: Option<u32>,
 }
 
 fn dir(name: &str) -> Raw<'_> {
@@ -37,6 +39,7 @@ fn dir(name: &str) -> Raw<'_> {
         ty: tar::EntryType::Directory,
         data: b"",
         link: b"",
+        mode: None,
     }
 }
 
@@ -46,6 +49,7 @@ fn file<'a>(name: &'a str, data: &'a [u8]) -> Raw<'a> {
         ty: tar::EntryType::Regular,
         data,
         link: b"",
+        mode: None,
     }
 }
 
@@ -55,6 +59,7 @@ fn link<'a>(name: &'a str, ty: tar::EntryType, target: &'a str) -> Raw<'a> {
         ty,
         data: b"",
         link: target.as_bytes(),
+        mode: None,
     }
 }
 
@@ -67,7 +72,7 @@ fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
         h.as_old_mut().name[..e.name.len()].copy_from_slice(e.name);
         h.as_old_mut().linkname[..e.link.len()].copy_from_slice(e.link);
         h.set_entry_type(e.ty);
-        h.set_mode(if e.ty.is_dir() { 0o755 } else { 0o644 });
+        h.set_mode(e.mode.unwrap_or(if e.ty.is_dir() { 0o755 } else { 0o644 }));
         h.set_mtime(1_700_000_000);
         h.set_uid(0);
         h.set_gid(0);
@@ -315,6 +320,34 @@ async fn a_file_where_a_directory_is_and_trailing_data_are_refused() {
     b.append(&h, &b""[..]).expect("append");
     let err = s.refused(b.into_inner().expect("finish")).await;
     assert!(err.contains("PAX"), "{err}");
+}
+
+/// Whoever can write the store must not be able to hand out privileges: set-uid and
+/// set-gid bits on restored files are dropped (a set-gid directory keeps its bit:
+/// that only makes new files inherit the group).
+#[tokio::test]
+async fn a_restore_never_creates_set_id_files() {
+    let s = Scene::new();
+    let mut suid = file("data/run-me", b"#!/bin/sh\nid\n");
+    suid.mode = Some(0o6755);
+    let mut shared = dir("data/shared/");
+    shared.mode = Some(0o2775);
+    let archive = raw_tar(&[dir("data"), suid, shared]);
+    let id = forge(&s.store, vec![("files", ItemKind::Tar, archive)], |_| {}).await;
+    let r = SnapshotReader::open(s.store.clone(), id)
+        .await
+        .expect("open");
+    r.restore_path("files", &s.dest()).await.expect("restore");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(s.dest().join(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("run-me"), 0o755, "set-uid/set-gid kept");
+    assert_eq!(mode("shared"), 0o2775);
 }
 
 #[tokio::test]
