@@ -94,10 +94,15 @@ async fn forge(
     // Distinct times: no waiting for a free name.
     static NEXT: AtomicU64 = AtomicU64::new(1_767_225_600);
     let at = UNIX_EPOCH + Duration::from_secs(NEXT.fetch_add(1, Ordering::Relaxed));
-    let mut w =
-        SnapshotWriter::begin_at(store.clone(), "mallory", &roles(), SnapshotKind::Latest, at)
-            .await
-            .expect("begin");
+    let mut w = SnapshotWriter::begin_at(
+        store.clone(),
+        "mallory",
+        &roles(),
+        SnapshotKind::Regular,
+        at,
+    )
+    .await
+    .expect("begin");
     for (name, _, data) in &items {
         w.put_stream(name, &data[..]).await.expect("put");
     }
@@ -449,7 +454,7 @@ fn snapshot_ids_have_one_spelling() {
 
 /// A backup made as root of a path whose symlinks a unit made.
 async fn backup(store: &Arc<dyn Store>, path: &Path) -> bosun_snapshot::Result<()> {
-    let mut w = SnapshotWriter::begin(store.clone(), "host", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let r = w.put_path("files", path).await.map(|_| ());
@@ -548,7 +553,7 @@ async fn symlinks_inside_a_backed_up_tree_are_kept_as_links() {
     let s = Scene::new();
     symlink(s.outside(), s.dest().join("escape")).expect("symlink");
     std::fs::set_permissions(s.outside(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let mut w = SnapshotWriter::begin(s.store.clone(), "host", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(s.store.clone(), "host", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_path("files", &s.dest()).await.expect("put");

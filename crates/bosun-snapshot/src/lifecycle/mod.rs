@@ -420,7 +420,7 @@ impl Lifecycle {
             .get_or_insert_with(Instant::now);
         let mut slot = self.stop_writer.lock().await;
         if slot.is_none() {
-            *slot = Some(self.begin(SnapshotKind::Latest).await?);
+            *slot = Some(self.begin(SnapshotKind::Regular).await?);
         }
         let writer = slot.as_mut().expect("just set");
         match self.dump(unit, writer).await {
@@ -478,7 +478,7 @@ impl Lifecycle {
         let _one = self.busy.lock().await;
         let writer = match writer {
             Some(w) => w,
-            None => self.begin(SnapshotKind::Latest).await?,
+            None => self.begin(SnapshotKind::Regular).await?,
         };
         let dumped = self.stop_bytes.load(Ordering::Relaxed);
         let began = self.stop_began.lock().expect("poisoned").unwrap_or(started);
@@ -635,7 +635,7 @@ impl Lifecycle {
                     .into(),
             )
         })?;
-        if kind == SnapshotKind::Latest {
+        if kind == SnapshotKind::Regular {
             let mut st = self.disk();
             st.snapshot = Some(id.clone());
             st.write(&self.s.state_dir)?;

@@ -369,7 +369,7 @@ async fn backup(ctx: &Ctx) -> Response<Body> {
     };
     tracing::info!("snapshot requested through the control API");
     match keeper
-        .backup_now(bosun_snapshot::SnapshotKind::Latest)
+        .backup_now(bosun_snapshot::SnapshotKind::Regular)
         .await
     {
         Ok(id) => json(
