@@ -678,7 +678,7 @@ fn forge(
     let id = rt.block_on(async {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(FileStore::new(dir));
         let roles = ["all".to_string()];
-        let mut w = SnapshotWriter::begin(store, "mallory", &roles, SnapshotKind::Latest)
+        let mut w = SnapshotWriter::begin(store, "mallory", &roles, SnapshotKind::Regular)
             .await
             .unwrap();
         for (name, _, data) in items {

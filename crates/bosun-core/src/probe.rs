@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::reaper::{Exit, Reaper};
-use crate::spawn::{Identity, Spec, Stdout};
+use crate::spawn::{Identity, Spec};
 
 /// Why one probe or gate attempt failed, in words for `ctl status` and the log.
 /// URLs in it are shown with their credentials redacted.
@@ -109,6 +109,8 @@ pub enum ProbeError {
 
 /// What a probe attempt may need from the unit it checks.
 pub struct ProbeCtx<'a> {
+    /// The unit probed (`exec` probes run as one of its processes: user, cwd, umask).
+    pub unit: &'a bosun_config::Unit,
     /// The reaper, for `exec` probes.
     pub reaper: &'a Reaper,
     /// Identity the unit runs as (`exec` probes run as the unit's user).
@@ -264,16 +266,7 @@ async fn postgres(conninfo: &str, limit: Duration) -> Result<(), ProbeError> {
 }
 
 async fn exec(argv: &[String], ctx: &ProbeCtx<'_>, limit: Duration) -> Result<(), ProbeError> {
-    let spec = Spec {
-        argv: argv.to_vec(),
-        env: ctx.env.to_vec(),
-        cwd: None,
-        identity: ctx.identity,
-        umask: None,
-        stdout: Stdout::Null,
-        stdin_piped: false,
-        own_process_group: true,
-    };
+    let spec = Spec::for_unit(ctx.unit, ctx.identity, ctx.env.to_vec(), argv.to_vec());
     let (child, exit) =
         ctx.reaper
             .spawn(&mut spec.command())

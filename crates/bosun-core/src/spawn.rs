@@ -69,6 +69,8 @@ pub enum Stdout {
     Inherit,
     /// /dev/null.
     Null,
+    /// stdout piped to bosun as data (a dump's output), stderr to bosun's stderr.
+    Data,
 }
 
 /// The resolved identity a unit runs as.
@@ -188,7 +190,42 @@ pub struct Spec<'a> {
     pub own_process_group: bool,
 }
 
-impl Spec<'_> {
+impl<'a> Spec<'a> {
+    /// A process of `unit`, whatever it is for (the unit itself, an exec probe, a
+    /// dump, a load): one rule for all of them. It runs as the unit's user and
+    /// groups, with its environment, in its `cwd`, with its `umask`, in a process
+    /// group of its own, stdin from /dev/null and output to /dev/null until told
+    /// otherwise.
+    pub fn for_unit(
+        unit: &'a Unit,
+        identity: Option<&'a Identity>,
+        env: Vec<(String, String)>,
+        argv: Vec<String>,
+    ) -> Spec<'a> {
+        Spec {
+            argv,
+            env,
+            cwd: unit.cwd.as_deref(),
+            identity,
+            umask: unit.umask,
+            stdout: Stdout::Null,
+            stdin_piped: false,
+            own_process_group: true,
+        }
+    }
+
+    /// Where stdout and stderr go.
+    pub fn output(mut self, stdout: Stdout) -> Spec<'a> {
+        self.stdout = stdout;
+        self
+    }
+
+    /// A pipe on stdin (a load's input).
+    pub fn stdin_piped(mut self) -> Spec<'a> {
+        self.stdin_piped = true;
+        self
+    }
+
     /// True when the command needs a `pre_exec` hook (a user, group or umask):
     /// std must then fork instead of `posix_spawn`, and the spawn must go
     /// through [`crate::reaper::Reaper::spawn`].
@@ -230,6 +267,7 @@ impl Spec<'_> {
             Stdout::Piped => (Stdio::piped(), Stdio::piped()),
             Stdout::Inherit => (Stdio::inherit(), Stdio::inherit()),
             Stdout::Null => (Stdio::null(), Stdio::null()),
+            Stdout::Data => (Stdio::piped(), Stdio::inherit()),
         };
         cmd.stdout(out).stderr(err);
 

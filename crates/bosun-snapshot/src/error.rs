@@ -79,6 +79,12 @@ pub enum Error {
     /// A snapshot's manifest or layout is missing or malformed, or an argument was invalid.
     #[error("{0}")]
     Invalid(String),
+    /// bosun refuses a step that could lose data (the message says why and what to do).
+    #[error("{0}")]
+    Refused(String),
+    /// A unit's `dump` or `load` command failed.
+    #[error("{0}")]
+    Command(String),
 }
 
 impl Error {

@@ -19,8 +19,10 @@ pub const MANIFEST_NAME: &str = "MANIFEST.json";
 #[serde(rename_all = "lowercase")]
 pub enum SnapshotKind {
     /// The regular series under `snapshots/` (taken at stop, on `ctl backup`); committing
-    /// one moves `LATEST` to it.
-    Latest,
+    /// one moves `LATEST` to it. Spelled `"latest"` in manifests (the stored format) and
+    /// `"stop"` in `/v1/snapshots` (the API contract); `"regular"` is read too.
+    #[serde(rename = "latest", alias = "regular")]
+    Regular,
     /// Daily snapshots under `daily/`, kept `keep_daily` days by the date in their name;
     /// committing one does not move `LATEST` (use [`crate::set_latest`] to restore one).
     Daily,
@@ -30,7 +32,7 @@ impl SnapshotKind {
     /// The top-level directory of this series: `snapshots` or `daily`.
     pub fn dir(self) -> &'static str {
         match self {
-            SnapshotKind::Latest => "snapshots",
+            SnapshotKind::Regular => "snapshots",
             SnapshotKind::Daily => "daily",
         }
     }
@@ -39,7 +41,7 @@ impl SnapshotKind {
 impl fmt::Display for SnapshotKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SnapshotKind::Latest => "latest",
+            SnapshotKind::Regular => "latest",
             SnapshotKind::Daily => "daily",
         })
     }
@@ -148,7 +150,7 @@ impl SnapshotId {
 impl fmt::Display for SnapshotId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            SnapshotKind::Latest => f.write_str(&self.name()),
+            SnapshotKind::Regular => f.write_str(&self.name()),
             SnapshotKind::Daily => write!(f, "daily/{}", self.name()),
         }
     }
@@ -162,9 +164,9 @@ impl FromStr for SnapshotId {
         if let Some(name) = s.strip_prefix("daily/") {
             SnapshotId::parse_name(SnapshotKind::Daily, name)
         } else if let Some(name) = s.strip_prefix("snapshots/") {
-            SnapshotId::parse_name(SnapshotKind::Latest, name)
+            SnapshotId::parse_name(SnapshotKind::Regular, name)
         } else {
-            SnapshotId::parse_name(SnapshotKind::Latest, s)
+            SnapshotId::parse_name(SnapshotKind::Regular, s)
         }
     }
 }
@@ -223,7 +225,7 @@ mod tests {
     #[test]
     fn ids_round_trip() {
         let t = time::from_unix_secs(1_767_225_600);
-        let id = SnapshotId::new(SnapshotKind::Latest, t, "web-1.example");
+        let id = SnapshotId::new(SnapshotKind::Regular, t, "web-1.example");
         assert_eq!(id.to_string(), "20260101T000000Z-web-1.example");
         assert_eq!(id.dir(), "snapshots/20260101T000000Z-web-1.example");
         assert_eq!(id.to_string().parse::<SnapshotId>().expect("parse"), id);

@@ -30,6 +30,7 @@
 
 mod error;
 mod id;
+pub mod lifecycle;
 mod manifest;
 mod reader;
 mod retention;
@@ -43,6 +44,7 @@ mod writer;
 
 pub use error::{Error, IntegrityError, Result};
 pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
+pub use lifecycle::{DataCommands, Lifecycle};
 pub use manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
 pub use retention::{

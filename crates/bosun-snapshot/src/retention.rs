@@ -33,7 +33,7 @@ pub struct SnapshotInfo {
 pub async fn list_snapshots(store: &dyn Store) -> Result<Vec<SnapshotInfo>> {
     let current = latest(store).await.ok().flatten();
     let mut out = Vec::new();
-    for kind in [SnapshotKind::Latest, SnapshotKind::Daily] {
+    for kind in [SnapshotKind::Regular, SnapshotKind::Daily] {
         let prefix = format!("{}/", kind.dir());
         let mut found: BTreeMap<String, (u64, bool)> = BTreeMap::new();
         for obj in store.list(&prefix).await? {
@@ -131,7 +131,7 @@ pub async fn prune_snapshots(store: &dyn Store, keep: usize) -> Result<Vec<Snaps
     let all: Vec<SnapshotInfo> = list_snapshots(store)
         .await?
         .into_iter()
-        .filter(|s| s.kind == SnapshotKind::Latest)
+        .filter(|s| s.kind == SnapshotKind::Regular)
         .collect();
     let complete: Vec<&SnapshotInfo> = all.iter().filter(|s| s.complete).collect();
     let Some(newest) = complete.last().map(|s| s.id.clone()) else {
@@ -165,7 +165,7 @@ pub async fn gc_incomplete(store: &dyn Store, min_age: Duration) -> Result<Vec<S
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let all = list_snapshots(store).await?;
     let mut deleted = Vec::new();
-    for kind in [SnapshotKind::Latest, SnapshotKind::Daily] {
+    for kind in [SnapshotKind::Regular, SnapshotKind::Daily] {
         let newest = all
             .iter()
             .filter(|s| s.kind == kind && s.complete)

@@ -65,7 +65,14 @@ impl Meta {
         Ok(Meta {
             uid: id(h.uid().map_err(bad)?)?,
             gid: id(h.gid().map_err(bad)?)?,
-            mode: h.mode().map_err(bad)? & 0o7777,
+            // Set-uid and set-gid files are never restored as such: whoever can
+            // write the store must not be able to plant a privileged binary.
+            mode: h.mode().map_err(bad)?
+                & if h.entry_type().is_dir() {
+                    0o7777
+                } else {
+                    0o1777
+                },
             mtime: i64::try_from(h.mtime().map_err(bad)?).unwrap_or(i64::MAX),
         })
     }

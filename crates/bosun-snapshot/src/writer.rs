@@ -267,7 +267,7 @@ impl SnapshotWriter {
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Invalid(format!("serialising the manifest: {e}")))?;
         self.store.put_small(&self.id.manifest_key(), &json).await?;
-        if self.id.kind() == SnapshotKind::Latest {
+        if self.id.kind() == SnapshotKind::Regular {
             self.store
                 .put_small(LATEST_KEY, format!("{}\n", self.id).as_bytes())
                 .await?;

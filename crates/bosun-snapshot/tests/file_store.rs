@@ -100,7 +100,7 @@ async fn file_full_disk() {
     let store: Arc<dyn Store> = Arc::new(FileStore::new(&mnt));
     let a = commit_small(&store, "host-f", b"the good snapshot").await;
 
-    let mut w = SnapshotWriter::begin(store.clone(), "host-f", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-f", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let err = w
@@ -164,7 +164,7 @@ async fn file_restore_onto_mount_point() {
     let store: Arc<dyn Store> = Arc::new(FileStore::new(&store_dir));
     let src = dir.path().join("src");
     make_tree(&src);
-    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_path("files", &src).await.expect("put");
@@ -199,7 +199,7 @@ async fn file_symlinked_data_dir() {
     let store_dir = dir.path().join("store");
     std::fs::create_dir(&store_dir).expect("mkdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(&store_dir));
-    let mut w = SnapshotWriter::begin(store.clone(), "host-l", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-l", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_path("files", &link).await.expect("put");

@@ -29,6 +29,8 @@ struct Raw<'a> {
     ty: tar::EntryType,
     data: &'a [u8],
     link: &'a [u8],
+    /// The mode in the header; `None`: 0755 for directories, 0644 else.
+    mode: Option<u32>,
 }
 
 fn dir(name: &str) -> Raw<'_> {
@@ -37,6 +39,7 @@ fn dir(name: &str) -> Raw<'_> {
         ty: tar::EntryType::Directory,
         data: b"",
         link: b"",
+        mode: None,
     }
 }
 
@@ -46,6 +49,7 @@ fn file<'a>(name: &'a str, data: &'a [u8]) -> Raw<'a> {
         ty: tar::EntryType::Regular,
         data,
         link: b"",
+        mode: None,
     }
 }
 
@@ -55,6 +59,7 @@ fn link<'a>(name: &'a str, ty: tar::EntryType, target: &'a str) -> Raw<'a> {
         ty,
         data: b"",
         link: target.as_bytes(),
+        mode: None,
     }
 }
 
@@ -67,7 +72,7 @@ fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
         h.as_old_mut().name[..e.name.len()].copy_from_slice(e.name);
         h.as_old_mut().linkname[..e.link.len()].copy_from_slice(e.link);
         h.set_entry_type(e.ty);
-        h.set_mode(if e.ty.is_dir() { 0o755 } else { 0o644 });
+        h.set_mode(e.mode.unwrap_or(if e.ty.is_dir() { 0o755 } else { 0o644 }));
         h.set_mtime(1_700_000_000);
         h.set_uid(0);
         h.set_gid(0);
@@ -89,10 +94,15 @@ async fn forge(
     // Distinct times: no waiting for a free name.
     static NEXT: AtomicU64 = AtomicU64::new(1_767_225_600);
     let at = UNIX_EPOCH + Duration::from_secs(NEXT.fetch_add(1, Ordering::Relaxed));
-    let mut w =
-        SnapshotWriter::begin_at(store.clone(), "mallory", &roles(), SnapshotKind::Latest, at)
-            .await
-            .expect("begin");
+    let mut w = SnapshotWriter::begin_at(
+        store.clone(),
+        "mallory",
+        &roles(),
+        SnapshotKind::Regular,
+        at,
+    )
+    .await
+    .expect("begin");
     for (name, _, data) in &items {
         w.put_stream(name, &data[..]).await.expect("put");
     }
@@ -317,6 +327,34 @@ async fn a_file_where_a_directory_is_and_trailing_data_are_refused() {
     assert!(err.contains("PAX"), "{err}");
 }
 
+/// Whoever can write the store must not be able to hand out privileges: set-uid and
+/// set-gid bits on restored files are dropped (a set-gid directory keeps its bit:
+/// that only makes new files inherit the group).
+#[tokio::test]
+async fn a_restore_never_creates_set_id_files() {
+    let s = Scene::new();
+    let mut suid = file("data/run-me", b"#!/bin/sh\nid\n");
+    suid.mode = Some(0o6755);
+    let mut shared = dir("data/shared/");
+    shared.mode = Some(0o2775);
+    let archive = raw_tar(&[dir("data"), suid, shared]);
+    let id = forge(&s.store, vec![("files", ItemKind::Tar, archive)], |_| {}).await;
+    let r = SnapshotReader::open(s.store.clone(), id)
+        .await
+        .expect("open");
+    r.restore_path("files", &s.dest()).await.expect("restore");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(s.dest().join(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("run-me"), 0o755, "set-uid/set-gid kept");
+    assert_eq!(mode("shared"), 0o2775);
+}
+
 #[tokio::test]
 async fn a_well_formed_forged_archive_still_restores() {
     // The checks refuse what the writer cannot produce, not hand-made archives as such.
@@ -416,7 +454,7 @@ fn snapshot_ids_have_one_spelling() {
 
 /// A backup made as root of a path whose symlinks a unit made.
 async fn backup(store: &Arc<dyn Store>, path: &Path) -> bosun_snapshot::Result<()> {
-    let mut w = SnapshotWriter::begin(store.clone(), "host", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let r = w.put_path("files", path).await.map(|_| ());
@@ -515,7 +553,7 @@ async fn symlinks_inside_a_backed_up_tree_are_kept_as_links() {
     let s = Scene::new();
     symlink(s.outside(), s.dest().join("escape")).expect("symlink");
     std::fs::set_permissions(s.outside(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let mut w = SnapshotWriter::begin(s.store.clone(), "host", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(s.store.clone(), "host", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_path("files", &s.dest()).await.expect("put");

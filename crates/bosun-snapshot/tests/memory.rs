@@ -19,7 +19,7 @@ fn status_kib(field: &str) -> u64 {
 
 async fn stream_through(store: Arc<dyn Store>, len: u64, budget_mib: u64, what: &str) {
     // Warm up allocator, runtime and client with a small snapshot.
-    let mut w = SnapshotWriter::begin(store.clone(), "host-m", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-m", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("warm", RandReader::new(1, 1024 * 1024))
@@ -28,7 +28,7 @@ async fn stream_through(store: Arc<dyn Store>, len: u64, budget_mib: u64, what: 
     w.commit().await.expect("commit");
 
     let base = status_kib("VmRSS:");
-    let mut w = SnapshotWriter::begin(store.clone(), "host-m", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-m", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("big", RandReader::new(77, len))

@@ -61,7 +61,7 @@ async fn s3_closed_port_is_unreachable() {
         .await
         .expect_err("unreachable");
     assert!(err.is_unreachable(), "{err}");
-    let err = SnapshotWriter::begin(store.clone(), "h", &roles(), SnapshotKind::Latest)
+    let err = SnapshotWriter::begin(store.clone(), "h", &roles(), SnapshotKind::Regular)
         .await
         .expect_err("unreachable");
     assert!(err.is_unreachable(), "{err}");

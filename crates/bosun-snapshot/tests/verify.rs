@@ -10,7 +10,7 @@ use bosun_snapshot::{FileStore, SnapshotKind, SnapshotReader, SnapshotWriter, St
 use common::*;
 
 async fn one_item(store: &Arc<dyn Store>, len: u64) -> SnapshotReader {
-    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("db", RandReader::new(5, len))

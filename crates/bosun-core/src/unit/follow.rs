@@ -65,7 +65,9 @@ impl Runner {
         probing: Probing,
     ) -> Outcome {
         let reaper = self.env.reaper.clone();
+        let unit = self.unit.clone();
         let ctx = ProbeCtx {
+            unit: &unit,
             reaper: &reaper,
             identity: probing.identity.as_ref(),
             env: &probing.env,

@@ -89,20 +89,18 @@ impl Runner {
     /// decides what follows.
     async fn spawn_process(&mut self, probing: &Probing) -> Result<Proc, Outcome> {
         let unit = self.unit.clone();
-        let spec = Spec {
-            argv: unit.run.argv(),
-            env: probing.env.clone(),
-            cwd: unit.cwd.as_deref(),
-            identity: probing.identity.as_ref(),
-            umask: unit.umask,
-            stdout: if unit.output == Output::Inherit {
-                Stdout::Inherit
-            } else {
-                Stdout::Piped
-            },
-            stdin_piped: false,
-            own_process_group: true,
+        let output = if unit.output == Output::Inherit {
+            Stdout::Inherit
+        } else {
+            Stdout::Piped
         };
+        let spec = Spec::for_unit(
+            &unit,
+            probing.identity.as_ref(),
+            probing.env.clone(),
+            unit.run.argv(),
+        )
+        .output(output);
         self.restarts.started(Instant::now());
         let mut cmd = spec.command();
         let spawned = if spec.needs_fork() {

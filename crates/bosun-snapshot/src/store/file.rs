@@ -62,7 +62,33 @@ impl FileStore {
 
     fn path_of(&self, key: &str) -> Result<PathBuf> {
         check_key(key)?;
-        Ok(self.root.join(key))
+        let path = self.root.join(key);
+        self.refuse_links(key)?;
+        Ok(path)
+    }
+
+    /// bosun's writer never puts a symlink in a store: one below the root (a
+    /// `snapshots/` pointing at `/etc`, an object pointing at a root-only file)
+    /// was planted by whoever can write the volume, and following it would let
+    /// them make bosun read, or retention delete, files outside the store.
+    fn refuse_links(&self, key: &str) -> Result<()> {
+        let mut at = self.root.clone();
+        for part in key.split('/') {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::Refused(format!(
+                        "{} is a symlink inside the store {}: bosun never follows links in a store \
+                         (its own writer makes none); remove it, and check who else can write the backup volume",
+                        at.display(),
+                        self.describe()
+                    )))
+                }
+                Ok(_) => {}
+                Err(_) => break, // not there (yet): nothing below it to follow
+            }
+        }
+        Ok(())
     }
 
     async fn check_root(&self) -> Result<()> {
@@ -335,6 +361,41 @@ mod tests {
             .await
             .expect_err("must fail");
         assert!(err.is_unreachable(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn links_planted_in_the_store_are_never_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("MANIFEST.json"), b"secret").expect("write");
+        let root = dir.path().join("store");
+        std::fs::create_dir_all(root.join("snapshots")).expect("mkdir");
+        std::os::unix::fs::symlink(outside.path(), root.join("snapshots/20260101T000000Z-x"))
+            .expect("link");
+        std::os::unix::fs::symlink(outside.path().join("MANIFEST.json"), root.join("LATEST"))
+            .expect("link");
+        let store = FileStore::new(&root);
+        let key = "snapshots/20260101T000000Z-x/MANIFEST.json";
+        for err in [
+            store.get_small(key).await.expect_err("read through a link"),
+            store.delete(key).await.expect_err("delete through a link"),
+            store
+                .get_small("LATEST")
+                .await
+                .expect_err("a linked object"),
+        ] {
+            assert!(
+                err.to_string().contains("symlink inside the store"),
+                "{err}"
+            );
+        }
+        assert!(
+            outside.path().join("MANIFEST.json").exists(),
+            "deleted outside the store"
+        );
+        // Listing does not descend into the link either.
+        let all = store.list("snapshots/").await.expect("list");
+        assert!(all.is_empty(), "{all:?}");
     }
 
     #[tokio::test]

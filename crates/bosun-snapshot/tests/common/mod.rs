@@ -225,7 +225,7 @@ pub async fn garage_store(
 pub async fn roundtrip_stream(store: Arc<dyn Store>, len: u64) {
     let before = latest(store.as_ref()).await.expect("latest");
     assert_eq!(before, None, "a fresh store has no LATEST");
-    let mut w = SnapshotWriter::begin(store.clone(), "host-a", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-a", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let item = w
@@ -370,7 +370,7 @@ pub async fn roundtrip_tree(store: Arc<dyn Store>) {
     let config = tmp.path().join("config.yml");
     std::fs::write(&config, b"debug: true\n").expect("write");
 
-    let mut w = SnapshotWriter::begin(store.clone(), "host-t", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-t", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let item = w.put_path("files", &src).await.expect("put_path");
@@ -445,7 +445,7 @@ pub async fn commit_small(
     host: &str,
     content: &'static [u8],
 ) -> SnapshotId {
-    let mut w = SnapshotWriter::begin(store.clone(), host, &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), host, &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("data", content).await.expect("put");
@@ -474,7 +474,7 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     let a = commit_small(&store, "host-u", b"version A").await;
 
     // 1. The dump fails mid-item; then the writer is dropped.
-    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let err = w
@@ -490,7 +490,7 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
     );
 
     // 2. One complete item, then abort.
-    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("data", &b"version B"[..]).await.expect("put");
@@ -507,7 +507,7 @@ pub async fn uncommitted_keeps_latest(store: Arc<dyn Store>, big: u64) {
         .is_not_found());
 
     // 3. The upload is cancelled mid-stream (the future is dropped).
-    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-u", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     let cancelled = tokio::time::timeout(
@@ -564,7 +564,7 @@ pub async fn corruption_detected(store: Arc<dyn Store>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     make_tree(&src);
-    let mut w = SnapshotWriter::begin(store.clone(), "host-c", &roles(), SnapshotKind::Latest)
+    let mut w = SnapshotWriter::begin(store.clone(), "host-c", &roles(), SnapshotKind::Regular)
         .await
         .expect("begin");
     w.put_stream("db", RandReader::new(3, 2 * MIB))

@@ -28,7 +28,7 @@ pub enum Peer {
     /// The unix socket, from root or bosun's own user.
     Local,
     /// The unix socket, from a member of `control_group`: the same rights as
-    /// [`Peer::Local`].
+    /// [`Peer::Local`], but a smaller connection budget (see `budget`).
     Member,
     /// The unix socket, from a user who is not allowed: every request gets 403.
     Refused {

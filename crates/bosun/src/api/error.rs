@@ -125,6 +125,23 @@ pub fn act_status(e: &ActError) -> StatusCode {
     }
 }
 
+/// Why a connection is turned away at once (a 503 with these words): its
+/// share of the connection budget is full.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    /// Socket peers other than root and bosun's own user hold their whole share.
+    #[error("the control socket's share for users other than root and bosun's own user is full ({0} connections); try again shortly")]
+    GuestsFull(usize),
+    /// One TCP client holds its whole share.
+    #[error("too many connections from {ip} (at most {limit} per client); try again shortly")]
+    ClientFull {
+        /// The client's address.
+        ip: std::net::IpAddr,
+        /// Its share.
+        limit: usize,
+    },
+}
+
 /// Why the API cannot start (bosun then refuses to start: exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

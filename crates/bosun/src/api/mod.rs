@@ -21,13 +21,18 @@
 //! their handlers are in [`handlers`], one handler per path; errors and their
 //! HTTP statuses in [`error`]; the wire types shared with `bosun ctl` in
 //! [`crate::protocol`].
+//! How many connections each transport and client may hold is in [`budget`]:
+//! the socket keeps a share no TCP flood can take, so a health check on it
+//! always gets in.
 
 mod auth;
 mod body;
+mod budget;
 mod error;
 mod handlers;
 mod metrics;
 pub mod snapshots;
+mod stall;
 pub mod text;
 
 use std::convert::Infallible;
@@ -51,13 +56,24 @@ use tokio_util::sync::CancellationToken;
 
 use auth::{Peer, Token};
 use body::Body;
-use error::ApiError;
+use budget::{turn_away, Budgets, Limits, Slot};
 pub use error::ServeError;
+use error::{ApiError, Busy};
 use snapshots::Snapshots;
+use stall::StallGuard;
 
-/// How long a client may take to send its request headers: a stuck or
-/// malicious client must not hold a connection (and an fd) forever.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers, counted from when
+/// bosun starts waiting for them: on a new connection, and again whenever a
+/// kept-alive connection goes idle after a response (hyper restarts the timer
+/// then). So a silent, idle or slowloris client holds its connection slot (and
+/// an fd) this long at most; `bosun ctl` sends its whole request at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a TCP client may leave bosun's answer unread (a write making no
+/// progress at all) before bosun drops the connection: the other half of
+/// "no client holds a slot forever" (see [`stall`]). Not on the socket, where
+/// a paused `ctl logs -f | less` is root's own business.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`Api::shutdown`] waits for open connections (log followers
 /// included) to finish after they were told to.
@@ -71,8 +87,8 @@ pub(crate) struct Ctx {
     pub stopping: CancellationToken,
     /// The data keeper, when the config has a `[snapshot]` table.
     pub keeper: Option<Arc<dyn Snapshots>>,
-    /// One permit per open connection (see [`max_connections`]).
-    pub slots: Arc<Semaphore>,
+    /// Who may hold how many connections (see [`budget`]).
+    pub budgets: Budgets,
 }
 
 /// The running API servers; [`Api::shutdown`] stops them.
@@ -148,7 +164,7 @@ pub async fn serve(
         handle,
         stopping: CancellationToken::new(),
         keeper,
-        slots: Arc::new(Semaphore::new(max_connections())),
+        budgets: Budgets::new(Limits::current()),
     });
     let (conns_tx, conns_rx) = mpsc::channel(1);
     let mut accept_loops = Vec::new();
@@ -252,8 +268,11 @@ async fn accept_unix(
     ctx: Arc<Ctx>,
     conns: mpsc::Sender<()>,
 ) {
+    static ALL_FULL: AtomicU64 = AtomicU64::new(0);
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    let full = format!("{} connections open", ctx.budgets.limits.all);
     loop {
-        let Some(slot) = free_slot(&ctx).await else {
+        let Some(all) = permit(&ctx, &ctx.budgets.all, &full, &ALL_FULL).await else {
             return;
         };
         let stream = tokio::select! {
@@ -265,10 +284,37 @@ async fn accept_unix(
         };
         let peer = Peer::unix(&stream, (*group).as_ref());
         if let Peer::Refused { uid } = peer {
-            tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
+            // Once a minute: a refused peer's flood must not flood the log.
+            if once_a_minute(&REFUSED) {
+                tracing::warn!(uid, "control socket: refused a connection from uid {uid} (not root, bosun's user, or control_group)");
+            }
         }
-        spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone(), slot);
+        match unix_slot(&ctx.budgets, &peer, all) {
+            Ok(slot) => spawn_conn(TokioIo::new(stream), peer, ctx.clone(), conns.clone(), slot),
+            Err(why) => turn_away(
+                |b| stream.try_read(b),
+                |b| stream.try_write(b),
+                &why.to_string(),
+            ),
+        }
     }
+}
+
+/// The slot of a socket connection: root and bosun's own user only need the
+/// overall permit `all`; everyone else also a place in the guests' share, or
+/// is turned away (the `Err` says why).
+fn unix_slot(budgets: &Budgets, peer: &Peer, all: OwnedSemaphorePermit) -> Result<Slot, Busy> {
+    static GUESTS_FULL: AtomicU64 = AtomicU64::new(0);
+    if let Peer::Local = peer {
+        return Ok(Budgets::owner(all));
+    }
+    budgets.guest(all).ok_or_else(|| {
+        let why = Busy::GuestsFull(budgets.limits.guests);
+        if once_a_minute(&GUESTS_FULL) {
+            tracing::warn!("control API: {why}; turning new ones away (root keeps its own share)");
+        }
+        why
+    })
 }
 
 async fn accept_tcp(
@@ -277,20 +323,48 @@ async fn accept_tcp(
     ctx: Arc<Ctx>,
     conns: mpsc::Sender<()>,
 ) {
+    static ALL_FULL: AtomicU64 = AtomicU64::new(0);
+    static TCP_FULL: AtomicU64 = AtomicU64::new(0);
+    static CLIENT_FULL: AtomicU64 = AtomicU64::new(0);
+    let limits = ctx.budgets.limits;
+    let tcp_full = format!(
+        "{} TCP connections open (the control socket keeps its own share)",
+        limits.tcp
+    );
+    let all_full = format!("{} connections open", limits.all);
     loop {
-        let Some(slot) = free_slot(&ctx).await else {
+        // TCP's share first: a full one leaves the socket's share alone.
+        let Some(tcp) = permit(&ctx, &ctx.budgets.tcp, &tcp_full, &TCP_FULL).await else {
             return;
         };
-        let stream = tokio::select! {
+        let Some(all) = permit(&ctx, &ctx.budgets.all, &all_full, &ALL_FULL).await else {
+            return;
+        };
+        let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => { accept_error("TCP", e).await; continue; }
             },
             _ = ctx.stopping.cancelled() => return,
         };
+        let Some(slot) = ctx.budgets.tcp_client(all, tcp, addr.ip()) else {
+            let why = Busy::ClientFull {
+                ip: addr.ip(),
+                limit: limits.per_client,
+            };
+            if once_a_minute(&CLIENT_FULL) {
+                tracing::warn!("control API: turning a TCP connection away: {why}");
+            }
+            turn_away(
+                |b| stream.try_read(b),
+                |b| stream.try_write(b),
+                &why.to_string(),
+            );
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         spawn_conn(
-            TokioIo::new(stream),
+            TokioIo::new(StallGuard::new(stream, WRITE_STALL_TIMEOUT)),
             Peer::Tcp(token.clone()),
             ctx.clone(),
             conns.clone(),
@@ -299,46 +373,40 @@ async fn accept_tcp(
     }
 }
 
-/// How many API connections may be open at once: a quarter of bosun's fd
-/// limit, at most 1024. PID 1 out of fds cannot spawn or pipe a unit, so past
-/// this bosun stops accepting (clients wait in the listen backlog) until a
-/// connection ends; idle ones end after [`HEADER_READ_TIMEOUT`].
-fn max_connections() -> usize {
-    let soft = bosun_core::pid1::fd_soft_limit()
-        .and_then(|s| usize::try_from(s).ok())
-        .unwrap_or(1024);
-    (soft / 4).clamp(16, 1024)
-}
-
-/// Waits for a connection slot; `None` when bosun stops serving. Says so (at
-/// most once a minute) when every slot is taken.
-async fn free_slot(ctx: &Ctx) -> Option<OwnedSemaphorePermit> {
-    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-    if ctx.slots.available_permits() == 0 {
-        let now = bosun_core::status::now_ms();
-        let last = LAST_WARNING.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 60_000 {
-            LAST_WARNING.store(now, Ordering::Relaxed);
-            tracing::warn!(
-                "control API: {} connections open; new ones wait until some end",
-                max_connections()
-            );
-        }
+/// Waits for a permit of a connection budget; `None` when bosun stops
+/// serving. When the budget is full, says `full` (at most once a minute per
+/// budget): past it bosun stops accepting on that transport, and clients wait
+/// in the listen backlog until a connection ends (idle ones end after
+/// [`HEADER_READ_TIMEOUT`]).
+async fn permit(
+    ctx: &Ctx,
+    budget: &Arc<Semaphore>,
+    full: &str,
+    last_warning: &AtomicU64,
+) -> Option<OwnedSemaphorePermit> {
+    if budget.available_permits() == 0 && once_a_minute(last_warning) {
+        tracing::warn!("control API: {full}; new ones wait until some end");
     }
     tokio::select! {
-        p = ctx.slots.clone().acquire_owned() => p.ok(),
+        p = budget.clone().acquire_owned() => p.ok(),
         _ = ctx.stopping.cancelled() => None,
     }
 }
 
+/// Whether a warning last given at `last` (ms since the epoch) may be given
+/// again; if so, `last` becomes now. A flood must not flood the log too.
+fn once_a_minute(last: &AtomicU64) -> bool {
+    let now = bosun_core::status::now_ms();
+    if now.saturating_sub(last.load(Ordering::Relaxed)) < 60_000 {
+        return false;
+    }
+    last.store(now, Ordering::Relaxed);
+    true
+}
+
 /// Serves one connection until the client closes it or bosun stops.
-fn spawn_conn<I>(
-    io: TokioIo<I>,
-    peer: Peer,
-    ctx: Arc<Ctx>,
-    conns: mpsc::Sender<()>,
-    slot: OwnedSemaphorePermit,
-) where
+fn spawn_conn<I>(io: TokioIo<I>, peer: Peer, ctx: Arc<Ctx>, conns: mpsc::Sender<()>, slot: Slot)
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {

@@ -45,7 +45,7 @@ impl Snapshots for Keeper {
 
     fn backup_now(&self) -> SnapFuture<'_, String> {
         Box::pin(async move {
-            Keeper::backup_now(self, bosun_snapshot::SnapshotKind::Latest)
+            Keeper::backup_now(self, bosun_snapshot::SnapshotKind::Regular)
                 .await
                 .map_err(SnapshotError::Backup)
         })

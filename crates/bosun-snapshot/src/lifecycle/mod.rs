@@ -1,0 +1,740 @@
+//! A container's snapshots over its life: restore at boot, each unit's `load`
+//! after it is ready, each unit's `dump` before it stops, paths and the commit
+//! after everything stopped, and online snapshots (`ctl backup`, daily).
+//!
+//! The rules that keep data safe live here:
+//! - a store that cannot be reached fails the boot; it is never "no snapshot";
+//! - restore runs only when this disk does not already hold that snapshot
+//!   ([`DiskState`] in `state_dir` records the snapshot restored or written last);
+//! - a `load` is fed only bytes that were verified first;
+//! - a unit whose restore failed is never backed up over the good snapshot;
+//! - a snapshot that would drop items of another container is never committed;
+//! - a snapshot becomes `LATEST` only once every item is in and the manifest is
+//!   written: a stop killed half-way leaves the previous `LATEST` untouched;
+//! - after an unclean stop (the state file or the store's running marker says
+//!   so) bosun says so.
+//!
+//! Processes are not this crate's business: the caller runs `dump` and `load`
+//! through [`DataCommands`].
+
+mod disk;
+mod policy;
+
+pub use disk::{DiskState, STATE_FILE};
+pub use policy::{foreign_items, running_marker_key, RestorePlan};
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::{
+    Error, ItemReader, Manifest, Result, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter,
+    Store,
+};
+
+/// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
+pub const STORE_ATTEMPTS: u32 = 6;
+
+/// What [`DataCommands`] returns.
+pub type CmdFuture<'a, T> =
+    Pin<Box<dyn Future<Output = std::result::Result<T, String>> + Send + 'a>>;
+
+/// The caller's side: running a unit's `dump` and `load`, and telling the
+/// operator how it went.
+pub trait DataCommands: Send + Sync {
+    /// Runs `unit`'s dump with its stdout streamed into `writer` as item `unit`;
+    /// the raw bytes it produced.
+    fn dump<'a>(&'a self, unit: &'a str, writer: &'a mut SnapshotWriter) -> CmdFuture<'a, u64>;
+    /// Runs `unit`'s load fed from `item` (already verified once); the bytes fed.
+    fn load<'a>(&'a self, unit: &'a str, item: ItemReader) -> CmdFuture<'a, u64>;
+    /// Whether `unit` is ready now (an online snapshot needs every data unit ready).
+    fn is_ready(&self, unit: &str) -> bool;
+    /// What the boot is doing (for `ctl status` while no unit runs yet).
+    fn boot_step(&self, step: String);
+    /// The outcome of one unit's dump.
+    fn unit_backup(&self, unit: &str, report: Report);
+    /// The outcome of a whole snapshot.
+    fn snapshot(&self, report: Report);
+}
+
+/// How a dump or a snapshot went, for status and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Bytes of data (before compression).
+    pub bytes: u64,
+    /// How long it took.
+    pub took: Duration,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The snapshot id when it succeeded, else what went wrong.
+    pub detail: String,
+}
+
+/// What a container keeps, and where.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The store's URL without credentials, for messages.
+    pub store_url: String,
+    /// This container's name in snapshot ids (its hostname).
+    pub host: String,
+    /// The active roles (snapshot manifests record them; the running marker is per role set).
+    pub roles: Vec<String>,
+    /// `[snapshot.paths]`: item name and path, in config order.
+    pub paths: Vec<(String, PathBuf)>,
+    /// Active units with a backup table, in plan order, with their `timeout`.
+    pub data_units: Vec<(String, Duration)>,
+    /// `state_dir`.
+    pub state_dir: PathBuf,
+    /// Daily snapshots kept (`keep_daily`).
+    pub keep_daily: u32,
+}
+
+/// One container's snapshot lifecycle.
+pub struct Lifecycle {
+    store: Arc<dyn Store>,
+    s: Settings,
+    cmds: Arc<dyn DataCommands>,
+    /// The snapshot this boot restores from, while loads are pending.
+    restore: tokio::sync::Mutex<Option<SnapshotReader>>,
+    /// Units whose data still has to be loaded before the restore is complete.
+    pending_loads: Mutex<HashSet<String>>,
+    restored_id: Mutex<Option<String>>,
+    /// Units whose load failed: never dumped over the good snapshot.
+    failed_loads: Mutex<HashSet<String>>,
+    /// The snapshot the stop is writing (begun at the first dump).
+    stop_writer: tokio::sync::Mutex<Option<SnapshotWriter>>,
+    stop_failed: Mutex<Vec<String>>,
+    stop_began: Mutex<Option<Instant>>,
+    stop_bytes: AtomicU64,
+    /// One snapshot at a time (the stop's commit, `ctl backup`, daily).
+    busy: tokio::sync::Mutex<()>,
+    /// One dump of a unit at a time: a daily snapshot and the stop never dump
+    /// the same unit at once.
+    dump_locks: HashMap<String, tokio::sync::Mutex<()>>,
+}
+
+impl Lifecycle {
+    /// A lifecycle over `store`; `cmds` runs the units' dump and load commands.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        cmds: Arc<dyn DataCommands>,
+    ) -> Lifecycle {
+        let dump_locks = settings
+            .data_units
+            .iter()
+            .map(|(n, _)| (n.clone(), tokio::sync::Mutex::new(())))
+            .collect();
+        Lifecycle {
+            store,
+            s: settings,
+            cmds,
+            restore: tokio::sync::Mutex::new(None),
+            pending_loads: Mutex::new(HashSet::new()),
+            restored_id: Mutex::new(None),
+            failed_loads: Mutex::new(HashSet::new()),
+            stop_writer: tokio::sync::Mutex::new(None),
+            stop_failed: Mutex::new(Vec::new()),
+            stop_began: Mutex::new(None),
+            stop_bytes: AtomicU64::new(0),
+            busy: tokio::sync::Mutex::new(()),
+            dump_locks,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    fn timeout_of(&self, unit: &str) -> Duration {
+        self.s
+            .data_units
+            .iter()
+            .find(|(n, _)| n == unit)
+            .map_or(Duration::from_secs(300), |(_, t)| *t)
+    }
+
+    fn disk(&self) -> DiskState {
+        DiskState::read(&self.s.state_dir)
+    }
+
+    /// `LATEST`, asked again with backoff while the store does not answer.
+    /// Never `None` for "unreachable"; a missing local store fails at once.
+    async fn latest_with_retries(&self) -> Result<Option<SnapshotId>> {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=STORE_ATTEMPTS {
+            self.cmds.boot_step(if attempt == 1 {
+                format!("reading LATEST from {}", self.s.store_url)
+            } else {
+                format!(
+                    "the snapshot store {} does not answer; attempt {attempt} of {STORE_ATTEMPTS}",
+                    self.s.store_url
+                )
+            });
+            match crate::latest(self.store.as_ref()).await {
+                Err(e) if e.is_retryable() && attempt < STORE_ATTEMPTS => {
+                    tracing::warn!("snapshot store {} unreachable (attempt {attempt}/{STORE_ATTEMPTS}): {e}; retrying in {delay:?}", self.s.store_url);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => {
+                    return Err(Error::Refused(format!(
+                        "cannot read LATEST from {}: {e}. bosun will not start empty and later overwrite a good snapshot: fix the store (or its credentials) and start again",
+                        self.s.store_url
+                    )))
+                }
+                Ok(id) => return Ok(id),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// The boot: says so after an unclean stop, marks this role set as running,
+    /// restores `[snapshot.paths]` and remembers which units' data to load.
+    pub async fn boot(&self) -> Result<()> {
+        let disk = self.disk();
+        if disk.snapshot.is_some() && !disk.clean {
+            tracing::warn!(
+                "found an unclean stop: the last run on this disk did not finish its stop (killed, or out of budget); its data may be newer or older than the last snapshot"
+            );
+        }
+        let latest = self.latest_with_retries().await?;
+        self.mark_running(&disk).await;
+        let mut next = DiskState {
+            clean: false,
+            ..disk.clone()
+        };
+        match RestorePlan::decide(&disk, latest) {
+            RestorePlan::NothingInStore => tracing::info!(
+                "no snapshot in {} yet: starting with the data on this disk",
+                self.s.store_url
+            ),
+            RestorePlan::AlreadyHeld(id) => {
+                tracing::info!("this disk already holds snapshot {id}: not restoring")
+            }
+            RestorePlan::Restore(id) => {
+                if !disk.clean && disk.snapshot.is_some() {
+                    tracing::warn!(
+                        "restoring the last complete snapshot {id} after the unclean stop"
+                    );
+                }
+                let held = self.restore_paths(id).await?;
+                next.snapshot = held;
+            }
+        }
+        next.write(&self.s.state_dir)
+    }
+
+    /// The store-side marker: warns when the previous container never finished
+    /// its stop, then says this one runs.
+    async fn mark_running(&self, disk: &DiskState) {
+        let marker = running_marker_key(&self.s.roles);
+        if let Ok(prev) = self.store.get_small(&marker).await {
+            if disk.snapshot.is_none() || disk.clean {
+                tracing::warn!(
+                    "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
+                    String::from_utf8_lossy(&prev).trim().escape_debug()
+                );
+            }
+        }
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let note = format!("{} since {secs}", self.s.host);
+        if let Err(e) = self.store.put_small(&marker, note.as_bytes()).await {
+            tracing::warn!("cannot write the running marker {marker}: {e}");
+        }
+    }
+
+    /// Restores the paths of snapshot `id` and arms the units' loads. The snapshot
+    /// this disk holds afterwards: `id` when nothing is left to load, else none
+    /// until the last load succeeded.
+    async fn restore_paths(&self, id: SnapshotId) -> Result<Option<String>> {
+        let reader = SnapshotReader::open(self.store.clone(), id.clone()).await?;
+        tracing::info!("restoring snapshot {id} from {}", self.s.store_url);
+        let manifest = reader.manifest().clone();
+        for (name, path) in &self.s.paths {
+            if manifest.item(name).is_none() {
+                tracing::warn!(
+                    "snapshot {id} has no item {name:?}; {} is left as it is",
+                    path.display()
+                );
+                continue;
+            }
+            self.cmds
+                .boot_step(restore_step(&id, &manifest, name, &self.s));
+            let t0 = Instant::now();
+            reader.restore_path(name, path).await.map_err(|e| {
+                Error::Refused(format!(
+                    "restoring {name} to {}: {e}. Nothing was changed on this disk. \
+                     If the snapshot is damaged or unreadable, pick an older one with `bosun snapshot list` and `bosun snapshot restore ID`",
+                    path.display()
+                ))
+            })?;
+            tracing::info!(
+                "restored {name} to {} in {:.1?}",
+                path.display(),
+                t0.elapsed()
+            );
+        }
+        let mut loads = HashSet::new();
+        for (n, _) in &self.s.data_units {
+            if manifest.item(n).is_some() {
+                loads.insert(n.clone());
+            } else {
+                tracing::warn!(
+                    "snapshot {id} (roles {}) has no data for {n}: {n} starts with what is on this disk",
+                    manifest.roles.join(":")
+                );
+            }
+        }
+        let done = loads.is_empty();
+        *self.pending_loads.lock().expect("poisoned") = loads;
+        *self.restored_id.lock().expect("poisoned") = Some(id.to_string());
+        *self.restore.lock().await = Some(reader);
+        Ok(done.then(|| id.to_string()))
+    }
+
+    /// After `unit` is ready: loads its data when this boot restores a snapshot
+    /// that holds some. Its bytes are verified in a first pass (nothing kept),
+    /// then fed to `load` and checked again.
+    pub async fn load(&self, unit: &str) -> Result<()> {
+        if !self.pending_loads.lock().expect("poisoned").contains(unit) {
+            return Ok(());
+        }
+        let result = self.load_verified(unit).await;
+        if result.is_err() {
+            self.failed_loads
+                .lock()
+                .expect("poisoned")
+                .insert(unit.to_string());
+            return result;
+        }
+        let left = {
+            let mut p = self.pending_loads.lock().expect("poisoned");
+            p.remove(unit);
+            p.len()
+        };
+        if left == 0 {
+            let mut st = self.disk();
+            st.snapshot = self.restored_id.lock().expect("poisoned").clone();
+            st.write(&self.s.state_dir)?;
+            tracing::info!("restore complete");
+        }
+        Ok(())
+    }
+
+    async fn load_verified(&self, unit: &str) -> Result<()> {
+        let timeout = self.timeout_of(unit);
+        let reader = self.restore.lock().await;
+        let reader = reader
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("no snapshot to restore from".into()))?;
+        let t0 = Instant::now();
+        tracing::info!(
+            unit,
+            "verifying its data in snapshot {} before loading it",
+            reader.id()
+        );
+        tokio::time::timeout(timeout, reader.verify_item(unit))
+            .await
+            .map_err(|_| {
+                Error::Refused(format!(
+                    "verifying its data did not finish within {timeout:?}; its load was not run"
+                ))
+            })?
+            .map_err(|e| {
+                Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
+            })?;
+        let item = reader.item_stream(unit).await?;
+        tracing::info!(unit, "loading its data from snapshot {}", reader.id());
+        let bytes = tokio::time::timeout(timeout, self.cmds.load(unit, item))
+            .await
+            .map_err(|_| Error::Refused(format!("load did not finish within {timeout:?}")))?
+            .map_err(|e| Error::Command(format!("{unit}: {e}")))?;
+        tracing::info!(
+            unit,
+            "loaded {} in {:.1?}",
+            human_bytes(bytes),
+            t0.elapsed()
+        );
+        Ok(())
+    }
+
+    /// Why `unit`'s data must not be dumped over the good snapshot, if so.
+    fn refuse_reason(&self, unit: &str) -> Option<String> {
+        if self.failed_loads.lock().expect("poisoned").contains(unit) {
+            return Some(format!(
+                "the restore of {unit} failed at boot: its data is not backed up over the good snapshot"
+            ));
+        }
+        if self.pending_loads.lock().expect("poisoned").contains(unit) {
+            return Some(format!(
+                "{unit}'s data was never loaded: not backing it up over the good snapshot"
+            ));
+        }
+        None
+    }
+
+    /// One dump of `unit` into `writer`, under the unit's dump lock, reported.
+    async fn dump(&self, unit: &str, writer: &mut SnapshotWriter) -> Result<u64> {
+        let _one = match self.dump_locks.get(unit) {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let t0 = Instant::now();
+        tracing::info!(unit, "dumping its data into snapshot {}", writer.id());
+        let timeout = self.timeout_of(unit);
+        let r = match tokio::time::timeout(timeout, self.cmds.dump(unit, writer)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("dump did not finish within {timeout:?}")),
+        };
+        let report = Report {
+            bytes: *r.as_ref().unwrap_or(&0),
+            took: t0.elapsed(),
+            ok: r.is_ok(),
+            detail: match &r {
+                Ok(_) => writer.id().to_string(),
+                Err(e) => e.clone(),
+            },
+        };
+        self.cmds.unit_backup(unit, report);
+        r.map_err(|e| Error::Command(format!("{unit}: {e}")))
+    }
+
+    /// Before `unit` stops (its dependents are down, it is still up): its dump
+    /// into the stop's snapshot, begun at the first dump.
+    pub async fn stop_dump(&self, unit: &str) -> Result<()> {
+        if let Some(why) = self.refuse_reason(unit) {
+            self.stop_failed.lock().expect("poisoned").push(why.clone());
+            return Err(Error::Refused(why));
+        }
+        self.stop_began
+            .lock()
+            .expect("poisoned")
+            .get_or_insert_with(Instant::now);
+        let mut slot = self.stop_writer.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.begin(SnapshotKind::Regular).await?);
+        }
+        let writer = slot.as_mut().expect("just set");
+        match self.dump(unit, writer).await {
+            Ok(bytes) => {
+                self.stop_bytes.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.stop_failed
+                    .lock()
+                    .expect("poisoned")
+                    .push(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn begin(&self, kind: SnapshotKind) -> Result<SnapshotWriter> {
+        SnapshotWriter::begin(self.store.clone(), &self.s.host, &self.s.roles, kind)
+            .await
+            .map_err(|e| {
+                Error::Refused(format!(
+                    "cannot begin a snapshot in {}: {e}",
+                    self.s.store_url
+                ))
+            })
+    }
+
+    /// After every unit stopped: the paths, the commit, the running marker gone,
+    /// the state clean. `booted`: the boot had completed (else nothing is kept).
+    pub async fn stop_commit(&self, booted: bool) -> Result<()> {
+        let started = Instant::now();
+        let writer = self.stop_writer.lock().await.take();
+        if !booted {
+            if let Some(w) = writer {
+                w.abort();
+            }
+            tracing::warn!(
+                "the boot did not complete: no snapshot is taken, LATEST stays as it was"
+            );
+            return Ok(());
+        }
+        let failed = self.stop_failed.lock().expect("poisoned").clone();
+        if !failed.is_empty() {
+            if let Some(w) = writer {
+                w.abort();
+            }
+            let msg = format!(
+                "snapshot not committed, LATEST is unchanged: {}",
+                failed.join("; ")
+            );
+            self.failed(started, &msg);
+            return Err(Error::Refused(msg));
+        }
+        let _one = self.busy.lock().await;
+        let writer = match writer {
+            Some(w) => w,
+            None => self.begin(SnapshotKind::Regular).await?,
+        };
+        let dumped = self.stop_bytes.load(Ordering::Relaxed);
+        let began = self.stop_began.lock().expect("poisoned").unwrap_or(started);
+        let id = match self.finish(writer, began, dumped).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.failed(started, &e.to_string());
+                return Err(Error::Refused(format!("{e}; LATEST is unchanged")));
+            }
+        };
+        if let Err(e) = self.store.delete(&running_marker_key(&self.s.roles)).await {
+            tracing::warn!("cannot remove the running marker: {e}");
+        }
+        DiskState {
+            snapshot: id.or_else(|| self.disk().snapshot),
+            clean: true,
+            last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
+        }
+        .write(&self.s.state_dir)
+    }
+
+    /// Items this container writes into its snapshots.
+    fn own_items(&self) -> HashSet<String> {
+        let units = self.s.data_units.iter().map(|(n, _)| n.clone());
+        units
+            .chain(self.s.paths.iter().map(|(n, _)| n.clone()))
+            .collect()
+    }
+
+    /// Refuses to commit over a `LATEST` that holds items this container does not write.
+    async fn check_foreign(&self) -> Result<()> {
+        let Some(id) = crate::latest(self.store.as_ref()).await? else {
+            return Ok(());
+        };
+        let manifest: Manifest = crate::read_manifest(self.store.as_ref(), &id).await?;
+        let foreign = foreign_items(&manifest, &self.own_items());
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "LATEST ({id}) holds {} that this container (roles {}) does not own: a snapshot from here would lose them. \
+             Give each role set its own store prefix, e.g. store = \"s3://bucket/app/${{CONTAINERROLE:-all}}\"",
+            foreign.join(", "),
+            self.s.roles.join(":")
+        )))
+    }
+
+    /// Saves the paths into `writer` and commits it. `None`: there was nothing to
+    /// keep, so nothing was committed and `LATEST` is untouched.
+    async fn finish(
+        &self,
+        mut writer: SnapshotWriter,
+        began: Instant,
+        dumped: u64,
+    ) -> Result<Option<String>> {
+        if let Err(e) = self.check_foreign().await {
+            writer.abort();
+            return Err(e);
+        }
+        let mut bytes = dumped;
+        for (name, path) in &self.s.paths {
+            if tokio::fs::symlink_metadata(path).await.is_err() {
+                tracing::warn!(
+                    "{} does not exist: item {name} is not in this snapshot",
+                    path.display()
+                );
+                continue;
+            }
+            match writer.put_path(name, path).await {
+                Ok(item) => bytes += item.raw_size,
+                Err(e) => {
+                    writer.abort();
+                    return Err(Error::Refused(format!(
+                        "saving {} as {name}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        if writer.items().is_empty() {
+            tracing::info!(
+                "nothing to keep in this container: no snapshot committed, LATEST unchanged"
+            );
+            writer.abort();
+            return Ok(None);
+        }
+        let id = writer.id().to_string();
+        writer
+            .commit()
+            .await
+            .map_err(|e| Error::Refused(format!("committing snapshot {id}: {e}")))?;
+        self.cmds.snapshot(Report {
+            bytes,
+            took: began.elapsed(),
+            ok: true,
+            detail: id.clone(),
+        });
+        tracing::info!(
+            "snapshot {id} committed: {} in {:.1?}",
+            human_bytes(bytes),
+            began.elapsed()
+        );
+        Ok(Some(id))
+    }
+
+    fn failed(&self, started: Instant, msg: &str) {
+        self.cmds.snapshot(Report {
+            bytes: 0,
+            took: started.elapsed(),
+            ok: false,
+            detail: msg.to_string(),
+        });
+    }
+
+    /// An online snapshot (`ctl backup`, daily): dumps run against the live units,
+    /// each under its dump lock. A regular one becomes `LATEST` and what this disk holds.
+    pub async fn backup_now(&self, kind: SnapshotKind) -> Result<String> {
+        let _one = self.busy.lock().await;
+        let started = Instant::now();
+        let result = self.online(kind, started).await;
+        if let Err(e) = &result {
+            tracing::error!("snapshot failed: {e}; LATEST is unchanged");
+            self.failed(started, &e.to_string());
+        }
+        result
+    }
+
+    async fn online(&self, kind: SnapshotKind, started: Instant) -> Result<String> {
+        let mut writer = self.begin(kind).await?;
+        let mut bytes = 0;
+        for (name, _) in &self.s.data_units {
+            let refused = self.refuse_reason(name).or_else(|| {
+                (!self.cmds.is_ready(name)).then(|| {
+                    format!(
+                        "{name} is not ready: a snapshot without its data would not be complete"
+                    )
+                })
+            });
+            if let Some(why) = refused {
+                writer.abort();
+                return Err(Error::Refused(why));
+            }
+            match self.dump(name, &mut writer).await {
+                Ok(b) => bytes += b,
+                Err(e) => {
+                    writer.abort();
+                    return Err(e);
+                }
+            }
+        }
+        let id = self.finish(writer, started, bytes).await?.ok_or_else(|| {
+            Error::Refused(
+                "this container has no data to snapshot (no unit with a backup table, no paths)"
+                    .into(),
+            )
+        })?;
+        if kind == SnapshotKind::Regular {
+            let mut st = self.disk();
+            st.snapshot = Some(id.clone());
+            st.write(&self.s.state_dir)?;
+        }
+        Ok(id)
+    }
+
+    /// A daily snapshot, then the daily series pruned to `keep_daily`.
+    pub async fn daily(&self) -> Result<String> {
+        let id = self.backup_now(SnapshotKind::Daily).await?;
+        match crate::prune_daily(self.store.as_ref(), self.s.keep_daily, SystemTime::now()).await {
+            Ok(gone) if !gone.is_empty() => tracing::info!(
+                "pruned {} daily snapshots older than {} days",
+                gone.len(),
+                self.s.keep_daily
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("pruning daily snapshots: {e}"),
+        }
+        Ok(id)
+    }
+}
+
+/// "restoring snapshot X: item data (1 of 2), 40 % of 1.2 GiB": the item about to be
+/// restored, and how much of the paths' bytes the items before it made up.
+fn restore_step(id: &SnapshotId, manifest: &Manifest, item: &str, s: &Settings) -> String {
+    let names: Vec<&String> = s
+        .paths
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| manifest.item(n).is_some())
+        .collect();
+    let size = |n: &str| manifest.item(n).map_or(0, |i| i.raw_size);
+    let total: u64 = names.iter().map(|n| size(n)).sum();
+    let pos = names.iter().position(|n| *n == item).unwrap_or(0);
+    let done: u64 = names[..pos].iter().map(|n| size(n)).sum();
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
+    format!(
+        "restoring snapshot {id}: item {item} ({} of {}), {pct} % of {}",
+        pos + 1,
+        names.len(),
+        human_bytes(total)
+    )
+}
+
+/// `12.3 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// Time from `now` (Unix seconds) until the next `HH:MM` UTC: the daily snapshot's timer.
+pub fn until_next_daily(now_secs: u64, hour: u8, minute: u8) -> Duration {
+    const DAY: u64 = 86_400;
+    let target = u64::from(hour) * 3600 + u64::from(minute) * 60;
+    let today = now_secs % DAY;
+    Duration::from_secs(if target > today {
+        target - today
+    } else {
+        DAY - today + target
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_timer_waits_for_the_next_occurrence() {
+        let midnight = 20_000 * 86_400;
+        assert_eq!(
+            until_next_daily(midnight, 6, 0),
+            Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            until_next_daily(midnight + 6 * 3600, 6, 0),
+            Duration::from_secs(86_400),
+            "at 06:00 sharp the next one is tomorrow"
+        );
+        assert_eq!(
+            until_next_daily(midnight + 23 * 3600 + 59 * 60, 0, 0),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}
