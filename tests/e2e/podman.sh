@@ -39,9 +39,12 @@
 #   non-zero if any step failed; containers, volumes, networks and Garage are removed on
 #   exit (BOSUN_E2E_KEEP=1 keeps them for a post-mortem).
 #
-# Needs root (rootful podman, debootstrap). Installs podman, runc, debootstrap, iptables
-# (netavark's firewall driver) and slirp4netns with apt-get when missing. Garage: the
-# one of tests/run.sh when BOSUN_GARAGE_ENV is set, else its own via tests/support/garage.sh.
+# Needs root (rootful podman, debootstrap). tests/support/install.sh e2e installs what is
+# missing with apt-get (netavark and aardvark-dns before podman is first used, podman,
+# runc, conmon, debootstrap, iptables, slirp4netns) and makes sure podman's network
+# backend is netavark (its DNS lets step 5's containers find each other by name).
+# Garage: the one of tests/run.sh when BOSUN_GARAGE_ENV is set, else its own via
+# tests/support/garage.sh (the binary must exist: tests/support/install.sh tests).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -189,20 +192,9 @@ setup() {
         log "needs root (rootful podman, debootstrap)"
         return 1
     fi
-    local need=()
-    command -v podman >/dev/null || need+=(podman)
-    command -v runc >/dev/null || need+=(runc)
-    command -v debootstrap >/dev/null || need+=(debootstrap)
-    command -v iptables >/dev/null || need+=(iptables)
-    command -v slirp4netns >/dev/null || need+=(slirp4netns)
-    if ((${#need[@]})); then
-        log "installing ${need[*]}"
-        (export DEBIAN_FRONTEND=noninteractive
-         apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}") >"$WORK/apt.log" 2>&1 || {
-            tail -20 "$WORK/apt.log" >&2
-            return 1
-        }
-    fi
+    # Packages (netavark + aardvark-dns before podman's first use), and podman's network
+    # backend: netavark, or step 5's containers cannot resolve each other's names.
+    tests/support/install.sh e2e || return 1
 
     if [[ -n ${BOSUN_E2E_IMAGE:-} ]]; then
         # An image built elsewhere (e.g. by docker/Dockerfile): test it as it is.
