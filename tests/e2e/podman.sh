@@ -338,19 +338,29 @@ step3() {
 }
 
 step4() {
-    local genv
+    local genv s3p rpcp admp
     if [[ -n ${BOSUN_GARAGE_ENV:-} && -r ${BOSUN_GARAGE_ENV:-} ]]; then
         genv=$BOSUN_GARAGE_ENV
     else
         local gbin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
         [[ -x $gbin ]] || { result 4 FAIL "no garage binary (cargo install --locked garage@2.5.0, as tests/run.sh does)"; return; }
         GARAGE_DIR=$WORK/garage
-        # Ports of our own: tests/run.sh's Garage may be up on the defaults.
-        GARAGE_BIN=$gbin GARAGE_S3_PORT=43930 GARAGE_RPC_PORT=43931 GARAGE_ADMIN_PORT=43933 \
+        # Free ports of our own: tests/run.sh's Garage, or another e2e's, may be up (fixed
+        # ports once made two runs on one machine collide: "Garage did not start").
+        local ports
+        ports=$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+        read -r s3p rpcp admp <<<"$ports"
+        GARAGE_BIN=$gbin GARAGE_S3_PORT=$s3p GARAGE_RPC_PORT=$rpcp GARAGE_ADMIN_PORT=$admp \
             timeout 120 tests/support/garage.sh start "$GARAGE_DIR" >"$WORK/garage.log" 2>&1 || {
             tail -20 "$WORK/garage.log" >&2
+            # The reason of a panic is above its backtrace, out of tail's reach.
+            grep -h -A2 'panicked' "$GARAGE_DIR/garage.log" 2>/dev/null | head -5 >&2
             GARAGE_DIR=
-            result 4 FAIL "Garage did not start"
+            result 4 FAIL "Garage did not start (ports $s3p $rpcp $admp)"
             return
         }
         genv=$GARAGE_DIR/env
