@@ -253,6 +253,7 @@ chmod 0644 "$udir/demo.toml"
 BIN=$udir/bosun
 AS=(setpriv --reuid="$uid" --regid="$gid" --clear-groups
     env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/nonexistent LANG=C.UTF-8)
+[[ -n ${DEMO_PORT:-} ]] && AS+=("DEMO_PORT=$DEMO_PORT")
 rm -rf "$DEMO"
 log "D: $BIN run -c demo.toml as $USER_NAME ($uid:$gid), empty $DEMO"
 start d sh -c 'cd "$1" && shift && exec "$@"' sh "$udir" "${AS[@]}" "$BIN" run -c demo.toml
