@@ -60,6 +60,7 @@ SMALL_STOP_LIMIT=${BOSUN_E2E_STOP_LIMIT:-60}   # seconds; stop_budget is 570 s
 declare -a RESULTS=() NUMBERS=() CONTAINERS=() VOLUMES=() NETWORKS=()
 FAILED=0
 GARAGE_DIR=
+SNAP2= SNAP3=   # set by steps 2 and 3 (set -u: a failed step 2 must not end the run)
 
 log() { printf '%s e2e: %s\n' "$(date +%T)" "$*" >&2; }
 result() { # STEP PASS|FAIL|SKIP REASON
@@ -290,10 +291,10 @@ step2() {
     # then postgres down, then the commit.
     local order
     order=$(logs "$PFX-c1" | awk '
-        /stopped in .*unit=web/ { o = o " web-stopped" }
-        /dumping its data .*unit=postgres/ { o = o " pg-dump" }
+        /stopped in .*unit="?web/ { o = o " web-stopped" }
+        /dumping its data .*unit="?postgres/ { o = o " pg-dump" }
         /backing up postgres: done/ { o = o " pg-dumped" }
-        /stopped in .*unit=postgres/ { o = o " pg-stopped" }
+        /stopped in .*unit="?postgres/ { o = o " pg-stopped" }
         /snapshot committed/ { o = o " committed" }
         END { print o }')
     [[ $order == " web-stopped pg-dump pg-dumped pg-stopped committed" ]] || why+=("stop order:$order")
