@@ -218,6 +218,32 @@ fn tcp_probe_passes_and_times_out() {
 }
 
 #[test]
+fn a_wait_for_timeout_names_the_gates_last_error_not_a_zero_wait() {
+    // The gate's server answers 503, each after 50 ms: every attempt fails, and the one
+    // after the last 500 ms pause starts with no time left. That one used to be the
+    // reason given: "no answer within 0ns".
+    let s = Scratch::new();
+    let server = "import http.server, time\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        time.sleep(0.05)\n        self.send_response(503)\n        self.end_headers()\nhttp.server.HTTPServer((\"127.0.0.1\", 18945), H).serve_forever()\n";
+    let body = format!(
+        "[service.busy]\nrun = [\"python3\", \"-c\", {server:?}]\n\n[service.gated]\nrun = \"{}; exec sleep 1000\"\nwait_for = [\"http://127.0.0.1:18945/\"]\nwait_for_timeout = \"3s\"\n",
+        mark("gated", "start")
+    );
+    let cfg = s.config("stop_budget = \"10s\"", &body);
+    let mut b = Pid1::run(&s, &cfg, &[]);
+    assert_eq!(b.wait(T), 1, "{}", b.output());
+    let out = b.output();
+    let line = out
+        .lines()
+        .find(|l| l.contains("wait_for http://127.0.0.1:18945/ timed out after 3s"))
+        .unwrap_or_else(|| panic!("no wait_for timeout line in {out}"));
+    assert!(
+        line.contains("HTTP 503") && !line.contains("no answer within"),
+        "{line}"
+    );
+    assert!(s.read("events").is_empty(), "gated started: {out}");
+}
+
+#[test]
 fn http_probe_needs_a_2xx() {
     let s = Scratch::new();
     let run = format!("cd {} && mkdir -p www && echo ok > www/health && exec python3 -m http.server --bind 127.0.0.1 --directory www 18941", s.dir.path().display());

@@ -6,31 +6,17 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-need_pkgs=()
-have() { command -v "$1" >/dev/null 2>&1; }
-[ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
-have supervisord || need_pkgs+=(supervisor)
-have unshare || need_pkgs+=(util-linux)
-have setpriv || need_pkgs+=(util-linux)
-have python3 || need_pkgs+=(python3)
-have ps || need_pkgs+=(procps)
-have chromium || need_pkgs+=(chromium)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  log "installing ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
-# Debian starts a cluster on install; the tests run their own servers.
-if have pg_lsclusters && pg_lsclusters -h 2>/dev/null | grep -q online; then
-  pg_ctlcluster 15 main stop 2>/dev/null || true
-fi
-python3 -c 'import prometheus_client' 2>/dev/null || pip install -q prometheus_client >/dev/null 2>&1 || true
-
-# Garage (a real S3 server) for the snapshot tests: built once, cached in ~/.cargo/bin.
-if ! have garage && [ ! -x "$HOME/.cargo/bin/garage" ]; then
-  log "building garage 2.5.0 (once; cached in ~/.cargo/bin)"
-  cargo install --locked garage@2.5.0 >/dev/null
+# Everything the tests need, installed before anything slow, so that a prerequisite
+# that cannot be had stops the run in its first minute, saying what and how to get it:
+# PostgreSQL 15, supervisor, util-linux, procps, curl, python3 + prometheus_client,
+# Chromium, Garage (cargo install, once, ~20 min; waits for one already building), and
+# for the e2e netavark + aardvark-dns (before podman's first use), podman, runc, conmon,
+# debootstrap, iptables, slirp4netns. See tests/support/install.sh.
+log "installing what is missing (tests/support/install.sh)"
+if [ "${BOSUN_SKIP_E2E:-0}" != 1 ]; then
+  tests/support/install.sh all
+else
+  tests/support/install.sh tests
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -58,10 +44,17 @@ print(*[s.getsockname()[1] for s in socks])')
 fi
 cargo test --workspace "$@" -- --test-threads=2
 
+# The README's demo, verbatim (cargo run --release: builds the release binary, fat LTO,
+# ~3 min on 2 cores), three times as root and once as an ordinary user.
+# BOSUN_SKIP_DEMO=1 skips it.
+if [ "${BOSUN_SKIP_DEMO:-0}" != 1 ]; then
+  log "demo: the README's demo command (tests/demo.sh)"
+  tests/demo.sh
+fi
+
 # End to end: docker/example under podman + runc, with bosun as the image's
-# ENTRYPOINT (root; installs podman/runc/debootstrap if missing; the first run
-# debootstraps a cached base image). Reuses the debug binary cargo test built and
-# the Garage above. BOSUN_SKIP_E2E=1 skips it.
+# ENTRYPOINT (root; the first run debootstraps a cached base image, ~3 min). Reuses
+# the debug binary cargo test built and the Garage above. BOSUN_SKIP_E2E=1 skips it.
 if [ "${BOSUN_SKIP_E2E:-0}" != 1 ]; then
   log "e2e: docker/example under podman (tests/e2e/podman.sh)"
   cargo build -q -p bosun

@@ -23,6 +23,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 hash=$( { echo "$PACKAGES"; cat "$here/base-image.sh"; } | sha256sum | cut -c1-12)
 TAG=localhost/bosun-e2e-base:bookworm-$hash
 
+# On a machine that never ran the e2e: podman (with netavark, see install.sh) and debootstrap.
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null || [[ ! -x /usr/lib/podman/netavark ]]; then
+    "$here/../support/install.sh" e2e
+fi
+
 if podman image exists "$TAG"; then
     echo "$TAG"
     exit 0
@@ -31,6 +36,9 @@ fi
 mirror=${BOSUN_E2E_MIRROR:-}
 if [[ -z $mirror && -f /etc/apt/sources.list.d/debian.sources ]]; then
     mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+fi
+if [[ -z $mirror && -f /etc/apt/sources.list ]]; then
+    mirror=$(awk '$1 == "deb" && $2 ~ /^https?:/ && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list)
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
 

@@ -39,9 +39,12 @@
 #   non-zero if any step failed; containers, volumes, networks and Garage are removed on
 #   exit (BOSUN_E2E_KEEP=1 keeps them for a post-mortem).
 #
-# Needs root (rootful podman, debootstrap). Installs podman, runc, debootstrap, iptables
-# (netavark's firewall driver) and slirp4netns with apt-get when missing. Garage: the
-# one of tests/run.sh when BOSUN_GARAGE_ENV is set, else its own via tests/support/garage.sh.
+# Needs root (rootful podman, debootstrap). tests/support/install.sh e2e installs what is
+# missing with apt-get (netavark and aardvark-dns before podman is first used, podman,
+# runc, conmon, debootstrap, iptables, slirp4netns) and makes sure podman's network
+# backend is netavark (its DNS lets step 5's containers find each other by name).
+# Garage: the one of tests/run.sh when BOSUN_GARAGE_ENV is set, else its own via
+# tests/support/garage.sh (the binary must exist: tests/support/install.sh tests).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -57,6 +60,7 @@ SMALL_STOP_LIMIT=${BOSUN_E2E_STOP_LIMIT:-60}   # seconds; stop_budget is 570 s
 declare -a RESULTS=() NUMBERS=() CONTAINERS=() VOLUMES=() NETWORKS=()
 FAILED=0
 GARAGE_DIR=
+SNAP2= SNAP3=   # set by steps 2 and 3 (set -u: a failed step 2 must not end the run)
 
 log() { printf '%s e2e: %s\n' "$(date +%T)" "$*" >&2; }
 result() { # STEP PASS|FAIL|SKIP REASON
@@ -189,20 +193,9 @@ setup() {
         log "needs root (rootful podman, debootstrap)"
         return 1
     fi
-    local need=()
-    command -v podman >/dev/null || need+=(podman)
-    command -v runc >/dev/null || need+=(runc)
-    command -v debootstrap >/dev/null || need+=(debootstrap)
-    command -v iptables >/dev/null || need+=(iptables)
-    command -v slirp4netns >/dev/null || need+=(slirp4netns)
-    if ((${#need[@]})); then
-        log "installing ${need[*]}"
-        (export DEBIAN_FRONTEND=noninteractive
-         apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}") >"$WORK/apt.log" 2>&1 || {
-            tail -20 "$WORK/apt.log" >&2
-            return 1
-        }
-    fi
+    # Packages (netavark + aardvark-dns before podman's first use), and podman's network
+    # backend: netavark, or step 5's containers cannot resolve each other's names.
+    tests/support/install.sh e2e || return 1
 
     if [[ -n ${BOSUN_E2E_IMAGE:-} ]]; then
         # An image built elsewhere (e.g. by docker/Dockerfile): test it as it is.
@@ -298,10 +291,10 @@ step2() {
     # then postgres down, then the commit.
     local order
     order=$(logs "$PFX-c1" | awk '
-        /stopped in .*unit=web/ { o = o " web-stopped" }
-        /dumping its data .*unit=postgres/ { o = o " pg-dump" }
+        /stopped in .*unit="?web/ { o = o " web-stopped" }
+        /dumping its data .*unit="?postgres/ { o = o " pg-dump" }
         /backing up postgres: done/ { o = o " pg-dumped" }
-        /stopped in .*unit=postgres/ { o = o " pg-stopped" }
+        /stopped in .*unit="?postgres/ { o = o " pg-stopped" }
         /snapshot committed/ { o = o " committed" }
         END { print o }')
     [[ $order == " web-stopped pg-dump pg-dumped pg-stopped committed" ]] || why+=("stop order:$order")
@@ -346,19 +339,29 @@ step3() {
 }
 
 step4() {
-    local genv
+    local genv s3p rpcp admp
     if [[ -n ${BOSUN_GARAGE_ENV:-} && -r ${BOSUN_GARAGE_ENV:-} ]]; then
         genv=$BOSUN_GARAGE_ENV
     else
         local gbin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
         [[ -x $gbin ]] || { result 4 FAIL "no garage binary (cargo install --locked garage@2.5.0, as tests/run.sh does)"; return; }
         GARAGE_DIR=$WORK/garage
-        # Ports of our own: tests/run.sh's Garage may be up on the defaults.
-        GARAGE_BIN=$gbin GARAGE_S3_PORT=43930 GARAGE_RPC_PORT=43931 GARAGE_ADMIN_PORT=43933 \
+        # Free ports of our own: tests/run.sh's Garage, or another e2e's, may be up (fixed
+        # ports once made two runs on one machine collide: "Garage did not start").
+        local ports
+        ports=$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+        read -r s3p rpcp admp <<<"$ports"
+        GARAGE_BIN=$gbin GARAGE_S3_PORT=$s3p GARAGE_RPC_PORT=$rpcp GARAGE_ADMIN_PORT=$admp \
             timeout 120 tests/support/garage.sh start "$GARAGE_DIR" >"$WORK/garage.log" 2>&1 || {
             tail -20 "$WORK/garage.log" >&2
+            # The reason of a panic is above its backtrace, out of tail's reach.
+            grep -h -A2 'panicked' "$GARAGE_DIR/garage.log" 2>/dev/null | head -5 >&2
             GARAGE_DIR=
-            result 4 FAIL "Garage did not start"
+            result 4 FAIL "Garage did not start (ports $s3p $rpcp $admp)"
             return
         }
         genv=$GARAGE_DIR/env

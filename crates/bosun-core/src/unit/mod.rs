@@ -27,6 +27,9 @@ pub mod policy;
 mod start;
 mod stop;
 
+/// The longest one attempt at a `wait_for` gate may take.
+const GATE_ATTEMPT: Duration = Duration::from_secs(5);
+
 /// A request to a unit's runner.
 pub enum UnitCmd {
     /// Start (no-op when already running).
@@ -371,7 +374,8 @@ impl Runner {
         }
     }
 
-    /// Waits for every `wait_for` gate, within `wait_for_timeout`.
+    /// Waits for every `wait_for` gate, within `wait_for_timeout`, one attempt at a
+    /// time (each bounded by [`GATE_ATTEMPT`]), 500 ms apart.
     async fn wait_gates(&mut self) -> bool {
         if self.unit.wait_for.is_empty() {
             return true;
@@ -380,23 +384,34 @@ impl Runner {
         for gate in self.unit.wait_for.clone() {
             let shown = bosun_config::redact::redact_url(&gate_url(&gate));
             self.set_state(State::Starting, format!("waiting for {shown}"));
+            // Why the gate is still closed. No attempt is made with no time left, and
+            // one that the deadline cut short and that ran out of its time keeps the
+            // reason of an earlier attempt: alone it would only say "no answer within
+            // 0ns" (or 3ms), which is true of the attempt but says nothing of the gate.
+            let mut last: Option<String> = None;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let err = match Box::pin(probe::check_gate(&gate, left.min(Duration::from_secs(5))))
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) => e,
-                };
-                if Instant::now() >= deadline {
+                if left.is_zero() {
+                    let why = last.unwrap_or_else(|| {
+                        "the gates before it used up wait_for_timeout".to_string()
+                    });
                     let msg = format!(
-                        "wait_for {shown} timed out after {:?}: {err}",
+                        "wait_for {shown} timed out after {:?}: {why}",
                         self.unit.wait_for_timeout
                     );
                     tracing::error!(unit = %self.unit.name, "{msg}");
                     self.set_state(State::Fatal, msg);
                     return false;
                 }
+                let limit = left.min(GATE_ATTEMPT);
+                let tried = Instant::now();
+                match Box::pin(probe::check_gate(&gate, limit)).await {
+                    Ok(()) => break,
+                    Err(_)
+                        if limit < GATE_ATTEMPT && tried.elapsed() >= limit && last.is_some() => {}
+                    Err(e) => last = Some(e),
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
                 tokio::select! {
                     _ = sleep(Duration::from_millis(500).min(left)) => {}
                     cmd = self.cmds.recv() => {
