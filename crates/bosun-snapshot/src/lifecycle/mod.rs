@@ -337,7 +337,7 @@ impl Lifecycle {
             .ok_or_else(|| Error::Invalid("no snapshot to restore from".into()))?;
         let t0 = Instant::now();
         tracing::info!(
-            unit,
+            unit = %unit,
             "verifying its data in snapshot {} before loading it",
             reader.id()
         );
@@ -352,13 +352,13 @@ impl Lifecycle {
                 Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
             })?;
         let item = reader.item_stream(unit).await?;
-        tracing::info!(unit, "loading its data from snapshot {}", reader.id());
+        tracing::info!(unit = %unit, "loading its data from snapshot {}", reader.id());
         let bytes = tokio::time::timeout(timeout, self.cmds.load(unit, item))
             .await
             .map_err(|_| Error::Refused(format!("load did not finish within {timeout:?}")))?
             .map_err(|e| Error::Command(format!("{unit}: {e}")))?;
         tracing::info!(
-            unit,
+            unit = %unit,
             "loaded {} in {:.1?}",
             human_bytes(bytes),
             t0.elapsed()
@@ -388,7 +388,7 @@ impl Lifecycle {
             None => None,
         };
         let t0 = Instant::now();
-        tracing::info!(unit, "dumping its data into snapshot {}", writer.id());
+        tracing::info!(unit = %unit, "dumping its data into snapshot {}", writer.id());
         let timeout = self.timeout_of(unit);
         let r = match tokio::time::timeout(timeout, self.cmds.dump(unit, writer)).await {
             Ok(r) => r,
