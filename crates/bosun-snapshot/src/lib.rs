@@ -38,7 +38,8 @@ mod safe_fs;
 mod store;
 mod stream;
 mod tarball;
-mod time;
+/// The one civil-date routine of bosun (UTC, no time zone database).
+pub mod time;
 mod unpack;
 mod writer;
 

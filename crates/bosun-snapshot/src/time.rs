@@ -59,6 +59,15 @@ pub(crate) fn format_compact(secs: i64) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
+/// RFC 3339 in UTC with milliseconds, from Unix milliseconds: `2024-05-01T12:00:00.123Z`.
+pub fn format_rfc3339_ms(ms: u64) -> String {
+    let (y, mo, d, h, mi, s) = split((ms / 1000) as i64);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
+}
+
 /// RFC 3339 in UTC, seconds precision: `2026-01-31T06:00:00Z`.
 pub(crate) fn format_rfc3339(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = split(unix_secs(t));

@@ -409,7 +409,7 @@ impl Runner {
                     Ok(()) => break,
                     Err(_)
                         if limit < GATE_ATTEMPT && tried.elapsed() >= limit && last.is_some() => {}
-                    Err(e) => last = Some(e),
+                    Err(e) => last = Some(e.to_string()),
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 tokio::select! {

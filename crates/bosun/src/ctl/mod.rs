@@ -441,28 +441,9 @@ fn print_line(o: &mut impl Write, l: &LogLine, stamps: bool) -> io::Result<()> {
     o.write_all(b"\n")
 }
 
-/// `2024-05-01T12:00:00.123Z` from Unix milliseconds (no time zone database needed).
+/// `2024-05-01T12:00:00.123Z` from Unix milliseconds (bosun's one civil-date routine).
 fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    bosun_snapshot::time::format_rfc3339_ms(ms)
 }
 
 fn health(client: &Client, json: bool) -> Result<i32, Unreachable> {
