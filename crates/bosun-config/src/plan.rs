@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::error::nearest;
+use crate::diag::nearest;
 use crate::interp::Lookup;
 use crate::Config;
 

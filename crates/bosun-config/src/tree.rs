@@ -61,6 +61,17 @@ impl Node {
     }
 }
 
+impl Entry {
+    /// Byte offset to report problems with this key at (the value's, when the key
+    /// has no span).
+    pub fn key_pos(&self) -> usize {
+        self.key_span
+            .as_ref()
+            .map(|r| r.start)
+            .unwrap_or(self.node.pos())
+    }
+}
+
 /// `"text"`, credentials masked ([`crate::redact::redact_url`], before the cut, so
 /// that no part of a password survives it), cut to a readable length.
 pub(crate) fn quote_short(s: &str) -> String {

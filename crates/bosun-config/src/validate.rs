@@ -3,11 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::did_you_mean;
-use crate::schema::{path_seg, Ctx, Located};
+use crate::diag::{did_you_mean, Diag};
+use crate::schema::{path_seg, Located};
 use crate::{Config, Plan};
 
-pub(crate) fn check(ctx: &mut Ctx, config: &Config, located: &Located) {
+pub(crate) fn check(ctx: &mut Diag, config: &Config, located: &Located) {
     let roles_ok = check_roles(ctx, config, located);
     check_after(ctx, located);
     check_cycles(ctx, located);
@@ -21,7 +21,7 @@ pub(crate) fn check(ctx: &mut Ctx, config: &Config, located: &Located) {
             }
         }
     }
-    if ctx.errors.is_empty() {
+    if ctx.error_count() == 0 {
         if let Ok(plan) = Plan::new(config, "all") {
             if plan.worst_case_stop > config.bosun.stop_budget {
                 ctx.warn_nowhere(format!(
@@ -42,13 +42,13 @@ fn unit_table(located: &Located, name: &str) -> String {
 }
 
 /// Unit roles vs aliases, alias members, alias cycles. Returns whether all is well.
-fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
-    let before = ctx.errors.len();
+fn check_roles(ctx: &mut Diag, config: &Config, located: &Located) -> bool {
+    let before = ctx.error_count();
     let role_set: HashSet<String> = config.role_names().into_iter().collect();
     for (name, u) in &located.units {
         for (r, pos) in &u.roles {
             if let Some((apos, _)) = located.aliases.get(r) {
-                let (line, _) = crate::error::line_col(ctx.text, *apos);
+                let line = ctx.line_of(*apos);
                 ctx.error(
                     *pos,
                     format!(
@@ -111,10 +111,10 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
         };
         ctx.error(pos, msg);
     }
-    ctx.errors.len() == before
+    ctx.error_count() == before
 }
 
-fn check_after(ctx: &mut Ctx, located: &Located) {
+fn check_after(ctx: &mut Diag, located: &Located) {
     for (name, u) in &located.units {
         for (a, pos) in &u.after {
             if a == name {
@@ -146,7 +146,7 @@ fn check_after(ctx: &mut Ctx, located: &Located) {
     }
 }
 
-fn check_cycles(ctx: &mut Ctx, located: &Located) {
+fn check_cycles(ctx: &mut Diag, located: &Located) {
     let graph: Vec<(String, Vec<(String, usize)>)> = located
         .units
         .iter()
@@ -250,7 +250,7 @@ fn find_cycles(graph: &[(String, Vec<(String, usize)>)]) -> Vec<Vec<(String, usi
     cycles
 }
 
-fn check_backups(ctx: &mut Ctx, config: &Config, located: &Located) {
+fn check_backups(ctx: &mut Diag, config: &Config, located: &Located) {
     for (name, u) in &located.units {
         let Some(pos) = u.backup else { continue };
         if config.snapshot.is_none() {
