@@ -17,6 +17,9 @@ mod probe;
 mod snapshot;
 mod unit;
 
+#[cfg(test)]
+pub(crate) use unit::key_names as unit_key_names;
+
 use std::path::Path;
 use std::time::Duration;
 

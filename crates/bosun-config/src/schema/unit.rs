@@ -134,6 +134,12 @@ const KEYS: &[Key<Draft>] = &[
     },
 ];
 
+/// The keys of a unit table (for tests that check every key is handled).
+#[cfg(test)]
+pub(crate) fn key_names() -> Vec<&'static str> {
+    names(KEYS)
+}
+
 /// Reads the unit `e` (`web` in `[service.web]`) of `kind`.
 pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) {
     let (name, node) = (e.key.as_str(), &e.node);
