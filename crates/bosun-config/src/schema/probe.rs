@@ -1,7 +1,5 @@
 //! A service's `ready` and `health` tables and the one probe each may hold.
 
-use std::time::Duration;
-
 use super::Tbl;
 use crate::model::{Health, Probe, Ready};
 use crate::read::{regex_error, Ctx};
@@ -68,12 +66,7 @@ pub(super) fn health(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Health> {
         }
         return None;
     };
-    let mut h = Health {
-        probe,
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(5),
-        failures: 3,
-    };
+    let mut h = Health::of(probe);
     h.interval = t.duration_or(ctx, "interval", h.interval);
     h.timeout = t.duration_or(ctx, "timeout", h.timeout);
     if let Some(n) = t.get("failures") {

@@ -62,15 +62,7 @@ pub(super) fn snapshot(
     let example = "{ store = \"file:///var/lib/bosun/backup\" }";
     let t = Tbl::open(ctx, node, "snapshot", &names(KEYS), "`snapshot`", example)?;
     let mut d = Draft {
-        s: SnapshotConfig {
-            store: String::new(),
-            create_store: false,
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            keep_daily: 14,
-            daily_at: None,
-            paths: IndexMap::new(),
-        },
+        s: SnapshotConfig::unread(),
         paths_at: IndexMap::new(),
     };
     if t.get("store").is_none() {

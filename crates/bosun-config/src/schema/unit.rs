@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use indexmap::IndexMap;
 
@@ -336,11 +335,7 @@ fn env_value(ctx: &mut Ctx, node: &Node, what: &str) -> Option<String> {
 /// `log_file = "/path"` or `{ path, max_bytes, backups }`.
 fn log_file(ctx: &mut Ctx, k: &Slot) -> Option<LogFile> {
     const KEYS: &[&str] = &["path", "max_bytes", "backups"];
-    let mut lf = LogFile {
-        path: PathBuf::new(),
-        max_bytes: 50_000_000,
-        backups: 5,
-    };
+    let mut lf = LogFile::at(PathBuf::new());
     if let Val::Str(_) = k.node.val {
         lf.path = ctx.path(k.node, &k.what)?;
         return Some(lf);
@@ -388,7 +383,7 @@ fn backup(ctx: &mut Ctx, k: &Slot) -> Option<UnitBackup> {
         }
     };
     let load = t.get("load").and_then(|n| ctx.command(n, &t.desc("load")));
-    let timeout = t.duration_or(ctx, "timeout", Duration::from_secs(300));
+    let timeout = t.duration_or(ctx, "timeout", UnitBackup::DEFAULT_TIMEOUT);
     Some(UnitBackup {
         dump: dump?,
         load,
