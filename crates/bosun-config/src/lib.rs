@@ -41,6 +41,17 @@
 //! let plan = bosun_config::Plan::new(&config, "web").unwrap();
 //! assert_eq!(plan.start_waves, vec![vec!["web".to_string()]]);
 //! ```
+//!
+//! # Layout
+//!
+//! [`parse`] is the recipe: `tree` (the TOML text as a tree of values that keep
+//! their byte spans, from `toml_edit`) → `schema` (the walk, table by table, into
+//! the model; values read by `read`, with the syntaxes of [`value`] and the
+//! `${…}` of [`interp`]) → `validate` (checks across tables) → `diag` (every
+//! error and warning collected, located as line:column, redacted with
+//! [`redact`]). The model is `model` (types) and `defaults` (their defaults);
+//! [`plan`] resolves roles and orders the units; `render` writes the config back
+//! as TOML for `bosun check`; [`env`](mod@env) is the process environment.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

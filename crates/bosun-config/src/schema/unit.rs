@@ -2,9 +2,12 @@
 //! the small sub-tables (`backoff`, `start_limit`, `log_file`, `backup`, `env`).
 //! `ready` and `health` are in `probe.rs`.
 //!
-//! Adding a unit key: a field in `model.rs`, its default in `Unit::new`
-//! (`defaults.rs`), a row in [`KEYS`] here, and its line in `render.rs` (the
-//! compiler asks for the default and the rendering once the field exists).
+//! Adding a unit key takes four places: its field in `model.rs`, its default in
+//! `Unit::new` (`defaults.rs`: the compiler asks for it), its row in [`KEYS`]
+//! here (the name and the reader: the known-keys list is made from the rows),
+//! and its line in `render.rs` `unit()` (for `bosun check`). The render test
+//! `every_unit_key_is_rendered_and_reads_back` fails until the key is set in its
+//! config and rendered; then the user docs (README.md).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
