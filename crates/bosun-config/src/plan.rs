@@ -95,6 +95,9 @@ impl Plan {
     }
 }
 
+/// A role expression's token that names no role or alias.
+struct UnknownRole(String);
+
 /// Units with the reason they are active (or, by name, inactive).
 type Active<'c> = Vec<(&'c Unit, String)>;
 type Inactive = Vec<(String, String)>;
@@ -284,7 +287,7 @@ impl Config {
         let mut active: HashSet<String> = HashSet::new();
         for t in tokens {
             self.expand_role(t, &known, &mut active, &mut Vec::new())
-                .map_err(|bad| {
+                .map_err(|UnknownRole(bad)| {
                     let candidates = known
                         .iter()
                         .map(String::as_str)
@@ -321,14 +324,15 @@ impl Config {
         s
     }
 
-    /// Adds the roles `token` stands for; `Err(token)` when it names nothing.
+    /// Adds the roles `token` stands for; an error when it names nothing (the
+    /// token itself, or the member of an alias that names nothing).
     fn expand_role(
         &self,
         token: &str,
         known: &[String],
         active: &mut HashSet<String>,
         stack: &mut Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnknownRole> {
         if token == "all" {
             active.extend(known.iter().cloned());
             return Ok(());
@@ -348,6 +352,6 @@ impl Config {
             active.insert(token.to_string());
             return Ok(());
         }
-        Err(token.to_string())
+        Err(UnknownRole(token.to_string()))
     }
 }
