@@ -26,7 +26,9 @@ struct Draft {
     loc: UnitLoc,
 }
 
-/// The keys of a unit table, in the order they are read and listed in messages.
+/// The keys of a unit table. Their order is the known-keys list of messages, the
+/// tie-break of "did you mean", and the order values are read in (a variable's
+/// "not set" warning points at its first use): append new keys, don't reorder.
 const KEYS: &[Key<Draft>] = &[
     Key {
         name: "run",
