@@ -158,3 +158,47 @@ impl Unit {
         self.stop_timeout + self.backup.as_ref().map(|b| b.timeout).unwrap_or_default()
     }
 }
+
+impl LogFile {
+    /// A log file at `path` with the default rotation: 50 MB, 5 rotated copies.
+    pub(crate) fn at(path: PathBuf) -> LogFile {
+        LogFile {
+            path,
+            max_bytes: 50_000_000,
+            backups: 5,
+        }
+    }
+}
+
+impl Health {
+    /// `probe` every 10 s, 5 s each, restart after 3 failures in a row.
+    pub(crate) fn of(probe: Probe) -> Health {
+        Health {
+            probe,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            failures: 3,
+        }
+    }
+}
+
+impl UnitBackup {
+    /// The time a dump (or load) may take unless the config says: 300 s.
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+}
+
+impl SnapshotConfig {
+    /// `[snapshot]` before its keys are read: no store yet, `us-east-1`, 14
+    /// daily snapshots kept, no daily time, no paths.
+    pub(crate) fn unread() -> SnapshotConfig {
+        SnapshotConfig {
+            store: String::new(),
+            create_store: false,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            keep_daily: 14,
+            daily_at: None,
+            paths: IndexMap::new(),
+        }
+    }
+}

@@ -79,9 +79,32 @@ pub struct Expanded {
 pub fn expand(s: &str, env: &dyn Vars) -> Result<Expanded, String> {
     let mut out = Expanded::default();
     let mut value = String::with_capacity(s.len());
-    expand_into(s, env, &mut value, &mut out, 0)?;
+    expand_into(s, env, &mut value, &mut out, 0).map_err(|e| e.to_string())?;
     out.value = value;
     Ok(out)
+}
+
+/// Why a string cannot be interpolated; its text is the message [`expand`] gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum InterpError {
+    #[error("`${{…}}` nested too deeply")]
+    TooDeep,
+    /// The string (quoted and cut short) has a `${` without its `}`.
+    #[error("unterminated `${{` in {0}: expected `}}` (write `$$` for a literal `$`)")]
+    Unterminated(String),
+    /// `${…}` without a variable name.
+    #[error("bad interpolation `${{{0}}}`: expected a variable name like `${{NAME}}` or `${{NAME:-default}}`")]
+    BadName(String),
+    /// `${NAME!x}`: no such form.
+    #[error("bad interpolation `${{{inner}}}`: expected `${{{name}}}`, `${{{name}:-default}}`, `${{{name}-default}}` or `${{{name}:?message}}`")]
+    BadForm { inner: String, name: String },
+    /// `${NAME:?message}` with `NAME` unset (`state`); `detail` is `: message` or empty.
+    #[error("required variable `{name}` is {state}{detail}")]
+    Required {
+        name: String,
+        state: &'static str,
+        detail: String,
+    },
 }
 
 const MAX_DEPTH: usize = 16;
@@ -92,9 +115,9 @@ fn expand_into(
     out: &mut String,
     st: &mut Expanded,
     depth: usize,
-) -> Result<(), String> {
+) -> Result<(), InterpError> {
     if depth > MAX_DEPTH {
-        return Err("`${…}` nested too deeply".into());
+        return Err(InterpError::TooDeep);
     }
     let b = s.as_bytes();
     let mut i = 0;
@@ -125,7 +148,7 @@ fn expand_into(
 }
 
 /// Index of the `}` closing a `${` whose body starts at `start`.
-fn find_close(s: &str, start: usize) -> Result<usize, String> {
+fn find_close(s: &str, start: usize) -> Result<usize, InterpError> {
     let b = s.as_bytes();
     let mut depth = 1usize;
     let mut j = start;
@@ -146,10 +169,75 @@ fn find_close(s: &str, start: usize) -> Result<usize, String> {
             _ => j += 1,
         }
     }
-    Err(format!(
-        "unterminated `${{` in {}: expected `}}` (write `$$` for a literal `$`)",
-        crate::tree::quote_short(s)
-    ))
+    Err(InterpError::Unterminated(crate::tree::quote_short(s)))
+}
+
+/// What `${NAME…}` does with its argument when the variable is unset (or, after
+/// a `:`, empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `${NAME}`: the value, or empty with a warning.
+    Plain,
+    /// `${NAME-default}`, `${NAME:-default}`.
+    Default,
+    /// `${NAME+alt}`, `${NAME:+alt}`: the argument when set.
+    Alt,
+    /// `${NAME?message}`, `${NAME:?message}`: an error when unset.
+    Required,
+}
+
+/// One `${…}`, taken apart: `NAME`, the form, whether a `:` makes an empty value
+/// count as unset, and the argument (default, alternative or message).
+struct Ref<'s> {
+    name: &'s str,
+    form: Form,
+    colon: bool,
+    arg: &'s str,
+}
+
+impl<'s> Ref<'s> {
+    /// `inner` is the text between `${` and `}`.
+    fn parse(inner: &'s str) -> Result<Ref<'s>, InterpError> {
+        let name_len = inner
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            .count();
+        let name = &inner[..name_len];
+        if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+            return Err(InterpError::BadName(inner.to_string()));
+        }
+        let rest = &inner[name_len..];
+        if rest.is_empty() {
+            let (form, colon, arg) = (Form::Plain, false, "");
+            return Ok(Ref {
+                name,
+                form,
+                colon,
+                arg,
+            });
+        }
+        let (colon, tail) = match rest.strip_prefix(':') {
+            Some(t) => (true, t),
+            None => (false, rest),
+        };
+        let form = match tail.as_bytes().first() {
+            Some(b'-') => Form::Default,
+            Some(b'+') => Form::Alt,
+            Some(b'?') => Form::Required,
+            _ => {
+                let (inner, name) = (inner.to_string(), name.to_string());
+                return Err(InterpError::BadForm { inner, name });
+            }
+        };
+        // The form's character is ASCII: the argument starts right after it.
+        let arg = &tail[1..];
+        Ok(Ref {
+            name,
+            form,
+            colon,
+            arg,
+        })
+    }
 }
 
 fn expand_var(
@@ -158,92 +246,51 @@ fn expand_var(
     out: &mut String,
     st: &mut Expanded,
     depth: usize,
-) -> Result<(), String> {
-    let name_len = inner
-        .bytes()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        .count();
-    let name = &inner[..name_len];
-    if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
-        return Err(format!(
-            "bad interpolation `${{{inner}}}`: expected a variable name like `${{NAME}}` or `${{NAME:-default}}`"
-        ));
-    }
-    let rest = &inner[name_len..];
-    let found = env.lookup(name);
+) -> Result<(), InterpError> {
+    let r = Ref::parse(inner)?;
+    let found = env.lookup(r.name);
     let not_unicode = found == Lookup::NotUnicode;
-    if not_unicode && !st.not_unicode.iter().any(|n| n == name) {
-        st.not_unicode.push(name.to_string());
+    if not_unicode && !st.not_unicode.iter().any(|n| n == r.name) {
+        st.not_unicode.push(r.name.to_string());
     }
     let val = match found {
         Lookup::Set(v) => Some(v),
         Lookup::Unset | Lookup::NotUnicode => None,
     };
-    let set_nonempty = val.filter(|v| !v.is_empty());
-    let (op, arg) = if rest.is_empty() {
-        ("", "")
-    } else if let Some(a) = rest.strip_prefix(":-") {
-        (":-", a)
-    } else if let Some(a) = rest.strip_prefix(":?") {
-        (":?", a)
-    } else if let Some(a) = rest.strip_prefix(":+") {
-        (":+", a)
-    } else if let Some(a) = rest.strip_prefix('-') {
-        ("-", a)
-    } else if let Some(a) = rest.strip_prefix('?') {
-        ("?", a)
-    } else if let Some(a) = rest.strip_prefix('+') {
-        ("+", a)
+    // After a `:`, an empty value counts as unset.
+    let usable = if r.colon {
+        val.filter(|v| !v.is_empty())
     } else {
-        return Err(format!(
-            "bad interpolation `${{{inner}}}`: expected `${{{name}}}`, `${{{name}:-default}}`, `${{{name}-default}}` or `${{{name}:?message}}`"
-        ));
+        val
     };
-    match op {
-        "" => match val {
-            Some(v) => out.push_str(v),
-            None if not_unicode => {}
-            None => st.unset.push(name.to_string()),
-        },
-        ":-" => match set_nonempty {
-            Some(v) => out.push_str(v),
-            None => expand_into(arg, env, out, st, depth + 1)?,
-        },
-        "-" => match val {
-            Some(v) => out.push_str(v),
-            None => expand_into(arg, env, out, st, depth + 1)?,
-        },
-        ":+" => {
-            if set_nonempty.is_some() {
-                expand_into(arg, env, out, st, depth + 1)?;
-            }
+    match (r.form, usable) {
+        (Form::Plain, Some(v)) | (Form::Default, Some(v)) | (Form::Required, Some(v)) => {
+            out.push_str(v)
         }
-        "+" => {
-            if val.is_some() {
-                expand_into(arg, env, out, st, depth + 1)?;
-            }
+        (Form::Plain, None) if !not_unicode => st.unset.push(r.name.to_string()),
+        (Form::Plain, None) | (Form::Alt, None) => {}
+        (Form::Default, None) | (Form::Alt, Some(_)) => {
+            expand_into(r.arg, env, out, st, depth + 1)?
         }
-        _ => {
-            // ":?" and "?"
-            let ok = if op == ":?" { set_nonempty } else { val };
-            match ok {
-                Some(v) => out.push_str(v),
-                None => {
-                    let mut msg = String::new();
-                    let mut scratch = Expanded::default();
-                    expand_into(arg, env, &mut msg, &mut scratch, depth + 1)?;
-                    let state = match val {
-                        Some(_) => "empty",
-                        None if not_unicode => "set but not valid UTF-8",
-                        None => "not set",
-                    };
-                    return Err(if msg.trim().is_empty() {
-                        format!("required variable `{name}` is {state}")
-                    } else {
-                        format!("required variable `{name}` is {state}: {}", msg.trim())
-                    });
-                }
-            }
+        (Form::Required, None) => {
+            let mut msg = String::new();
+            let mut scratch = Expanded::default();
+            expand_into(r.arg, env, &mut msg, &mut scratch, depth + 1)?;
+            let state = match val {
+                Some(_) => "empty",
+                None if not_unicode => "set but not valid UTF-8",
+                None => "not set",
+            };
+            let msg = msg.trim();
+            return Err(InterpError::Required {
+                name: r.name.to_string(),
+                state,
+                detail: if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {msg}")
+                },
+            });
         }
     }
     Ok(())

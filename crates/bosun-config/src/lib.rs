@@ -41,15 +41,28 @@
 //! let plan = bosun_config::Plan::new(&config, "web").unwrap();
 //! assert_eq!(plan.start_waves, vec![vec!["web".to_string()]]);
 //! ```
+//!
+//! # Layout
+//!
+//! [`parse`] is the recipe: `tree` (the TOML text as a tree of values that keep
+//! their byte spans, from `toml_edit`) → `schema` (the walk, table by table, into
+//! the model; values read by `read`, with the syntaxes of [`value`] and the
+//! `${…}` of [`interp`]) → `validate` (checks across tables) → `diag` (every
+//! error and warning collected, located as line:column, redacted with
+//! [`redact`]). The model is `model` (types) and `defaults` (their defaults);
+//! [`plan`] resolves roles and orders the units; `render` writes the config back
+//! as TOML for `bosun check`; [`env`](mod@env) is the process environment.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod defaults;
+mod diag;
 pub mod env;
 mod error;
 pub mod interp;
 mod model;
 pub mod plan;
+mod read;
 pub mod redact;
 mod render;
 mod schema;
@@ -90,27 +103,27 @@ pub fn load(path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
 /// redacted ([`redact::Redactor`]) against the secrets of `env` and of the
 /// config's own secret-named `env` entries.
 pub fn parse(text: &str, path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
-    let mut ctx = schema::Ctx::new(path, text, env);
+    let mut ctx = read::Ctx::new(path, text, env);
     let root = match tree::parse_document(text) {
         Ok(root) => root,
         Err(e) => {
             let message = format!("TOML syntax error: {}", one_line(e.message()));
             match e.span() {
-                Some(span) => ctx.error(span.start, message),
-                None => ctx.error_nowhere(message),
+                Some(span) => ctx.diag.error(span.start, message),
+                None => ctx.diag.error_nowhere(message),
             }
-            return Err(ctx.finish().0);
+            return Err(ctx.finish().errors);
         }
     };
     let walked = schema::walk(&mut ctx, &root, path);
-    validate::check(&mut ctx, &walked.config, &walked.located);
-    let (errors, warnings, redactor) = ctx.finish();
-    if !errors.is_empty() {
-        return Err(errors);
+    validate::check(&mut ctx.diag, &walked.config, &walked.located);
+    let found = ctx.finish();
+    if !found.errors.is_empty() {
+        return Err(found.errors);
     }
     let mut config = walked.config;
-    config.warnings = warnings;
-    config.secrets = redactor;
+    config.warnings = found.warnings;
+    config.secrets = found.redactor;
     Ok(config)
 }
 

@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::error::nearest;
+use crate::diag::nearest;
 use crate::interp::Lookup;
-use crate::Config;
+use crate::{Config, Unit};
 
 /// One active unit with the reason it is active.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,134 +51,35 @@ impl Plan {
     /// built by hand, [`crate::parse`] rejects them) is an error.
     pub fn new(config: &Config, roles_expr: &str) -> Result<Plan, String> {
         let roles = config.resolve_roles(roles_expr)?;
-        let role_set: HashSet<&str> = roles.iter().map(String::as_str).collect();
-
-        let mut units = Vec::new();
-        let mut inactive = Vec::new();
-        for u in config.units.values() {
-            if u.roles.is_empty() {
-                units.push((u, "no roles: always active".to_string()));
-                continue;
-            }
-            let hits: Vec<&str> = u
-                .roles
-                .iter()
-                .map(String::as_str)
-                .filter(|r| role_set.contains(r))
-                .collect();
-            match hits.len() {
-                0 => inactive.push((
-                    u.name.clone(),
-                    format!("roles {} not active", u.roles.join(", ")),
-                )),
-                1 => units.push((u, format!("role {}", hits[0]))),
-                _ => units.push((u, format!("roles {}", hits.join(", ")))),
-            }
-        }
-
-        let index: HashMap<&str, usize> = units
-            .iter()
-            .enumerate()
-            .map(|(i, (u, _))| (u.name.as_str(), i))
-            .collect();
-        // deps[i]: indices of the active units unit i is after.
-        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
-        for (i, (u, _)) in units.iter().enumerate() {
-            for a in &u.after {
-                if let Some(&j) = index.get(a.as_str()) {
-                    if j != i && !deps[i].contains(&j) {
-                        deps[i].push(j);
-                    }
-                }
-            }
-        }
-        for (i, ds) in deps.iter().enumerate() {
-            for &j in ds {
-                dependents[j].push(i);
-            }
-        }
-
-        // Start levels (Kahn, by rounds): level = 1 + max level of deps.
-        let n = units.len();
-        let mut level = vec![usize::MAX; n];
-        let mut order = Vec::with_capacity(n);
-        let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
-        let mut current: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
-        let mut depth = 0;
-        while !current.is_empty() {
-            let mut next = Vec::new();
-            for &i in &current {
-                level[i] = depth;
-                order.push(i);
-                for &d in &dependents[i] {
-                    remaining[d] -= 1;
-                    if remaining[d] == 0 {
-                        next.push(d);
-                    }
-                }
-            }
-            next.sort_unstable();
-            current = next;
-            depth += 1;
-        }
-        if order.len() < n {
-            let stuck: Vec<&str> = (0..n)
-                .filter(|&i| level[i] == usize::MAX)
-                .map(|i| units[i].0.name.as_str())
-                .collect();
-            return Err(format!("dependency cycle among: {}", stuck.join(", ")));
-        }
-
-        // Stop levels and the worst-case stop, dependents first.
-        let mut stop_level = vec![0usize; n];
-        let mut finish = vec![Duration::ZERO; n];
-        for &i in order.iter().rev() {
-            let mut lvl = 0;
-            let mut after_dependents = Duration::ZERO;
-            for &d in &dependents[i] {
-                lvl = lvl.max(stop_level[d] + 1);
-                after_dependents = after_dependents.max(finish[d]);
-            }
-            stop_level[i] = lvl;
-            finish[i] = after_dependents + units[i].0.stop_cost();
-        }
-        let worst_case_stop = finish.iter().copied().max().unwrap_or_default();
-
-        let waves = |levels: &[usize]| -> Vec<Vec<String>> {
-            let count = levels.iter().map(|l| l + 1).max().unwrap_or(0);
-            let mut w = vec![Vec::new(); count];
-            for (i, &l) in levels.iter().enumerate() {
-                w[l].push(units[i].0.name.clone());
-            }
-            w
-        };
-        let start_waves = waves(&level);
-        let stop_waves = waves(&stop_level);
-
-        let names = |ix: &[usize]| -> Vec<String> {
-            let mut v: Vec<usize> = ix.to_vec();
-            v.sort_unstable();
-            v.into_iter().map(|j| units[j].0.name.clone()).collect()
-        };
+        let (units, inactive) = activate(config, &roles);
+        let graph = Graph::new(&units);
+        let (level, order) = graph.start_levels().map_err(|stuck| {
+            let stuck: Vec<&str> = stuck.iter().map(|&i| units[i].0.name.as_str()).collect();
+            format!("dependency cycle among: {}", stuck.join(", "))
+        })?;
+        let (stop_level, worst_case_stop) = graph.stop_levels(&order, |i| units[i].0.stop_cost());
+        let name = |i: usize| units[i].0.name.clone();
         let planned = units
             .iter()
             .enumerate()
-            .map(|(i, (u, reason))| PlannedUnit {
-                name: u.name.clone(),
-                reason: reason.clone(),
-                deps: deps[i].iter().map(|&j| units[j].0.name.clone()).collect(),
-                dependents: names(&dependents[i]),
+            .map(|(i, (u, reason))| {
+                let mut dependents = graph.dependents[i].clone();
+                dependents.sort_unstable();
+                PlannedUnit {
+                    name: u.name.clone(),
+                    reason: reason.clone(),
+                    deps: graph.deps[i].iter().map(|&j| name(j)).collect(),
+                    dependents: dependents.into_iter().map(name).collect(),
+                }
             })
             .collect();
-
         Ok(Plan {
             roles_expr: roles_expr.to_string(),
             roles,
             units: planned,
             inactive,
-            start_waves,
-            stop_waves,
+            start_waves: waves(&level, name),
+            stop_waves: waves(&stop_level, name),
             worst_case_stop,
         })
     }
@@ -192,6 +93,143 @@ impl Plan {
     pub fn is_active(&self, name: &str) -> bool {
         self.unit(name).is_some()
     }
+}
+
+/// A role expression's token that names no role or alias.
+struct UnknownRole(String);
+
+/// Units with the reason they are active (or, by name, inactive).
+type Active<'c> = Vec<(&'c Unit, String)>;
+type Inactive = Vec<(String, String)>;
+
+/// The active units of `config` for `roles`, in config order, each with why it is
+/// active; and the inactive ones with why not.
+fn activate<'c>(config: &'c Config, roles: &[String]) -> (Active<'c>, Inactive) {
+    let role_set: HashSet<&str> = roles.iter().map(String::as_str).collect();
+    let mut active = Vec::new();
+    let mut inactive = Vec::new();
+    for u in config.units.values() {
+        if u.roles.is_empty() {
+            active.push((u, "no roles: always active".to_string()));
+            continue;
+        }
+        let hits: Vec<&str> = u
+            .roles
+            .iter()
+            .map(String::as_str)
+            .filter(|r| role_set.contains(r))
+            .collect();
+        match hits.len() {
+            0 => inactive.push((
+                u.name.clone(),
+                format!("roles {} not active", u.roles.join(", ")),
+            )),
+            1 => active.push((u, format!("role {}", hits[0]))),
+            _ => active.push((u, format!("roles {}", hits.join(", ")))),
+        }
+    }
+    (active, inactive)
+}
+
+/// The `after` edges among the active units, by index (edges to inactive units
+/// dropped).
+struct Graph {
+    /// `deps[i]`: the units unit `i` is after, in its `after` order.
+    deps: Vec<Vec<usize>>,
+    /// `dependents[i]`: the units that are after unit `i`.
+    dependents: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    fn new(units: &[(&Unit, String)]) -> Graph {
+        let index: HashMap<&str, usize> = units
+            .iter()
+            .enumerate()
+            .map(|(i, (u, _))| (u.name.as_str(), i))
+            .collect();
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+        for (i, (u, _)) in units.iter().enumerate() {
+            for a in &u.after {
+                if let Some(&j) = index.get(a.as_str()) {
+                    if j != i && !deps[i].contains(&j) {
+                        deps[i].push(j);
+                    }
+                }
+            }
+        }
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &j in ds {
+                dependents[j].push(i);
+            }
+        }
+        Graph { deps, dependents }
+    }
+
+    /// Start levels (Kahn, by rounds: a unit's level is one more than its deps'
+    /// highest) and the order units were levelled in. `Err`: the units that never
+    /// got a level (on or behind a cycle).
+    fn start_levels(&self) -> Result<(Vec<usize>, Vec<usize>), Vec<usize>> {
+        let n = self.deps.len();
+        let mut level = vec![usize::MAX; n];
+        let mut order = Vec::with_capacity(n);
+        let mut remaining: Vec<usize> = self.deps.iter().map(Vec::len).collect();
+        let mut current: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
+        let mut depth = 0;
+        while !current.is_empty() {
+            let mut next = Vec::new();
+            for &i in &current {
+                level[i] = depth;
+                order.push(i);
+                for &d in &self.dependents[i] {
+                    remaining[d] -= 1;
+                    if remaining[d] == 0 {
+                        next.push(d);
+                    }
+                }
+            }
+            next.sort_unstable();
+            current = next;
+            depth += 1;
+        }
+        if order.len() < n {
+            return Err((0..n).filter(|&i| level[i] == usize::MAX).collect());
+        }
+        Ok((level, order))
+    }
+
+    /// Stop levels (dependents first) and the worst-case stop: the longest path
+    /// of `cost` through the stop graph. `order` is a start order.
+    fn stop_levels(
+        &self,
+        order: &[usize],
+        cost: impl Fn(usize) -> Duration,
+    ) -> (Vec<usize>, Duration) {
+        let n = self.deps.len();
+        let mut stop_level = vec![0usize; n];
+        let mut finish = vec![Duration::ZERO; n];
+        for &i in order.iter().rev() {
+            let mut lvl = 0;
+            let mut after_dependents = Duration::ZERO;
+            for &d in &self.dependents[i] {
+                lvl = lvl.max(stop_level[d] + 1);
+                after_dependents = after_dependents.max(finish[d]);
+            }
+            stop_level[i] = lvl;
+            finish[i] = after_dependents + cost(i);
+        }
+        (stop_level, finish.iter().copied().max().unwrap_or_default())
+    }
+}
+
+/// Units grouped by level: wave `n` holds the units of level `n`, in index order.
+fn waves(levels: &[usize], name: impl Fn(usize) -> String) -> Vec<Vec<String>> {
+    let count = levels.iter().map(|l| l + 1).max().unwrap_or(0);
+    let mut w = vec![Vec::new(); count];
+    for (i, &l) in levels.iter().enumerate() {
+        w[l].push(name(i));
+    }
+    w
 }
 
 impl Config {
@@ -249,7 +287,7 @@ impl Config {
         let mut active: HashSet<String> = HashSet::new();
         for t in tokens {
             self.expand_role(t, &known, &mut active, &mut Vec::new())
-                .map_err(|bad| {
+                .map_err(|UnknownRole(bad)| {
                     let candidates = known
                         .iter()
                         .map(String::as_str)
@@ -286,14 +324,15 @@ impl Config {
         s
     }
 
-    /// Adds the roles `token` stands for; `Err(token)` when it names nothing.
+    /// Adds the roles `token` stands for; an error when it names nothing (the
+    /// token itself, or the member of an alias that names nothing).
     fn expand_role(
         &self,
         token: &str,
         known: &[String],
         active: &mut HashSet<String>,
         stack: &mut Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnknownRole> {
         if token == "all" {
             active.extend(known.iter().cloned());
             return Ok(());
@@ -313,6 +352,6 @@ impl Config {
             active.insert(token.to_string());
             return Ok(());
         }
-        Err(token.to_string())
+        Err(UnknownRole(token.to_string()))
     }
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use toml::map::Map;
 use toml::Value;
 
@@ -93,128 +94,159 @@ fn settings(red: &Redactor, s: &Settings) -> Map<String, Value> {
     m
 }
 
+/// A table being rendered: keys in the order they are put.
+struct Out<'r> {
+    red: &'r Redactor,
+    m: Map<String, Value>,
+}
+
+impl<'r> Out<'r> {
+    fn new(red: &'r Redactor) -> Self {
+        Out { red, m: Map::new() }
+    }
+
+    fn put(&mut self, key: &str, v: Value) {
+        self.m.insert(key.into(), v);
+    }
+
+    /// Puts `key` only when `cond` holds (`v` is made only then).
+    fn put_if(&mut self, cond: bool, key: &str, v: impl FnOnce(&Redactor) -> Value) {
+        if cond {
+            let v = v(self.red);
+            self.put(key, v);
+        }
+    }
+
+    fn put_some<T>(&mut self, key: &str, x: &Option<T>, v: impl FnOnce(&Redactor, &T) -> Value) {
+        if let Some(x) = x {
+            let v = v(self.red, x);
+            self.put(key, v);
+        }
+    }
+}
+
 /// A unit's table: `run`, `restart` and `stop_timeout` always, the rest only
 /// where it differs from the default, so that `bosun check` stays readable.
+/// Plain values come out before sub-tables (TOML puts them so), each group in
+/// the order written here. (A new unit key that is missing here fails the test
+/// `every_unit_key_is_rendered_and_reads_back`.)
 fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     let d = Unit::new(u.name.clone(), u.kind, u.run.clone());
+    let service = u.kind == UnitKind::Service;
+    let mut o = Out::new(red);
+    o.put("run", command(red, &u.run));
+    o.put_if(!u.roles.is_empty(), "roles", |r| strings(r, &u.roles));
+    o.put_if(!u.after.is_empty(), "after", |r| strings(r, &u.after));
+    o.put_if(!u.wait_for.is_empty(), "wait_for", |r| {
+        Value::Array(u.wait_for.iter().map(|w| wait_for(r, w)).collect())
+    });
+    o.put_if(!u.wait_for.is_empty(), "wait_for_timeout", |_| {
+        dur(u.wait_for_timeout)
+    });
+    o.put("restart", Value::String(u.restart.as_str().into()));
+    o.put_if(u.essential != d.essential, "essential", |_| {
+        Value::Boolean(u.essential)
+    });
+    o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
+        Value::String(u.stop_signal.name.into())
+    });
+    o.put("stop_timeout", dur(u.stop_timeout));
+    o.put_if(!service || u.timeout != d.timeout, "timeout", |_| {
+        dur(u.timeout)
+    });
+    let bare = service && u.ready.probe.is_none();
+    o.put_if(u.start_secs != d.start_secs || bare, "start_secs", |_| {
+        dur(u.start_secs)
+    });
+    o.put_some("user", &u.user, |r, x| text(r, x));
+    o.put_some("group", &u.group, |r, x| text(r, x));
+    o.put_some("cwd", &u.cwd, |r, x| path(r, x));
+    o.put_some("umask", &u.umask, |_, x| Value::String(format!("{x:03o}")));
+    o.put_some("env_file", &u.env_file, |r, x| path(r, x));
+    o.put_if(u.output != d.output, "output", |_| {
+        Value::String(u.output.as_str().into())
+    });
+    o.put_if(
+        u.restart_dependents != d.restart_dependents,
+        "restart_dependents",
+        |_| Value::Boolean(u.restart_dependents),
+    );
+    o.put_if(!u.env.is_empty(), "env", |r| env_table(r, &u.env));
+    o.put_if(u.ready != d.ready, "ready", |r| ready_table(r, &u.ready));
+    o.put_if(u.backoff != d.backoff, "backoff", |_| {
+        backoff_table(&u.backoff)
+    });
+    o.put_if(u.start_limit != d.start_limit, "start_limit", |_| {
+        start_limit_table(&u.start_limit)
+    });
+    o.put_some("log_file", &u.log_file, log_file_table);
+    o.put_some("health", &u.health, health_table);
+    o.put_some("backup", &u.backup, backup_table);
+    o.m
+}
+
+/// `env`, values under secret-looking keys masked.
+fn env_table(red: &Redactor, env: &IndexMap<String, String>) -> Value {
+    let mut o = Out::new(red);
+    for (k, v) in env {
+        let v = if is_secret_key(k) {
+            Value::String(MASK.into())
+        } else {
+            text(red, v)
+        };
+        o.put(k, v);
+    }
+    Value::Table(o.m)
+}
+
+fn ready_table(red: &Redactor, r: &Ready) -> Value {
+    let mut o = Out::new(red);
+    if let Some(p) = &r.probe {
+        probe(red, &mut o.m, p);
+    }
+    o.put("timeout", dur(r.timeout));
+    o.put("interval", dur(r.interval));
+    Value::Table(o.m)
+}
+
+fn backoff_table(b: &Backoff) -> Value {
     let mut m = Map::new();
-    m.insert("run".into(), command(red, &u.run));
-    if !u.roles.is_empty() {
-        m.insert("roles".into(), strings(red, &u.roles));
-    }
-    if !u.after.is_empty() {
-        m.insert("after".into(), strings(red, &u.after));
-    }
-    if !u.wait_for.is_empty() {
-        m.insert(
-            "wait_for".into(),
-            Value::Array(u.wait_for.iter().map(|w| wait_for(red, w)).collect()),
-        );
-        m.insert("wait_for_timeout".into(), dur(u.wait_for_timeout));
-    }
-    m.insert("restart".into(), Value::String(u.restart.as_str().into()));
-    if u.essential != d.essential {
-        m.insert("essential".into(), Value::Boolean(u.essential));
-    }
-    if u.stop_signal != d.stop_signal {
-        m.insert(
-            "stop_signal".into(),
-            Value::String(u.stop_signal.name.into()),
-        );
-    }
-    m.insert("stop_timeout".into(), dur(u.stop_timeout));
-    if u.kind == UnitKind::Task || u.timeout != d.timeout {
-        m.insert("timeout".into(), dur(u.timeout));
-    }
-    if u.start_secs != d.start_secs || (u.kind == UnitKind::Service && u.ready.probe.is_none()) {
-        m.insert("start_secs".into(), dur(u.start_secs));
-    }
-    if let Some(x) = &u.user {
-        m.insert("user".into(), text(red, x));
-    }
-    if let Some(x) = &u.group {
-        m.insert("group".into(), text(red, x));
-    }
-    if let Some(x) = &u.cwd {
-        m.insert("cwd".into(), path(red, x));
-    }
-    if let Some(x) = u.umask {
-        m.insert("umask".into(), Value::String(format!("{x:03o}")));
-    }
-    if let Some(x) = &u.env_file {
-        m.insert("env_file".into(), path(red, x));
-    }
-    if u.output != d.output {
-        m.insert("output".into(), Value::String(u.output.as_str().into()));
-    }
-    if u.restart_dependents != d.restart_dependents {
-        m.insert(
-            "restart_dependents".into(),
-            Value::Boolean(u.restart_dependents),
-        );
-    }
-    if !u.env.is_empty() {
-        let mut env = Map::new();
-        for (k, v) in &u.env {
-            let v = if is_secret_key(k) {
-                Value::String(MASK.into())
-            } else {
-                text(red, v)
-            };
-            env.insert(k.clone(), v);
-        }
-        m.insert("env".into(), Value::Table(env));
-    }
-    if u.ready != d.ready {
-        let mut r = Map::new();
-        if let Some(p) = &u.ready.probe {
-            probe(red, &mut r, p);
-        }
-        r.insert("timeout".into(), dur(u.ready.timeout));
-        r.insert("interval".into(), dur(u.ready.interval));
-        m.insert("ready".into(), Value::Table(r));
-    }
-    if u.backoff != d.backoff {
-        let mut b = Map::new();
-        b.insert("initial".into(), dur(u.backoff.initial));
-        b.insert("max".into(), dur(u.backoff.max));
-        b.insert("reset_after".into(), dur(u.backoff.reset_after));
-        m.insert("backoff".into(), Value::Table(b));
-    }
-    if u.start_limit != d.start_limit {
-        let mut sl = Map::new();
-        sl.insert(
-            "burst".into(),
-            Value::Integer(i64::from(u.start_limit.burst)),
-        );
-        sl.insert("interval".into(), dur(u.start_limit.interval));
-        m.insert("start_limit".into(), Value::Table(sl));
-    }
-    if let Some(lf) = &u.log_file {
-        let mut t = Map::new();
-        t.insert("path".into(), path(red, &lf.path));
-        t.insert("max_bytes".into(), Value::String(format_size(lf.max_bytes)));
-        t.insert("backups".into(), Value::Integer(i64::from(lf.backups)));
-        m.insert("log_file".into(), Value::Table(t));
-    }
-    if let Some(h) = &u.health {
-        let mut t = Map::new();
-        probe(red, &mut t, &h.probe);
-        t.insert("interval".into(), dur(h.interval));
-        t.insert("timeout".into(), dur(h.timeout));
-        t.insert("failures".into(), Value::Integer(i64::from(h.failures)));
-        m.insert("health".into(), Value::Table(t));
-    }
-    if let Some(bk) = &u.backup {
-        let mut t = Map::new();
-        t.insert("dump".into(), command(red, &bk.dump));
-        if let Some(l) = &bk.load {
-            t.insert("load".into(), command(red, l));
-        }
-        t.insert("timeout".into(), dur(bk.timeout));
-        m.insert("backup".into(), Value::Table(t));
-    }
-    m
+    m.insert("initial".into(), dur(b.initial));
+    m.insert("max".into(), dur(b.max));
+    m.insert("reset_after".into(), dur(b.reset_after));
+    Value::Table(m)
+}
+
+fn start_limit_table(s: &StartLimit) -> Value {
+    let mut m = Map::new();
+    m.insert("burst".into(), Value::Integer(i64::from(s.burst)));
+    m.insert("interval".into(), dur(s.interval));
+    Value::Table(m)
+}
+
+fn log_file_table(red: &Redactor, lf: &LogFile) -> Value {
+    let mut o = Out::new(red);
+    o.put("path", path(red, &lf.path));
+    o.put("max_bytes", Value::String(format_size(lf.max_bytes)));
+    o.put("backups", Value::Integer(i64::from(lf.backups)));
+    Value::Table(o.m)
+}
+
+fn health_table(red: &Redactor, h: &Health) -> Value {
+    let mut o = Out::new(red);
+    probe(red, &mut o.m, &h.probe);
+    o.put("interval", dur(h.interval));
+    o.put("timeout", dur(h.timeout));
+    o.put("failures", Value::Integer(i64::from(h.failures)));
+    Value::Table(o.m)
+}
+
+fn backup_table(red: &Redactor, b: &UnitBackup) -> Value {
+    let mut o = Out::new(red);
+    o.put("dump", command(red, &b.dump));
+    o.put_some("load", &b.load, command);
+    o.put("timeout", dur(b.timeout));
+    Value::Table(o.m)
 }
 
 fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
@@ -312,5 +344,74 @@ mod tests {
             assert_eq!(back.value, s);
             assert!(back.unset.is_empty());
         }
+    }
+
+    /// Every unit key, set away from its default, shows in `bosun check` and
+    /// reads back as the same unit: a key added to the schema but not to
+    /// `unit()` above (or the other way round) fails here.
+    #[test]
+    fn every_unit_key_is_rendered_and_reads_back() {
+        let text = r#"
+[task.db]
+run = "init-db"
+timeout = "5m"
+restart = "on-failure"
+
+[service.web]
+run = ["prog", "--flag"]
+roles = ["web"]
+after = ["db"]
+wait_for = ["tcp://db:5432"]
+wait_for_timeout = "30s"
+ready = { http = "http://127.0.0.1:8080/", timeout = "20s", interval = "1s" }
+start_secs = "2s"
+restart = "on-failure"
+backoff = { initial = "1s", max = "10s", reset_after = "2m" }
+start_limit = { burst = 3, interval = "30s" }
+essential = true
+stop_signal = "SIGINT"
+stop_timeout = "20s"
+user = "app"
+group = "app"
+cwd = "/srv"
+umask = "027"
+env = { MODE = "prod" }
+env_file = "/etc/app.env"
+output = "inherit"
+log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
+health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }
+restart_dependents = true
+backup = { dump = "dump", load = "load", timeout = "1m" }
+
+[snapshot]
+store = "file:///var/backup"
+"#;
+        let env = std::collections::HashMap::new();
+        let path = Path::new("/etc/bosun/bosun.toml");
+        let c = crate::parse(text, path, &env).expect("the test config is valid");
+        let out = c.to_redacted_toml();
+        let rendered: toml::Table = toml::from_str(&out).expect("rendered TOML");
+        let keys_of = |kind: &str, name: &str| -> Vec<String> {
+            rendered[kind][name]
+                .as_table()
+                .expect("a unit table")
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let (web, db) = (keys_of("service", "web"), keys_of("task", "db"));
+        for key in crate::schema::unit_key_names() {
+            let shown = if key == "timeout" {
+                db.iter().any(|k| k == key)
+            } else {
+                web.iter().any(|k| k == key)
+            };
+            assert!(
+                shown,
+                "unit key `{key}` is not rendered (or not set in this test):\n{out}"
+            );
+        }
+        let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
+        assert_eq!(back.units, c.units, "{out}");
     }
 }

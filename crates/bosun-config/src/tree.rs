@@ -1,26 +1,16 @@
 //! The TOML document as a tree of values that remember where they were written.
 //!
-//! `toml` reports spans through `toml::Spanned`, but only where a value has one
-//! (implicit tables such as `service` in `[service.web]` do not). This tree asks for
+//! `toml_edit` parses the text into a document whose keys, values and tables keep
+//! their byte spans ([`toml_edit::ImDocument`], `.span()`), but not every item has
+//! one (implicit tables such as `service` in `[service.web]` do not). This tree takes
 //! a span everywhere and falls back to the key's span, so that every value can be
-//! located. The schema walk (`schema.rs`) reads this tree instead of deriving
+//! located. The schema walk (`schema/`) reads this tree instead of deriving
 //! `Deserialize` on raw structs: that way it can report every unknown key and every
 //! bad value at once, each with its table and position, not only the first one.
 
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
-// The private protocol `toml` (via serde_spanned) uses to hand out spans.
-const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
-const SPANNED_START: &str = "$__serde_spanned_private_start";
-const SPANNED_END: &str = "$__serde_spanned_private_end";
-const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
-const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
-// How `toml` hands out a datetime: a one-entry map.
-const DATETIME_FIELD: &str = "$__toml_private_datetime";
+use toml_edit::{ImDocument, InlineTable, Item, Key, Table, TomlError, Value};
 
 /// A value and the byte range it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +61,17 @@ impl Node {
     }
 }
 
+impl Entry {
+    /// Byte offset to report problems with this key at (the value's, when the key
+    /// has no span).
+    pub fn key_pos(&self) -> usize {
+        self.key_span
+            .as_ref()
+            .map(|r| r.start)
+            .unwrap_or(self.node.pos())
+    }
+}
+
 /// `"text"`, credentials masked ([`crate::redact::redact_url`], before the cut, so
 /// that no part of a password survives it), cut to a readable length.
 pub(crate) fn quote_short(s: &str) -> String {
@@ -84,165 +85,77 @@ pub(crate) fn quote_short(s: &str) -> String {
     }
 }
 
-/// Parses a whole document. The error is `toml`'s (a syntax error), with its span.
-pub(crate) fn parse_document(text: &str) -> Result<Node, toml::de::Error> {
-    let mut root: Node = toml::from_str(text)?;
-    if root.span.is_none() {
-        root.span = Some(0..0);
-    }
-    Ok(root)
+/// Parses a whole document. The error is a TOML syntax error, with its span.
+pub(crate) fn parse_document(text: &str) -> Result<Node, TomlError> {
+    let doc = ImDocument::parse(text)?;
+    let root = doc.as_table();
+    Ok(Node {
+        span: Some(root.span().unwrap_or(0..0)),
+        val: table(root),
+    })
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor)
-    }
+fn table(t: &Table) -> Val {
+    entries(t.iter().map(|(k, item)| (k, t.key(k), item_node(item))))
 }
 
-/// Deserializes the value itself (inside a span wrapper): no second span request.
-struct Bare;
-
-impl<'de> DeserializeSeed<'de> for Bare {
-    type Value = Node;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        d.deserialize_any(NodeVisitor)
-    }
+fn inline_table(t: &InlineTable) -> Val {
+    entries(t.iter().map(|(k, v)| (k, t.key(k), value_node(v))))
 }
 
-/// A table key with its span when the deserializer gives one.
-struct Key {
-    name: String,
-    span: Option<Range<usize>>,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(Key {
-            name: v.to_string(),
-            span: None,
+/// The entries of a table, in file order. A value without a span of its own (an
+/// implicit table such as `service` in `[service.web]`) is located at its key.
+fn entries<'t>(items: impl Iterator<Item = (&'t str, Option<&'t Key>, Node)>) -> Val {
+    let entries = items
+        .map(|(name, key, mut node)| {
+            let key_span = key.and_then(Key::span);
+            if node.span.is_none() {
+                node.span = key_span.clone();
+            }
+            Entry {
+                key: name.to_string(),
+                key_span,
+                node,
+            }
         })
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
-        Ok(Key {
-            name: v,
-            span: None,
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
-        let mut start = None;
-        let mut end = None;
-        let mut name = None;
-        while let Some(k) = map.next_key::<String>()? {
-            match k.as_str() {
-                SPANNED_START => start = Some(map.next_value::<usize>()?),
-                SPANNED_END => end = Some(map.next_value::<usize>()?),
-                SPANNED_VALUE => name = Some(map.next_value::<String>()?),
-                _ => return Err(de::Error::custom("unexpected key structure")),
-            }
-        }
-        let name = name.ok_or_else(|| de::Error::custom("key without a name"))?;
-        let span = match (start, end) {
-            (Some(s), Some(e)) => Some(s..e),
-            _ => None,
-        };
-        Ok(Key { name, span })
+        .collect();
+    Val::Table(entries)
+}
+
+fn item_node(item: &Item) -> Node {
+    let val = match item {
+        Item::Value(v) => return value_node(v),
+        Item::Table(t) => table(t),
+        Item::ArrayOfTables(a) => Val::Array(
+            a.iter()
+                .map(|t| Node {
+                    span: t.span(),
+                    val: table(t),
+                })
+                .collect(),
+        ),
+        // Never made by the parser (`Table::iter` skips it anyway).
+        Item::None => Val::Table(Vec::new()),
+    };
+    Node {
+        span: item.span(),
+        val,
     }
 }
 
-struct NodeVisitor;
-
-fn bare(val: Val) -> Node {
-    Node { span: None, val }
-}
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any TOML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(bare(Val::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(bare(Val::Int(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        i64::try_from(v)
-            .map(|v| bare(Val::Int(v)))
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(bare(Val::Float(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(bare(Val::Str(v.to_string())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(bare(Val::Str(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(n) = seq.next_element::<Node>()? {
-            items.push(n);
-        }
-        Ok(bare(Val::Array(items)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let first = match map.next_key::<Key>()? {
-            None => return Ok(bare(Val::Table(Vec::new()))),
-            Some(k) => k,
-        };
-        match first.name.as_str() {
-            SPANNED_START => {
-                let start: usize = map.next_value()?;
-                let mut end = start;
-                let mut value = None;
-                while let Some(k) = map.next_key::<String>()? {
-                    match k.as_str() {
-                        SPANNED_END => end = map.next_value()?,
-                        SPANNED_VALUE => value = Some(map.next_value_seed(Bare)?),
-                        _ => return Err(de::Error::custom("unexpected span structure")),
-                    }
-                }
-                let mut node = value.ok_or_else(|| de::Error::custom("span without a value"))?;
-                node.span = Some(start..end.max(start));
-                Ok(node)
-            }
-            DATETIME_FIELD => {
-                let s: String = map.next_value()?;
-                Ok(bare(Val::Datetime(s)))
-            }
-            _ => {
-                let mut entries = Vec::new();
-                let mut key = Some(first);
-                while let Some(k) = key {
-                    let mut node: Node = map.next_value()?;
-                    if node.span.is_none() {
-                        node.span = k.span.clone();
-                    }
-                    entries.push(Entry {
-                        key: k.name,
-                        key_span: k.span,
-                        node,
-                    });
-                    key = map.next_key::<Key>()?;
-                }
-                Ok(bare(Val::Table(entries)))
-            }
-        }
+fn value_node(v: &Value) -> Node {
+    let val = match v {
+        Value::String(s) => Val::Str(s.value().clone()),
+        Value::Integer(i) => Val::Int(*i.value()),
+        Value::Float(f) => Val::Float(*f.value()),
+        Value::Boolean(b) => Val::Bool(*b.value()),
+        Value::Datetime(d) => Val::Datetime(d.value().to_string()),
+        Value::Array(a) => Val::Array(a.iter().map(value_node).collect()),
+        Value::InlineTable(t) => inline_table(t),
+    };
+    Node {
+        span: v.span(),
+        val,
     }
 }
 
@@ -278,5 +191,30 @@ mod tests {
         let k = ready[0].key_span.clone().unwrap();
         assert_eq!(&text[k], "tcp");
         assert_eq!(entries[2].node.val, Val::Datetime("1979-05-27".into()));
+    }
+
+    #[test]
+    fn implicit_tables_are_located_at_their_key() {
+        let text = "[service.web]\nrun = \"x\"\n[[task.a.b]]\nenv.X = 1\n";
+        let root = parse_document(text).unwrap();
+        let service = &table(&root)[0];
+        // `service` exists only as part of the header: its key is its place.
+        assert_eq!(service.node.span, service.key_span);
+        assert_eq!(&text[service.node.span.clone().unwrap()], "service");
+        let task = &table(&root)[1];
+        let a = &table(&task.node)[0];
+        let b = &table(&a.node)[0];
+        let Val::Array(tables) = &b.node.val else {
+            panic!("an array of tables")
+        };
+        let env = &table(&tables[0])[0];
+        assert_eq!(&text[env.node.span.clone().unwrap()], "env");
+    }
+
+    #[test]
+    fn a_syntax_error_has_a_span() {
+        let e = parse_document("[service.web\nrun = 1\n").unwrap_err();
+        assert!(e.span().is_some());
+        assert!(!e.message().is_empty());
     }
 }

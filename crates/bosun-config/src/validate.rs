@@ -3,11 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::did_you_mean;
-use crate::schema::{path_seg, Ctx, Located};
+use crate::diag::{did_you_mean, Diag};
+use crate::schema::{path_seg, Located};
 use crate::{Config, Plan};
 
-pub(crate) fn check(ctx: &mut Ctx, config: &Config, located: &Located) {
+pub(crate) fn check(ctx: &mut Diag, config: &Config, located: &Located) {
     let roles_ok = check_roles(ctx, config, located);
     check_after(ctx, located);
     check_cycles(ctx, located);
@@ -21,7 +21,7 @@ pub(crate) fn check(ctx: &mut Ctx, config: &Config, located: &Located) {
             }
         }
     }
-    if ctx.errors.is_empty() {
+    if ctx.error_count() == 0 {
         if let Ok(plan) = Plan::new(config, "all") {
             if plan.worst_case_stop > config.bosun.stop_budget {
                 ctx.warn_nowhere(format!(
@@ -42,13 +42,20 @@ fn unit_table(located: &Located, name: &str) -> String {
 }
 
 /// Unit roles vs aliases, alias members, alias cycles. Returns whether all is well.
-fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
-    let before = ctx.errors.len();
-    let role_set: HashSet<String> = config.role_names().into_iter().collect();
+fn check_roles(ctx: &mut Diag, config: &Config, located: &Located) -> bool {
+    let before = ctx.error_count();
+    check_unit_roles(ctx, located);
+    check_alias_members(ctx, config, located);
+    check_alias_cycles(ctx, config, located);
+    ctx.error_count() == before
+}
+
+/// A unit names concrete roles, not aliases.
+fn check_unit_roles(ctx: &mut Diag, located: &Located) {
     for (name, u) in &located.units {
         for (r, pos) in &u.roles {
             if let Some((apos, _)) = located.aliases.get(r) {
-                let (line, _) = crate::error::line_col(ctx.text, *apos);
+                let line = ctx.line_of(*apos);
                 ctx.error(
                     *pos,
                     format!(
@@ -59,6 +66,11 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
             }
         }
     }
+}
+
+/// An alias stands for known roles or aliases, never `all`.
+fn check_alias_members(ctx: &mut Diag, config: &Config, located: &Located) {
+    let role_set: HashSet<String> = config.role_names().into_iter().collect();
     for (alias, (_, members)) in &located.aliases {
         for (m, mpos) in members {
             if m == "all" {
@@ -86,7 +98,10 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
             }
         }
     }
-    // Alias cycles (an alias reaching itself through aliases).
+}
+
+/// No alias reaches itself through aliases.
+fn check_alias_cycles(ctx: &mut Diag, config: &Config, located: &Located) {
     let graph: Vec<(String, Vec<(String, usize)>)> = located
         .aliases
         .iter()
@@ -111,10 +126,9 @@ fn check_roles(ctx: &mut Ctx, config: &Config, located: &Located) -> bool {
         };
         ctx.error(pos, msg);
     }
-    ctx.errors.len() == before
 }
 
-fn check_after(ctx: &mut Ctx, located: &Located) {
+fn check_after(ctx: &mut Diag, located: &Located) {
     for (name, u) in &located.units {
         for (a, pos) in &u.after {
             if a == name {
@@ -146,7 +160,7 @@ fn check_after(ctx: &mut Ctx, located: &Located) {
     }
 }
 
-fn check_cycles(ctx: &mut Ctx, located: &Located) {
+fn check_cycles(ctx: &mut Diag, located: &Located) {
     let graph: Vec<(String, Vec<(String, usize)>)> = located
         .units
         .iter()
@@ -190,43 +204,17 @@ fn find_cycles(graph: &[(String, Vec<(String, usize)>)]) -> Vec<Vec<(String, usi
                 .collect()
         })
         .collect();
-    // Peel off nodes that cannot reach a cycle (no successors left), repeatedly.
-    let n = graph.len();
-    let mut alive = vec![true; n];
-    loop {
-        let mut changed = false;
-        for i in 0..n {
-            if alive[i] && !succ[i].iter().any(|&(j, _)| alive[j]) {
-                alive[i] = false;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let alive = on_or_before_cycles(&succ);
     // Every node left has a successor left: walking from it must close a cycle.
-    let mut reported = vec![false; n];
+    let mut reported = vec![false; graph.len()];
     let mut cycles = Vec::new();
-    for start in 0..n {
-        if !alive[start] || reported[start] {
+    for start in (0..graph.len()).filter(|&i| alive[i]) {
+        if reported[start] {
             continue;
         }
-        let mut seen_at: HashMap<usize, usize> = HashMap::new();
-        let mut walk: Vec<(usize, usize)> = Vec::new();
-        let mut cur = start;
-        while let std::collections::hash_map::Entry::Vacant(e) = seen_at.entry(cur) {
-            e.insert(walk.len());
-            let Some(&(next, pos)) = succ[cur].iter().find(|&&(j, _)| alive[j]) else {
-                break;
-            };
-            walk.push((cur, pos));
-            cur = next;
-        }
-        let Some(&from) = seen_at.get(&cur) else {
+        let Some(mut cycle) = cycle_from(start, &succ, &alive) else {
             continue;
         };
-        let mut cycle: Vec<(usize, usize)> = walk[from..].to_vec();
         if cycle.is_empty() || cycle.iter().any(|&(i, _)| reported[i]) {
             continue;
         }
@@ -250,7 +238,48 @@ fn find_cycles(graph: &[(String, Vec<(String, usize)>)]) -> Vec<Vec<(String, usi
     cycles
 }
 
-fn check_backups(ctx: &mut Ctx, config: &Config, located: &Located) {
+/// The nodes that can reach a cycle: peels off nodes with no successor left,
+/// repeatedly.
+fn on_or_before_cycles(succ: &[Vec<(usize, usize)>]) -> Vec<bool> {
+    let n = succ.len();
+    let mut alive = vec![true; n];
+    loop {
+        let mut changed = false;
+        for i in 0..n {
+            if alive[i] && !succ[i].iter().any(|&(j, _)| alive[j]) {
+                alive[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            return alive;
+        }
+    }
+}
+
+/// Walks from `start` along the first live successor until a node repeats; the
+/// cycle it closes, as (node, position of its edge to the next node).
+fn cycle_from(
+    start: usize,
+    succ: &[Vec<(usize, usize)>],
+    alive: &[bool],
+) -> Option<Vec<(usize, usize)>> {
+    let mut seen_at: HashMap<usize, usize> = HashMap::new();
+    let mut walk: Vec<(usize, usize)> = Vec::new();
+    let mut cur = start;
+    while let std::collections::hash_map::Entry::Vacant(e) = seen_at.entry(cur) {
+        e.insert(walk.len());
+        let Some(&(next, pos)) = succ[cur].iter().find(|&&(j, _)| alive[j]) else {
+            break;
+        };
+        walk.push((cur, pos));
+        cur = next;
+    }
+    let &from = seen_at.get(&cur)?;
+    Some(walk[from..].to_vec())
+}
+
+fn check_backups(ctx: &mut Diag, config: &Config, located: &Located) {
     for (name, u) in &located.units {
         let Some(pos) = u.backup else { continue };
         if config.snapshot.is_none() {

@@ -1,6 +1,7 @@
-//! Scalar value syntaxes of `bosun.toml`: durations, sizes, signals, umasks and
-//! times of day. Each parser takes the (already interpolated) text and returns
-//! `None` when it does not fit; the schema walk turns that into a located error.
+//! Scalar value syntaxes of `bosun.toml`: durations, sizes, signals, umasks,
+//! times of day, `host:port` addresses and store URLs. Each parser takes the
+//! (already interpolated) text and returns `None` (or why not) when it does not
+//! fit; the readers (`read.rs`) turn that into a located error.
 
 use std::time::Duration;
 
@@ -283,6 +284,57 @@ pub fn parse_time_of_day(text: &str) -> Option<(u8, u8)> {
     (h < 24 && m < 60).then_some((h, m))
 }
 
+/// Whether `s` is `host:port` (`[v6]:port` too) with a port in 1..=65535.
+pub(crate) fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner.ends_with(']') && inner.len() > 1
+    } else {
+        !host.is_empty() && !host.contains(':')
+    };
+    let host_ok = host_ok
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@');
+    host_ok
+        && !port.is_empty()
+        && port.bytes().all(|c| c.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// Checks a snapshot store URL: `file:///abs/path` or `s3://bucket[/prefix]`.
+/// The error says what is wrong with it.
+pub(crate) fn check_store(v: &str) -> Result<(), &'static str> {
+    if let Some(p) = v.strip_prefix("file://") {
+        if !p.starts_with('/') {
+            return Err("a file store needs an absolute path (file:///…, three slashes)");
+        }
+        if p.trim_matches('/').is_empty() {
+            return Err("the file store cannot be the root directory");
+        }
+        return Ok(());
+    }
+    if let Some(rest) = v.strip_prefix("s3://") {
+        let bucket = rest.split('/').next().unwrap_or("");
+        if bucket.is_empty() {
+            return Err("no bucket name");
+        }
+        if !bucket
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        {
+            return Err("a bucket name holds only letters, digits, `.`, `-` and `_`");
+        }
+        if rest.contains('@') || rest.contains("//") {
+            return Err("put credentials in the AWS environment, not in the URL");
+        }
+        return Ok(());
+    }
+    Err("unknown scheme")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +427,36 @@ mod tests {
         assert_eq!(parse_time_of_day("6:05"), Some((6, 5)));
         for bad in ["24:00", "12:60", "1200", "12:5", "ab:cd", ""] {
             assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_port() {
+        for ok in ["127.0.0.1:80", "db:5432", "[::1]:8080", "localhost:65535"] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "", "db", ":80", "db:", "db:0", "db:65536", "db:x", "::1:80", "a b:1", "[]:1",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stores() {
+        assert!(check_store("file:///var/lib/bosun/backup").is_ok());
+        assert!(check_store("s3://bucket").is_ok());
+        assert!(check_store("s3://bucket/pre/fix").is_ok());
+        for bad in [
+            "file://rel",
+            "file:///",
+            "s3://",
+            "s3:///x",
+            "gs://b",
+            "/var/backup",
+            "s3://a:b@bucket/x",
+        ] {
+            assert!(check_store(bad).is_err(), "{bad}");
         }
     }
 }

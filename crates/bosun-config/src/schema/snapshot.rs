@@ -1,0 +1,168 @@
+//! `[snapshot]`: where snapshots are kept, the daily series, `[snapshot.paths]`.
+
+use indexmap::IndexMap;
+
+use super::{is_name, key_desc, names, set, Key, Located, Slot, Tbl};
+use crate::model::SnapshotConfig;
+use crate::read::Ctx;
+use crate::tree::{Node, Val};
+use crate::value::{check_store, parse_time_of_day};
+
+/// `[snapshot]` as it is read.
+struct Draft {
+    s: SnapshotConfig,
+    /// Where each `[snapshot.paths]` item is named.
+    paths_at: IndexMap<String, usize>,
+}
+
+const STORE_HINT: &str =
+    "expected a store like \"file:///var/lib/bosun/backup\" or \"s3://bucket/prefix\"";
+
+/// The keys of `[snapshot]`, in the order they are read and listed in messages.
+const KEYS: &[Key<Draft>] = &[
+    Key {
+        name: "store",
+        read: store,
+    },
+    Key {
+        name: "create_store",
+        read: create_store,
+    },
+    Key {
+        name: "s3_endpoint",
+        read: s3_endpoint,
+    },
+    Key {
+        name: "s3_region",
+        read: |c, k, d| {
+            let region = c.optional(k.node, &k.what, "a region like \"us-east-1\"");
+            set(&mut d.s.s3_region, region);
+        },
+    },
+    Key {
+        name: "keep_daily",
+        read: |c, k, d| set(&mut d.s.keep_daily, c.uint(k.node, &k.what, 0)),
+    },
+    Key {
+        name: "daily_at",
+        read: daily_at,
+    },
+    Key {
+        name: "paths",
+        read: paths,
+    },
+];
+
+/// `[snapshot]`; `None` when it is not a table.
+pub(super) fn snapshot(
+    ctx: &mut Ctx,
+    node: &Node,
+    located: &mut Located,
+) -> Option<SnapshotConfig> {
+    let example = "{ store = \"file:///var/lib/bosun/backup\" }";
+    let t = Tbl::open(ctx, node, "snapshot", &names(KEYS), "`snapshot`", example)?;
+    let mut d = Draft {
+        s: SnapshotConfig::unread(),
+        paths_at: IndexMap::new(),
+    };
+    if t.get("store").is_none() {
+        ctx.diag.error(
+            node.pos(),
+            format!("missing `store` in [snapshot]: {STORE_HINT}"),
+        );
+    }
+    t.read(ctx, KEYS, &mut d);
+    located.snapshot_paths = d.paths_at;
+    Some(d.s)
+}
+
+fn store(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Some(v) = ctx.nonempty(k.node, &k.what, STORE_HINT) else {
+        return;
+    };
+    let v = v.trim().to_string();
+    if let Err(why) = check_store(&v) {
+        let found = ctx.found_interp(k.node, &v);
+        ctx.diag.error(
+            k.node.pos(),
+            format!("{}: {STORE_HINT}, found {found}: {why}", k.what),
+        );
+    }
+    d.s.store = v;
+}
+
+/// Only a `file://` store can be created (checked after `store`, read first).
+fn create_store(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    set(&mut d.s.create_store, ctx.boolean(k.node, &k.what));
+    let s = &d.s;
+    if s.create_store && !s.store.starts_with("file://") && !s.store.is_empty() {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: only a file:// store can be created; an s3:// bucket must exist already (remove the key)",
+                k.what
+            ),
+        );
+    }
+}
+
+fn s3_endpoint(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let expected = "an endpoint URL like \"http://127.0.0.1:3900\"";
+    let Some(v) = ctx.optional(k.node, &k.what, expected) else {
+        return;
+    };
+    if v.starts_with("http://") || v.starts_with("https://") {
+        d.s.s3_endpoint = Some(v);
+    } else {
+        let found = ctx.diag.quote(&v);
+        ctx.diag.error(k.node.pos(), format!("{}: expected an endpoint URL like \"http://127.0.0.1:3900\" or \"https://s3.example.com\", found {found}", k.what));
+    }
+}
+
+fn daily_at(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Some(v) = ctx.optional(k.node, &k.what, "a time \"HH:MM\"") else {
+        return;
+    };
+    d.s.daily_at = parse_time_of_day(&v);
+    if d.s.daily_at.is_none() {
+        let found = ctx.diag.quote(&v);
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: expected a UTC time of day \"HH:MM\" like \"06:00\", found {found}",
+                k.what
+            ),
+        );
+    }
+}
+
+/// `[snapshot.paths]`: item name → file or directory.
+fn paths(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Val::Table(entries) = &k.node.val else {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: expected a table like {{ files = \"/srv/files\" }}, found {}",
+                k.what,
+                k.node.found()
+            ),
+        );
+        return;
+    };
+    for e in entries {
+        let pos = e.key_pos();
+        if !is_name(&e.key) {
+            ctx.diag.error(
+                pos,
+                format!(
+                    "bad item name {:?} in [snapshot.paths]: use letters, digits, `_`, `.` and `-`",
+                    e.key
+                ),
+            );
+        }
+        if let Some(p) = ctx.path(&e.node, &key_desc("snapshot.paths", &e.key)) {
+            d.s.paths.insert(e.key.clone(), p);
+            d.paths_at.insert(e.key.clone(), pos);
+        }
+    }
+}
