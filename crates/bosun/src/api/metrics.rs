@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::protocol::{DaemonStatus, Phase, State};
+use crate::protocol::{DaemonStatus, Phase, State, UnitStatus};
 
 const STATES: [State; 8] = [
     State::Inactive,
@@ -22,163 +22,132 @@ const STATES: [State; 8] = [
 /// The whole exposition for one scrape.
 pub fn render(st: &DaemonStatus) -> String {
     let mut out = String::with_capacity(512 + st.units.len() * 900);
-    let units: Vec<_> = st.units.iter().filter(|u| u.active).collect();
+    let units: Vec<&UnitStatus> = st.units.iter().filter(|u| u.active).collect();
+    render_units(&mut out, &units);
+    render_daemon(&mut out, st);
+    out
+}
 
-    family(
-        &mut out,
+/// One family with one sample per unit that has a value.
+fn per_unit<V: std::fmt::Display>(
+    out: &mut String,
+    units: &[&UnitStatus],
+    (name, kind, help): (&str, &str, &str),
+    value: impl Fn(&UnitStatus) -> Option<V>,
+) {
+    family(out, name, kind, help);
+    for u in units {
+        if let Some(v) = value(u) {
+            sample(out, name, &[("unit", &u.name)], v);
+        }
+    }
+}
+
+fn render_units(out: &mut String, units: &[&UnitStatus]) {
+    let up = (
         "bosun_unit_up",
         "gauge",
         "1 when the unit has a running process.",
     );
-    for u in &units {
-        sample(
-            &mut out,
-            "bosun_unit_up",
-            &[("unit", &u.name)],
-            u.pid.is_some() as u8,
-        );
-    }
-    family(
-        &mut out,
+    per_unit(out, units, up, |u| Some(u.pid.is_some() as u8));
+    let ready = (
         "bosun_unit_ready",
         "gauge",
         "1 when the unit is ready (service) or done (task).",
     );
-    for u in &units {
-        sample(
-            &mut out,
-            "bosun_unit_ready",
-            &[("unit", &u.name)],
-            u.ready as u8,
-        );
-    }
-    family(
-        &mut out,
+    per_unit(out, units, ready, |u| Some(u.ready as u8));
+    let restarts = (
         "bosun_unit_restarts_total",
         "counter",
         "Restarts since bosun started.",
     );
-    for u in &units {
-        sample(
-            &mut out,
-            "bosun_unit_restarts_total",
-            &[("unit", &u.name)],
-            u.restarts,
-        );
-    }
-    family(
-        &mut out,
+    per_unit(out, units, restarts, |u| Some(u.restarts));
+    let exit = (
         "bosun_unit_last_exit_code",
         "gauge",
         "Exit code of the unit's last exit (128+n for signal n); absent before the first exit.",
     );
-    for u in &units {
-        if let Some(e) = &u.last_exit {
-            sample(
-                &mut out,
-                "bosun_unit_last_exit_code",
-                &[("unit", &u.name)],
-                e.code,
-            );
-        }
-    }
-    family(
-        &mut out,
+    per_unit(out, units, exit, |u| u.last_exit.map(|e| e.code));
+    let started = (
         "bosun_unit_start_time_seconds",
         "gauge",
         "When the unit's current process started, Unix time; absent when not running.",
     );
-    for u in &units {
-        if let (Some(_), Some(t)) = (u.pid, u.started_at_ms) {
-            sample(
-                &mut out,
-                "bosun_unit_start_time_seconds",
-                &[("unit", &u.name)],
-                Seconds(t),
-            );
-        }
-    }
+    per_unit(out, units, started, |u| {
+        u.pid.and(u.started_at_ms).map(Seconds)
+    });
     family(
-        &mut out,
+        out,
         "bosun_unit_state",
         "gauge",
         "The unit's state, one-hot over every state.",
     );
-    for u in &units {
+    for u in units {
         for s in STATES {
             let v = (u.state == s) as u8;
             sample(
-                &mut out,
+                out,
                 "bosun_unit_state",
                 &[("unit", &u.name), ("state", s.as_str())],
                 v,
             );
         }
     }
+}
 
-    family(&mut out, "bosun_phase", "gauge", "bosun's phase, one-hot.");
+fn render_daemon(out: &mut String, st: &DaemonStatus) {
+    family(out, "bosun_phase", "gauge", "bosun's phase, one-hot.");
     for (p, name) in [
         (Phase::Booting, "booting"),
         (Phase::Running, "running"),
         (Phase::Stopping, "stopping"),
     ] {
         sample(
-            &mut out,
+            out,
             "bosun_phase",
             &[("phase", name)],
             (st.phase == p) as u8,
         );
     }
-    family(
-        &mut out,
+    let one = |out: &mut String, name: &str, kind: &str, help: &str, v: &dyn std::fmt::Display| {
+        family(out, name, kind, help);
+        sample(out, name, &[], v);
+    };
+    one(
+        out,
         "bosun_start_time_seconds",
         "gauge",
         "When bosun started, Unix time.",
+        &Seconds(st.started_at_ms),
     );
-    sample(
-        &mut out,
-        "bosun_start_time_seconds",
-        &[],
-        Seconds(st.started_at_ms),
-    );
-    family(
-        &mut out,
+    one(
+        out,
         "bosun_reaped_orphans_total",
         "counter",
         "Orphaned processes bosun reaped.",
-    );
-    sample(
-        &mut out,
-        "bosun_reaped_orphans_total",
-        &[],
-        st.reaped_orphans,
+        &st.reaped_orphans,
     );
     if let Some(rss) = resident_memory_bytes() {
-        family(
-            &mut out,
+        let help = "bosun's resident memory.";
+        one(
+            out,
             "bosun_process_resident_memory_bytes",
             "gauge",
-            "bosun's resident memory.",
+            help,
+            &rss,
         );
-        sample(&mut out, "bosun_process_resident_memory_bytes", &[], rss);
     }
     if let Some(fds) = open_fds() {
-        family(
-            &mut out,
-            "bosun_process_open_fds",
-            "gauge",
-            "File descriptors bosun holds open.",
-        );
-        sample(&mut out, "bosun_process_open_fds", &[], fds);
+        let help = "File descriptors bosun holds open.";
+        one(out, "bosun_process_open_fds", "gauge", help, &fds);
     }
     family(
-        &mut out,
+        out,
         "bosun_build_info",
         "gauge",
         "Always 1; the labels say which bosun this is.",
     );
-    sample(&mut out, "bosun_build_info", &[("version", &st.version)], 1);
-    out
+    sample(out, "bosun_build_info", &[("version", &st.version)], 1);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
