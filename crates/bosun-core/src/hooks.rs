@@ -10,7 +10,26 @@ use bosun_config::Unit;
 use tokio::time::Instant;
 
 /// A boxed future, so the trait stays object-safe without extra crates.
-pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), HookError>> + Send + 'a>>;
+
+/// Why a data hook failed, in the implementation's words (core only logs it and
+/// decides what it does to the boot or the exit code).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HookError(pub String);
+
+impl HookError {
+    /// Wraps any error's message.
+    pub fn from_error(e: impl std::fmt::Display) -> HookError {
+        HookError(e.to_string())
+    }
+}
+
+impl From<&str> for HookError {
+    fn from(s: &str) -> HookError {
+        HookError(s.to_string())
+    }
+}
 
 /// How the life of the container went, when the stop hooks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ pub mod supervisor;
 pub mod tini;
 pub mod unit;
 
-pub use hooks::{DataHooks, HookFuture, StopContext};
+pub use hooks::{DataHooks, HookError, HookFuture, StopContext};
 // The PID-1 modules keep their old paths (`bosun_core::reaper`, …).
 pub use pid1::{reaper, signals, sweep};
 pub use supervisor::{ActError, Action, Handle, ReloadError, StopCause, Supervisor};

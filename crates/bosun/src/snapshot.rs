@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use bosun_config::{Config, Plan, Unit};
 use bosun_core::reaper::{Exit, Reaper};
+use bosun_core::spawn::SpawnError;
 use bosun_core::spawn::{self, Identity, Spec, Stdout};
 use bosun_core::status::{now_ms, BackupInfo};
-use bosun_core::{DataHooks, Handle, HookFuture, StopContext};
+use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
 use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
 use tokio::sync::oneshot;
@@ -22,6 +23,55 @@ pub use bosun_snapshot::lifecycle::human_bytes;
 /// The last measured stop-backup time recorded in `state_dir`, if any.
 pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
     DiskState::read(state_dir).last_stop_backup()
+}
+
+/// Why the keeper could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    /// The store URL or its connection failed.
+    #[error("snapshot store: {0}")]
+    Store(#[from] bosun_snapshot::Error),
+    /// `create_store = true` and the directory could not be made.
+    #[error("snapshot store: cannot create {path} (create_store = true): {source}")]
+    CreateStore {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Why a unit's dump or load failed.
+#[derive(Debug, thiserror::Error)]
+enum DataError {
+    #[error("no unit {0}")]
+    NoUnit(String),
+    #[error("{0} has no backup table")]
+    NoBackup(String),
+    #[error("the snapshot holds data for {0} but it has no `load` command")]
+    NoLoad(String),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("cannot run {program}: {source}")]
+    Run {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("no pipe to the command")]
+    NoPipe,
+    #[error("the command's pipe: {0}")]
+    Pipe(std::io::Error),
+    #[error("its exit status was lost")]
+    ExitLost,
+    #[error("`{command}` failed ({exit})")]
+    Failed { command: String, exit: Exit },
+    #[error(transparent)]
+    Snapshot(#[from] bosun_snapshot::Error),
+    #[error("streaming the data into `{command}`: {source}; it was killed before the end of its input. If the store changed or broke since the verifying read, pick an older snapshot with `bosun snapshot list` and `bosun snapshot restore ID`")]
+    Feed {
+        command: String,
+        source: std::io::Error,
+    },
 }
 
 /// Keeps the data of one container: [`Lifecycle`] behind core's hooks.
@@ -40,7 +90,7 @@ impl Keeper {
         config: &Config,
         plan: &Plan,
         reaper: Reaper,
-    ) -> Result<Option<Arc<Keeper>>, String> {
+    ) -> Result<Option<Arc<Keeper>>, KeeperError> {
         let Some(snap) = config.snapshot.clone() else {
             return Ok(None);
         };
@@ -49,8 +99,7 @@ impl Keeper {
         }
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
-                .await
-                .map_err(|e| format!("snapshot store: {e}"))?;
+                .await?;
         let data_units: Vec<(String, Duration)> = plan
             .units
             .iter()
@@ -95,8 +144,8 @@ impl Keeper {
     }
 
     /// An online snapshot (`ctl backup`): dumps run against the live units.
-    pub async fn backup_now(&self, kind: SnapshotKind) -> Result<String, String> {
-        self.life.backup_now(kind).await.map_err(|e| e.to_string())
+    pub async fn backup_now(&self, kind: SnapshotKind) -> Result<String, bosun_snapshot::Error> {
+        self.life.backup_now(kind).await
     }
 
     /// Takes a daily snapshot at `daily_at` (UTC) and prunes old ones, until the stop.
@@ -128,11 +177,16 @@ impl Keeper {
 
 impl DataHooks for Keeper {
     fn before_boot(&self) -> HookFuture<'_> {
-        Box::pin(async move { self.life.boot().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.life.boot().await.map_err(HookError::from_error) })
     }
 
     fn after_ready<'a>(&'a self, unit: &'a Unit) -> HookFuture<'a> {
-        Box::pin(async move { self.life.load(&unit.name).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            self.life
+                .load(&unit.name)
+                .await
+                .map_err(HookError::from_error)
+        })
     }
 
     fn before_stop<'a>(&'a self, unit: &'a Unit, ctx: StopContext) -> HookFuture<'a> {
@@ -145,7 +199,7 @@ impl DataHooks for Keeper {
             self.life
                 .stop_dump(&unit.name)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(HookError::from_error)
         })
     }
 
@@ -155,7 +209,7 @@ impl DataHooks for Keeper {
             self.life
                 .stop_commit(ctx.booted)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(HookError::from_error)
         })
     }
 }
@@ -176,14 +230,14 @@ struct DataProc {
 }
 
 impl Commands {
-    fn unit(&self, name: &str) -> Result<&Unit, String> {
+    fn unit(&self, name: &str) -> Result<&Unit, DataError> {
         self.units
             .get(name)
-            .ok_or_else(|| format!("no unit {name}"))
+            .ok_or_else(|| DataError::NoUnit(name.to_string()))
     }
 
     /// Runs `argv` as one of `unit`'s processes, its stdin (load) or stdout (dump) piped.
-    fn spawn(&self, unit: &Unit, argv: Vec<String>, feed: bool) -> Result<DataProc, String> {
+    fn spawn(&self, unit: &Unit, argv: Vec<String>, feed: bool) -> Result<DataProc, DataError> {
         let identity = Identity::resolve(unit.user.as_deref(), unit.group.as_deref())?;
         let env = spawn::unit_env(unit)?;
         let spec = Spec::for_unit(unit, identity.as_ref(), env, argv.clone());
@@ -192,10 +246,13 @@ impl Commands {
         } else {
             spec.output(Stdout::Data)
         };
-        let (mut child, exit) = self
-            .reaper
-            .spawn(&mut spec.command())
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        let (mut child, exit) =
+            self.reaper
+                .spawn(&mut spec.command())
+                .map_err(|source| DataError::Run {
+                    program: argv[0].clone(),
+                    source,
+                })?;
         let pipe = if feed {
             child.stdin.take().map(std::os::fd::OwnedFd::from)
         } else {
@@ -205,35 +262,46 @@ impl Commands {
             pid: child.id() as i32,
             done: false,
         };
-        let pipe = pipe.ok_or("no pipe to the command")?;
+        let pipe = pipe.ok_or(DataError::NoPipe)?;
         Ok(DataProc { guard, pipe, exit })
     }
 
-    async fn run_dump(&self, name: &str, writer: &mut SnapshotWriter) -> Result<u64, String> {
+    fn backup(&self, name: &str) -> Result<(&Unit, &bosun_config::UnitBackup), DataError> {
         let unit = self.unit(name)?;
-        let dump = &unit.backup.as_ref().ok_or("no backup table")?.dump;
-        let mut p = self.spawn(unit, dump.argv(), false)?;
+        let backup = unit.backup.as_ref();
+        Ok((
+            unit,
+            backup.ok_or_else(|| DataError::NoBackup(name.into()))?,
+        ))
+    }
+
+    async fn run_dump(&self, name: &str, writer: &mut SnapshotWriter) -> Result<u64, DataError> {
+        let (unit, backup) = self.backup(name)?;
+        let mut p = self.spawn(unit, backup.dump.argv(), false)?;
         let stdout =
-            tokio::net::unix::pipe::Receiver::from_owned_fd(p.pipe).map_err(|e| e.to_string())?;
+            tokio::net::unix::pipe::Receiver::from_owned_fd(p.pipe).map_err(DataError::Pipe)?;
         let item = writer.put_stream(name, stdout).await;
-        let code = p.exit.await.map_err(|_| "exit status lost".to_string())?;
-        let item = item.map_err(|e| e.to_string())?;
+        let code = p.exit.await.map_err(|_| DataError::ExitLost)?;
+        let item = item?;
         if !code.success() {
-            return Err(format!("`{}` failed ({code})", dump.display()));
+            return Err(DataError::Failed {
+                command: backup.dump.display(),
+                exit: code,
+            });
         }
         p.guard.done = true;
         Ok(item.raw_size)
     }
 
-    async fn run_load(&self, name: &str, mut item: ItemReader) -> Result<u64, String> {
-        let unit = self.unit(name)?;
-        let backup = unit.backup.as_ref().ok_or("no backup table")?;
-        let load = backup.load.as_ref().ok_or_else(|| {
-            format!("the snapshot holds data for {name} but it has no `load` command")
-        })?;
+    async fn run_load(&self, name: &str, mut item: ItemReader) -> Result<u64, DataError> {
+        let (unit, backup) = self.backup(name)?;
+        let load = backup
+            .load
+            .as_ref()
+            .ok_or_else(|| DataError::NoLoad(name.into()))?;
         let mut p = self.spawn(unit, load.argv(), true)?;
         let mut stdin =
-            tokio::net::unix::pipe::Sender::from_owned_fd(p.pipe).map_err(|e| e.to_string())?;
+            tokio::net::unix::pipe::Sender::from_owned_fd(p.pipe).map_err(DataError::Pipe)?;
         let copied = tokio::io::copy(&mut item, &mut stdin).await;
         if copied.is_err() {
             // A clean end of its input could make `load` commit what it got so far:
@@ -241,12 +309,16 @@ impl Commands {
             kill_group(p.guard.pid);
         }
         drop(stdin);
-        let code = p.exit.await.map_err(|_| "exit status lost".to_string())?;
-        let bytes = copied.map_err(|e| {
-            format!("streaming the data into `{}`: {e}; it was killed before the end of its input. If the store changed or broke since the verifying read, pick an older snapshot with `bosun snapshot list` and `bosun snapshot restore ID`", load.display())
+        let code = p.exit.await.map_err(|_| DataError::ExitLost)?;
+        let bytes = copied.map_err(|source| DataError::Feed {
+            command: load.display(),
+            source,
         })?;
         if !code.success() {
-            return Err(format!("`{}` failed ({code})", load.display()));
+            return Err(DataError::Failed {
+                command: load.display(),
+                exit: code,
+            });
         }
         p.guard.done = true;
         Ok(bytes)
@@ -265,11 +337,11 @@ fn info(r: Report) -> BackupInfo {
 
 impl DataCommands for Commands {
     fn dump<'a>(&'a self, unit: &'a str, writer: &'a mut SnapshotWriter) -> CmdFuture<'a, u64> {
-        Box::pin(self.run_dump(unit, writer))
+        Box::pin(async move { Ok(self.run_dump(unit, writer).await?) })
     }
 
     fn load<'a>(&'a self, unit: &'a str, item: ItemReader) -> CmdFuture<'a, u64> {
-        Box::pin(self.run_load(unit, item))
+        Box::pin(async move { Ok(self.run_load(unit, item).await?) })
     }
 
     fn is_ready(&self, unit: &str) -> bool {
@@ -308,7 +380,7 @@ fn hostname() -> String {
 
 /// `create_store = true`: makes a missing `file://` store directory (0700, like the
 /// volume an image would mount there). An existing directory is left as it is.
-fn create_local_store(url: &str) -> Result<(), String> {
+fn create_local_store(url: &str) -> Result<(), KeeperError> {
     let Some(path) = url.strip_prefix("file://") else {
         return Ok(());
     };
@@ -320,11 +392,9 @@ fn create_local_store(url: &str) -> Result<(), String> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| {
-            format!(
-                "snapshot store: cannot create {} (create_store = true): {e}",
-                path.display()
-            )
+        .map_err(|source| KeeperError::CreateStore {
+            path: path.display().to_string(),
+            source,
         })?;
     tracing::info!(
         "created the snapshot store directory {} (create_store = true)",

@@ -51,7 +51,7 @@ impl UnitStop {
                     .await
                 {
                     Ok(r) => r,
-                    Err(_) => Err("the stop budget ran out during the dump".to_string()),
+                    Err(_) => Err("the stop budget ran out during the dump".into()),
                 };
                 if let Err(e) = r {
                     tracing::error!(unit = %name, "backup failed: {e}");
@@ -118,11 +118,11 @@ impl Supervisor {
         if let Some(hooks) = self.hooks.clone() {
             let r = match tokio::time::timeout_at(ctx.deadline, hooks.after_stop(ctx)).await {
                 Ok(r) => r,
-                Err(_) => Err("the stop budget ran out before the snapshot was committed; the previous snapshot stays the latest".to_string()),
+                Err(_) => Err("the stop budget ran out before the snapshot was committed; the previous snapshot stays the latest".into()),
             };
             if let Err(e) = r {
                 tracing::error!("snapshot: {e}");
-                tally.data_errors.push(e);
+                tally.data_errors.push(e.to_string());
             }
         }
         stop_exit_code(&cause, &tally, began.elapsed(), budget)

@@ -137,7 +137,7 @@ impl Runner {
                     Ok(()) => break,
                     Err(e) => {
                         self.stop_process(proc, Instant::now() + unit.stop_timeout, None).await;
-                        return Some(Outcome::Fatal(UnitError::Load(e)));
+                        return Some(Outcome::Fatal(UnitError::Load(e.to_string())));
                     }
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, Some("exited while its data was loading".into()))),

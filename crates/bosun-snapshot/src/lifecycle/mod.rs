@@ -39,9 +39,12 @@ use crate::{
 /// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
 pub const STORE_ATTEMPTS: u32 = 6;
 
+/// Why a unit's `dump` or `load` failed, in the caller's own error type.
+pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What [`DataCommands`] returns.
 pub type CmdFuture<'a, T> =
-    Pin<Box<dyn Future<Output = std::result::Result<T, String>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = std::result::Result<T, CmdError>> + Send + 'a>>;
 
 /// The caller's side: running a unit's `dump` and `load`, and telling the
 /// operator how it went.
@@ -392,7 +395,7 @@ impl Lifecycle {
         let timeout = self.timeout_of(unit);
         let r = match tokio::time::timeout(timeout, self.cmds.dump(unit, writer)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("dump did not finish within {timeout:?}")),
+            Err(_) => Err(format!("dump did not finish within {timeout:?}").into()),
         };
         let report = Report {
             bytes: *r.as_ref().unwrap_or(&0),
@@ -400,7 +403,7 @@ impl Lifecycle {
             ok: r.is_ok(),
             detail: match &r {
                 Ok(_) => writer.id().to_string(),
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
             },
         };
         self.cmds.unit_backup(unit, report);

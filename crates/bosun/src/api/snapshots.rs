@@ -32,7 +32,7 @@ pub enum SnapshotError {
     List(#[from] bosun_snapshot::Error),
     /// The snapshot was not committed (the keeper's words).
     #[error("snapshot failed, LATEST is unchanged: {0}")]
-    Backup(String),
+    Backup(bosun_snapshot::Error),
 }
 
 impl Snapshots for Keeper {
