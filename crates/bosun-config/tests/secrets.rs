@@ -266,3 +266,16 @@ fn non_utf8_variables_are_named_and_a_required_one_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn a_long_literal_secret_quoted_before_its_env_entry_is_read_stays_masked() {
+    // `stop_signal` is read before `env`: its quote of the secret, cut to 60
+    // characters, must still be masked (the secret is learned before the walk).
+    let secret = "Literal-Secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789-XYZ";
+    let text = format!(
+        "[service.web]\nrun = \"true\"\nstop_signal = \"{secret}\"\nenv = {{ APP_PASSWORD = \"{secret}\" }}\n"
+    );
+    let out = errors(&text, &env(&[]));
+    assert!(out.contains("stop_signal"), "{out}");
+    assert!(!out.contains(&secret[..20]), "a prefix of the secret leaked: {out}");
+}

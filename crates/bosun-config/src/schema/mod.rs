@@ -62,7 +62,29 @@ pub(crate) struct Walked {
 const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot"];
 
 /// Walks the whole document.
+/// `env = { DB_PASSWORD = "…" }` literals of every unit, learned before the walk:
+/// a message about a key read earlier (`stop_signal`, `restart`) that quotes the
+/// secret, cut short to 60 characters, could no longer be masked at the end.
+fn learn_literal_secrets(ctx: &mut Ctx, root: &Node) {
+    let Val::Table(top) = &root.val else { return };
+    for kind in top.iter().filter(|e| e.key == "service" || e.key == "task") {
+        let Val::Table(units) = &kind.node.val else { continue };
+        for unit in units {
+            let Val::Table(keys) = &unit.node.val else { continue };
+            for env in keys.iter().filter(|e| e.key == "env") {
+                let Val::Table(vars) = &env.node.val else { continue };
+                for v in vars {
+                    if let Val::Str(value) = &v.node.val {
+                        ctx.diag.add_secret(&v.key, value);
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
+    learn_literal_secrets(ctx, root);
     let mut w = Walked {
         config: Config {
             source: source.to_path_buf(),
