@@ -277,5 +277,8 @@ fn a_long_literal_secret_quoted_before_its_env_entry_is_read_stays_masked() {
     );
     let out = errors(&text, &env(&[]));
     assert!(out.contains("stop_signal"), "{out}");
-    assert!(!out.contains(&secret[..20]), "a prefix of the secret leaked: {out}");
+    assert!(
+        !out.contains(&secret[..20]),
+        "a prefix of the secret leaked: {out}"
+    );
 }

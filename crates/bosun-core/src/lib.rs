@@ -7,6 +7,7 @@
 pub mod hooks;
 pub mod output;
 pub mod pid1;
+pub mod piped;
 pub mod probe;
 pub mod spawn;
 pub mod status;

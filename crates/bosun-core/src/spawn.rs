@@ -34,6 +34,14 @@ pub enum SpawnError {
     /// `group` is a name that the group database does not know.
     #[error("group {0:?} does not exist in /etc/group")]
     NoSuchGroup(String),
+    /// The program could not be started.
+    #[error("cannot run {program}: {source}")]
+    Run {
+        /// argv[0].
+        program: String,
+        /// What exec said.
+        source: std::io::Error,
+    },
     /// The `env_file` cannot be read.
     #[error("cannot read env_file {}: {source}", path.display())]
     EnvFile {

@@ -52,6 +52,8 @@ pub use retention::{
     delete_snapshot, gc_incomplete, list_snapshots, prune_daily, prune_snapshots, set_latest,
     SnapshotInfo,
 };
-pub use store::{open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store};
+pub use store::{
+    create_file_store, open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store,
+};
 pub use tarball::RestoreOutcome;
 pub use writer::{SnapshotWriter, BOSUN_VERSION};

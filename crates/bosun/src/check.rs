@@ -159,7 +159,7 @@ fn render_snapshot(
             );
         }
     }
-    if let Some(took) = crate::snapshot::last_stop_backup(&config.bosun.state_dir) {
+    if let Some(took) = crate::keeper::last_stop_backup(&config.bosun.state_dir) {
         let _ = writeln!(out, "  last stop backup took {took:.1?}");
         if took > budget.mul_f64(0.8) {
             let _ = writeln!(

@@ -5,9 +5,9 @@
 mod api;
 mod check;
 mod ctl;
+mod keeper;
 mod logging;
 mod protocol;
-mod snapshot;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -221,7 +221,7 @@ fn run(path: PathBuf) -> i32 {
             env!("CARGO_PKG_VERSION"),
             path.display()
         );
-        let keeper = match snapshot::Keeper::new(&config, &plan, reaper.clone()).await {
+        let keeper = match keeper::Keeper::new(&config, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
@@ -280,7 +280,7 @@ fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
                             s.id.to_string(),
                             if s.kind == bosun_snapshot::SnapshotKind::Daily { "daily" } else { "stop" },
                             s.host,
-                            snapshot::human_bytes(s.size),
+                            keeper::human_bytes(s.size),
                             if s.complete { "yes" } else { "no" },
                             if s.latest { "*" } else { "" }
                         );

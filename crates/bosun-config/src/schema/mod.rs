@@ -68,11 +68,17 @@ const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot"];
 fn learn_literal_secrets(ctx: &mut Ctx, root: &Node) {
     let Val::Table(top) = &root.val else { return };
     for kind in top.iter().filter(|e| e.key == "service" || e.key == "task") {
-        let Val::Table(units) = &kind.node.val else { continue };
+        let Val::Table(units) = &kind.node.val else {
+            continue;
+        };
         for unit in units {
-            let Val::Table(keys) = &unit.node.val else { continue };
+            let Val::Table(keys) = &unit.node.val else {
+                continue;
+            };
             for env in keys.iter().filter(|e| e.key == "env") {
-                let Val::Table(vars) = &env.node.val else { continue };
+                let Val::Table(vars) = &env.node.val else {
+                    continue;
+                };
                 for v in vars {
                     if let Val::Str(value) = &v.node.val {
                         ctx.diag.add_secret(&v.key, value);

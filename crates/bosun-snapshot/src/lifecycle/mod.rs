@@ -646,6 +646,18 @@ impl Lifecycle {
         Ok(id)
     }
 
+    /// Forever: at each `HH:MM` UTC a daily snapshot (the caller aborts it at the stop).
+    pub async fn run_daily(&self, hour: u8, minute: u8) {
+        loop {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            tokio::time::sleep(until_next_daily(now, hour, minute)).await;
+            tracing::info!("daily snapshot");
+            let _ = self.daily().await;
+        }
+    }
+
     /// A daily snapshot, then the daily series pruned to `keep_daily`.
     pub async fn daily(&self) -> Result<String> {
         let id = self.backup_now(SnapshotKind::Daily).await?;

@@ -61,6 +61,39 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn get_small(&self, key: &str) -> Result<Vec<u8>>;
 }
 
+/// `create_store = true`: makes a missing `file://` store directory (0700, like the
+/// volume an image would mount there); an existing one, or an `s3://` store, is
+/// left as it is. Only for demos and development: in production a missing
+/// directory means the backup volume is not mounted.
+pub fn create_file_store(url: &str) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(path) = url.strip_prefix("file://") else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(path);
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "creating the store {} (create_store = true)",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+    tracing::info!(
+        "created the snapshot store directory {} (create_store = true)",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Opens the store named by a URL: `file:///dir` or `s3://bucket[/prefix]`.
 ///
 /// `endpoint` is the S3 endpoint (`S3ENDPOINTURL`, e.g. `http://127.0.0.1:3900`; `None`

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::UNIX_EPOCH;
 
+use crate::keeper::Keeper;
 use crate::protocol::{SnapshotEntry, SnapshotSeries};
-use crate::snapshot::Keeper;
 
 /// A boxed future, so the trait stays object-safe.
 pub type SnapFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SnapshotError>> + Send + 'a>>;

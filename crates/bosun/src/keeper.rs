@@ -1,22 +1,20 @@
 //! Glue between bosun-core's [`DataHooks`] and bosun-snapshot's [`Lifecycle`]:
 //! the rules that keep data safe live in `bosun_snapshot::lifecycle`; this file
-//! only runs the units' `dump`/`load` commands (core's one [`Spec`] rule: the
+//! only streams the units' `dump`/`load` commands (core's [`PipedProcess`]: the
 //! unit's user, env, cwd, umask) and reports to the control plane's [`Handle`].
 
 use std::collections::HashMap;
-use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bosun_config::{Config, Plan, Unit};
+use bosun_core::piped::{Pipe, PipedProcess};
 use bosun_core::reaper::{Exit, Reaper};
 use bosun_core::spawn::SpawnError;
-use bosun_core::spawn::{self, Identity, Spec, Stdout};
 use bosun_core::status::{now_ms, BackupInfo};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
 use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
-use tokio::sync::oneshot;
 
 pub use bosun_snapshot::lifecycle::human_bytes;
 
@@ -25,40 +23,15 @@ pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
     DiskState::read(state_dir).last_stop_backup()
 }
 
-/// Why the keeper could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum KeeperError {
-    /// The store URL or its connection failed.
-    #[error("snapshot store: {0}")]
-    Store(#[from] bosun_snapshot::Error),
-    /// `create_store = true` and the directory could not be made.
-    #[error("snapshot store: cannot create {path} (create_store = true): {source}")]
-    CreateStore {
-        /// The directory.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
 /// Why a unit's dump or load failed.
 #[derive(Debug, thiserror::Error)]
 enum DataError {
-    #[error("no unit {0}")]
-    NoUnit(String),
-    #[error("{0} has no backup table")]
+    #[error("no unit {0} with a backup table")]
     NoBackup(String),
     #[error("the snapshot holds data for {0} but it has no `load` command")]
     NoLoad(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
-    #[error("cannot run {program}: {source}")]
-    Run {
-        program: String,
-        source: std::io::Error,
-    },
-    #[error("no pipe to the command")]
-    NoPipe,
     #[error("the command's pipe: {0}")]
     Pipe(std::io::Error),
     #[error("its exit status was lost")]
@@ -90,12 +63,12 @@ impl Keeper {
         config: &Config,
         plan: &Plan,
         reaper: Reaper,
-    ) -> Result<Option<Arc<Keeper>>, KeeperError> {
+    ) -> Result<Option<Arc<Keeper>>, bosun_snapshot::Error> {
         let Some(snap) = config.snapshot.clone() else {
             return Ok(None);
         };
         if snap.create_store {
-            create_local_store(&snap.store)?;
+            bosun_snapshot::create_file_store(&snap.store)?;
         }
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
@@ -154,16 +127,7 @@ impl Keeper {
             return;
         };
         let keeper = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                tokio::time::sleep(bosun_snapshot::lifecycle::until_next_daily(now, h, m)).await;
-                tracing::info!("daily snapshot");
-                let _ = keeper.life.daily().await;
-            }
-        });
+        let task = tokio::spawn(async move { keeper.life.run_daily(h, m).await });
         *self.daily.lock().expect("poisoned") = Some(task);
     }
 
@@ -221,106 +185,61 @@ struct Commands {
     handle: OnceLock<Handle>,
 }
 
-/// A spawned dump or load: its process group (killed if the work is abandoned),
-/// the pipe bosun reads or writes, and its exit.
-struct DataProc {
-    guard: ProcGuard,
-    pipe: std::os::fd::OwnedFd,
-    exit: oneshot::Receiver<Exit>,
-}
-
 impl Commands {
-    fn unit(&self, name: &str) -> Result<&Unit, DataError> {
-        self.units
-            .get(name)
-            .ok_or_else(|| DataError::NoUnit(name.to_string()))
-    }
-
-    /// Runs `argv` as one of `unit`'s processes, its stdin (load) or stdout (dump) piped.
-    fn spawn(&self, unit: &Unit, argv: Vec<String>, feed: bool) -> Result<DataProc, DataError> {
-        let identity = Identity::resolve(unit.user.as_deref(), unit.group.as_deref())?;
-        let env = spawn::unit_env(unit)?;
-        let spec = Spec::for_unit(unit, identity.as_ref(), env, argv.clone());
-        let spec = if feed {
-            spec.stdin_piped().output(Stdout::Inherit)
-        } else {
-            spec.output(Stdout::Data)
-        };
-        let (mut child, exit) =
-            self.reaper
-                .spawn(&mut spec.command())
-                .map_err(|source| DataError::Run {
-                    program: argv[0].clone(),
-                    source,
-                })?;
-        let pipe = if feed {
-            child.stdin.take().map(std::os::fd::OwnedFd::from)
-        } else {
-            child.stdout.take().map(std::os::fd::OwnedFd::from)
-        };
-        let guard = ProcGuard {
-            pid: child.id() as i32,
-            done: false,
-        };
-        let pipe = pipe.ok_or(DataError::NoPipe)?;
-        Ok(DataProc { guard, pipe, exit })
-    }
-
     fn backup(&self, name: &str) -> Result<(&Unit, &bosun_config::UnitBackup), DataError> {
-        let unit = self.unit(name)?;
-        let backup = unit.backup.as_ref();
-        Ok((
-            unit,
-            backup.ok_or_else(|| DataError::NoBackup(name.into()))?,
-        ))
+        let unit = self.units.get(name);
+        let backup = unit.and_then(|u| u.backup.as_ref().map(|b| (u, b)));
+        backup.ok_or_else(|| DataError::NoBackup(name.into()))
     }
 
     async fn run_dump(&self, name: &str, writer: &mut SnapshotWriter) -> Result<u64, DataError> {
         let (unit, backup) = self.backup(name)?;
-        let mut p = self.spawn(unit, backup.dump.argv(), false)?;
+        let mut p = PipedProcess::spawn(&self.reaper, unit, backup.dump.argv(), Pipe::Stdout)?;
+        let fd = p.take_pipe().ok_or(DataError::ExitLost)?;
         let stdout =
-            tokio::net::unix::pipe::Receiver::from_owned_fd(p.pipe).map_err(DataError::Pipe)?;
+            tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(DataError::Pipe)?;
         let item = writer.put_stream(name, stdout).await;
-        let code = p.exit.await.map_err(|_| DataError::ExitLost)?;
+        let code = p.wait().await.ok_or(DataError::ExitLost)?;
         let item = item?;
         if !code.success() {
+            let command = backup.dump.display();
             return Err(DataError::Failed {
-                command: backup.dump.display(),
+                command,
                 exit: code,
             });
         }
-        p.guard.done = true;
+        p.finish();
         Ok(item.raw_size)
     }
 
     async fn run_load(&self, name: &str, mut item: ItemReader) -> Result<u64, DataError> {
         let (unit, backup) = self.backup(name)?;
-        let load = backup
-            .load
-            .as_ref()
-            .ok_or_else(|| DataError::NoLoad(name.into()))?;
-        let mut p = self.spawn(unit, load.argv(), true)?;
+        let load = backup.load.as_ref();
+        let load = load.ok_or_else(|| DataError::NoLoad(name.into()))?;
+        let mut p = PipedProcess::spawn(&self.reaper, unit, load.argv(), Pipe::Stdin)?;
+        let fd = p.take_pipe().ok_or(DataError::ExitLost)?;
         let mut stdin =
-            tokio::net::unix::pipe::Sender::from_owned_fd(p.pipe).map_err(DataError::Pipe)?;
+            tokio::net::unix::pipe::Sender::from_owned_fd(fd).map_err(DataError::Pipe)?;
         let copied = tokio::io::copy(&mut item, &mut stdin).await;
         if copied.is_err() {
             // A clean end of its input could make `load` commit what it got so far:
             // kill it before its stdin closes.
-            kill_group(p.guard.pid);
+            p.kill();
         }
         drop(stdin);
-        let code = p.exit.await.map_err(|_| DataError::ExitLost)?;
+        let code = p.wait().await.ok_or(DataError::ExitLost)?;
+        let command = load.display();
         let bytes = copied.map_err(|source| DataError::Feed {
-            command: load.display(),
+            command: command.clone(),
             source,
         })?;
         if !code.success() {
             return Err(DataError::Failed {
-                command: load.display(),
+                command,
                 exit: code,
             });
         }
-        p.guard.done = true;
+        p.finish();
         Ok(bytes)
     }
 }
@@ -376,51 +295,4 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "bosun".into())
-}
-
-/// `create_store = true`: makes a missing `file://` store directory (0700, like the
-/// volume an image would mount there). An existing directory is left as it is.
-fn create_local_store(url: &str) -> Result<(), KeeperError> {
-    let Some(path) = url.strip_prefix("file://") else {
-        return Ok(());
-    };
-    let path = std::path::Path::new(path);
-    if path.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|source| KeeperError::CreateStore {
-            path: path.display().to_string(),
-            source,
-        })?;
-    tracing::info!(
-        "created the snapshot store directory {} (create_store = true)",
-        path.display()
-    );
-    Ok(())
-}
-
-/// Kills a dump/load process group if its work is abandoned (timeout, stop).
-struct ProcGuard {
-    pid: i32,
-    done: bool,
-}
-
-impl Drop for ProcGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            kill_group(self.pid);
-        }
-    }
-}
-
-/// SIGKILL to a dump/load command's whole process group.
-fn kill_group(pid: i32) {
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
