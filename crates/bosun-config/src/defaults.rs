@@ -136,6 +136,7 @@ impl Unit {
             backoff: Backoff::default(),
             start_limit: StartLimit::default(),
             essential: false,
+            on_demand: false,
             stop_signal: Signal::TERM,
             stop_timeout: Duration::from_secs(10),
             user: None,

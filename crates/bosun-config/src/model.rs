@@ -130,6 +130,8 @@ pub struct Unit {
     pub start_limit: StartLimit,
     /// Its final exit stops the container with its exit code.
     pub essential: bool,
+    /// A task run only on request (`bosun ctl run`, `ctl fleet run`), never at boot.
+    pub on_demand: bool,
     /// Signal sent to the unit's process group to stop it. Default SIGTERM.
     pub stop_signal: Signal,
     /// Grace after `stop_signal` before SIGKILL. Default 10 s.

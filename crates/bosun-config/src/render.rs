@@ -147,6 +147,7 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     o.put_if(u.essential != d.essential, "essential", |_| {
         Value::Boolean(u.essential)
     });
+    o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -357,6 +358,10 @@ run = "init-db"
 timeout = "5m"
 restart = "on-failure"
 
+[task.update]
+run = "update"
+on_demand = true
+
 [service.web]
 run = ["prog", "--flag"]
 roles = ["web"]
@@ -403,6 +408,8 @@ store = "file:///var/backup"
         for key in crate::schema::unit_key_names() {
             let shown = if key == "timeout" {
                 db.iter().any(|k| k == key)
+            } else if key == "on_demand" {
+                keys_of("task", "update").iter().any(|k| k == key)
             } else {
                 web.iter().any(|k| k == key)
             };

@@ -10,6 +10,7 @@ use crate::{Config, Plan};
 pub(crate) fn check(ctx: &mut Diag, config: &Config, located: &Located) {
     let roles_ok = check_roles(ctx, config, located);
     check_after(ctx, located);
+    check_on_demand(ctx, config, located);
     check_cycles(ctx, located);
     check_backups(ctx, config, located);
     if roles_ok {
@@ -152,6 +153,25 @@ fn check_after(ctx: &mut Diag, located: &Located) {
                     *pos,
                     format!(
                         "`after` in {} names unknown unit `{a}`{hint}",
+                        unit_table(located, name)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Nothing can be `after` an on-demand task: it does not run at boot, so its
+/// dependents would never start.
+fn check_on_demand(ctx: &mut Diag, config: &Config, located: &Located) {
+    for (name, u) in &located.units {
+        for (a, pos) in &u.after {
+            if config.units.get(a).is_some_and(|t| t.on_demand) {
+                ctx.error(
+                    *pos,
+                    format!(
+                        "`after` in {} names `{a}`, an on-demand task that does not run at boot: \
+                         {name} would never start; drop it from `after` (run it with `bosun ctl run {a}`)",
                         unit_table(located, name)
                     ),
                 );

@@ -98,6 +98,14 @@ pub struct UnitStatus {
     /// The last dump of this unit's data, for units with a `backup` table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupInfo>,
+    /// An on-demand task (`on_demand = true`): not run at boot, fine in `/health`
+    /// while it has not run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    /// How many times this unit was started in this bosun's life (`ctl run` waits
+    /// for its own run by this count).
+    #[serde(default)]
+    pub runs: u64,
 }
 
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).
@@ -183,7 +191,12 @@ impl DaemonStatus {
         if let Some(step) = &self.boot_step {
             reasons.push(format!("bosun is booting: {step}"));
         }
-        for u in self.units.iter().filter(|u| u.active && !u.ready) {
+        // An on-demand task is fine whatever its last run did: `ctl run` reports that.
+        for u in self
+            .units
+            .iter()
+            .filter(|u| u.active && !u.ready && !u.on_demand)
+        {
             let mut r = format!("{}: {}", u.name, u.state);
             if !u.detail.is_empty() {
                 r.push_str(&format!(" ({})", u.detail));

@@ -136,7 +136,30 @@ const KEYS: &[Key<Draft>] = &[
             d.unit.backup = backup(c, k);
         },
     },
+    Key {
+        name: "on_demand",
+        read: on_demand,
+    },
 ];
+
+/// `on_demand = true`: a task that does not run at boot, only on `bosun ctl run`.
+fn on_demand(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Some(v) = ctx.boolean(k.node, &k.what) else {
+        return;
+    };
+    if v && d.unit.kind == UnitKind::Service {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: only a task can be on demand (a service runs for good); make it a [task.{}]",
+                k.what,
+                path_seg(&d.unit.name)
+            ),
+        );
+        return;
+    }
+    d.unit.on_demand = v;
+}
 
 /// The keys of a unit table (for tests that check every key is handled).
 #[cfg(test)]

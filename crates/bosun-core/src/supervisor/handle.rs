@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{ReloadError, Request, Shared, Units};
-use crate::status::{BackupInfo, DaemonStatus, Phase};
+use crate::status::{BackupInfo, DaemonStatus, Phase, State};
 use crate::unit::{StopReport, UnitCmd, UnitError, UnitHandle};
 
 /// A cheap, cloneable handle for the control plane: read status, steer units.
@@ -70,6 +70,21 @@ pub enum ActError {
     /// The unit's own answer.
     #[error(transparent)]
     Unit(#[from] UnitError),
+    /// `ctl run` of a unit that is not an on-demand task.
+    #[error("{0} is not an on-demand task (it runs at boot); use `bosun ctl restart {0}`")]
+    NotOnDemand(String),
+    /// `ctl run` of a task whose previous run has not ended.
+    #[error("{0} is already running: wait for it to end (`bosun ctl logs -f {0}`) or stop it (`bosun ctl stop {0}`)")]
+    AlreadyRunning(String),
+}
+
+/// How an on-demand run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The task's exit code (128+n for a signal; 1 when it could not be started).
+    pub exit_code: i32,
+    /// Its status detail (`done`, `task failed (exit 3)`, why it could not start).
+    pub detail: String,
 }
 
 impl Handle {
@@ -219,6 +234,36 @@ impl Handle {
         Ok(names)
     }
 
+    /// Starts on-demand task `name` once; [`Run::wait`] waits for it to end. Two
+    /// runs of one task never overlap: the second is refused. Every refusal
+    /// (not on demand, already running, booting, stopping) comes from here,
+    /// before anything runs. The output reaches whoever follows the unit's log
+    /// (subscribe before calling this to see all of it).
+    pub async fn start_run(&self, name: &str) -> Result<Run, ActError> {
+        let units = self.units();
+        let u = units
+            .get(name)
+            .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
+        if !u.config.on_demand {
+            return Err(ActError::NotOnDemand(name.to_string()));
+        }
+        let slot = RunSlot::take(&self.shared, name)?;
+        let status = u.status.subscribe();
+        let (before, busy) = {
+            let s = status.borrow();
+            (s.runs, s.pid.is_some() || s.state == State::Starting)
+        };
+        if busy {
+            return Err(ActError::AlreadyRunning(name.to_string()));
+        }
+        self.act(name, Action::Start).await?;
+        Ok(Run {
+            _slot: slot,
+            status,
+            before,
+        })
+    }
+
     /// Applies `action` to unit `name`; the answer is a short message.
     pub async fn act(&self, name: &str, action: Action) -> Result<String, ActError> {
         let units = self.units();
@@ -307,4 +352,59 @@ pub(super) async fn stop_unit(
     })
     .ok()?;
     rx.await.ok()
+}
+
+/// An on-demand run in progress.
+pub struct Run {
+    _slot: RunSlot,
+    status: watch::Receiver<crate::status::UnitStatus>,
+    before: u64,
+}
+
+impl Run {
+    /// Waits for the run to end; its exit code and detail.
+    pub async fn wait(mut self) -> Result<RunOutcome, ActError> {
+        let before = self.before;
+        let name = self.status.borrow().name.clone();
+        let ended = self
+            .status
+            .wait_for(|s| s.runs > before && s.pid.is_none() && s.state.is_down())
+            .await
+            .map_err(|_| ActError::Gone(name))?;
+        let exit_code = match (ended.state, ended.last_exit) {
+            (State::Exited | State::Fatal, Some(e)) if e.code != 0 => e.code,
+            (State::Exited, _) => 0,
+            _ => 1,
+        };
+        Ok(RunOutcome {
+            exit_code,
+            detail: ended.detail.clone(),
+        })
+    }
+}
+
+/// The right to run one on-demand task: held for the length of the run.
+struct RunSlot {
+    shared: Arc<Shared>,
+    name: String,
+}
+
+impl RunSlot {
+    fn take(shared: &Arc<Shared>, name: &str) -> Result<RunSlot, ActError> {
+        let mut running = shared.running.lock().expect("poisoned");
+        if !running.insert(name.to_string()) {
+            return Err(ActError::AlreadyRunning(name.to_string()));
+        }
+        Ok(RunSlot {
+            shared: shared.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Drop for RunSlot {
+    fn drop(&mut self) {
+        let mut running = self.shared.running.lock().expect("poisoned");
+        running.remove(&self.name);
+    }
 }

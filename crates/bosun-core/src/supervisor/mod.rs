@@ -23,7 +23,7 @@ mod handle;
 mod reload;
 mod stop;
 
-pub use handle::{ActError, Action, Handle};
+pub use handle::{ActError, Action, Handle, Run, RunOutcome};
 pub use reload::ReloadError;
 
 /// Why the container is stopping, and the exit code that goes with it.
@@ -78,6 +78,8 @@ struct Shared {
     /// Tasks the control plane started that outlive their request (dependents
     /// restarting once a unit is ready again); aborted when the stop begins.
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// On-demand tasks with a `ctl run` in progress.
+    running: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -120,7 +122,9 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         started_at_ms: None,
         restarts: 0,
         last_exit: None,
-        detail: if active {
+        detail: if active && unit.on_demand {
+            format!("on demand: bosun ctl run {}", unit.name)
+        } else if active {
             String::new()
         } else {
             plan.inactive
@@ -131,6 +135,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         },
         essential: unit.essential,
         last_backup: None,
+        on_demand: unit.on_demand,
+        runs: 0,
     }
 }
 
@@ -164,6 +170,7 @@ impl Supervisor {
             last_snapshot: std::sync::Mutex::new(None),
             boot_step: std::sync::Mutex::new(None),
             background: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
         let handle = Handle {
             shared: Arc::new(shared),
@@ -321,7 +328,8 @@ impl Supervisor {
             tokio::spawn(runner.run());
         }
         let units = self.handle.units();
-        for u in &units.list {
+        // On-demand tasks wait for `ctl run`.
+        for u in units.list.iter().filter(|u| !u.config.on_demand) {
             if let Some(cmd) = &u.cmd {
                 let _ = cmd.send(UnitCmd::Start(None));
             }
@@ -373,7 +381,12 @@ impl Supervisor {
         let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        for u in units.list.iter().filter(|u| u.is_active()) {
+        // On-demand tasks neither hold up the boot nor fail it.
+        for u in units
+            .list
+            .iter()
+            .filter(|u| u.is_active() && !u.config.on_demand)
+        {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
                 let code = s.last_exit.map(|e| e.code).unwrap_or(1);

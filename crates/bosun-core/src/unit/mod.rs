@@ -241,7 +241,14 @@ impl Runner {
 
     /// From "asked to start" to "down" (stopped, exited or fatal).
     async fn lifecycle(&mut self) {
-        self.set(|s| s.ready = false);
+        // Starting from here on: whoever waits for this run's end (`ctl run`)
+        // must not take the state before it for the end.
+        self.set(|s| {
+            s.ready = false;
+            s.runs += 1;
+            s.state = State::Starting;
+            s.detail = "starting".into();
+        });
         if !self.wait_deps().await || !self.wait_gates().await {
             return;
         }

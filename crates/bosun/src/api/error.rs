@@ -121,7 +121,9 @@ pub fn act_status(e: &ActError) -> StatusCode {
         ActError::NotActive { .. }
         | ActError::Booting { .. }
         | ActError::Gone(_)
+        | ActError::AlreadyRunning(_)
         | ActError::Unit(_) => StatusCode::CONFLICT,
+        ActError::NotOnDemand(_) => StatusCode::BAD_REQUEST,
     }
 }
 

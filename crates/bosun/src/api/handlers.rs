@@ -30,7 +30,7 @@ use super::snapshots::{SnapshotError, Snapshots};
 use super::{metrics, text, Ctx};
 use crate::protocol::{
     parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply, LogLine,
-    MessageReply, SignalRequest, Stream, UnitResult,
+    MessageReply, RunEvent, SignalRequest, Stream, UnitResult,
 };
 
 /// The status page, embedded: no build step, no files to install.
@@ -69,6 +69,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
             unit_signal(ctx, &target, &query, req).await
         }
         ["v1", "units", name, "logs"] if get => answer(unit_logs(ctx, name, &query)),
+        ["v1", "units", task, "run"] if post => answer(unit_run(ctx, task).await),
         ["v1", "shutdown"] if post => shutdown(ctx),
         ["v1", "reload"] if post => answer(reload(ctx).await),
         ["v1", "snapshots"] if get => answer(snapshots(ctx).await),
@@ -80,7 +81,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         | ["v1", "status"]
         | ["v1", "units", _, "logs"]
         | ["v1", "snapshots"] => ApiError::MethodNotAllowed("GET, HEAD").response(),
-        ["v1", "units", _, "start" | "stop" | "restart" | "signal"]
+        ["v1", "units", _, "start" | "stop" | "restart" | "signal" | "run"]
         | ["v1", "shutdown" | "reload" | "backup"] => ApiError::MethodNotAllowed("POST").response(),
         _ => ApiError::NoSuchPath(path).response(),
     }
@@ -246,6 +247,71 @@ fn unit_logs(
         Body::full(buf)
     };
     let mut r = Response::new(body);
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// `POST /v1/units/{task}/run`: runs an on-demand task once. Refusals (not on
+/// demand, already running, booting) are answered at once with their status;
+/// otherwise NDJSON: the task's output lines as they come, then a `RunEvent::Done`.
+async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError> {
+    let unit = ctx
+        .handle
+        .unit(task)
+        .ok_or_else(|| ActError::NoSuchUnit(task.to_string()))?;
+    if !unit.config.on_demand {
+        return Err(ActError::NotOnDemand(task.to_string()).into());
+    }
+    // Subscribed before the start, so no line of this run is missed.
+    let (_, mut live) = unit.log.tail(Some(0));
+    let run = ctx.handle.start_run(task).await?;
+    let run = tokio::spawn(run.wait());
+    let (tx, rx) = mpsc::channel(16);
+    let stopping = ctx.stopping.clone();
+    tokio::spawn(async move {
+        let mut run = run;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                l = live.recv() => match l {
+                    Ok(line) => {
+                        let mut one = Vec::new();
+                        push_json_line(&mut one, &RunEvent::Line((*line).clone()));
+                        if tx.send(Bytes::from(one)).await.is_err() {
+                            // The client left; the task goes on to its end.
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {}
+                },
+                _ = stopping.cancelled() => return,
+            }
+        };
+        let done = match outcome {
+            Ok(Ok(o)) => RunEvent::Done {
+                exit_code: o.exit_code,
+                detail: o.detail,
+            },
+            Ok(Err(e)) => RunEvent::Done {
+                exit_code: 1,
+                detail: e.to_string(),
+            },
+            Err(e) => RunEvent::Done {
+                exit_code: 1,
+                detail: format!("the run was lost: {e}"),
+            },
+        };
+        let mut one = Vec::new();
+        push_json_line(&mut one, &done);
+        let _ = tx.send(Bytes::from(one)).await;
+    });
+    let mut r = Response::new(Body::Stream(rx));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
@@ -430,6 +496,11 @@ async fn act_one(ctx: &Ctx, name: &str, action: Action) -> (StatusCode, UnitResu
 }
 
 fn push_ndjson(buf: &mut Vec<u8>, line: &LogLine) {
+    push_json_line(buf, line)
+}
+
+/// Appends `value` as one NDJSON line.
+fn push_json_line(buf: &mut Vec<u8>, line: &impl Serialize) {
     if serde_json::to_writer(&mut *buf, line).is_ok() {
         buf.push(b'\n');
     }

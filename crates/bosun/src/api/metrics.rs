@@ -232,6 +232,8 @@ mod tests {
             detail: String::new(),
             essential: false,
             last_backup: None,
+            on_demand: false,
+            runs: 1,
         }
     }
 

@@ -20,8 +20,8 @@ use bosun_core::status::now_ms;
 use crate::api::text;
 use crate::protocol::paths;
 use crate::protocol::{
-    ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, SignalRequest,
-    SnapshotEntry, Stream, DEFAULT_SOCKET, SOCKET_ENV, TOKEN_ENV,
+    ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, RunEvent,
+    SignalRequest, SnapshotEntry, Stream, DEFAULT_SOCKET, SOCKET_ENV, TOKEN_ENV,
 };
 use http::{Client, Endpoint, EndpointError, Response, Unreachable};
 
@@ -63,9 +63,10 @@ pub struct CtlArgs {
     /// File with the bearer token for --url [default: $BOSUN_HTTP_TOKEN].
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
-    /// Seconds to wait for an answer (not for `logs -f`, and stop/restart wait for the units).
-    #[arg(long, value_name = "SECS", global = true, default_value_t = 10.0)]
-    timeout: f64,
+    /// Seconds to wait for an answer [default: 10] (not for `logs -f`; stop/restart
+    /// wait for the units; `run` waits for the task unless this is given).
+    #[arg(long, value_name = "SECS", global = true)]
+    timeout: Option<f64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -105,6 +106,11 @@ enum Cmd {
         /// Unit targets.
         #[arg(required = true)]
         units: Vec<String>,
+    },
+    /// Run an on-demand task here: its output, then its exit code as ours.
+    Run {
+        /// The task (`on_demand = true`).
+        task: String,
     },
     /// A unit's recent output (from its ring buffer); -f to follow.
     Logs {
@@ -148,7 +154,9 @@ pub fn main(args: CtlArgs) -> i32 {
             return 2;
         }
     };
-    let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
+    let given = args.timeout;
+    let secs = given.unwrap_or(10.0);
+    let timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
     let client = Client { endpoint, timeout };
     let is_health = matches!(args.cmd, Cmd::Health { .. });
     let result = match args.cmd {
@@ -177,6 +185,14 @@ pub fn main(args: CtlArgs) -> i32 {
             logs(&client, &unit, follow, lines, timestamps, json)
         }
         Cmd::Health { json } => health(&client, json),
+        Cmd::Run { task } => {
+            let client = if given.is_some() {
+                client
+            } else {
+                client.patient()
+            };
+            run(&client, &task)
+        }
         Cmd::Reload => message(&client.patient(), "POST", paths::RELOAD),
         Cmd::Backup => message(&client.patient(), "POST", paths::BACKUP),
         Cmd::Snapshots => snapshots(&client),
@@ -377,6 +393,39 @@ fn act(
         }
     }
     Ok(code)
+}
+
+/// `ctl run TASK`: streams the task's output (its stdout to ours, its stderr to
+/// ours) and exits with its code; 1 with the reason when bosun refuses the run.
+fn run(client: &Client, task: &str) -> Result<i32, Unreachable> {
+    let resp: Response = client.request("POST", &paths::unit_action(task, "run"), None)?;
+    if resp.status != 200 {
+        let status = resp.status;
+        eprintln!("bosun ctl: {}", api_error(status, &resp.bytes()?));
+        return Ok(1);
+    }
+    let mut r = BufReader::new(resp.body);
+    let mut raw = String::new();
+    loop {
+        raw.clear();
+        match r.read_line(&mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        match serde_json::from_str::<RunEvent>(raw.trim_end()) {
+            Ok(RunEvent::Line(l)) if l.stream == Stream::Stderr => eprintln!("{}", l.text),
+            Ok(RunEvent::Line(l)) => println!("{}", l.text),
+            Ok(RunEvent::Done { exit_code, detail }) => {
+                if exit_code != 0 {
+                    eprintln!("bosun ctl: {task}: {detail}");
+                }
+                return Ok(exit_code);
+            }
+            Err(_) => {}
+        }
+    }
+    eprintln!("bosun ctl: the connection to bosun ended before {task} did; it may still be running (bosun ctl status {task})");
+    Ok(1)
 }
 
 fn logs(

@@ -25,7 +25,7 @@ pub use bosun_core::status::{
 };
 pub use paths::{parse_signal, percent_decode, signal_name};
 pub use replies::{
-    ActionReply, BackupReply, ErrorReply, MessageReply, SignalRequest, SnapshotEntry,
+    ActionReply, BackupReply, ErrorReply, MessageReply, RunEvent, SignalRequest, SnapshotEntry,
     SnapshotSeries, UnitResult,
 };
 

@@ -131,3 +131,19 @@ mod tests {
         assert_eq!(regular, SnapshotSeries::Regular);
     }
 }
+
+/// One NDJSON line of `POST /v1/units/{task}/run`: the task's output lines as
+/// they come, then one `Done` line with its exit code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunEvent {
+    /// The run ended.
+    Done {
+        /// The task's exit code (128+n for signal n; 1 when it could not start).
+        exit_code: i32,
+        /// Its status detail (`done`, `task failed (exit 3)`, …).
+        detail: String,
+    },
+    /// A line of its output.
+    Line(crate::protocol::LogLine),
+}
