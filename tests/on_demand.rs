@@ -46,8 +46,14 @@ fn an_on_demand_task_does_not_run_at_boot_and_the_container_is_healthy() {
     let (code, out, _) = ctl(&s, &["health"]);
     assert_eq!(code, 0, "{out}");
     let (_, table, _) = ctl(&s, &["status"]);
-    let row = table.lines().find(|l| l.starts_with("update")).expect("a row");
-    assert!(row.contains("inactive") && row.contains("on demand"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("update"))
+        .expect("a row");
+    assert!(
+        row.contains("inactive") && row.contains("on demand"),
+        "{table}"
+    );
     assert!(!bosun.stdout().contains("updating"), "it ran at boot");
     bosun.signal(SIGTERM);
     assert_eq!(bosun.wait(Duration::from_secs(20)), 0, "{}", bosun.output());
@@ -69,7 +75,10 @@ fn ctl_run_streams_the_output_and_exits_with_the_tasks_code() {
     assert_eq!(ctl(&s, &["health"]).0, 0);
     let (code, out, err) = ctl(&s, &["run", "slow"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("slow start") && out.contains("slow end"), "{out}");
+    assert!(
+        out.contains("slow start") && out.contains("slow end"),
+        "{out}"
+    );
     bosun.signal(SIGTERM);
     assert_eq!(bosun.wait(Duration::from_secs(20)), 0, "{}", bosun.output());
 }
@@ -80,7 +89,13 @@ fn two_runs_of_one_task_never_overlap_and_services_are_refused() {
     let mut bosun = booted(&s);
     let sock = s.path("run/ctl.sock");
     let first = Command::new(bosun_bin())
-        .args(["ctl", "--socket", sock.to_str().expect("utf8"), "run", "slow"])
+        .args([
+            "ctl",
+            "--socket",
+            sock.to_str().expect("utf8"),
+            "run",
+            "slow",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -93,7 +108,10 @@ fn two_runs_of_one_task_never_overlap_and_services_are_refused() {
     let (code, out, err) = ctl(&s, &["run", "slow"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("already running"), "{err}");
-    assert!(t0.elapsed() < Duration::from_secs(2), "it waited for the first run");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "it waited for the first run"
+    );
     let first = first.wait_with_output().expect("first ctl");
     assert_eq!(first.status.code(), Some(0), "{first:?}");
 

@@ -33,7 +33,7 @@ fn docassemble_all() {
     let p = Plan::new(&c, "all").unwrap();
     assert_eq!(
         p.roles,
-        ["log", "mail", "sql", "redis", "rabbitmq", "web", "celery", "cron"]
+        ["log", "mail", "web", "celery", "sql", "redis", "rabbitmq", "cron"]
     );
     assert!(p.inactive.is_empty());
     assert_eq!(
@@ -49,7 +49,8 @@ fn docassemble_all() {
     assert_eq!(
         waves(&p.stop_waves),
         vec![
-            vec!["syslogng", "exim4", "nginx", "celery", "cron"],
+            // A running on-demand task is stopped with the first wave.
+            vec!["syslogng", "exim4", "reset", "update", "sync", "nginx", "celery", "cron"],
             vec!["uwsgi", "websockets"],
             vec!["rabbitmq", "create_tables"],
             vec!["postgres", "redis"],
@@ -81,6 +82,9 @@ fn docassemble_web_celery() {
         active(&p),
         [
             "initialize",
+            "reset",
+            "update",
+            "sync",
             "create_tables",
             "uwsgi",
             "websockets",
@@ -100,7 +104,7 @@ fn docassemble_web_celery() {
     assert_eq!(
         waves(&p.stop_waves),
         vec![
-            vec!["nginx", "celery"],
+            vec!["reset", "update", "sync", "nginx", "celery"],
             vec!["uwsgi", "websockets"],
             vec!["create_tables"],
             vec!["initialize"]
@@ -157,7 +161,7 @@ fn unknown_role_lists_known_roles_and_aliases() {
     assert!(e.contains("unknown role `celeri`"), "{e}");
     assert!(e.contains("did you mean `celery`?"), "{e}");
     assert!(
-        e.contains("known roles: all, log, mail, sql, redis, rabbitmq, web, celery, cron"),
+        e.contains("known roles: all, log, mail, web, celery, sql, redis, rabbitmq, cron"),
         "{e}"
     );
     assert!(

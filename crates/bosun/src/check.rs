@@ -56,6 +56,9 @@ pub fn render(config: &Config, plan: &Plan) -> String {
         if u.essential {
             line.push_str("; essential");
         }
+        if u.on_demand {
+            let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
+        }
         let _ = writeln!(out, "{line}");
     }
     if !plan.inactive.is_empty() {
