@@ -43,8 +43,10 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn scrub(&self, e: &impl std::fmt::Display) -> String {
-        self.target.scrub(&e.to_string())
+    /// A driver error as one line (the server's message, SQLSTATE and hint for a
+    /// database error; the cause chain otherwise), password scrubbed.
+    pub fn scrub(&self, e: &tokio_postgres::Error) -> String {
+        self.target.scrub(&describe(e))
     }
 }
 
@@ -603,6 +605,24 @@ impl Runner {
             });
         });
     }
+}
+
+/// tokio-postgres shows a server error as just "db error": say what the server said.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        if let Some(hint) = db.hint() {
+            s.push_str(&format!("; hint: {hint}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
 }
 
 fn publish(tx: &watch::Sender<Decision>, slot: &Slot) {
