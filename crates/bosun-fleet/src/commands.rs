@@ -152,7 +152,11 @@ impl Outcome {
     /// A task exited with `code`: ok for 0, failed otherwise.
     pub fn exited(code: i32) -> Outcome {
         Outcome {
-            state: if code == 0 { AckState::Ok } else { AckState::Failed },
+            state: if code == 0 {
+                AckState::Ok
+            } else {
+                AckState::Failed
+            },
             exit_code: Some(code),
             detail: String::new(),
         }
@@ -285,7 +289,10 @@ pub struct CommandReport {
 impl CommandReport {
     /// Every peer that was live when it was given has finished.
     pub fn complete(&self) -> bool {
-        self.rows.iter().filter(|r| r.expected).all(|r| r.state.is_final())
+        self.rows
+            .iter()
+            .filter(|r| r.expected)
+            .all(|r| r.state.is_final())
     }
 
     /// The exit rule of `ctl fleet`: every expected peer answered ok or "no such unit
@@ -333,7 +340,11 @@ mod tests {
             target: Target::Unit("update".into()),
             created_by: "a".into(),
             created_at: SystemTime::UNIX_EPOCH,
-            rows: vec![row(RowState::Ok, true), row(RowState::NoSuchUnit, true), row(RowState::Pending, false)],
+            rows: vec![
+                row(RowState::Ok, true),
+                row(RowState::NoSuchUnit, true),
+                row(RowState::Pending, false),
+            ],
         };
         assert!(r.complete() && r.succeeded());
         r.rows.push(row(RowState::Running, true));

@@ -55,7 +55,11 @@ impl Target {
 /// Parses `database`. Errors say what is wrong without quoting the string.
 pub(crate) fn parse(database: &str) -> Result<Target, String> {
     let s = database.trim();
-    let (rest, options) = if is_url(s) { split_url(s)? } else { split_keywords(s)? };
+    let (rest, options) = if is_url(s) {
+        split_url(s)?
+    } else {
+        split_keywords(s)?
+    };
     let mut ssl = SslMode::Prefer;
     let mut roots = Roots::System;
     let mut sessions_given = false;
@@ -95,7 +99,11 @@ pub(crate) fn parse(database: &str) -> Result<Target, String> {
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
     };
     kept.push(("sslmode".into(), mode.into()));
-    let rebuilt = if is_url(s) { join_url(&rest, &kept) } else { join_keywords(&kept) };
+    let rebuilt = if is_url(s) {
+        join_url(&rest, &kept)
+    } else {
+        join_keywords(&kept)
+    };
     let mut config: tokio_postgres::Config = rebuilt
         .parse()
         .map_err(|e: tokio_postgres::Error| format!("does not parse ({e})"))?;
@@ -154,7 +162,13 @@ pub(crate) fn redact(database: &str) -> String {
             Ok((_, pairs)) => {
                 let shown: Vec<(String, String)> = pairs
                     .into_iter()
-                    .map(|(k, v)| if k == "password" { (k, "***".into()) } else { (k, v) })
+                    .map(|(k, v)| {
+                        if k == "password" {
+                            (k, "***".into())
+                        } else {
+                            (k, v)
+                        }
+                    })
                     .collect();
                 join_keywords(&shown)
             }
@@ -187,7 +201,10 @@ fn split_url(s: &str) -> Result<(String, Options), String> {
 }
 
 fn join_url(head: &str, options: &Options) -> String {
-    let query: Vec<String> = options.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    let query: Vec<String> = options
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
     format!("{head}?{}", query.join("&"))
 }
 
@@ -298,16 +315,26 @@ mod tests {
         assert_eq!(t.roots, Roots::File("/etc/ca x.pem".into()));
         assert_eq!(t.config.get_ports(), &[6432]);
         assert_eq!(t.config.get_dbname(), Some("fleet"));
-        assert_eq!(t.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
-        assert_eq!(t.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(3)));
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert_eq!(
+            t.config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
         assert_eq!(t.config.get_application_name(), Some("bosun-fleet"));
     }
 
     #[test]
     fn keyword_form() {
-        let t = parse("host=/run/postgresql port=5433 user=postgres password='it''s' sslmode=disable").unwrap_err();
+        let t =
+            parse("host=/run/postgresql port=5433 user=postgres password='it''s' sslmode=disable")
+                .unwrap_err();
         assert!(t.contains("has no"), "{t}");
-        let t = parse(r"host=127.0.0.1 port=5433 user=postgres password='it\'s me' sslmode=verify-ca").unwrap();
+        let t =
+            parse(r"host=127.0.0.1 port=5433 user=postgres password='it\'s me' sslmode=verify-ca")
+                .unwrap();
         assert_eq!(t.ssl, SslMode::VerifyCa);
         assert_eq!(t.roots, Roots::System);
         assert_eq!(t.config.get_password(), Some(&b"it's me"[..]));
@@ -319,15 +346,26 @@ mod tests {
         assert_eq!(parse("postgres://h/db").unwrap().ssl, SslMode::Prefer);
         let e = parse("postgres://h/db?sslmode=verify").unwrap_err();
         assert!(e.contains("sslmode") && e.contains("verify-full"), "{e}");
-        assert!(parse("postgres://h/db?bogus=1").unwrap_err().contains("does not parse"));
+        assert!(parse("postgres://h/db?bogus=1")
+            .unwrap_err()
+            .contains("does not parse"));
     }
 
     #[test]
     fn redaction() {
-        assert_eq!(redact("postgres://u:p%40ss@h:5432/db?sslmode=require"), "postgres://u:***@h:5432/db?sslmode=require");
-        assert_eq!(redact("postgresql://u@h/db?password=x&a=b"), "postgresql://u@h/db?password=***&a=b");
+        assert_eq!(
+            redact("postgres://u:p%40ss@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://u@h/db?password=x&a=b"),
+            "postgresql://u@h/db?password=***&a=b"
+        );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
-        assert_eq!(redact("host=h password='se cret' user=u"), "host='h' password='***' user='u'");
+        assert_eq!(
+            redact("host=h password='se cret' user=u"),
+            "host='h' password='***' user='u'"
+        );
         assert!(!redact("host=h password='unterminated").contains("unterminated"));
     }
 }

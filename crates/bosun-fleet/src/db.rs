@@ -74,10 +74,11 @@ impl Sql {
                      acquired_at = now(), renewed_at = now(), expires_at = EXCLUDED.expires_at
                    WHERE l.expires_at <= now() OR (l.holder = EXCLUDED.holder AND l.boot_id = EXCLUDED.boot_id)
                    RETURNING l.name, l.term)
-                 SELECT 'peer'::text, name, 0::bigint, ''::text FROM hb
-                 UNION ALL SELECT 'held', name, term, '' FROM ren
-                 UNION ALL SELECT 'held', name, term, '' FROM acq
-                 UNION ALL SELECT 'other', l.name, l.term, l.holder FROM {s}.lease l
+                 SELECT 'peer'::text, name, 0::bigint, ''::text, 0::float8 FROM hb
+                 UNION ALL SELECT 'held', name, term, '', 0 FROM ren
+                 UNION ALL SELECT 'held', name, term, '', 0 FROM acq
+                 UNION ALL SELECT 'other', l.name, l.term, l.holder, extract(epoch FROM l.expires_at - now())::float8
+                   FROM {s}.lease l
                    WHERE (l.name = ANY($7::text[]) OR l.name = ANY($9::text[])) AND l.expires_at > now()
                      AND l.name NOT IN (SELECT name FROM ren) AND l.name NOT IN (SELECT name FROM acq)"
             ),
@@ -194,8 +195,8 @@ pub(crate) struct RoundReply {
     pub registered: bool,
     /// Leases granted to this peer (renewed or acquired), with their terms.
     pub held: Vec<(String, i64)>,
-    /// Asked-for leases held by someone else: (unit, holder).
-    pub others: Vec<(String, String)>,
+    /// Asked-for leases held by someone else: (unit, holder, time until it expires).
+    pub others: Vec<(String, String, Duration)>,
 }
 
 /// The round: heartbeat, renew `held` (unit, term), try to acquire `wanted`.
@@ -211,7 +212,17 @@ pub(crate) async fn round(
     let rows = client
         .query(
             &prepared.round,
-            &[&me.name, &me.boot_id, &me.roles, &me.url, &me.version, &me.ttl_ms(), &names, &terms, &wanted],
+            &[
+                &me.name,
+                &me.boot_id,
+                &me.roles,
+                &me.url,
+                &me.version,
+                &me.ttl_ms(),
+                &names,
+                &terms,
+                &wanted,
+            ],
         )
         .await?;
     let mut reply = RoundReply::default();
@@ -221,7 +232,11 @@ pub(crate) async fn round(
         match kind {
             "peer" => reply.registered = true,
             "held" => reply.held.push((name, row.get(2))),
-            _ => reply.others.push((name, row.get(3))),
+            _ => {
+                let left: f64 = row.get(4);
+                let left = Duration::try_from_secs_f64(left.max(0.0)).unwrap_or_default();
+                reply.others.push((name, row.get(3), left));
+            }
         }
     }
     Ok(reply)
@@ -237,8 +252,14 @@ pub(crate) enum Pulled {
 }
 
 /// Commands to run: unclaimed ones and this boot's own unanswered claims.
-pub(crate) async fn pull(client: &Client, prepared: &Prepared, me: &Me) -> Result<Vec<Pulled>, Error> {
-    let rows = client.query(&prepared.pull, &[&me.name, &me.boot_id]).await?;
+pub(crate) async fn pull(
+    client: &Client,
+    prepared: &Prepared,
+    me: &Me,
+) -> Result<Vec<Pulled>, Error> {
+    let rows = client
+        .query(&prepared.pull, &[&me.name, &me.boot_id])
+        .await?;
     Ok(rows.iter().map(pulled).collect())
 }
 
@@ -249,7 +270,10 @@ fn pulled(row: &Row) -> Pulled {
     let Some(action) = Action::parse(action) else {
         return Pulled::Invalid {
             id,
-            why: format!("this peer (bosun {}) does not know the action {action:?}", env!("CARGO_PKG_VERSION")),
+            why: format!(
+                "this peer (bosun {}) does not know the action {action:?}",
+                env!("CARGO_PKG_VERSION")
+            ),
         };
     };
     match Target::parse(target) {
@@ -269,21 +293,49 @@ fn pulled(row: &Row) -> Pulled {
 
 /// Claims a command for this boot; false when it was claimed already.
 pub(crate) async fn claim(client: &Client, sql: &Sql, me: &Me, id: i64) -> Result<bool, Error> {
-    Ok(!client.query(&sql.claim, &[&id, &me.name, &me.boot_id]).await?.is_empty())
+    Ok(!client
+        .query(&sql.claim, &[&id, &me.name, &me.boot_id])
+        .await?
+        .is_empty())
 }
 
 /// Acknowledges a row bosun refuses to run as failed.
-pub(crate) async fn reject(client: &Client, sql: &Sql, me: &Me, id: i64, why: &str) -> Result<(), Error> {
-    client.execute(&sql.reject, &[&id, &me.name, &me.boot_id, &why, &sql.channel]).await?;
+pub(crate) async fn reject(
+    client: &Client,
+    sql: &Sql,
+    me: &Me,
+    id: i64,
+    why: &str,
+) -> Result<(), Error> {
+    client
+        .execute(
+            &sql.reject,
+            &[&id, &me.name, &me.boot_id, &why, &sql.channel],
+        )
+        .await?;
     Ok(())
 }
 
 /// Writes the outcome of a claimed command.
-pub(crate) async fn ack(client: &Client, sql: &Sql, me: &Me, id: i64, outcome: &crate::Outcome) -> Result<(), Error> {
+pub(crate) async fn ack(
+    client: &Client,
+    sql: &Sql,
+    me: &Me,
+    id: i64,
+    outcome: &crate::Outcome,
+) -> Result<(), Error> {
     client
         .execute(
             &sql.ack,
-            &[&id, &me.name, &me.boot_id, &outcome.state.as_str(), &outcome.exit_code, &outcome.detail, &sql.channel],
+            &[
+                &id,
+                &me.name,
+                &me.boot_id,
+                &outcome.state.as_str(),
+                &outcome.exit_code,
+                &outcome.detail,
+                &sql.channel,
+            ],
         )
         .await?;
     Ok(())
@@ -291,17 +343,28 @@ pub(crate) async fn ack(client: &Client, sql: &Sql, me: &Me, id: i64, outcome: &
 
 /// Marks claims of earlier boots of this peer that never finished as failed.
 pub(crate) async fn interrupted(client: &Client, sql: &Sql, me: &Me) -> Result<u64, Error> {
-    client.execute(&sql.interrupted, &[&me.name, &me.boot_id, &sql.channel]).await
+    client
+        .execute(&sql.interrupted, &[&me.name, &me.boot_id, &sql.channel])
+        .await
 }
 
 /// Gives up the leases of `units` held by this boot, waking the standbys.
-pub(crate) async fn release(client: &Client, sql: &Sql, me: &Me, units: &[String]) -> Result<u64, Error> {
-    client.execute(&sql.release, &[&me.name, &me.boot_id, &units, &sql.channel]).await
+pub(crate) async fn release(
+    client: &Client,
+    sql: &Sql,
+    me: &Me,
+    units: &[String],
+) -> Result<u64, Error> {
+    client
+        .execute(&sql.release, &[&me.name, &me.boot_id, &units, &sql.channel])
+        .await
 }
 
 /// Marks this peer dead at once (a clean stop).
 pub(crate) async fn deregister(client: &Client, sql: &Sql, me: &Me) -> Result<u64, Error> {
-    client.execute(&sql.deregister, &[&me.name, &me.boot_id]).await
+    client
+        .execute(&sql.deregister, &[&me.name, &me.boot_id])
+        .await
 }
 
 /// Inserts a command (expected: the live peers) and wakes the peers. Returns its id.
@@ -316,14 +379,24 @@ pub(crate) async fn submit(
     let row = client
         .query_one(
             &sql.submit,
-            &[&action.as_str(), &target.to_string(), &by, &(catch_up.as_secs_f64() * 1000.0), &sql.channel],
+            &[
+                &action.as_str(),
+                &target.to_string(),
+                &by,
+                &(catch_up.as_secs_f64() * 1000.0),
+                &sql.channel,
+            ],
         )
         .await?;
     Ok(row.get(0))
 }
 
 /// A command and every peer's answer, or None when there is no such command.
-pub(crate) async fn report(client: &Client, sql: &Sql, id: i64) -> Result<Option<CommandReport>, Error> {
+pub(crate) async fn report(
+    client: &Client,
+    sql: &Sql,
+    id: i64,
+) -> Result<Option<CommandReport>, Error> {
     let Some(c) = client.query_opt(&sql.command, &[&id]).await? else {
         return Ok(None);
     };
@@ -422,7 +495,11 @@ pub(crate) async fn peers(client: &Client, sql: &Sql) -> Result<Vec<Peer>, Error
                 started_at: r.get(5),
                 last_seen: r.get(6),
                 seen_ago: Duration::try_from_secs_f64(ago.max(0.0)).unwrap_or_default(),
-                state: if live { PeerState::Live } else { PeerState::Dead },
+                state: if live {
+                    PeerState::Live
+                } else {
+                    PeerState::Dead
+                },
             }
         })
         .collect())

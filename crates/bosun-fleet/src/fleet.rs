@@ -51,7 +51,10 @@ pub fn start(
     me: PeerInfo,
     singletons: &[Singleton],
 ) -> Result<(Handle, mpsc::Receiver<CommandRequest>), Vec<SettingsError>> {
-    let stops: Vec<(&str, Duration)> = singletons.iter().map(|s| (s.unit.as_str(), s.stop_timeout)).collect();
+    let stops: Vec<(&str, Duration)> = singletons
+        .iter()
+        .map(|s| (s.unit.as_str(), s.stop_timeout))
+        .collect();
     validate(settings, &stops)?;
     let mut target = conninfo::parse(&settings.database).map_err(|reason| {
         vec![SettingsError::Database {
@@ -60,7 +63,9 @@ pub fn start(
         }]
     })?;
     if target.config.get_connect_timeout().is_none() {
-        target.config.connect_timeout(settings.statement_timeout * 2);
+        target
+            .config
+            .connect_timeout(settings.statement_timeout * 2);
     }
     let tls = tls::connector(&target).map_err(|e| vec![e])?;
     let ctx = Arc::new(Ctx {
@@ -110,7 +115,12 @@ pub fn start(
         control: control_tx,
         task: std::sync::Mutex::new(Some(task)),
     };
-    Ok((Handle { inner: Arc::new(shared) }, commands_rx))
+    Ok((
+        Handle {
+            inner: Arc::new(shared),
+        },
+        commands_rx,
+    ))
 }
 
 /// A fresh id for this start of bosun: 128 random bits, hex.
@@ -186,13 +196,15 @@ impl Handle {
     /// Every peer that registered, live or dead (dead ones are kept a day).
     pub async fn peers(&self) -> Result<Vec<Peer>, FleetError> {
         let client = self.client()?;
-        self.bounded("listing peers", db::peers(&client, &self.inner.ctx.sql)).await
+        self.bounded("listing peers", db::peers(&client, &self.inner.ctx.sql))
+            .await
     }
 
     /// Every singleton's lease row.
     pub async fn leases(&self) -> Result<Vec<Lease>, FleetError> {
         let client = self.client()?;
-        self.bounded("listing leases", db::leases(&client, &self.inner.ctx.sql)).await
+        self.bounded("listing leases", db::leases(&client, &self.inner.ctx.sql))
+            .await
     }
 
     /// Gives a command to the fleet (every peer live now is expected to answer, this
@@ -202,16 +214,26 @@ impl Handle {
         Target::parse(&target.to_string()).map_err(FleetError::InvalidTarget)?;
         let client = self.client()?;
         let ctx = &self.inner.ctx;
-        let work = db::submit(&client, &ctx.sql, &ctx.me.name, action, target, ctx.settings.catch_up);
+        let work = db::submit(
+            &client,
+            &ctx.sql,
+            &ctx.me.name,
+            action,
+            target,
+            ctx.settings.catch_up,
+        );
         self.bounded("giving a command", work).await
     }
 
     /// A command and every peer's answer so far.
     pub async fn report(&self, id: i64) -> Result<CommandReport, FleetError> {
         let client = self.client()?;
-        self.bounded("reading a command", db::report(&client, &self.inner.ctx.sql, id))
-            .await?
-            .ok_or(FleetError::NoSuchCommand(id))
+        self.bounded(
+            "reading a command",
+            db::report(&client, &self.inner.ctx.sql, id),
+        )
+        .await?
+        .ok_or(FleetError::NoSuchCommand(id))
     }
 
     /// Waits up to `timeout` for every peer that was live when command `id` was given
@@ -238,7 +260,12 @@ impl Handle {
     }
 
     /// [`Handle::submit`] then [`Handle::wait`]: `ctl fleet restart web`.
-    pub async fn send(&self, action: Action, target: &Target, timeout: Duration) -> Result<CommandReport, FleetError> {
+    pub async fn send(
+        &self,
+        action: Action,
+        target: &Target,
+        timeout: Duration,
+    ) -> Result<CommandReport, FleetError> {
         let id = self.submit(action, target).await?;
         self.wait(id, timeout).await
     }
@@ -261,10 +288,16 @@ impl Handle {
         if self.inner.control.is_closed() {
             return Err(FleetError::Stopped);
         }
-        self.inner.client.borrow().clone().ok_or_else(|| FleetError::DatabaseDown {
-            url: self.inner.ctx.settings.database_redacted(),
-            detail: self.last_error().unwrap_or_else(|| "not connected yet".into()),
-        })
+        self.inner
+            .client
+            .borrow()
+            .clone()
+            .ok_or_else(|| FleetError::DatabaseDown {
+                url: self.inner.ctx.settings.database_redacted(),
+                detail: self
+                    .last_error()
+                    .unwrap_or_else(|| "not connected yet".into()),
+            })
     }
 
     async fn bounded<T>(

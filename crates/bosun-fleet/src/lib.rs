@@ -43,13 +43,15 @@ mod settings;
 mod tls;
 mod trust;
 
-pub use commands::{Action, AckState, Command, CommandReport, CommandRequest, Outcome, ReportRow, RowState, Target};
+pub use commands::{
+    AckState, Action, Command, CommandReport, CommandRequest, Outcome, ReportRow, RowState, Target,
+};
 pub use db::{Lease, Peer, PeerState};
 pub use error::FleetError;
 pub use fleet::{start, Handle, PeerInfo, Singleton};
 pub use schema::SCHEMA_VERSION;
 pub use settings::{
-    validate, Settings, SettingsError, DEFAULT_CATCH_UP, DEFAULT_COMMAND_POLL, DEFAULT_LEASE_TTL, DEFAULT_RENEW_EVERY,
-    DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, MAX_NAME, MIN_RENEW_EVERY,
+    validate, Settings, SettingsError, DEFAULT_CATCH_UP, DEFAULT_COMMAND_POLL, DEFAULT_LEASE_TTL,
+    DEFAULT_RENEW_EVERY, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, MAX_NAME, MIN_RENEW_EVERY,
 };
 pub use trust::{Decision, TrustWindow};

@@ -30,6 +30,8 @@ use crate::trust::{Decision, Slot};
 
 /// How often dead peers and old commands are deleted (by each peer; it is cheap).
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
+/// How long after a holder's expiry a standby tries (the database clock and ours).
+const EXPIRY_SLACK: Duration = Duration::from_millis(20);
 /// The first reconnect delay; it doubles up to `renew_every` (at most 5 s).
 const BACKOFF_START: Duration = Duration::from_millis(100);
 
@@ -263,7 +265,12 @@ impl Runner {
         if self.registered && !self.pulling && (self.pull_again || now >= self.next_poll) {
             self.start_pull(client.clone(), prepared);
         }
-        let due: Vec<i64> = self.unacked.keys().filter(|id| !self.acking.contains(id)).copied().collect();
+        let due: Vec<i64> = self
+            .unacked
+            .keys()
+            .filter(|id| !self.acking.contains(id))
+            .copied()
+            .collect();
         for id in due {
             self.start_ack(client.clone(), id);
         }
@@ -325,13 +332,19 @@ impl Runner {
                 self.registered = false;
                 self.next_round = now;
             }
-            Event::ConnectFailed { gen, error } if gen == self.gen => self.go_down(now, "connect", error),
+            Event::ConnectFailed { gen, error } if gen == self.gen => {
+                self.go_down(now, "connect", error)
+            }
             Event::Closed { gen, error } if gen == self.gen => {
                 let error = error.unwrap_or_else(|| "connection closed".into());
                 self.go_down(now, "connection", error);
             }
             Event::Notify { gen, payload } if gen == self.gen => self.on_notify(now, &payload),
-            Event::Round { gen, attempt, result } if gen == self.gen => {
+            Event::Round {
+                gen,
+                attempt,
+                result,
+            } if gen == self.gen => {
                 let inflight = self.round.take();
                 match result {
                     Ok(reply) => {
@@ -371,7 +384,9 @@ impl Runner {
                 }
             }
             Event::Chore { gen, what, result } => match result {
-                Ok(note) if !note.is_empty() => info!(target: "bosun_fleet", "fleet {what}: {note}"),
+                Ok(note) if !note.is_empty() => {
+                    info!(target: "bosun_fleet", "fleet {what}: {note}")
+                }
                 Ok(_) => {}
                 Err(e) if gen == self.gen => self.go_down(now, what, e),
                 Err(_) => {}
@@ -381,7 +396,13 @@ impl Runner {
         }
     }
 
-    fn on_round(&mut self, now: Instant, attempt: Instant, inflight: Option<Inflight>, reply: RoundReply) {
+    fn on_round(
+        &mut self,
+        now: Instant,
+        attempt: Instant,
+        inflight: Option<Inflight>,
+        reply: RoundReply,
+    ) {
         if reply.registered && !self.registered {
             self.pull_again = true;
             self.name_conflict_logged = false;
@@ -393,10 +414,29 @@ impl Runner {
         }
         let Some(inflight) = inflight else { return };
         let held: BTreeMap<&str, i64> = reply.held.iter().map(|(n, t)| (n.as_str(), *t)).collect();
-        let others: BTreeMap<&str, &str> = reply.others.iter().map(|(n, h)| (n.as_str(), h.as_str())).collect();
-        let asked = inflight.renew.iter().map(|(n, _)| n).chain(inflight.acquire.iter());
+        let others: BTreeMap<&str, &str> = reply
+            .others
+            .iter()
+            .map(|(n, h, _)| (n.as_str(), h.as_str()))
+            .collect();
+        // A standby tries again just after the holder's lease expires (if the holder
+        // does not renew it first), not up to renew_every later: failover is the
+        // expiry, not the expiry plus a poll.
+        for (name, _, left) in &reply.others {
+            if self.slots.get(name).is_some_and(|(s, _)| s.wants_acquire()) {
+                let retry = now + *left + EXPIRY_SLACK;
+                self.next_round = self.next_round.min(retry);
+            }
+        }
+        let asked = inflight
+            .renew
+            .iter()
+            .map(|(n, _)| n)
+            .chain(inflight.acquire.iter());
         for name in asked {
-            let Some((slot, tx)) = self.slots.get_mut(name) else { continue };
+            let Some((slot, tx)) = self.slots.get_mut(name) else {
+                continue;
+            };
             if !slot.wanted {
                 // Released while the round was in flight: a grant it got is released
                 // on the next step.
@@ -421,7 +461,9 @@ impl Runner {
                 self.out.acks.send_modify(|n| *n += 1);
             }
             "lease" => {
-                if self.slots.get(arg).is_some_and(|(s, _)| s.wants_acquire()) && self.round.is_none() {
+                if self.slots.get(arg).is_some_and(|(s, _)| s.wants_acquire())
+                    && self.round.is_none()
+                {
                     self.next_round = now;
                 }
             }
@@ -443,11 +485,18 @@ impl Runner {
         self.link = Link::Down {
             retry_at: now + self.backoff.mul_f64(jitter),
         };
-        let cap = self.ctx.settings.renew_every.min(Duration::from_secs(5)).max(BACKOFF_START);
+        let cap = self
+            .ctx
+            .settings
+            .renew_every
+            .min(Duration::from_secs(5))
+            .max(BACKOFF_START);
         self.backoff = (self.backoff * 2).min(cap);
         self.out.client.send_replace(None);
         self.out.database_up.send_replace(false);
-        self.out.last_error.send_replace(Some(format!("{what}: {error}")));
+        self.out
+            .last_error
+            .send_replace(Some(format!("{what}: {error}")));
         self.round = None;
         self.pulling = false;
         self.acking.clear();
@@ -459,7 +508,9 @@ impl Runner {
     }
 
     fn set_wanted(&mut self, unit: &str, wanted: bool) {
-        let Some((slot, tx)) = self.slots.get_mut(unit) else { return };
+        let Some((slot, tx)) = self.slots.get_mut(unit) else {
+            return;
+        };
         if wanted {
             slot.wanted = true;
             if self.round.is_none() {
@@ -490,9 +541,15 @@ impl Runner {
                 db::deregister(&live.client, &ctx.sql, &ctx.me).await
             };
             match timeout(ctx.settings.statement_timeout, work).await {
-                Ok(Ok(_)) => info!(target: "bosun_fleet", "left the fleet (released {} lease(s))", units.len()),
-                Ok(Err(e)) => warn!(target: "bosun_fleet", "leaving the fleet: {}; its leases and heartbeat expire by themselves", ctx.scrub(&e)),
-                Err(_) => warn!(target: "bosun_fleet", "leaving the fleet: no answer; its leases and heartbeat expire by themselves"),
+                Ok(Ok(_)) => {
+                    info!(target: "bosun_fleet", "left the fleet (released {} lease(s))", units.len())
+                }
+                Ok(Err(e)) => {
+                    warn!(target: "bosun_fleet", "leaving the fleet: {}; its leases and heartbeat expire by themselves", ctx.scrub(&e))
+                }
+                Err(_) => {
+                    warn!(target: "bosun_fleet", "leaving the fleet: no answer; its leases and heartbeat expire by themselves")
+                }
             }
         }
         self.out.client.send_replace(None);
@@ -506,7 +563,10 @@ impl Runner {
             let budget = ctx.settings.statement_timeout * 4;
             let ev = match timeout(budget, connect(&ctx, gen, &tx)).await {
                 Ok(Ok((live, ensured))) => Event::Connected { gen, live, ensured },
-                Ok(Err(e)) => Event::ConnectFailed { gen, error: ctx.scrub(&e) },
+                Ok(Err(e)) => Event::ConnectFailed {
+                    gen,
+                    error: ctx.scrub(&e),
+                },
                 Err(_) => Event::ConnectFailed {
                     gen,
                     error: format!("no answer within {budget:?}"),
@@ -537,7 +597,11 @@ impl Runner {
             let attempt = Instant::now();
             let work = db::round(&client, &prepared, &ctx.me, &renew, &acquire);
             let result = bounded(&ctx, work).await;
-            let _ = tx.send(Event::Round { gen, attempt, result });
+            let _ = tx.send(Event::Round {
+                gen,
+                attempt,
+                result,
+            });
         });
     }
 
@@ -560,9 +624,9 @@ impl Runner {
         self.jobs.spawn(async move {
             let (request, reply) = CommandRequest::new(command);
             let outcome = match commands.send(request).await {
-                Ok(()) => reply
-                    .await
-                    .unwrap_or_else(|_| Outcome::failed("the peer dropped the command without an answer")),
+                Ok(()) => reply.await.unwrap_or_else(|_| {
+                    Outcome::failed("the peer dropped the command without an answer")
+                }),
                 Err(_) => Outcome::failed("this peer takes no fleet commands"),
             };
             let _ = tx.send(Event::Done { id, outcome });
@@ -570,7 +634,9 @@ impl Runner {
     }
 
     fn start_ack(&mut self, client: Arc<Client>, id: i64) {
-        let Some(outcome) = self.unacked.get(&id).cloned() else { return };
+        let Some(outcome) = self.unacked.get(&id).cloned() else {
+            return;
+        };
         self.acking.insert(id);
         let (ctx, gen, tx) = (self.ctx.clone(), self.gen, self.tx.clone());
         self.jobs.spawn(async move {
@@ -585,7 +651,11 @@ impl Runner {
             let result = bounded(&ctx, db::release(&client, &ctx.sql, &ctx.me, &units))
                 .await
                 .map(|n| format!("released {n} lease(s): {}", units.join(", ")));
-            let _ = tx.send(Event::Chore { gen, what: "release", result });
+            let _ = tx.send(Event::Chore {
+                gen,
+                what: "release",
+                result,
+            });
         });
     }
 
@@ -610,7 +680,12 @@ impl Runner {
 /// tokio-postgres shows a server error as just "db error": say what the server said.
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        let mut s = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
         if let Some(hint) = db.hint() {
             s.push_str(&format!("; hint: {hint}"));
         }
@@ -644,7 +719,10 @@ async fn bounded<T>(
     match timeout(ctx.settings.statement_timeout, work).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ctx.scrub(&e)),
-        Err(_) => Err(format!("no answer within {:?}", ctx.settings.statement_timeout)),
+        Err(_) => Err(format!(
+            "no answer within {:?}",
+            ctx.settings.statement_timeout
+        )),
     }
 }
 
@@ -657,7 +735,12 @@ async fn connect(
     let (mut client, connection) = ctx.target.config.connect(ctx.tls.clone()).await?;
     // Dropped (aborting the driver, closing the socket) if anything below fails or
     // the budget runs out.
-    let driver = AbortOnDrop(tokio::spawn(drive(connection, ctx.clone(), gen, tx.clone())));
+    let driver = AbortOnDrop(tokio::spawn(drive(
+        connection,
+        ctx.clone(),
+        gen,
+        tx.clone(),
+    )));
     let ensured = schema::ensure(&mut client, &ctx.settings.schema).await?;
     client.batch_execute(&ctx.sql.listen).await?;
     let prepared = Prepared::new(&client, &ctx.sql).await?;
@@ -670,8 +753,12 @@ async fn connect(
 }
 
 /// Drives the connection, forwarding notifications, until it ends.
-async fn drive<S, T>(mut connection: tokio_postgres::Connection<S, T>, ctx: Arc<Ctx>, gen: u64, tx: mpsc::UnboundedSender<Event>)
-where
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    ctx: Arc<Ctx>,
+    gen: u64,
+    tx: mpsc::UnboundedSender<Event>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -719,8 +806,14 @@ async fn pull(
                 warn!(target: "bosun_fleet", "fleet command {id} refused: {why}");
                 db::reject(client, &ctx.sql, &ctx.me, id, &why).await?;
             }
-            db::Pulled::Valid { command, claimed: true } => out.push(command),
-            db::Pulled::Valid { command, claimed: false } => {
+            db::Pulled::Valid {
+                command,
+                claimed: true,
+            } => out.push(command),
+            db::Pulled::Valid {
+                command,
+                claimed: false,
+            } => {
                 if db::claim(client, &ctx.sql, &ctx.me, command.id).await? {
                     out.push(command);
                 }

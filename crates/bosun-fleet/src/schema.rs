@@ -81,17 +81,26 @@ pub(crate) struct Ensured {
 pub(crate) async fn ensure(client: &mut Client, schema: &str) -> Result<Ensured, Error> {
     let found = current(client, schema).await?;
     if found >= SCHEMA_VERSION {
-        return Ok(Ensured { found, migrated: false });
+        return Ok(Ensured {
+            found,
+            migrated: false,
+        });
     }
     let q = quote(schema);
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("bosun-fleet {schema}")])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("bosun-fleet {schema}")],
+    )
+    .await?;
     // Another peer may have migrated while we waited for the lock.
     let found = current_in(&tx, schema).await?;
     if found < SCHEMA_VERSION {
         let exists: bool = tx
-            .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )
             .await?
             .get(0);
         if !exists {
@@ -124,7 +133,10 @@ pub(crate) async fn ensure(client: &mut Client, schema: &str) -> Result<Ensured,
 async fn current(client: &Client, schema: &str) -> Result<i32, Error> {
     let q = quote(schema);
     match client
-        .query_one(&format!("SELECT coalesce(max(version), 0) FROM {q}.schema_version"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {q}.schema_version"),
+            &[],
+        )
         .await
     {
         Ok(row) => Ok(row.get(0)),
@@ -139,15 +151,21 @@ async fn current(client: &Client, schema: &str) -> Result<i32, Error> {
 async fn current_in(tx: &tokio_postgres::Transaction<'_>, schema: &str) -> Result<i32, Error> {
     let q = quote(schema);
     let exists: bool = tx
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{q}.schema_version")])
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{q}.schema_version")],
+        )
         .await?
         .get(0);
     if !exists {
         return Ok(0);
     }
-    tx.query_one(&format!("SELECT coalesce(max(version), 0) FROM {q}.schema_version"), &[])
-        .await
-        .map(|r| r.get(0))
+    tx.query_one(
+        &format!("SELECT coalesce(max(version), 0) FROM {q}.schema_version"),
+        &[],
+    )
+    .await
+    .map(|r| r.get(0))
 }
 
 /// A validated schema name as a quoted identifier.

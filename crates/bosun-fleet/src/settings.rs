@@ -112,7 +112,9 @@ impl std::fmt::Debug for Settings {
 pub enum SettingsError {
     /// `database` is empty (the caller treats an empty value as "no fleet" before it
     /// builds [`Settings`]; here it is a mistake).
-    #[error("[fleet] database is empty: set it to a postgres:// URL, or leave it empty for no fleet")]
+    #[error(
+        "[fleet] database is empty: set it to a postgres:// URL, or leave it empty for no fleet"
+    )]
     DatabaseEmpty,
     /// `database` does not parse, or has an option bosun refuses.
     #[error("[fleet] database {url}: {reason}")]
@@ -195,7 +197,10 @@ pub enum SettingsError {
 ///   enough for the process group to be dead before the lease can expire;
 /// - `renew_every ≥ 100 ms`, a name of letters, digits, `_ . -`, a plain schema
 ///   identifier, and a `database` that parses with a known `sslmode`.
-pub fn validate(settings: &Settings, singletons: &[(&str, Duration)]) -> Result<(), Vec<SettingsError>> {
+pub fn validate(
+    settings: &Settings,
+    singletons: &[(&str, Duration)],
+) -> Result<(), Vec<SettingsError>> {
     let mut errors = Vec::new();
     if settings.database.trim().is_empty() {
         errors.push(SettingsError::DatabaseEmpty);
@@ -316,7 +321,10 @@ mod tests {
             }]
         );
         let text = errs[0].to_string();
-        assert!(text.contains("lease_ttl") && text.contains("cron") && text.contains("stop_timeout"), "{text}");
+        assert!(
+            text.contains("lease_ttl") && text.contains("cron") && text.contains("stop_timeout"),
+            "{text}"
+        );
         assert_eq!(validate(&ok(), &[("cron", Duration::from_secs(7))]), Ok(()));
     }
 
@@ -325,7 +333,10 @@ mod tests {
         let mut s = ok();
         s.lease_ttl = Duration::from_secs(8);
         let errs = validate(&s, &[]).unwrap_err();
-        assert!(matches!(errs[..], [SettingsError::LeaseTtl { .. }]), "{errs:?}");
+        assert!(
+            matches!(errs[..], [SettingsError::LeaseTtl { .. }]),
+            "{errs:?}"
+        );
         assert!(errs[0].to_string().contains("renew_every"));
         s.lease_ttl = Duration::from_secs(9);
         assert_eq!(validate(&s, &[]), Ok(()));
@@ -349,7 +360,10 @@ mod tests {
     #[test]
     fn empty_database_and_name() {
         let errs = validate(&Settings::new("", ""), &[]).unwrap_err();
-        assert_eq!(errs, vec![SettingsError::DatabaseEmpty, SettingsError::NameEmpty]);
+        assert_eq!(
+            errs,
+            vec![SettingsError::DatabaseEmpty, SettingsError::NameEmpty]
+        );
     }
 
     #[test]

@@ -66,7 +66,11 @@ impl TrustWindow {
 
     /// "Stop it now" is due by then: `dead_by − stop_timeout`.
     pub fn stop_at(&self, attempt: Instant) -> Instant {
-        attempt + self.ttl.saturating_sub(self.margin).saturating_sub(self.stop_timeout)
+        attempt
+            + self
+                .ttl
+                .saturating_sub(self.margin)
+                .saturating_sub(self.stop_timeout)
     }
 
     /// May a grant sent at `attempt` and answered at `now` start or keep the unit?
@@ -282,7 +286,12 @@ mod tests {
         s.tick(t + ms(1900));
         assert_eq!(s.decision(), &Decision::Standby { holder: None });
         s.refused(Some("b".into()), t + ms(1900));
-        assert_eq!(s.decision(), &Decision::Standby { holder: Some("b".into()) });
+        assert_eq!(
+            s.decision(),
+            &Decision::Standby {
+                holder: Some("b".into())
+            }
+        );
         s.disconnected();
         assert_eq!(s.decision(), &Decision::Standby { holder: None });
     }
@@ -309,15 +318,22 @@ mod tests {
     }
 
     fn round() -> impl Strategy<Value = Round> {
-        (0u64..800, 0u64..400, 0u64..400, prop::bool::weighted(0.15), prop::bool::weighted(0.15)).prop_map(
-            |(gap_ms, exec_ms, answer_ms, request_lost, answer_lost)| Round {
-                gap_ms,
-                exec_ms,
-                answer_ms,
-                request_lost,
-                answer_lost,
-            },
+        (
+            0u64..800,
+            0u64..400,
+            0u64..400,
+            prop::bool::weighted(0.15),
+            prop::bool::weighted(0.15),
         )
+            .prop_map(
+                |(gap_ms, exec_ms, answer_ms, request_lost, answer_lost)| Round {
+                    gap_ms,
+                    exec_ms,
+                    answer_ms,
+                    request_lost,
+                    answer_lost,
+                },
+            )
     }
 
     proptest! {

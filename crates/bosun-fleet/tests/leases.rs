@@ -20,17 +20,20 @@ fn term_of(d: &Decision) -> i64 {
     }
 }
 
+/// The decision channels the sampler reads, by peer name.
+type Watched = Arc<Mutex<Vec<(String, watch::Receiver<Decision>)>>>;
+
 /// Samples every peer's decision every 2 ms and records any instant at which two of
 /// them say Hold.
 struct Sampler {
-    receivers: Arc<Mutex<Vec<(String, watch::Receiver<Decision>)>>>,
+    receivers: Watched,
     violations: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sampler {
     fn start() -> Sampler {
-        let receivers: Arc<Mutex<Vec<(String, watch::Receiver<Decision>)>>> = Arc::default();
+        let receivers: Watched = Arc::default();
         let violations: Arc<Mutex<Vec<String>>> = Arc::default();
         let (r, v) = (receivers.clone(), violations.clone());
         let task = tokio::spawn(async move {
@@ -64,7 +67,10 @@ impl Sampler {
     }
 
     fn forget(&self, name: &str) {
-        self.receivers.lock().expect("receivers").retain(|(n, _)| n != name);
+        self.receivers
+            .lock()
+            .expect("receivers")
+            .retain(|(n, _)| n != name);
     }
 }
 
@@ -105,7 +111,10 @@ async fn two_contenders_never_both_hold_over_many_handovers() {
     for round in 0..24 {
         let (i, term) = holder(&peers, UP).await;
         // Nothing happens between rounds: the holder is still on the term it got.
-        assert!(round == 0 || term == last_term, "round {round}: term {term} after {last_term}");
+        assert!(
+            round == 0 || term == last_term,
+            "round {round}: term {term} after {last_term}"
+        );
         let other = 1 - i;
         if round % 4 == 3 {
             // SIGKILL-like: no release; the other takes over once the lease expires
@@ -120,7 +129,11 @@ async fn two_contenders_never_both_hold_over_many_handovers() {
             last_term = next;
             // The lease was renewed at most renew_every + statement timeout before the
             // kill, so nobody can hold it sooner than ttl minus that after.
-            assert!(killed.elapsed() >= Duration::from_millis(900), "taken over too soon: {:?}", killed.elapsed());
+            assert!(
+                killed.elapsed() >= Duration::from_millis(900),
+                "taken over too soon: {:?}",
+                killed.elapsed()
+            );
             crashes += 1;
         } else {
             // A clean release (the unit is stopped first): the other holds at once.
@@ -136,7 +149,10 @@ async fn two_contenders_never_both_hold_over_many_handovers() {
     let violations = sampler.violations.lock().expect("violations").clone();
     assert!(violations.is_empty(), "two holders at once: {violations:?}");
     assert_eq!((releases, crashes), (18, 6));
-    assert_eq!(pg.sql("SELECT term FROM bosun.lease WHERE name = 'cron'"), last_term.to_string());
+    assert_eq!(
+        pg.sql("SELECT term FROM bosun.lease WHERE name = 'cron'"),
+        last_term.to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,8 +162,16 @@ async fn a_killed_holder_is_replaced_after_the_expiry_with_the_next_term() {
     let a_holds = wait_decision(&a, "cron", UP, |d| d.may_run()).await;
     let b = TestPeer::start(&pg.settings("b", "bosun"), &[("cron", STOP)]);
     wait_up(b.handle(), UP).await;
-    let standby = wait_decision(&b, "cron", UP, |d| matches!(d, Decision::Standby { holder: Some(_) })).await;
-    assert_eq!(standby, Decision::Standby { holder: Some("a".into()) });
+    let standby = wait_decision(&b, "cron", UP, |d| {
+        matches!(d, Decision::Standby { holder: Some(_) })
+    })
+    .await;
+    assert_eq!(
+        standby,
+        Decision::Standby {
+            holder: Some("a".into())
+        }
+    );
     let killed = Instant::now();
     a.crash();
     let b_holds = wait_decision(&b, "cron", UP, |d| d.may_run()).await;
@@ -157,7 +181,10 @@ async fn a_killed_holder_is_replaced_after_the_expiry_with_the_next_term() {
     println!("failover after a killed holder: {failover:?} (ttl 2 s, renew 500 ms)");
     let leases = b.handle().leases().await.expect("leases");
     assert_eq!(leases.len(), 1);
-    assert_eq!((leases[0].holder.as_str(), leases[0].term, leases[0].held), ("b", term_of(&b_holds), true));
+    assert_eq!(
+        (leases[0].holder.as_str(), leases[0].term, leases[0].held),
+        ("b", term_of(&b_holds), true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +197,10 @@ async fn a_clean_stop_hands_the_lease_over_at_once() {
     settings.lease_ttl = Duration::from_secs(30);
     settings.renew_every = Duration::from_secs(10);
     let b = TestPeer::start(&settings, &[("cron", STOP)]);
-    wait_decision(&b, "cron", UP, |d| matches!(d, Decision::Standby { holder: Some(_) })).await;
+    wait_decision(&b, "cron", UP, |d| {
+        matches!(d, Decision::Standby { holder: Some(_) })
+    })
+    .await;
     // Let b's first round pass: its next one is 10 s away.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let left = Instant::now();

@@ -20,7 +20,9 @@ BEGIN INSERT INTO bosun.lease_history (name, holder, term, expires_at) VALUES (N
 CREATE TRIGGER log_lease AFTER INSERT OR UPDATE ON bosun.lease FOR EACH ROW EXECUTE FUNCTION bosun.log_lease();";
 
 fn epoch(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs_f64()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
 }
 
 fn stop_now_at(p: &TestPeer, after: Instant) -> Option<SystemTime> {
@@ -47,7 +49,10 @@ async fn a_frozen_database_makes_the_holder_stop_before_its_lease_can_expire() {
     let held = wait_decision(&a, "cron", UP, |d| d.may_run()).await;
     pg.sql(HISTORY);
     let b = TestPeer::start(&settings("b"), &[("cron", STOP)]);
-    wait_decision(&b, "cron", UP, |d| matches!(d, Decision::Standby { holder: Some(_) })).await;
+    wait_decision(&b, "cron", UP, |d| {
+        matches!(d, Decision::Standby { holder: Some(_) })
+    })
+    .await;
     // Several renewals go into the history.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
@@ -57,10 +62,22 @@ async fn a_frozen_database_makes_the_holder_stop_before_its_lease_can_expire() {
     // The renewals time out; before the trust window ends a says StopNow, then Standby.
     let stopped = wait_decision(&a, "cron", Duration::from_secs(20), |d| !d.may_run()).await;
     let said_stop = paused.elapsed();
-    assert!(matches!(stopped, Decision::StopNow | Decision::Standby { holder: None }), "{stopped:?}");
-    wait_decision(&a, "cron", Duration::from_secs(10), |d| *d == Decision::Standby { holder: None }).await;
+    assert!(
+        matches!(
+            stopped,
+            Decision::StopNow | Decision::Standby { holder: None }
+        ),
+        "{stopped:?}"
+    );
+    wait_decision(&a, "cron", Duration::from_secs(10), |d| {
+        *d == Decision::Standby { holder: None }
+    })
+    .await;
     assert!(!*a.handle().database_up().borrow());
-    assert!(!b.decision("cron").may_run(), "b cannot acquire from a frozen database");
+    assert!(
+        !b.decision("cron").may_run(),
+        "b cannot acquire from a frozen database"
+    );
     let stop_wall = stop_now_at(&a, paused).expect("a said StopNow");
     pg.resume();
 
@@ -91,12 +108,19 @@ async fn a_frozen_database_makes_the_holder_stop_before_its_lease_can_expire() {
         let (da, db) = (a.decision("cron"), b.decision("cron"));
         da.may_run() != db.may_run()
     };
-    assert!(until(UP, one_holds).await, "a {:?}, b {:?}", a.decision("cron"), b.decision("cron"));
+    assert!(
+        until(UP, one_holds).await,
+        "a {:?}, b {:?}",
+        a.decision("cron"),
+        b.decision("cron")
+    );
     let term = match (a.decision("cron"), b.decision("cron")) {
         (Decision::Hold { term }, _) | (_, Decision::Hold { term }) => term,
         other => panic!("{other:?}"),
     };
-    let Decision::Hold { term: old } = held else { unreachable!() };
+    let Decision::Hold { term: old } = held else {
+        unreachable!()
+    };
     assert!(term > old, "term {term} after {old}");
 }
 
@@ -108,17 +132,25 @@ async fn a_killed_and_restarted_database_is_recovered_from() {
     let down = Instant::now();
     pg.stop();
     wait_decision(&a, "cron", Duration::from_secs(10), |d| !d.may_run()).await;
-    println!("killed database: StopNow {:?} after the kill", down.elapsed());
+    println!(
+        "killed database: StopNow {:?} after the kill",
+        down.elapsed()
+    );
     let error = a.handle().last_error().expect("an error while down");
     assert!(!error.contains(PASSWORD), "{error}");
     assert!(a.handle().peers().await.is_err());
     pg.restart();
     let back = Instant::now();
     let again = wait_decision(&a, "cron", UP, |d| d.may_run()).await;
-    println!("restarted database: holding again {:?} after it was back", back.elapsed());
+    println!(
+        "restarted database: holding again {:?} after it was back",
+        back.elapsed()
+    );
     // The term survived the crash (the table is LOGGED): the same one if the row had
     // not expired yet when a renewed it, the next one if a had to acquire anew.
-    let (Decision::Hold { term: t1 }, Decision::Hold { term: t2 }) = (held, again) else { unreachable!() };
+    let (Decision::Hold { term: t1 }, Decision::Hold { term: t2 }) = (held, again) else {
+        unreachable!()
+    };
     assert!(t2 == t1 || t2 == t1 + 1, "term {t2} after {t1}");
     assert_eq!(pg.sql("SELECT term FROM bosun.lease"), t2.to_string());
     assert!(a.handle().peers().await.is_ok());
@@ -136,7 +168,10 @@ async fn no_database_at_boot_means_standby_until_it_comes() {
     assert!(error.contains("connect"), "{error}");
     assert!(!error.contains(PASSWORD), "{error}");
     let e = a.handle().peers().await.expect_err("down");
-    assert!(e.to_string().contains("unreachable") && !e.to_string().contains(PASSWORD), "{e}");
+    assert!(
+        e.to_string().contains("unreachable") && !e.to_string().contains(PASSWORD),
+        "{e}"
+    );
     assert!(e.to_string().contains("postgres:***@127.0.0.1"), "{e}");
     pg.restart();
     wait_up(a.handle(), UP).await;

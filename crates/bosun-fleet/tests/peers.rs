@@ -48,11 +48,17 @@ async fn three_register_and_one_that_stops_heartbeating_is_dead_after_the_ttl() 
     let c_dead = || async { state_of(&peers(&a).await, "c") == Some(PeerState::Dead) };
     assert!(until(Duration::from_secs(10), c_dead).await);
     let took = killed.elapsed();
-    assert!(took >= Duration::from_millis(1000), "dead too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "dead too early: {took:?}"
+    );
     let now = peers(&a).await;
     assert_eq!(state_of(&now, "a"), Some(PeerState::Live));
     assert_eq!(state_of(&now, "b"), Some(PeerState::Live));
-    let pc = now.iter().find(|p| p.name == "c").expect("c is still listed");
+    let pc = now
+        .iter()
+        .find(|p| p.name == "c")
+        .expect("c is still listed");
     assert!(pc.seen_ago >= Duration::from_millis(1500), "{pc:?}");
 
     // a leaves cleanly: dead at once.
@@ -76,6 +82,14 @@ async fn a_name_in_use_by_a_live_peer_waits_for_it_to_expire() {
     // The first dies; once its heartbeat expires the second takes the name.
     first.crash();
     let second_boot = second.handle().boot_id().to_owned();
-    assert!(eventually(Duration::from_secs(10), || pg.sql("SELECT boot_id FROM bosun.peer WHERE name = 'same'") == second_boot).await);
-    assert_eq!(pg.sql("SELECT expires_at > now() FROM bosun.peer WHERE name = 'same'"), "t");
+    assert!(
+        eventually(Duration::from_secs(10), || pg
+            .sql("SELECT boot_id FROM bosun.peer WHERE name = 'same'")
+            == second_boot)
+        .await
+    );
+    assert_eq!(
+        pg.sql("SELECT expires_at > now() FROM bosun.peer WHERE name = 'same'"),
+        "t"
+    );
 }

@@ -14,20 +14,28 @@ async fn created_once_then_reused_and_concurrent_starts_do_not_race() {
     let pg = Pg::start();
     // Four peers boot at once on an empty database: one migrates, the others wait on
     // the advisory lock and find it done.
-    let peers: Vec<TestPeer> = (0..4).map(|i| TestPeer::start(&pg.settings(&format!("p{i}"), "fleet_a"), &[])).collect();
+    let peers: Vec<TestPeer> = (0..4)
+        .map(|i| TestPeer::start(&pg.settings(&format!("p{i}"), "fleet_a"), &[]))
+        .collect();
     for p in &peers {
         wait_up(p.handle(), UP).await;
     }
     assert_eq!(pg.sql("SELECT version FROM fleet_a.schema_version"), "1");
     let tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'fleet_a'";
-    assert_eq!(pg.sql(tables), "command,command_ack,lease,peer,schema_version");
+    assert_eq!(
+        pg.sql(tables),
+        "command,command_ack,lease,peer,schema_version"
+    );
     drop(peers);
     // A second start finds the schema at its version and runs no DDL: the version row
     // is the first one, still.
     let applied = pg.sql("SELECT applied_at FROM fleet_a.schema_version");
     let p = TestPeer::start(&pg.settings("p9", "fleet_a"), &[]);
     wait_up(p.handle(), UP).await;
-    assert_eq!(pg.sql("SELECT applied_at FROM fleet_a.schema_version"), applied);
+    assert_eq!(
+        pg.sql("SELECT applied_at FROM fleet_a.schema_version"),
+        applied
+    );
     // Another schema in the same database is another fleet.
     let q = TestPeer::start(&pg.settings("p9", "fleet_b"), &[]);
     wait_up(q.handle(), UP).await;
@@ -37,7 +45,10 @@ async fn created_once_then_reused_and_concurrent_starts_do_not_race() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_bosun_works_on_a_newer_schema() {
     let pg = Pg::start();
-    let p = TestPeer::start(&pg.settings("old-1", "bosun"), &[("cron", Duration::from_millis(300))]);
+    let p = TestPeer::start(
+        &pg.settings("old-1", "bosun"),
+        &[("cron", Duration::from_millis(300))],
+    );
     wait_up(p.handle(), UP).await;
     drop(p);
     // What a newer bosun may do: add a column with a default, bump the version, write
@@ -48,16 +59,35 @@ async fn an_older_bosun_works_on_a_newer_schema() {
         "INSERT INTO bosun.command (action, target, expires_at, expected) VALUES ('restart', 'web', now() + interval '1 hour', '{new-1}') RETURNING id",
     );
     pg.sql(&format!("INSERT INTO bosun.command_ack (command_id, peer, boot_id, state, finished_at) VALUES ({id}, 'new-1', 'x', 'skipped-by-policy', now())"));
-    let p = TestPeer::start(&pg.settings("old-2", "bosun"), &[("cron", Duration::from_millis(300))]);
+    let p = TestPeer::start(
+        &pg.settings("old-2", "bosun"),
+        &[("cron", Duration::from_millis(300))],
+    );
     wait_up(p.handle(), UP).await;
     common::wait_decision(&p, "cron", UP, |d| d.may_run()).await;
     let peers = p.handle().peers().await.expect("peers");
-    assert!(peers.iter().any(|x| x.name == "old-2" && x.state == bosun_fleet::PeerState::Live), "{peers:?}");
-    let report = p.handle().report(id.parse().unwrap()).await.expect("report");
+    assert!(
+        peers
+            .iter()
+            .any(|x| x.name == "old-2" && x.state == bosun_fleet::PeerState::Live),
+        "{peers:?}"
+    );
+    let report = p
+        .handle()
+        .report(id.parse().unwrap())
+        .await
+        .expect("report");
     let new = report.rows.iter().find(|r| r.peer == "new-1").expect("row");
-    assert_eq!(new.state, bosun_fleet::RowState::Failed, "an unknown state reads as failed: {report:?}");
+    assert_eq!(
+        new.state,
+        bosun_fleet::RowState::Failed,
+        "an unknown state reads as failed: {report:?}"
+    );
     assert_eq!(pg.sql("SELECT max(version) FROM bosun.schema_version"), "2");
-    assert_eq!(pg.sql("SELECT zone FROM bosun.peer WHERE name = 'old-2'"), "eu");
+    assert_eq!(
+        pg.sql("SELECT zone FROM bosun.peer WHERE name = 'old-2'"),
+        "eu"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,9 +99,18 @@ async fn a_user_without_create_rights_works_once_the_schema_exists() {
     settings.database = settings.database.replace("postgres:fleet", "app:fleet");
     // Nothing there yet, and no right to create it: the error says so.
     let p = TestPeer::start(&settings, &[]);
-    let said = common::eventually(UP, || p.handle().last_error().is_some_and(|e| e.contains("permission denied"))).await;
+    let said = common::eventually(UP, || {
+        p.handle()
+            .last_error()
+            .is_some_and(|e| e.contains("permission denied"))
+    })
+    .await;
     assert!(said, "{:?}", p.handle().last_error());
-    assert!(!p.handle().last_error().unwrap_or_default().contains(PASSWORD));
+    assert!(!p
+        .handle()
+        .last_error()
+        .unwrap_or_default()
+        .contains(PASSWORD));
     drop(p);
     // An admin (here: a first peer with rights) creates it and grants the DML.
     let admin = TestPeer::start(&pg.settings("admin", "bosun"), &[]);
@@ -79,5 +118,10 @@ async fn a_user_without_create_rights_works_once_the_schema_exists() {
     pg.sql("GRANT USAGE ON SCHEMA bosun TO app; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bosun TO app; GRANT USAGE ON ALL SEQUENCES IN SCHEMA bosun TO app");
     let p = TestPeer::start(&settings, &[]);
     wait_up(p.handle(), UP).await;
-    assert!(common::eventually(UP, || pg.sql("SELECT count(*) FROM bosun.peer WHERE name = 'app-1'") == "1").await);
+    assert!(
+        common::eventually(UP, || pg
+            .sql("SELECT count(*) FROM bosun.peer WHERE name = 'app-1'")
+            == "1")
+        .await
+    );
 }

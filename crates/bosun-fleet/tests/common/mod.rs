@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bosun_fleet::{Action, CommandRequest, Decision, Handle, Outcome, PeerInfo, Settings, Singleton, Target};
+use bosun_fleet::{
+    Action, CommandRequest, Decision, Handle, Outcome, PeerInfo, Settings, Singleton, Target,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
 use tokio::sync::mpsc;
@@ -37,14 +39,24 @@ impl Pg {
             Path::new(&format!("{PG_BIN}/postgres")).exists(),
             "PostgreSQL 15 is not installed (apt-get install postgresql-15)"
         );
-        let dir = tempfile::Builder::new().prefix("bosun-fleet-pg-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("bosun-fleet-pg-")
+            .tempdir()
+            .expect("tempdir");
         let pwfile = dir.path().join("pw");
         fs::write(&pwfile, PASSWORD).expect("pwfile");
         as_postgres_owned(dir.path());
         as_postgres_owned(&pwfile);
         let data = dir.path().join("data");
         let st = pg_command("initdb")
-            .args(["-D", path(&data), "-U", "postgres", "--no-sync", "--auth-local=trust"])
+            .args([
+                "-D",
+                path(&data),
+                "-U",
+                "postgres",
+                "--no-sync",
+                "--auth-local=trust",
+            ])
             .args(["--auth-host=scram-sha-256", "--pwfile", path(&pwfile)])
             .stdout(Stdio::null())
             .status()
@@ -74,8 +86,22 @@ impl Pg {
             .open(self.dir.path().join("postgres.log"))
             .expect("log");
         let mut cmd = pg_command("postgres");
-        cmd.args(["-D", path(&data), "-p", &self.port.to_string(), "-k", path(self.dir.path())])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60"]);
+        cmd.args([
+            "-D",
+            path(&data),
+            "-p",
+            &self.port.to_string(),
+            "-k",
+            path(self.dir.path()),
+        ])
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=60",
+        ]);
         for e in &self.extra {
             cmd.args(["-c", e]);
         }
@@ -88,14 +114,24 @@ impl Pg {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new(format!("{PG_BIN}/pg_isready"))
-                .args(["-q", "-h", path(self.dir.path()), "-p", &self.port.to_string()])
+                .args([
+                    "-q",
+                    "-h",
+                    path(self.dir.path()),
+                    "-p",
+                    &self.port.to_string(),
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ok {
                 return;
             }
-            assert!(Instant::now() < deadline, "postgres did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -107,7 +143,10 @@ impl Pg {
 
     /// A URL for the fleet (TCP, password, no TLS).
     pub fn url(&self) -> String {
-        format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
     }
 
     /// Fleet settings with short, test-sized timings: ttl 2 s, renew 500 ms,
@@ -124,20 +163,37 @@ impl Pg {
     /// A psql query (unix socket, superuser), its output unaligned, tuples only.
     pub fn sql(&self, query: &str) -> String {
         let out = Command::new(format!("{PG_BIN}/psql"))
-            .args(["-h", path(self.dir.path()), "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-h",
+                path(self.dir.path()),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query])
             .output()
             .expect("psql");
-        assert!(out.status.success(), "psql {query}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql {query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// The postmaster and its children (backends, background workers).
     fn pids(&self) -> Vec<i32> {
-        let Some(pm) = self.child.as_ref().map(|c| c.id() as i32) else { return vec![] };
+        let Some(pm) = self.child.as_ref().map(|c| c.id() as i32) else {
+            return vec![];
+        };
         let mut pids = vec![pm];
         for entry in fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
             // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
             let ppid = stat
@@ -191,7 +247,9 @@ impl Drop for Pg {
 fn pg_command(bin: &str) -> Command {
     let mut cmd = Command::new(format!("{PG_BIN}/{bin}"));
     if nix::unistd::geteuid().is_root() {
-        let user = User::from_name("postgres").expect("getpwnam").expect("no postgres user");
+        let user = User::from_name("postgres")
+            .expect("getpwnam")
+            .expect("no postgres user");
         cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
     }
     cmd
@@ -199,7 +257,9 @@ fn pg_command(bin: &str) -> Command {
 
 fn as_postgres_owned(p: &Path) {
     if nix::unistd::geteuid().is_root() {
-        let user = User::from_name("postgres").expect("getpwnam").expect("no postgres user");
+        let user = User::from_name("postgres")
+            .expect("getpwnam")
+            .expect("no postgres user");
         nix::unistd::chown(p, Some(user.uid), Some(user.gid)).expect("chown");
     }
 }
@@ -252,11 +312,12 @@ impl TestPeer {
             tasks.push(tokio::spawn(async move {
                 loop {
                     let d = rx.borrow_and_update().clone();
-                    journal
-                        .lock()
-                        .expect("journal")
-                        .decisions
-                        .push((Instant::now(), SystemTime::now(), unit.clone(), d));
+                    journal.lock().expect("journal").decisions.push((
+                        Instant::now(),
+                        SystemTime::now(),
+                        unit.clone(),
+                        d,
+                    ));
                     if rx.changed().await.is_err() {
                         return;
                     }
@@ -311,7 +372,11 @@ impl Drop for TestPeer {
 async fn answer(mut commands: mpsc::Receiver<CommandRequest>, journal: Arc<Mutex<Journal>>) {
     while let Some(req) = commands.recv().await {
         let c = req.command.clone();
-        journal.lock().expect("journal").commands.push((c.id, c.action, c.target.clone()));
+        journal
+            .lock()
+            .expect("journal")
+            .commands
+            .push((c.id, c.action, c.target.clone()));
         let outcome = match &c.target {
             Target::Unit(u) if u == "fail" => Outcome::exited(3),
             Target::Unit(u) if u == "missing" => Outcome::no_such_unit(),
@@ -338,7 +403,12 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 }
 
 /// Waits until `peer`'s decision for `unit` matches.
-pub async fn wait_decision(peer: &TestPeer, unit: &str, timeout: Duration, f: impl Fn(&Decision) -> bool) -> Decision {
+pub async fn wait_decision(
+    peer: &TestPeer,
+    unit: &str,
+    timeout: Duration,
+    f: impl Fn(&Decision) -> bool,
+) -> Decision {
     let mut rx = peer.handle().decision(unit).expect("unit");
     let deadline = Instant::now() + timeout;
     loop {
@@ -347,7 +417,11 @@ pub async fn wait_decision(peer: &TestPeer, unit: &str, timeout: Duration, f: im
             return d;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "{unit} on {}: still {d:?} after {timeout:?}", peer.handle().name());
+        assert!(
+            !left.is_zero(),
+            "{unit} on {}: still {d:?} after {timeout:?}",
+            peer.handle().name()
+        );
         let _ = tokio::time::timeout(left, rx.changed()).await;
     }
 }
