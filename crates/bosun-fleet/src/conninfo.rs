@@ -30,12 +30,21 @@ pub(crate) enum Roots {
     File(PathBuf),
 }
 
-/// A parsed `database`.
-#[derive(Debug, Clone)]
+/// A parsed `database`. Its `Debug` leaves the connection config (and password) out.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub config: tokio_postgres::Config,
     pub ssl: SslMode,
     pub roots: Roots,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("ssl", &self.ssl)
+            .field("roots", &self.roots)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {

@@ -21,7 +21,6 @@ pub(crate) const PEER_RETENTION: &str = "1 day";
 pub(crate) const COMMAND_RETENTION: &str = "7 days";
 
 /// The statements for one schema.
-#[derive(Debug)]
 pub(crate) struct Sql {
     /// The NOTIFY channel: `<schema>.fleet`.
     pub channel: String,
@@ -316,6 +315,18 @@ pub(crate) async fn reject(
     Ok(())
 }
 
+/// Longest `detail` stored with an ack (the caller's note is cut there).
+pub(crate) const MAX_DETAIL: usize = 4096;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Writes the outcome of a claimed command.
 pub(crate) async fn ack(
     client: &Client,
@@ -324,6 +335,7 @@ pub(crate) async fn ack(
     id: i64,
     outcome: &crate::Outcome,
 ) -> Result<(), Error> {
+    let detail = cut(&outcome.detail, MAX_DETAIL);
     client
         .execute(
             &sql.ack,
@@ -333,7 +345,7 @@ pub(crate) async fn ack(
                 &me.boot_id,
                 &outcome.state.as_str(),
                 &outcome.exit_code,
-                &outcome.detail,
+                &detail,
                 &sql.channel,
             ],
         )
@@ -539,4 +551,14 @@ pub(crate) async fn leases(client: &Client, sql: &Sql) -> Result<Vec<Lease>, Err
 pub(crate) async fn housekeeping(client: &Client, sql: &Sql) -> Result<(i64, i64), Error> {
     let row = client.query_one(&sql.housekeeping, &[]).await?;
     Ok((row.get(0), row.get(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn details_are_cut_on_a_character_boundary() {
+        assert_eq!(super::cut("héllo", 2), "h");
+        assert_eq!(super::cut("héllo", 3), "hé");
+        assert_eq!(super::cut("abc", 10), "abc");
+    }
 }

@@ -312,22 +312,16 @@ impl Runner {
         let now = Instant::now();
         match ev {
             Event::Connected { gen, live, ensured } if gen == self.gen => {
-                let url = self.ctx.settings.database_redacted();
-                if self.failures > 1 {
-                    info!(target: "bosun_fleet", "fleet database {url} reachable again after {} failed attempts", self.failures);
-                } else {
-                    info!(target: "bosun_fleet", "fleet database {url} connected (schema {} v{})", self.ctx.settings.schema, ensured.found.max(schema::SCHEMA_VERSION));
-                }
+                let name = &self.ctx.settings.schema;
                 if ensured.migrated {
-                    info!(target: "bosun_fleet", "fleet schema {} brought from version {} to {}", self.ctx.settings.schema, ensured.found, schema::SCHEMA_VERSION);
+                    info!(target: "bosun_fleet", "fleet schema {name} brought from version {} to {}", ensured.found, schema::SCHEMA_VERSION);
                 } else if ensured.found > schema::SCHEMA_VERSION {
-                    info!(target: "bosun_fleet", "fleet schema {} is at version {}, newer than this bosun's {}: carrying on", self.ctx.settings.schema, ensured.found, schema::SCHEMA_VERSION);
+                    info!(target: "bosun_fleet", "fleet schema {name} is at version {}, newer than this bosun's {}: carrying on", ensured.found, schema::SCHEMA_VERSION);
                 }
-                self.failures = 0;
-                self.backoff = BACKOFF_START;
+                // database_up and the backoff wait for the first good round: a link
+                // whose statements fail (no rights on the tables) must not flap "up"
+                // nor reconnect in a tight loop.
                 self.out.client.send_replace(Some(live.client.clone()));
-                self.out.database_up.send_replace(true);
-                self.out.last_error.send_replace(None);
                 self.link = Link::Up(live);
                 self.registered = false;
                 self.next_round = now;
@@ -350,6 +344,7 @@ impl Runner {
                     Ok(reply) => {
                         self.next_round = attempt + self.ctx.settings.renew_every;
                         self.on_round(now, attempt, inflight, reply);
+                        self.link_good();
                     }
                     Err(e) => self.go_down(now, "heartbeat", e),
                 }
@@ -471,11 +466,31 @@ impl Runner {
         }
     }
 
+    /// A round went through: the link is up.
+    fn link_good(&mut self) {
+        if !*self.out.database_up.borrow() {
+            let url = self.ctx.settings.database_redacted();
+            match self.failures {
+                0 => {
+                    info!(target: "bosun_fleet", "fleet database {url} connected (schema {})", self.ctx.settings.schema)
+                }
+                n => {
+                    info!(target: "bosun_fleet", "fleet database {url} reachable again after {n} failed attempt(s)")
+                }
+            }
+            self.out.database_up.send_replace(true);
+            self.out.last_error.send_replace(None);
+        }
+        self.failures = 0;
+        self.backoff = BACKOFF_START;
+    }
+
     /// Gives the connection up; reconnects after the backoff.
     fn go_down(&mut self, now: Instant, what: &str, error: String) {
         self.failures += 1;
         let url = self.ctx.settings.database_redacted();
-        if self.failures == 1 {
+        // Once at the start of an outage, then every 30 attempts (a few minutes).
+        if self.failures % 30 == 1 {
             warn!(target: "bosun_fleet", "fleet database {url}, {what}: {error}; reconnecting (singletons stop when their leases can no longer be trusted)");
         } else {
             debug!(target: "bosun_fleet", "fleet database {url}, {what} (attempt {}): {error}", self.failures);

@@ -125,3 +125,25 @@ async fn a_user_without_create_rights_works_once_the_schema_exists() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_statements_fail_is_not_up_and_backs_off() {
+    let pg = Pg::start_with(&["log_connections=on"], |_| {});
+    let admin = TestPeer::start(&pg.settings("admin", "bosun"), &[]);
+    wait_up(admin.handle(), UP).await;
+    // May read the schema version (so the connect succeeds) but not write a heartbeat.
+    pg.sql(&format!("CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"));
+    pg.sql("GRANT USAGE ON SCHEMA bosun TO app; GRANT SELECT ON ALL TABLES IN SCHEMA bosun TO app");
+    let mut settings = pg.settings("app-1", "bosun");
+    settings.database = settings.database.replace("postgres:fleet", "app:fleet");
+    let p = TestPeer::start(&settings, &[("cron", Duration::from_millis(300))]);
+    let window = Duration::from_secs(4);
+    tokio::time::sleep(window).await;
+    assert!(!*p.handle().database_up().borrow());
+    let error = p.handle().last_error().unwrap_or_default();
+    assert!(error.contains("heartbeat") && error.contains("permission denied"), "{error}");
+    assert_eq!(p.decision("cron"), bosun_fleet::Decision::Standby { holder: None });
+    // Reconnects back off to renew_every (500 ms): about 8 in 4 s, not one per 100 ms.
+    let connects = pg.log().matches("connection authorized: user=app").count();
+    assert!((2..=16).contains(&connects), "{connects} connections in {window:?}");
+}
