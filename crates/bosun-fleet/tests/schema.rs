@@ -141,9 +141,18 @@ async fn a_link_whose_statements_fail_is_not_up_and_backs_off() {
     tokio::time::sleep(window).await;
     assert!(!*p.handle().database_up().borrow());
     let error = p.handle().last_error().unwrap_or_default();
-    assert!(error.contains("heartbeat") && error.contains("permission denied"), "{error}");
-    assert_eq!(p.decision("cron"), bosun_fleet::Decision::Standby { holder: None });
+    assert!(
+        error.contains("heartbeat") && error.contains("permission denied"),
+        "{error}"
+    );
+    assert_eq!(
+        p.decision("cron"),
+        bosun_fleet::Decision::Standby { holder: None }
+    );
     // Reconnects back off to renew_every (500 ms): about 8 in 4 s, not one per 100 ms.
     let connects = pg.log().matches("connection authorized: user=app").count();
-    assert!((2..=16).contains(&connects), "{connects} connections in {window:?}");
+    assert!(
+        (2..=16).contains(&connects),
+        "{connects} connections in {window:?}"
+    );
 }
