@@ -178,7 +178,8 @@ impl Handle {
         self.inner.database_up.clone()
     }
 
-    /// The last database error, while it is down (redacted).
+    /// The last database error while it is down (redacted), or why this peer cannot
+    /// register (its name is held by another live peer).
     pub fn last_error(&self) -> Option<String> {
         self.inner.last_error.borrow().clone()
     }

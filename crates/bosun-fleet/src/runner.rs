@@ -312,19 +312,7 @@ impl Runner {
         let now = Instant::now();
         match ev {
             Event::Connected { gen, live, ensured } if gen == self.gen => {
-                let name = &self.ctx.settings.schema;
-                if ensured.migrated {
-                    info!(target: "bosun_fleet", "fleet schema {name} brought from version {} to {}", ensured.found, schema::SCHEMA_VERSION);
-                } else if ensured.found > schema::SCHEMA_VERSION {
-                    info!(target: "bosun_fleet", "fleet schema {name} is at version {}, newer than this bosun's {}: carrying on", ensured.found, schema::SCHEMA_VERSION);
-                }
-                // database_up and the backoff wait for the first good round: a link
-                // whose statements fail (no rights on the tables) must not flap "up"
-                // nor reconnect in a tight loop.
-                self.out.client.send_replace(Some(live.client.clone()));
-                self.link = Link::Up(live);
-                self.registered = false;
-                self.next_round = now;
+                self.on_connected(now, live, ensured)
             }
             Event::ConnectFailed { gen, error } if gen == self.gen => {
                 self.go_down(now, "connect", error)
@@ -343,8 +331,8 @@ impl Runner {
                 match result {
                     Ok(reply) => {
                         self.next_round = attempt + self.ctx.settings.renew_every;
-                        self.on_round(now, attempt, inflight, reply);
                         self.link_good();
+                        self.on_round(now, attempt, inflight, reply);
                     }
                     Err(e) => self.go_down(now, "heartbeat", e),
                 }
@@ -352,15 +340,7 @@ impl Runner {
             Event::Pulled { gen, result } if gen == self.gen => {
                 self.pulling = false;
                 match result {
-                    Ok((commands, more)) => {
-                        self.pull_again |= more;
-                        self.next_poll = now + self.ctx.settings.command_poll;
-                        for c in commands {
-                            if !self.running.contains(&c.id) && !self.unacked.contains_key(&c.id) {
-                                self.hand_over(c);
-                            }
-                        }
-                    }
+                    Ok((commands, more)) => self.on_pulled(now, commands, more),
                     Err(e) => self.go_down(now, "command pull", e),
                 }
             }
@@ -391,6 +371,32 @@ impl Runner {
         }
     }
 
+    fn on_connected(&mut self, now: Instant, live: Live, ensured: schema::Ensured) {
+        let name = &self.ctx.settings.schema;
+        if ensured.migrated {
+            info!(target: "bosun_fleet", "fleet schema {name} brought from version {} to {}", ensured.found, schema::SCHEMA_VERSION);
+        } else if ensured.found > schema::SCHEMA_VERSION {
+            info!(target: "bosun_fleet", "fleet schema {name} is at version {}, newer than this bosun's {}: carrying on", ensured.found, schema::SCHEMA_VERSION);
+        }
+        // database_up and the backoff wait for the first good round: a link whose
+        // statements fail (no rights on the tables) must not flap "up" nor reconnect
+        // in a tight loop.
+        self.out.client.send_replace(Some(live.client.clone()));
+        self.link = Link::Up(live);
+        self.registered = false;
+        self.next_round = now;
+    }
+
+    fn on_pulled(&mut self, now: Instant, commands: Vec<Command>, more: bool) {
+        self.pull_again |= more;
+        self.next_poll = now + self.ctx.settings.command_poll;
+        for c in commands {
+            if !self.running.contains(&c.id) && !self.unacked.contains_key(&c.id) {
+                self.hand_over(c);
+            }
+        }
+    }
+
     fn on_round(
         &mut self,
         now: Instant,
@@ -400,12 +406,22 @@ impl Runner {
     ) {
         if reply.registered && !self.registered {
             self.pull_again = true;
-            self.name_conflict_logged = false;
+            if self.name_conflict_logged {
+                self.name_conflict_logged = false;
+                self.out.last_error.send_replace(None);
+            }
         }
         self.registered = reply.registered;
-        if !reply.registered && !self.name_conflict_logged {
-            self.name_conflict_logged = true;
-            warn!(target: "bosun_fleet", "fleet name {:?} is in use by another live peer: waiting for its heartbeat to expire (is [fleet] name unique?)", self.ctx.me.name);
+        if !reply.registered {
+            let why = format!(
+                "fleet name {:?} is in use by another live peer: waiting for its heartbeat to expire (is [fleet] name unique?)",
+                self.ctx.me.name
+            );
+            if !self.name_conflict_logged {
+                self.name_conflict_logged = true;
+                warn!(target: "bosun_fleet", "{why}");
+            }
+            self.out.last_error.send_replace(Some(why));
         }
         let Some(inflight) = inflight else { return };
         let held: BTreeMap<&str, i64> = reply.held.iter().map(|(n, t)| (n.as_str(), *t)).collect();

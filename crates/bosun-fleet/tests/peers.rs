@@ -79,6 +79,8 @@ async fn a_name_in_use_by_a_live_peer_waits_for_it_to_expire() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let boot = pg.sql("SELECT boot_id FROM bosun.peer WHERE name = 'same'");
     assert_eq!(boot, first.handle().boot_id());
+    let why = second.handle().last_error().unwrap_or_default();
+    assert!(why.contains("in use by another live peer"), "{why}");
     // The first dies; once its heartbeat expires the second takes the name.
     first.crash();
     let second_boot = second.handle().boot_id().to_owned();
