@@ -19,6 +19,20 @@
 //! - **The database down** stops nothing but the singletons (after their trust runs
 //!   out); the task reconnects with backoff and reports [`Handle::database_up`].
 //!
+//! What the caller (bosun's core, through the binary) does with it:
+//!
+//! - `bosun check`: [`validate`] with each active singleton's `stop_timeout`.
+//! - At boot: [`start`] with the active roles and singletons (no waiting: a fleet whose
+//!   database is down stops nothing; singletons stay `Standby`).
+//! - Per singleton, watch [`Handle::decision`]: run it only while `Hold { term }`, with
+//!   `$BOSUN_LEASE_TERM = term`, restarting it when the term changes; on `StopNow`
+//!   stop it at once (stop signal, then SIGKILL to its group at `stop_timeout`); on
+//!   `Standby` or a closed channel keep it stopped and show it as `standby`.
+//! - Answer every [`CommandRequest`] with an [`Outcome`] (`no_such_unit` when the
+//!   target is not active here).
+//! - On the way out: stop the singletons, then [`Handle::shutdown`] (releases the
+//!   leases, so another peer takes over at once, and marks this peer dead).
+//!
 //! Layout: `settings` (the `[fleet]` keys, [`validate`]), `conninfo` (URL, sslmode,
 //! redaction), `tls` (rustls), `schema` (idempotent DDL), `db` (every statement),
 //! `trust` (the pure lease logic), `commands` (the command types), `runner` (the

@@ -63,6 +63,38 @@ async fn bench_failover_and_handover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
+async fn bench_failover_default_timings() {
+    let pg = Pg::start();
+    let start = |n: &str| {
+        let mut s = pg.settings(n, "bosun");
+        s.lease_ttl = bosun_fleet::DEFAULT_LEASE_TTL;
+        s.renew_every = bosun_fleet::DEFAULT_RENEW_EVERY;
+        s.statement_timeout = bosun_fleet::DEFAULT_STATEMENT_TIMEOUT;
+        TestPeer::start(&s, &[("cron", Duration::from_secs(5))])
+    };
+    let mut kills = Vec::new();
+    for round in 0..3 {
+        let mut a = start(&format!("a{round}"));
+        wait_decision(&a, "cron", UP, |d| d.may_run()).await;
+        let b = start(&format!("b{round}"));
+        wait_decision(&b, "cron", UP, |d| {
+            matches!(d, Decision::Standby { holder: Some(_) })
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..5000))).await;
+        let t = Instant::now();
+        a.crash();
+        wait_decision(&b, "cron", Duration::from_secs(40), |d| d.may_run()).await;
+        kills.push(t.elapsed());
+    }
+    summary(
+        "failover after the holder is killed (defaults: ttl 15 s, renew 5 s)",
+        kills,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
 async fn bench_fan_out_latency() {
     let pg = Pg::start();
     let peers: Vec<TestPeer> = ["a", "b", "c"]

@@ -280,3 +280,25 @@ async fn rows_that_are_not_a_verb_on_a_name_are_refused_and_never_handed_over() 
         Err(bosun_fleet::FleetError::InvalidTarget(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_notify_the_poll_finds_the_command() {
+    let pg = Pg::start();
+    let mut settings = pg.settings("a", "bosun");
+    settings.command_poll = Duration::from_secs(1);
+    let a = TestPeer::start(&settings, &[]);
+    wait_up(a.handle(), UP).await;
+    all_live(&a, &["a"]).await;
+    // Written behind bosun's back: no NOTIFY.
+    let id: i64 = pg
+        .sql("INSERT INTO bosun.command (action, target, expires_at, expected) VALUES ('restart', 'web', now() + interval '10 minutes', '{a}') RETURNING id")
+        .parse()
+        .expect("id");
+    assert!(common::eventually(UP, || ran(&a, id) == 1).await);
+    let r = a
+        .handle()
+        .wait(id, Duration::from_secs(10))
+        .await
+        .expect("wait");
+    assert!(r.complete() && r.succeeded(), "{r:?}");
+}
