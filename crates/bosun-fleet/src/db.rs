@@ -49,38 +49,7 @@ impl Sql {
         Sql {
             listen: format!("LISTEN \"{channel}\""),
             channel,
-            round: format!(
-                "WITH hb AS (
-                   INSERT INTO {s}.peer AS p (name, boot_id, roles, url, version, registered_at, started_at, heartbeat_at, expires_at)
-                   VALUES ($1, $2, $3, $4, $5, now(), now(), now(), now() + {ttl})
-                   ON CONFLICT (name) DO UPDATE SET
-                     boot_id = EXCLUDED.boot_id, roles = EXCLUDED.roles, url = EXCLUDED.url, version = EXCLUDED.version,
-                     started_at = CASE WHEN p.boot_id = EXCLUDED.boot_id THEN p.started_at ELSE now() END,
-                     heartbeat_at = now(), expires_at = EXCLUDED.expires_at
-                   WHERE p.boot_id = EXCLUDED.boot_id OR p.expires_at <= now()
-                   RETURNING p.name),
-                 ren AS (
-                   UPDATE {s}.lease AS l SET renewed_at = now(), expires_at = now() + {ttl}
-                   FROM unnest($7::text[], $8::bigint[]) AS h(name, term)
-                   WHERE l.name = h.name AND l.term = h.term AND l.holder = $1 AND l.boot_id = $2
-                     AND l.expires_at > now()
-                   RETURNING l.name, l.term),
-                 acq AS (
-                   INSERT INTO {s}.lease AS l (name, holder, boot_id, term, acquired_at, renewed_at, expires_at)
-                   SELECT w.name, $1, $2, 1, now(), now(), now() + {ttl} FROM unnest($9::text[]) AS w(name)
-                   ON CONFLICT (name) DO UPDATE SET
-                     holder = EXCLUDED.holder, boot_id = EXCLUDED.boot_id, term = l.term + 1,
-                     acquired_at = now(), renewed_at = now(), expires_at = EXCLUDED.expires_at
-                   WHERE l.expires_at <= now() OR (l.holder = EXCLUDED.holder AND l.boot_id = EXCLUDED.boot_id)
-                   RETURNING l.name, l.term)
-                 SELECT 'peer'::text, name, 0::bigint, ''::text, 0::float8 FROM hb
-                 UNION ALL SELECT 'held', name, term, '', 0 FROM ren
-                 UNION ALL SELECT 'held', name, term, '', 0 FROM acq
-                 UNION ALL SELECT 'other', l.name, l.term, l.holder, extract(epoch FROM l.expires_at - now())::float8
-                   FROM {s}.lease l
-                   WHERE (l.name = ANY($7::text[]) OR l.name = ANY($9::text[])) AND l.expires_at > now()
-                     AND l.name NOT IN (SELECT name FROM ren) AND l.name NOT IN (SELECT name FROM acq)"
-            ),
+            round: round_sql(&s, ttl),
             // Unclaimed commands this peer should run, and its own claims of this boot
             // (a claim whose answer was lost with the connection).
             pull: format!(
@@ -153,6 +122,42 @@ impl Sql {
             ),
         }
     }
+}
+
+/// The round: heartbeat, renew held leases, acquire wanted ones, in one statement.
+fn round_sql(s: &str, ttl: &str) -> String {
+    format!(
+        "WITH hb AS (
+           INSERT INTO {s}.peer AS p (name, boot_id, roles, url, version, registered_at, started_at, heartbeat_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, now(), now(), now(), now() + {ttl})
+           ON CONFLICT (name) DO UPDATE SET
+             boot_id = EXCLUDED.boot_id, roles = EXCLUDED.roles, url = EXCLUDED.url, version = EXCLUDED.version,
+             started_at = CASE WHEN p.boot_id = EXCLUDED.boot_id THEN p.started_at ELSE now() END,
+             heartbeat_at = now(), expires_at = EXCLUDED.expires_at
+           WHERE p.boot_id = EXCLUDED.boot_id OR p.expires_at <= now()
+           RETURNING p.name),
+         ren AS (
+           UPDATE {s}.lease AS l SET renewed_at = now(), expires_at = now() + {ttl}
+           FROM unnest($7::text[], $8::bigint[]) AS h(name, term)
+           WHERE l.name = h.name AND l.term = h.term AND l.holder = $1 AND l.boot_id = $2
+             AND l.expires_at > now()
+           RETURNING l.name, l.term),
+         acq AS (
+           INSERT INTO {s}.lease AS l (name, holder, boot_id, term, acquired_at, renewed_at, expires_at)
+           SELECT w.name, $1, $2, 1, now(), now(), now() + {ttl} FROM unnest($9::text[]) AS w(name)
+           ON CONFLICT (name) DO UPDATE SET
+             holder = EXCLUDED.holder, boot_id = EXCLUDED.boot_id, term = l.term + 1,
+             acquired_at = now(), renewed_at = now(), expires_at = EXCLUDED.expires_at
+           WHERE l.expires_at <= now() OR (l.holder = EXCLUDED.holder AND l.boot_id = EXCLUDED.boot_id)
+           RETURNING l.name, l.term)
+         SELECT 'peer'::text, name, 0::bigint, ''::text, 0::float8 FROM hb
+         UNION ALL SELECT 'held', name, term, '', 0 FROM ren
+         UNION ALL SELECT 'held', name, term, '', 0 FROM acq
+         UNION ALL SELECT 'other', l.name, l.term, l.holder, extract(epoch FROM l.expires_at - now())::float8
+           FROM {s}.lease l
+           WHERE (l.name = ANY($7::text[]) OR l.name = ANY($9::text[])) AND l.expires_at > now()
+             AND l.name NOT IN (SELECT name FROM ren) AND l.name NOT IN (SELECT name FROM acq)"
+    )
 }
 
 /// Who this peer is, as the round statement writes it.

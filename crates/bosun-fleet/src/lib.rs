@@ -51,6 +51,7 @@ mod conninfo;
 mod db;
 mod error;
 mod fleet;
+mod link;
 mod runner;
 mod schema;
 mod settings;
