@@ -175,7 +175,9 @@ fi
 
 log "cargo build --release (fat LTO; \`cargo run --release\` below then starts at once)"
 t0=$SECONDS
-cargo build --release -p bosun >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; fail "release build"; }
+# `--bin bosun` without `-p`: the same package selection (and so the same feature
+# unification across the workspace) as `cargo run --release`, which then builds nothing.
+cargo build --release --bin bosun >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; fail "release build"; }
 log "release build: $((SECONDS - t0))s"
 
 # ------------------------------------------------------------------ A: verbatim, empty state
