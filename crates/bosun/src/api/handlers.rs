@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bosun_core::status::now_ms;
 use bosun_core::{ActError, Action};
@@ -275,14 +276,18 @@ async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError
     let stopping = ctx.stopping.clone();
     tokio::spawn(async move {
         let mut run = run;
+        let send = |line: &LogLine| {
+            let mut one = Vec::new();
+            push_json_line(&mut one, &RunEvent::Line(line.clone()));
+            Bytes::from(one)
+        };
         let outcome = loop {
             tokio::select! {
-                r = &mut run => break r,
+                // Lines first: a line already queued goes out before the end.
+                biased;
                 l = live.recv() => match l {
                     Ok(line) => {
-                        let mut one = Vec::new();
-                        push_json_line(&mut one, &RunEvent::Line((*line).clone()));
-                        if tx.send(Bytes::from(one)).await.is_err() {
+                        if tx.send(send(&line)).await.is_err() {
                             // The client left; the task goes on to its end.
                             return;
                         }
@@ -290,9 +295,25 @@ async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => {}
                 },
+                r = &mut run => break r,
                 _ = stopping.cancelled() => return,
             }
         };
+        // The exit can be reaped before the output pump has read the pipe to its end:
+        // lines still come for a moment after it. Pass them on until the output is
+        // quiet for 200 ms (at most 2 s).
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Ok(line)) = tokio::time::timeout(
+            Duration::from_millis(200)
+                .min(until.saturating_duration_since(tokio::time::Instant::now())),
+            live.recv(),
+        )
+        .await
+        {
+            if tx.send(send(&line)).await.is_err() {
+                return;
+            }
+        }
         let done = match outcome {
             Ok(Ok(o)) => RunEvent::Done {
                 exit_code: o.exit_code,
