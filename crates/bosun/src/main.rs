@@ -5,6 +5,7 @@
 mod api;
 mod check;
 mod ctl;
+mod fleet;
 mod keeper;
 mod logging;
 mod protocol;
