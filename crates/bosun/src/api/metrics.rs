@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::protocol::{DaemonStatus, Phase, State, UnitStatus};
 
-const STATES: [State; 8] = [
+const STATES: [State; 9] = [
     State::Inactive,
     State::Starting,
     State::Ready,
@@ -17,6 +17,7 @@ const STATES: [State; 8] = [
     State::Exited,
     State::Backoff,
     State::Fatal,
+    State::Standby,
 ];
 
 /// The whole exposition for one scrape.
@@ -234,6 +235,8 @@ mod tests {
             last_backup: None,
             on_demand: false,
             runs: 1,
+            singleton: false,
+            lease_term: None,
         }
     }
 
