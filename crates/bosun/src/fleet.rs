@@ -1,9 +1,15 @@
 //! The fleet's wiring: `[fleet]` (bosun-config's model) into `bosun_fleet::Settings`,
-//! and the check `bosun check` and `bosun run` share.
+//! the check `bosun check` and `bosun run` share, and what `bosun run` does with the
+//! fleet: permits for core's singletons, fleet commands answered with core's `Handle`,
+//! and the API's views.
 
 use std::time::Duration;
 
 use bosun_config::{Config, Plan};
+use bosun_core::lease::{Permit, Permits};
+use tokio::sync::watch;
+
+use crate::protocol::{FleetCommandReply, FleetCommandRow, FleetPeer, FleetSingleton, FleetStatus};
 
 /// The `[fleet]` settings when a fleet is configured (a non-empty `database`); an
 /// empty `name` is the hostname.
@@ -57,4 +63,281 @@ fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "bosun".into())
+}
+
+/// How long `POST /v1/fleet/commands` waits for the peers when not told.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts this peer's fleet when `[fleet]` has a database: registers it, contends for
+/// the active singletons, feeds their decisions to core as permits, and answers
+/// fleet commands through the core `Handle`. `Err` holds the messages of a `[fleet]`
+/// that cannot be used (bosun then exits 2).
+pub fn start(
+    config: &Config,
+    plan: &Plan,
+) -> Result<Option<(Fleet, Commands, Permits)>, Vec<String>> {
+    let Some(settings) = settings(config) else {
+        return Ok(None);
+    };
+    let singletons: Vec<bosun_fleet::Singleton> = singletons(config, plan)
+        .into_iter()
+        .map(|(unit, stop_timeout)| bosun_fleet::Singleton {
+            unit: unit.to_string(),
+            stop_timeout,
+        })
+        .collect();
+    let me = bosun_fleet::PeerInfo {
+        roles: plan.roles.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let (handle, commands) = bosun_fleet::start(&settings, me, &singletons).map_err(|errs| {
+        errs.iter()
+            .map(|e| config.redact(&e.to_string()))
+            .collect::<Vec<_>>()
+    })?;
+    tracing::info!(
+        name = %settings.name,
+        database = %settings.database_redacted(),
+        "fleet: joining ({} singletons here)",
+        singletons.len()
+    );
+    let mut permits = Permits::new();
+    for s in &singletons {
+        if let Some(rx) = handle.decision(&s.unit) {
+            permits.insert(s.unit.clone(), bridge(rx));
+        }
+    }
+    let fleet = Fleet {
+        handle,
+        database: settings.database_redacted(),
+    };
+    Ok(Some((fleet, Commands(commands), permits)))
+}
+
+/// This peer's fleet, as the binary holds it.
+#[derive(Clone)]
+pub struct Fleet {
+    /// The fleet task's handle.
+    pub handle: bosun_fleet::Handle,
+    /// `[fleet] database`, its password masked.
+    pub database: String,
+}
+
+/// The fleet's command queue, answered once the core `Handle` exists.
+pub struct Commands(tokio::sync::mpsc::Receiver<bosun_fleet::CommandRequest>);
+
+impl Commands {
+    /// Answers every fleet command with `core` until the fleet ends. Each command
+    /// runs in a task of its own (a `run` of a long task must not hold up a restart).
+    pub fn serve(self, core: bosun_core::Handle) {
+        let mut rx = self.0;
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    let c = &req.command;
+                    tracing::info!(id = c.id, by = %c.created_by, "fleet command: {} {}", c.action, c.target);
+                    let outcome = answer(&core, c.action, &c.target).await;
+                    req.reply(outcome);
+                });
+            }
+        });
+    }
+}
+
+/// One fleet command carried out here.
+async fn answer(
+    core: &bosun_core::Handle,
+    action: bosun_fleet::Action,
+    target: &bosun_fleet::Target,
+) -> bosun_fleet::Outcome {
+    use bosun_core::{ActError, Action as Core};
+    use bosun_fleet::{Action, Outcome, Target};
+    let not_here = |e: &ActError| {
+        matches!(
+            e,
+            ActError::NoSuchUnit(_)
+                | ActError::NoUnitWithRole(_)
+                | ActError::NoActiveUnit
+                | ActError::NotActive { .. }
+        )
+    };
+    let core_action = match action {
+        Action::Run => {
+            let Target::Unit(task) = target else {
+                return Outcome::failed("run takes a task name, not a role");
+            };
+            let run = match core.start_run(task).await {
+                Ok(r) => r,
+                Err(e) if not_here(&e) => return Outcome::no_such_unit(),
+                Err(e) => return Outcome::failed(e.to_string()),
+            };
+            return match run.wait().await {
+                Ok(done) => {
+                    let mut o = Outcome::exited(done.exit_code);
+                    o.detail = done.detail;
+                    o
+                }
+                Err(e) => Outcome::failed(e.to_string()),
+            };
+        }
+        Action::Restart => Core::Restart,
+        Action::Start => Core::Start,
+        Action::Stop => Core::Stop,
+    };
+    let names = match core.expand(&target.to_string(), core_action) {
+        Ok(n) => n,
+        Err(e) if not_here(&e) => return Outcome::no_such_unit(),
+        Err(e) => return Outcome::failed(e.to_string()),
+    };
+    let results = futures_join(names.iter().map(|n| core.act(n, core_action)).collect()).await;
+    let mut said = Vec::new();
+    let mut failed = false;
+    let mut missing = 0;
+    for r in results {
+        match r {
+            Ok(m) => said.push(m),
+            Err(e) if not_here(&e) => missing += 1,
+            Err(e) => {
+                failed = true;
+                said.push(e.to_string());
+            }
+        }
+    }
+    if missing == names.len() {
+        return Outcome::no_such_unit();
+    }
+    let mut o = if failed {
+        Outcome::failed(String::new())
+    } else {
+        Outcome::ok()
+    };
+    o.detail = said.join("; ");
+    o
+}
+
+/// Runs the futures concurrently; their results in order.
+async fn futures_join<T>(futs: Vec<impl std::future::Future<Output = T>>) -> Vec<T> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Sequential awaits of already-created futures would not overlap: poll all.
+    let mut done: Vec<Option<T>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(done.into_iter().flatten());
+    out
+}
+
+/// Core's permit channel, fed from one singleton's fleet decisions.
+fn bridge(mut rx: watch::Receiver<bosun_fleet::Decision>) -> watch::Receiver<Permit> {
+    let permit = |d: &bosun_fleet::Decision| match d {
+        bosun_fleet::Decision::Hold { term } => Permit::Run { term: *term },
+        bosun_fleet::Decision::Standby { holder } => Permit::Standby {
+            holder: holder.clone(),
+        },
+        bosun_fleet::Decision::StopNow => Permit::StopNow,
+    };
+    let (tx, out) = watch::channel(permit(&rx.borrow_and_update()));
+    tokio::spawn(async move {
+        // Ends when the fleet ends (then core's channel closes: the unit stays
+        // stopped) or when core no longer listens.
+        while rx.changed().await.is_ok() {
+            let p = permit(&rx.borrow_and_update());
+            if tx.send(p).is_err() {
+                break;
+            }
+        }
+    });
+    out
+}
+
+/// `GET /v1/fleet`: peers and leases (empty when the database is down).
+pub async fn status(f: &Fleet) -> FleetStatus {
+    let fleet = &f.handle;
+    let mut last_error = fleet.last_error();
+    let peers = match fleet.peers().await {
+        Ok(p) => p,
+        Err(e) => {
+            last_error.get_or_insert(e.to_string());
+            Vec::new()
+        }
+    };
+    let leases = fleet.leases().await.unwrap_or_default();
+    let database_up = *fleet.database_up().borrow();
+    FleetStatus {
+        name: fleet.name().to_string(),
+        database: f.database.clone(),
+        database_up,
+        last_error: last_error.map(|e| bosun_config::redact::redact_url(&e)),
+        peers: peers
+            .into_iter()
+            .map(|p| FleetPeer {
+                me: p.name == fleet.name(),
+                name: p.name,
+                roles: p.roles,
+                url: p.url,
+                version: p.version,
+                state: p.state.as_str().to_string(),
+                last_seen_ago_ms: p.seen_ago.as_millis() as u64,
+            })
+            .collect(),
+        singletons: leases
+            .into_iter()
+            .map(|l| FleetSingleton {
+                unit: l.unit,
+                holder: l.holder,
+                term: l.term,
+                since_ms: ms(l.since),
+                held: l.held,
+            })
+            .collect(),
+    }
+}
+
+/// A report on the wire.
+pub fn reply(r: &bosun_fleet::CommandReport) -> FleetCommandReply {
+    FleetCommandReply {
+        id: r.id,
+        action: r.action.as_str().to_string(),
+        target: r.target.to_string(),
+        created_by: r.created_by.clone(),
+        complete: r.complete(),
+        succeeded: r.succeeded(),
+        rows: r
+            .rows
+            .iter()
+            .map(|row| FleetCommandRow {
+                peer: row.peer.clone(),
+                state: row.state.as_str().to_string(),
+                exit_code: row.exit_code,
+                detail: row.detail.clone(),
+                expected: row.expected,
+                live: row.live,
+            })
+            .collect(),
+    }
+}
+
+fn ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
