@@ -388,6 +388,30 @@ fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
     assert_eq!(v["peers"].as_array().map(Vec::len), Some(3), "{json}");
     assert!(!json.contains(PG_PASSWORD), "{json}");
 
+    // Metrics: live peers, the database, who holds the singleton.
+    let metrics = |p: &Peer| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--unix-socket"])
+            .arg(p.scratch.path("run/ctl.sock"))
+            .arg("http://bosun/metrics")
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let m = metrics(other);
+    assert!(m.contains("bosun_fleet_peers 3"), "{m}");
+    assert!(m.contains("bosun_fleet_database_up 1"), "{m}");
+    assert!(
+        m.contains("bosun_unit_singleton_holder{unit=\"cron\"} 0"),
+        "{m}"
+    );
+    let h = peers.iter().find(|p| p.name == holder).expect("holder");
+    let m = metrics(h);
+    assert!(
+        m.contains("bosun_unit_singleton_holder{unit=\"cron\"} 1"),
+        "{m}"
+    );
+
     // `ctl fleet run` of an on-demand task: one ok row per peer, exit 0.
     let (code, out, err) = other.ctl(&["--timeout", "30", "fleet", "run", "hello"]);
     assert_eq!(code, 0, "{out}{err}");
