@@ -89,7 +89,7 @@ const PG_PASSWORD: &str = "fleet-wiring-pw-91c2";
 struct Pg {
     dir: tempfile::TempDir,
     port: u16,
-    child: Child,
+    child: Option<Child>,
 }
 
 fn postgres_user() -> Option<(u32, u32)> {
@@ -138,31 +138,59 @@ impl Pg {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let log = fs::File::create(dir.path().join("postgres.log")).expect("log");
-        let child = pg_command("postgres")
-            .args([
-                "-D",
-                &format!("{d}/data"),
-                "-p",
-                &port.to_string(),
-                "-k",
-                &d,
-            ])
+        let child = Pg::launch(dir.path(), port);
+        let pg = Pg {
+            dir,
+            port,
+            child: Some(child),
+        };
+        pg.wait_ready();
+        pg
+    }
+
+    fn launch(dir: &Path, port: u16) -> Child {
+        let d = dir.to_str().expect("utf8");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("postgres.log"))
+            .expect("log");
+        pg_command("postgres")
+            .args(["-D", &format!("{d}/data"), "-p", &port.to_string(), "-k", d])
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("postgres");
-        let pg = Pg { dir, port, child };
+            .expect("postgres")
+    }
+
+    fn wait_ready(&self) {
+        let d = self.dir.path().to_str().expect("utf8");
         let ready = eventually(Duration::from_secs(30), || {
             Command::new(format!("{PG_BIN}/pg_isready"))
-                .args(["-q", "-h", &d, "-p", &port.to_string()])
+                .args(["-q", "-h", d, "-p", &self.port.to_string()])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false)
         });
-        assert!(ready, "postgres did not start: {}", pg.log());
-        pg
+        assert!(ready, "postgres did not start: {}", self.log());
+    }
+
+    /// Immediate shutdown (SIGQUIT), waited for.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Back on the same port and data.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Pg::launch(self.dir.path(), self.port));
+        self.wait_ready();
     }
 
     fn log(&self) -> String {
@@ -179,11 +207,7 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        // SIGQUIT: immediate shutdown.
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -480,4 +504,73 @@ fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
     assert_eq!(last.bosun.wait(T), 0, "{}", last.bosun.output());
     assert_no_overlap(&log, &killed);
     let _ = bosun_bin();
+}
+
+#[test]
+fn the_database_down_stops_only_the_singleton_and_it_comes_back() {
+    const T: Duration = Duration::from_secs(60);
+    let mut pg = Pg::start();
+    let shared = Scratch::new();
+    let log = shared.path("cron.log");
+    let peers: Vec<Peer> = ["peer-x", "peer-y"]
+        .iter()
+        .map(|n| Peer::start(n, &pg, shared.dir.path()))
+        .collect();
+    for p in &peers {
+        assert!(
+            eventually(T, || p.ctl(&["health"]).0 == 0),
+            "{}",
+            p.bosun.output()
+        );
+    }
+    assert!(eventually(T, || starts(&log).len() == 1), "no holder");
+    let web_pid = |p: &Peer| {
+        let (_, out, _) = p.ctl(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["units"]
+            .as_array()
+            .and_then(|us| us.iter().find(|u| u["name"] == "web"))
+            .and_then(|u| u["pid"].as_i64())
+    };
+    let before: Vec<Option<i64>> = peers.iter().map(web_pid).collect();
+    assert!(before.iter().all(Option::is_some), "{before:?}");
+
+    pg.stop();
+    let stopped = eventually(T, || {
+        lines(&log).iter().any(|l| matches!(l, Line::Stop { .. }))
+    });
+    assert!(
+        stopped,
+        "the singleton kept running without its database:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Local units keep running (same pids); the fleet says the database is down.
+    let after: Vec<Option<i64>> = peers.iter().map(web_pid).collect();
+    assert_eq!(before, after);
+    let (code, out, err) = peers[0].ctl(&["fleet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("database DOWN"), "{out}");
+    assert!(!out.contains(PG_PASSWORD), "{out}");
+    for p in &peers {
+        let standby = eventually(T, || p.ctl(&["status", "cron"]).1.contains("standby"));
+        assert!(standby, "{}: {:?}", p.name, p.ctl(&["status", "cron"]));
+    }
+    // A fleet command without its database is refused, and says why.
+    let (code, out, err) = peers[0].ctl(&["--timeout", "10", "fleet", "restart", "web"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!format!("{out}{err}").contains(PG_PASSWORD), "{out}{err}");
+
+    pg.restart();
+    let back = eventually(T, || starts(&log).len() == 2);
+    assert!(
+        back,
+        "the singleton did not come back:\n{}",
+        peers[0].bosun.output()
+    );
+    assert_no_overlap(&log, &[]);
+    for mut p in peers {
+        p.bosun.signal(SIGTERM);
+        assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
+    }
+    assert_no_overlap(&log, &[]);
 }
