@@ -446,6 +446,22 @@ fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
             .unwrap_or_else(|| panic!("no row for {}:\n{out}", p.name));
         assert!(row.contains("ok (exit 0)"), "{row}");
     }
+    // The same command, read back by its id.
+    let (code, json, err) = other.ctl(&["--timeout", "30", "fleet", "--json", "run", "hello"]);
+    assert_eq!(code, 0, "{json}{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("command JSON");
+    let id = v["id"].as_i64().expect("an id");
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket"])
+        .arg(other.scratch.path("run/ctl.sock"))
+        .arg(format!("http://bosun/v1/fleet/commands/{id}"))
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(v["action"], "run", "{v}");
+    assert_eq!(v["succeeded"], true, "{v}");
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(3), "{v}");
+
     // A unit no peer has: refused, exit 1.
     let (code, out, err) = other.ctl(&["--timeout", "30", "fleet", "restart", "nosuch"]);
     assert_eq!(code, 1, "{out}{err}");
