@@ -584,6 +584,27 @@ fn the_database_down_stops_only_the_singleton_and_it_comes_back() {
         peers[0].bosun.output()
     );
     assert_no_overlap(&log, &[]);
+
+    // `ctl stop` on the holder gives the lease up: the other peer takes it over at
+    // once; `ctl start` there again makes it contend (standby, not a second copy).
+    let holder = starts(&log)[1].0.clone();
+    let h = peers.iter().find(|p| p.name == holder).expect("holder");
+    let (code, out, err) = h.ctl(&["stop", "cron"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let moved = eventually(T, || starts(&log).len() == 3);
+    assert!(
+        moved,
+        "nobody took over after ctl stop:\n{}",
+        h.bosun.output()
+    );
+    assert_ne!(starts(&log)[2].0, holder);
+    let (code, out, err) = h.ctl(&["start", "cron"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let standby = eventually(T, || h.ctl(&["status", "cron"]).1.contains("standby"));
+    assert!(standby, "{:?}", h.ctl(&["status", "cron"]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(starts(&log).len(), 3);
+    assert_no_overlap(&log, &[]);
     for mut p in peers {
         p.bosun.signal(SIGTERM);
         assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());

@@ -129,15 +129,16 @@ pub struct Commands(tokio::sync::mpsc::Receiver<bosun_fleet::CommandRequest>);
 impl Commands {
     /// Answers every fleet command with `core` until the fleet ends. Each command
     /// runs in a task of its own (a `run` of a long task must not hold up a restart).
-    pub fn serve(self, core: bosun_core::Handle) {
+    pub fn serve(self, core: bosun_core::Handle, fleet: Fleet) {
         let mut rx = self.0;
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
                 let core = core.clone();
+                let fleet = Some(fleet.clone());
                 tokio::spawn(async move {
                     let c = &req.command;
                     tracing::info!(id = c.id, by = %c.created_by, "fleet command: {} {}", c.action, c.target);
-                    let outcome = answer(&core, c.action, &c.target).await;
+                    let outcome = answer(&fleet, &core, c.action, &c.target).await;
                     req.reply(outcome);
                 });
             }
@@ -145,8 +146,32 @@ impl Commands {
     }
 }
 
+/// Applies `action` to unit `name` with core's `Handle`; for an active singleton,
+/// tells the fleet too: a stopped singleton gives its lease up (another container
+/// takes it over, unless it was stopped there as well), a started one contends again.
+pub async fn act(
+    fleet: Option<&Fleet>,
+    core: &bosun_core::Handle,
+    name: &str,
+    action: bosun_core::Action,
+) -> Result<String, bosun_core::ActError> {
+    use bosun_core::Action as A;
+    let singleton = fleet.filter(|f| {
+        f.handle.decision(name).is_some() && core.unit(name).is_some_and(|u| u.config.singleton)
+    });
+    if let (Some(f), A::Start | A::Restart) = (singleton, action) {
+        f.handle.set_wanted(name, true);
+    }
+    let r = core.act(name, action).await;
+    if let (Some(f), A::Stop, Ok(_)) = (singleton, action, &r) {
+        f.handle.set_wanted(name, false);
+    }
+    r
+}
+
 /// One fleet command carried out here.
 async fn answer(
+    core_fleet: &Option<Fleet>,
     core: &bosun_core::Handle,
     action: bosun_fleet::Action,
     target: &bosun_fleet::Target,
@@ -190,7 +215,14 @@ async fn answer(
         Err(e) if not_here(&e) => return Outcome::no_such_unit(),
         Err(e) => return Outcome::failed(e.to_string()),
     };
-    let results = futures_join(names.iter().map(|n| core.act(n, core_action)).collect()).await;
+    let fleet = core_fleet.as_ref();
+    let results = futures_join(
+        names
+            .iter()
+            .map(|n| act(fleet, core, n, core_action))
+            .collect(),
+    )
+    .await;
     let mut said = Vec::new();
     let mut failed = false;
     let mut missing = 0;

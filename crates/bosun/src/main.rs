@@ -245,7 +245,7 @@ fn run(path: PathBuf) -> i32 {
         let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
         let fleet = fleet.map(|(fleet, commands, permits)| {
             supervisor.set_permits(permits);
-            commands.serve(handle.clone());
+            commands.serve(handle.clone(), fleet.clone());
             fleet
         });
         if let Some(k) = &keeper {

@@ -558,7 +558,7 @@ async fn act_one(ctx: &Ctx, name: &str, action: Action) -> (StatusCode, UnitResu
         ok,
         message,
     };
-    match ctx.handle.act(name, action).await {
+    match crate::fleet::act(ctx.fleet.as_ref(), &ctx.handle, name, action).await {
         Ok(m) => (StatusCode::OK, result(true, m)),
         Err(e) => (act_status(&e), result(false, e.to_string())),
     }
