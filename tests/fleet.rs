@@ -48,6 +48,20 @@ fn check_refuses_a_lease_ttl_too_short_for_a_singletons_stop_timeout() {
 }
 
 #[test]
+fn run_refuses_a_lease_ttl_too_short_with_exit_2() {
+    let s = Scratch::new();
+    let path = fleet_config(&s, "5s", "30s");
+    let mut b = Pid1::run(&s, Path::new(&path), &[]);
+    assert_eq!(b.wait(Duration::from_secs(20)), 2, "{}", b.output());
+    let out = b.output();
+    assert!(
+        out.contains("lease_ttl") && out.contains("stop_timeout"),
+        "{out}"
+    );
+    assert!(!out.contains("Sup3rSecretPw"), "{out}");
+}
+
+#[test]
 fn check_shows_the_fleet_and_the_singleton_without_the_password() {
     let s = Scratch::new();
     let path = fleet_config(&s, "20s", "2s");
