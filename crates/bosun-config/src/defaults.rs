@@ -42,6 +42,7 @@ impl Default for Config {
             roles: IndexMap::new(),
             units: IndexMap::new(),
             snapshot: None,
+            fleet: None,
             warnings: Vec::new(),
             secrets: Default::default(),
         }
@@ -137,6 +138,7 @@ impl Unit {
             start_limit: StartLimit::default(),
             essential: false,
             on_demand: false,
+            singleton: false,
             stop_signal: Signal::TERM,
             stop_timeout: Duration::from_secs(10),
             user: None,
@@ -200,6 +202,21 @@ impl SnapshotConfig {
             keep_daily: 14,
             daily_at: None,
             paths: IndexMap::new(),
+        }
+    }
+}
+
+impl Default for FleetConfig {
+    /// No database (no fleet), the hostname as name, 15 s leases renewed every 5 s,
+    /// schema `bosun`.
+    fn default() -> Self {
+        FleetConfig {
+            database: String::new(),
+            name: String::new(),
+            url: String::new(),
+            lease_ttl: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+            schema: "bosun".into(),
         }
     }
 }

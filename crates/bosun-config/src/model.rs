@@ -19,6 +19,8 @@ pub struct Config {
     pub units: IndexMap<String, Unit>,
     /// The `[snapshot]` table, when the image keeps data.
     pub snapshot: Option<SnapshotConfig>,
+    /// The `[fleet]` table, when written (its `database` may still be empty: no fleet).
+    pub fleet: Option<FleetConfig>,
     /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
     pub warnings: Vec<String>,
     /// The secrets of the environment the config was read with (and of its
@@ -132,6 +134,8 @@ pub struct Unit {
     pub essential: bool,
     /// A task run only on request (`bosun ctl run`, `ctl fleet run`), never at boot.
     pub on_demand: bool,
+    /// Across the fleet, runs in exactly one container among those where it is active.
+    pub singleton: bool,
     /// Signal sent to the unit's process group to stop it. Default SIGTERM.
     pub stop_signal: Signal,
     /// Grace after `stop_signal` before SIGKILL. Default 10 s.
@@ -323,4 +327,29 @@ pub struct SnapshotConfig {
     pub daily_at: Option<(u8, u8)>,
     /// `[snapshot.paths]`: item name → file or directory.
     pub paths: IndexMap<String, PathBuf>,
+}
+
+/// The `[fleet]` table (contract v2), interpolated and with durations parsed. The
+/// binary turns it into `bosun_fleet::Settings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// `postgres://user:pw@host:5432/db`; empty: no fleet. Holds a password.
+    pub database: String,
+    /// This peer's name, unique in the fleet; empty: the hostname.
+    pub name: String,
+    /// How an admin reaches this peer's API (shown, not used).
+    pub url: String,
+    /// Peer liveness and singleton leases. Default 15 s.
+    pub lease_ttl: Duration,
+    /// Heartbeat and lease renewal period. Default 5 s.
+    pub renew_every: Duration,
+    /// The PostgreSQL schema for bosun's tables. Default `bosun`.
+    pub schema: String,
+}
+
+impl FleetConfig {
+    /// Whether a fleet is configured (a non-empty `database`).
+    pub fn enabled(&self) -> bool {
+        !self.database.trim().is_empty()
+    }
 }

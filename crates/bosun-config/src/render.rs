@@ -148,6 +148,7 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
         Value::Boolean(u.essential)
     });
     o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
+    o.put_if(u.singleton, "singleton", |_| Value::Boolean(true));
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -250,6 +251,17 @@ fn backup_table(red: &Redactor, b: &UnitBackup) -> Value {
     Value::Table(o.m)
 }
 
+fn fleet(red: &Redactor, f: &FleetConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("database".into(), text(red, &f.database));
+    m.insert("name".into(), text(red, &f.name));
+    m.insert("url".into(), text(red, &f.url));
+    m.insert("lease_ttl".into(), dur(f.lease_ttl));
+    m.insert("renew_every".into(), dur(f.renew_every));
+    m.insert("schema".into(), text(red, &f.schema));
+    m
+}
+
 fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("store".into(), text(red, &s.store));
@@ -307,6 +319,11 @@ impl Config {
         if let Some(s) = &self.snapshot {
             let mut piece = Map::new();
             piece.insert("snapshot".into(), Value::Table(snapshot(red, s)));
+            pieces.push(piece);
+        }
+        if let Some(f) = &self.fleet {
+            let mut piece = Map::new();
+            piece.insert("fleet".into(), Value::Table(fleet(red, f)));
             pieces.push(piece);
         }
         let mut out = String::new();
@@ -386,6 +403,7 @@ output = "inherit"
 log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
 health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }
 restart_dependents = true
+singleton = true
 backup = { dump = "dump", load = "load", timeout = "1m" }
 
 [snapshot]
@@ -420,5 +438,35 @@ store = "file:///var/backup"
         }
         let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
         assert_eq!(back.units, c.units, "{out}");
+    }
+
+    /// `[fleet]` shows in `bosun check` with its password masked, and reads back.
+    #[test]
+    fn fleet_is_rendered_without_its_password() {
+        let text = r#"
+[fleet]
+database = "postgres://bosun:s3cretpw@db:5432/app"
+name = "web-1"
+lease_ttl = "20s"
+renew_every = "4s"
+schema = "fleet"
+
+[service.cron]
+run = "cron"
+singleton = true
+"#;
+        let env = std::collections::HashMap::new();
+        let path = Path::new("/etc/bosun/bosun.toml");
+        let c = crate::parse(text, path, &env).expect("the test config is valid");
+        let f = c.fleet.as_ref().expect("[fleet] is read");
+        assert_eq!(f.lease_ttl, Duration::from_secs(20));
+        assert_eq!(f.renew_every, Duration::from_secs(4));
+        assert!(f.enabled());
+        let out = c.to_redacted_toml();
+        assert!(!out.contains("s3cretpw"), "{out}");
+        assert!(out.contains("[fleet]") && out.contains("web-1"), "{out}");
+        let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
+        assert_eq!(back.fleet.map(|f| f.schema), Some("fleet".into()));
+        assert!(back.units["cron"].singleton);
     }
 }

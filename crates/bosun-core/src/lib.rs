@@ -5,6 +5,7 @@
 //! and knows nothing of the CLI or the control API, which use [`Handle`].
 
 pub mod hooks;
+pub mod lease;
 pub mod output;
 pub mod pid1;
 pub mod piped;

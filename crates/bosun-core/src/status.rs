@@ -25,6 +25,9 @@ pub enum State {
     Backoff,
     /// Gave up: crash loop, readiness timeout, failed task, failed gate.
     Fatal,
+    /// A singleton unit that another container holds (or nobody yet): not running
+    /// here, and fine in `/health`.
+    Standby,
 }
 
 impl State {
@@ -39,6 +42,7 @@ impl State {
             State::Exited => "exited",
             State::Backoff => "backoff",
             State::Fatal => "fatal",
+            State::Standby => "standby",
         }
     }
 
@@ -106,6 +110,13 @@ pub struct UnitStatus {
     /// for its own run by this count).
     #[serde(default)]
     pub runs: u64,
+    /// A singleton unit (`singleton = true`): across the fleet it runs in one
+    /// container only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub singleton: bool,
+    /// The lease term this container holds the singleton under, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_term: Option<i64>,
 }
 
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).
@@ -192,10 +203,11 @@ impl DaemonStatus {
             reasons.push(format!("bosun is booting: {step}"));
         }
         // An on-demand task is fine whatever its last run did: `ctl run` reports that.
+        // A singleton in standby is fine: another container runs it.
         for u in self
             .units
             .iter()
-            .filter(|u| u.active && !u.ready && !u.on_demand)
+            .filter(|u| u.active && !u.ready && !u.on_demand && u.state != State::Standby)
         {
             let mut r = format!("{}: {}", u.name, u.state);
             if !u.detail.is_empty() {

@@ -29,6 +29,13 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
             return 2;
         }
     };
+    let fleet = crate::fleet::problems(&config, &plan);
+    if !fleet.is_empty() {
+        for e in &fleet {
+            eprintln!("{}: {e}", path.display());
+        }
+        return 2;
+    }
     print!("{}", render(&config, &plan));
     0
 }
@@ -55,6 +62,9 @@ pub fn render(config: &Config, plan: &Plan) -> String {
         }
         if u.essential {
             line.push_str("; essential");
+        }
+        if u.singleton {
+            line.push_str("; singleton");
         }
         if u.on_demand {
             let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
@@ -86,6 +96,17 @@ pub fn render(config: &Config, plan: &Plan) -> String {
             out,
             "warning: the stop plan needs up to {:?} but stop_budget is {:?}: units on the critical path will be SIGKILLed early; lower their stop_timeout or raise stop_budget (and docker stop -t)",
             plan.worst_case_stop, budget
+        );
+    }
+    if let Some(f) = crate::fleet::settings(config) {
+        let _ = writeln!(
+            out,
+            "\nfleet: {} as {:?} (schema {}, lease_ttl {:?}, renew_every {:?})",
+            f.database_redacted(),
+            f.name,
+            f.schema,
+            f.lease_ttl,
+            f.renew_every
         );
     }
     if let Some(snap) = &config.snapshot {

@@ -5,6 +5,7 @@
 mod api;
 mod check;
 mod ctl;
+mod fleet;
 mod keeper;
 mod logging;
 mod protocol;
@@ -232,7 +233,21 @@ fn run(path: PathBuf) -> i32 {
             .clone()
             .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
         let settings = config.bosun.clone();
-        let (supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        let fleet = match fleet::start(&config, &plan) {
+            Ok(f) => f,
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("{}: {e}", path.display());
+                }
+                return 2;
+            }
+        };
+        let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        let fleet = fleet.map(|(fleet, commands, permits)| {
+            supervisor.set_permits(permits);
+            commands.serve(handle.clone(), fleet.clone());
+            fleet
+        });
         if let Some(k) = &keeper {
             k.set_handle(handle.clone());
             k.spawn_daily();
@@ -240,7 +255,7 @@ fn run(path: PathBuf) -> i32 {
         let snapshots = keeper
             .clone()
             .map(|k| k as std::sync::Arc<dyn api::snapshots::Snapshots>);
-        let api = match api::serve(handle.clone(), &settings, snapshots).await {
+        let api = match api::serve(handle.clone(), &settings, snapshots, fleet.clone()).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("control API: {e}");
@@ -248,6 +263,12 @@ fn run(path: PathBuf) -> i32 {
             }
         };
         let code = supervisor.run(&mut signals).await;
+        // Every unit (the singletons too) is down: leave the fleet, releasing the
+        // leases so that another peer takes over at once.
+        if let Some(f) = &fleet {
+            f.handle.shutdown().await;
+            tracing::info!("fleet: left");
+        }
         api.shutdown().await;
         tracing::info!("bosun exits with code {code}");
         code

@@ -9,10 +9,11 @@
 //! positions recorded here in [`Located`].
 //!
 //! A table with many keys is a list of [`Key`] rows (`bosun.rs`, `unit.rs`,
-//! `snapshot.rs`): the row names the key (for the unknown-key check and its
+//! `snapshot.rs`, `fleet.rs`): the row names the key (for the unknown-key check and its
 //! suggestions) and reads its value, so that a key is known and read in one place.
 
 mod bosun;
+mod fleet;
 mod probe;
 mod snapshot;
 mod unit;
@@ -59,7 +60,7 @@ pub(crate) struct Walked {
     pub located: Located,
 }
 
-const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot"];
+const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot", "fleet"];
 
 /// Walks the whole document.
 /// `env = { DB_PASSWORD = "…" }` literals of every unit, learned before the walk:
@@ -120,6 +121,9 @@ pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
     located.units.sort_by(|_, a, _, b| a.pos.cmp(&b.pos));
     if let Some(n) = top.get("snapshot") {
         w.config.snapshot = snapshot::snapshot(ctx, n, &mut w.located);
+    }
+    if let Some(n) = top.get("fleet") {
+        w.config.fleet = fleet::fleet(ctx, n);
     }
     w
 }

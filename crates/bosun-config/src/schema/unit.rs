@@ -140,6 +140,10 @@ const KEYS: &[Key<Draft>] = &[
         name: "on_demand",
         read: on_demand,
     },
+    Key {
+        name: "singleton",
+        read: |c, k, d| set(&mut d.unit.singleton, c.boolean(k.node, &k.what)),
+    },
 ];
 
 /// `on_demand = true`: a task that does not run at boot, only on `bosun ctl run`.

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::hooks::DataHooks;
+use crate::lease::Permits;
 use crate::output::UnitLog;
 use crate::reaper::Reaper;
 use crate::signals::{Sig, Signals};
@@ -106,6 +107,8 @@ pub struct Supervisor {
     requests: mpsc::UnboundedReceiver<Request>,
     hooks: Option<Arc<dyn DataHooks>>,
     notify_dir: PathBuf,
+    /// The singletons' permits (from the fleet), by unit name.
+    permits: Permits,
 }
 
 /// The status of a unit that has no process yet.
@@ -137,6 +140,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         last_backup: None,
         on_demand: unit.on_demand,
         runs: 0,
+        singleton: unit.singleton,
+        lease_term: None,
     }
 }
 
@@ -183,11 +188,24 @@ impl Supervisor {
             requests: req_rx,
             hooks,
             notify_dir,
+            permits: Permits::new(),
         };
         let (units, runners) = sup.build_units(&config, plan, None, &Default::default());
         *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
         sup.runners = runners;
         (sup, handle)
+    }
+
+    /// Gates the singleton units on `permits` (one per unit name, fed by the
+    /// fleet): each runs only while its permit says `Run`. Call before [`run`].
+    /// A singleton without a permit runs like any unit.
+    ///
+    /// [`run`]: Supervisor::run
+    pub fn set_permits(&mut self, permits: Permits) {
+        for r in &mut self.runners {
+            r.set_permit(permits.get(r.name()).cloned());
+        }
+        self.permits = permits;
     }
 
     /// Builds the unit table for `config`/`plan`. Units named in `keep` are
@@ -261,6 +279,11 @@ impl Supervisor {
                 changed: self.changed.clone(),
                 notify_dir: self.notify_dir.clone(),
                 hooks: self.hooks.clone(),
+                permit: list[i]
+                    .config
+                    .singleton
+                    .then(|| self.permits.get(&name).cloned())
+                    .flatten(),
             };
             let u = &mut list[i];
             let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
@@ -415,7 +438,8 @@ impl Supervisor {
                     s.name, s.detail
                 )));
             }
-            all_ready &= s.ready;
+            // A singleton held elsewhere neither holds up the boot nor fails it.
+            all_ready &= s.ready || s.state == State::Standby;
         }
         if booting && all_ready {
             shared.phase.send_replace(Phase::Running);

@@ -110,6 +110,7 @@ impl Runner {
                     }
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, None)),
+                _ = super::revoked(self.env.permit.as_mut(), self.term) => return Some(self.revoke(proc).await),
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return Some(o);
@@ -141,6 +142,7 @@ impl Runner {
                     }
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, Some("exited while its data was loading".into()))),
+                _ = super::revoked(self.env.permit.as_mut(), self.term) => return Some(self.revoke(proc).await),
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return Some(o);
@@ -167,6 +169,7 @@ impl Runner {
             let check_at = next_check;
             tokio::select! {
                 exit = &mut proc.exit => return self.exited(exit, started, None),
+                _ = super::revoked(self.env.permit.as_mut(), self.term) => return self.revoke(proc).await,
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return o;

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::hooks::DataHooks;
+use crate::lease::Permit;
 use crate::output::UnitLog;
 use crate::probe;
 use crate::reaper::{Exit, Reaper};
@@ -151,6 +152,8 @@ pub struct RunnerEnv {
     pub notify_dir: PathBuf,
     /// Data hooks (load after the first ready).
     pub hooks: Option<Arc<dyn DataHooks>>,
+    /// A singleton's permit from the fleet: it runs only while this says `Run`.
+    pub permit: Option<watch::Receiver<Permit>>,
 }
 
 /// Drives one unit.
@@ -163,6 +166,8 @@ pub struct Runner {
     restarts: policy::RestartState,
     /// The `after_ready` hook ran (once per bosun life: a restarted unit keeps its data).
     loaded: bool,
+    /// The lease term the current run holds (singletons under a fleet).
+    term: Option<i64>,
 }
 
 /// How one spawned process ended.
@@ -179,6 +184,9 @@ enum Outcome {
     Fatal(UnitError),
     /// A control restart: start again at once.
     Restart,
+    /// A singleton whose permit was withdrawn (or whose term changed): stopped;
+    /// wait for the permit again.
+    Revoked,
 }
 
 impl Runner {
@@ -198,8 +206,21 @@ impl Runner {
             env,
             restarts: policy::RestartState::default(),
             loaded: false,
+            term: None,
         };
         (runner, tx)
+    }
+
+    /// The unit's name.
+    pub fn name(&self) -> &str {
+        &self.unit.name
+    }
+
+    /// Gates a singleton on `permit` (ignored for a unit that is not one).
+    pub fn set_permit(&mut self, permit: Option<watch::Receiver<Permit>>) {
+        if self.unit.singleton {
+            self.env.permit = permit;
+        }
     }
 
     fn set(&self, f: impl FnOnce(&mut UnitStatus)) {
@@ -253,9 +274,16 @@ impl Runner {
             return;
         }
         loop {
+            if !self.wait_permit().await {
+                return;
+            }
             let outcome = self.run_once().await;
             let (exit, ran, why) = match outcome {
                 Outcome::Stopped => return,
+                Outcome::Revoked => {
+                    tracing::info!(unit = %self.unit.name, "singleton stopped: its lease is no longer held here");
+                    continue;
+                }
                 Outcome::Fatal(why) => {
                     tracing::error!(unit = %self.unit.name, "{why}");
                     self.set_state(State::Fatal, why.to_string());
@@ -432,6 +460,72 @@ impl Runner {
         true
     }
 
+    /// A singleton under a fleet: waits (as `standby`) until its permit says `Run`,
+    /// and keeps the term for the run. True at once for any other unit; false when
+    /// a stop came first.
+    async fn wait_permit(&mut self) -> bool {
+        self.term = None;
+        if self.env.permit.is_none() {
+            return true;
+        }
+        let mut shown = None;
+        loop {
+            let Some(permit) = self
+                .env
+                .permit
+                .as_mut()
+                .map(|rx| rx.borrow_and_update().clone())
+            else {
+                return true;
+            };
+            if let Some(term) = permit.term() {
+                tracing::info!(unit = %self.unit.name, term, "singleton: lease held here");
+                self.term = Some(term);
+                self.set(|s| s.lease_term = Some(term));
+                return true;
+            }
+            if shown.as_ref() != Some(&permit) {
+                let detail = permit.detail();
+                self.set(|s| {
+                    s.state = State::Standby;
+                    s.ready = false;
+                    s.lease_term = None;
+                    s.detail = detail;
+                });
+                shown = Some(permit);
+            }
+            let rx = self.env.permit.as_mut();
+            let changed = async {
+                // A closed channel (the fleet is gone) keeps the unit stopped.
+                let open = match rx {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => false,
+                };
+                if !open {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = changed => {}
+                cmd = self.cmds.recv() => {
+                    if !self.idle_command(cmd, "in standby") {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops a running singleton whose permit was withdrawn.
+    async fn revoke(&mut self, proc: &mut Proc) -> Outcome {
+        tracing::warn!(unit = %self.unit.name, "singleton: lease no longer held here; stopping it");
+        self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None)
+            .await;
+        self.term = None;
+        self.set(|s| s.lease_term = None);
+        Outcome::Revoked
+    }
+
     /// Handles a command while no process runs. False when the unit must stop.
     fn idle_command(&mut self, cmd: Option<UnitCmd>, doing: &str) -> bool {
         match cmd {
@@ -467,6 +561,15 @@ fn gate_url(g: &bosun_config::WaitFor) -> String {
         bosun_config::WaitFor::Tcp(a) => format!("tcp://{a}"),
         bosun_config::WaitFor::Http(u) | bosun_config::WaitFor::Postgres(u) => u.clone(),
         bosun_config::WaitFor::File(p) => format!("file://{}", p.display()),
+    }
+}
+
+/// Resolves when a running singleton's permit (`rx`, for its `term`) is withdrawn
+/// or its term changes; never for any other unit.
+async fn revoked(rx: Option<&mut watch::Receiver<Permit>>, term: Option<i64>) {
+    match (rx, term) {
+        (Some(rx), Some(term)) => crate::lease::revoked(rx, term).await,
+        _ => std::future::pending().await,
     }
 }
 

@@ -60,6 +60,9 @@ impl Runner {
         let unit = &self.unit;
         let identity = Identity::resolve(unit.user.as_deref(), unit.group.as_deref())?;
         let mut env = spawn::unit_env(unit)?;
+        if let Some(term) = self.term {
+            env.push((crate::lease::LEASE_TERM_ENV.into(), term.to_string()));
+        }
         let log_matched = match &unit.ready.probe {
             Some(Probe::Log(re)) => {
                 let re = regex::Regex::new(re)?;

@@ -53,6 +53,15 @@ pub enum ApiError {
     /// The request body could not be read (too large, broken off).
     #[error("cannot read the request body: {0}")]
     Body(String),
+    /// A fleet path, and `[fleet]` has no database.
+    #[error("no fleet here: set [fleet] database to join one")]
+    NoFleet,
+    /// A fleet call failed (the database is down, no such command, …).
+    #[error(transparent)]
+    Fleet(#[from] bosun_fleet::FleetError),
+    /// A fleet command that cannot be given (unknown action, bad target, bad timeout).
+    #[error("{0}")]
+    BadFleetCommand(String),
 }
 
 impl ApiError {
@@ -76,7 +85,13 @@ impl ApiError {
             | ApiError::BadLineCount
             | ApiError::NoSignal
             | ApiError::UnknownSignal(_)
-            | ApiError::Body(_) => StatusCode::BAD_REQUEST,
+            | ApiError::Body(_)
+            | ApiError::BadFleetCommand(_)
+            | ApiError::Fleet(bosun_fleet::FleetError::InvalidTarget(_)) => StatusCode::BAD_REQUEST,
+            ApiError::NoFleet => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Fleet(bosun_fleet::FleetError::NoSuchCommand(_)) => StatusCode::NOT_FOUND,
+            ApiError::Fleet(bosun_fleet::FleetError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Fleet(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -84,7 +99,7 @@ impl ApiError {
     /// statuses call for (`WWW-Authenticate`, `Allow`).
     pub fn response(&self) -> Response<Body> {
         let mut message = self.to_string();
-        if let ApiError::Reload(_) = self {
+        if let ApiError::Reload(_) | ApiError::Fleet(_) = self {
             // Config errors quote the file; a URL in it must not carry its password.
             message = bosun_config::redact::redact_url(&message);
         }

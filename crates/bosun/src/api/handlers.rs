@@ -30,8 +30,8 @@ use super::error::{act_status, ApiError};
 use super::snapshots::{SnapshotError, Snapshots};
 use super::{metrics, text, Ctx};
 use crate::protocol::{
-    parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply, LogLine,
-    MessageReply, RunEvent, SignalRequest, Stream, UnitResult,
+    parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
+    FleetCommandRequest, LogLine, MessageReply, RunEvent, SignalRequest, Stream, UnitResult,
 };
 
 /// The status page, embedded: no build step, no files to install.
@@ -60,7 +60,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     match segs.as_slice() {
         [] if get => status_page(),
         ["health"] if get => health(ctx),
-        ["metrics"] if get => metrics(ctx),
+        ["metrics"] if get => metrics(ctx).await,
         ["v1", "status"] if get => answer(status(ctx, &query)),
         ["v1", "units", target, "start"] if post => unit_start(ctx, target).await,
         ["v1", "units", target, "stop"] if post => unit_stop(ctx, target).await,
@@ -75,17 +75,73 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         ["v1", "reload"] if post => answer(reload(ctx).await),
         ["v1", "snapshots"] if get => answer(snapshots(ctx).await),
         ["v1", "backup"] if post => answer(backup(ctx).await),
+        ["v1", "fleet"] if get => answer(fleet_status(ctx).await),
+        ["v1", "fleet", "commands"] if post => answer(fleet_command(ctx, req).await),
+        ["v1", "fleet", "commands", id] if get => {
+            let id = id.to_string();
+            answer(fleet_report(ctx, &id).await)
+        }
         // Known paths with the wrong method.
         []
         | ["health"]
         | ["metrics"]
         | ["v1", "status"]
         | ["v1", "units", _, "logs"]
-        | ["v1", "snapshots"] => ApiError::MethodNotAllowed("GET, HEAD").response(),
+        | ["v1", "snapshots"]
+        | ["v1", "fleet"]
+        | ["v1", "fleet", "commands", _] => ApiError::MethodNotAllowed("GET, HEAD").response(),
         ["v1", "units", _, "start" | "stop" | "restart" | "signal" | "run"]
-        | ["v1", "shutdown" | "reload" | "backup"] => ApiError::MethodNotAllowed("POST").response(),
+        | ["v1", "shutdown" | "reload" | "backup"]
+        | ["v1", "fleet", "commands"] => ApiError::MethodNotAllowed("POST").response(),
         _ => ApiError::NoSuchPath(path).response(),
     }
+}
+
+/// `GET /v1/fleet`: peers and singletons.
+async fn fleet_status(ctx: &Arc<Ctx>) -> Result<Response<Body>, ApiError> {
+    let fleet = ctx.fleet.as_ref().ok_or(ApiError::NoFleet)?;
+    Ok(json(StatusCode::OK, &crate::fleet::status(fleet).await))
+}
+
+/// `POST /v1/fleet/commands`: gives the command to the fleet and waits for every
+/// live peer's answer (at most `timeout`, default 60 s); the report as it stands.
+async fn fleet_command(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let fleet = ctx.fleet.as_ref().ok_or(ApiError::NoFleet)?;
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::Body(e.to_string()))?
+        .to_bytes();
+    let want: FleetCommandRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadFleetCommand(format!(
+            "expected {{\"action\": \"restart\", \"target\": \"web\"}}: {e}"
+        ))
+    })?;
+    let action = bosun_fleet::Action::parse(&want.action).ok_or_else(|| {
+        ApiError::BadFleetCommand(format!(
+            "unknown action {:?} (restart, start, stop or run)",
+            want.action
+        ))
+    })?;
+    let target = bosun_fleet::Target::parse(&want.target).map_err(ApiError::BadFleetCommand)?;
+    let timeout = match &want.timeout {
+        None => crate::fleet::DEFAULT_COMMAND_TIMEOUT,
+        Some(t) => bosun_config::value::parse_duration(t).ok_or_else(|| {
+            ApiError::BadFleetCommand(format!("timeout {t:?}: expected a duration like \"60s\""))
+        })?,
+    };
+    let report = fleet.handle.send(action, &target, timeout).await?;
+    Ok(json(StatusCode::OK, &crate::fleet::reply(&report)))
+}
+
+/// `GET /v1/fleet/commands/{id}`: a command and its answers so far.
+async fn fleet_report(ctx: &Arc<Ctx>, id: &str) -> Result<Response<Body>, ApiError> {
+    let fleet = ctx.fleet.as_ref().ok_or(ApiError::NoFleet)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadFleetCommand(format!("command id {id:?}: expected a number")))?;
+    let report = fleet.handle.report(id).await?;
+    Ok(json(StatusCode::OK, &crate::fleet::reply(&report)))
 }
 
 /// A handler's result as an answer.
@@ -133,8 +189,21 @@ fn health(ctx: &Ctx) -> Response<Body> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-fn metrics(ctx: &Ctx) -> Response<Body> {
-    let text = metrics::render(&ctx.handle.status());
+async fn metrics(ctx: &Ctx) -> Response<Body> {
+    let mut text = metrics::render(&ctx.handle.status());
+    if let Some(f) = &ctx.fleet {
+        let up = *f.handle.database_up().borrow();
+        let live = match f.handle.peers().await {
+            Ok(peers) => Some(
+                peers
+                    .iter()
+                    .filter(|p| p.state == bosun_fleet::PeerState::Live)
+                    .count(),
+            ),
+            Err(_) => None,
+        };
+        metrics::render_fleet(&mut text, live, up);
+    }
     let mut r = Response::new(Body::full(text));
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -510,7 +579,7 @@ async fn act_one(ctx: &Ctx, name: &str, action: Action) -> (StatusCode, UnitResu
         ok,
         message,
     };
-    match ctx.handle.act(name, action).await {
+    match crate::fleet::act(ctx.fleet.as_ref(), &ctx.handle, name, action).await {
         Ok(m) => (StatusCode::OK, result(true, m)),
         Err(e) => (act_status(&e), result(false, e.to_string())),
     }

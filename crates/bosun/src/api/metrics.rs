@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::protocol::{DaemonStatus, Phase, State, UnitStatus};
 
-const STATES: [State; 8] = [
+const STATES: [State; 9] = [
     State::Inactive,
     State::Starting,
     State::Ready,
@@ -17,6 +17,7 @@ const STATES: [State; 8] = [
     State::Exited,
     State::Backoff,
     State::Fatal,
+    State::Standby,
 ];
 
 /// The whole exposition for one scrape.
@@ -26,6 +27,27 @@ pub fn render(st: &DaemonStatus) -> String {
     render_units(&mut out, &units);
     render_daemon(&mut out, st);
     out
+}
+
+/// The fleet's gauges: live peers (this one included; absent when the database
+/// cannot be asked) and whether the database is reachable.
+pub fn render_fleet(out: &mut String, live_peers: Option<usize>, database_up: bool) {
+    if let Some(n) = live_peers {
+        family(
+            out,
+            "bosun_fleet_peers",
+            "gauge",
+            "Live peers in the fleet, this one included.",
+        );
+        sample(out, "bosun_fleet_peers", &[], n);
+    }
+    family(
+        out,
+        "bosun_fleet_database_up",
+        "gauge",
+        "1 when this peer reaches the fleet database.",
+    );
+    sample(out, "bosun_fleet_database_up", &[], database_up as u8);
 }
 
 /// One family with one sample per unit that has a value.
@@ -68,6 +90,14 @@ fn render_units(out: &mut String, units: &[&UnitStatus]) {
         "Exit code of the unit's last exit (128+n for signal n); absent before the first exit.",
     );
     per_unit(out, units, exit, |u| u.last_exit.map(|e| e.code));
+    let holder = (
+        "bosun_unit_singleton_holder",
+        "gauge",
+        "Singleton units: 1 when this container holds its lease (and runs it), 0 elsewhere.",
+    );
+    per_unit(out, units, holder, |u| {
+        u.singleton.then_some(u.lease_term.is_some() as u8)
+    });
     let started = (
         "bosun_unit_start_time_seconds",
         "gauge",
@@ -234,6 +264,8 @@ mod tests {
             last_backup: None,
             on_demand: false,
             runs: 1,
+            singleton: false,
+            lease_term: None,
         }
     }
 

@@ -89,6 +89,8 @@ pub(crate) struct Ctx {
     pub keeper: Option<Arc<dyn Snapshots>>,
     /// Who may hold how many connections (see [`budget`]).
     pub budgets: Budgets,
+    /// The fleet, when `[fleet]` has a database.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The running API servers; [`Api::shutdown`] stops them.
@@ -138,6 +140,7 @@ pub async fn serve(
     handle: Handle,
     settings: &Settings,
     keeper: Option<Arc<dyn Snapshots>>,
+    fleet: Option<crate::fleet::Fleet>,
 ) -> Result<Api, ServeError> {
     let group = match &settings.control_group {
         Some(name) => Some(auth::Group::lookup(name).map_err(ServeError::Group)?),
@@ -165,6 +168,7 @@ pub async fn serve(
         stopping: CancellationToken::new(),
         keeper,
         budgets: Budgets::new(Limits::current()),
+        fleet,
     });
     let (conns_tx, conns_rx) = mpsc::channel(1);
     let mut accept_loops = Vec::new();

@@ -13,6 +13,7 @@
 //!   without logic; what matters is the rule that `api` and `ctl` import every
 //!   wire type from this module and nowhere else.
 
+pub mod fleet;
 pub mod paths;
 pub mod replies;
 
@@ -22,6 +23,9 @@ pub use bosun_core::output::{LogLine, Stream};
 #[allow(unused_imports)]
 pub use bosun_core::status::{
     BackupInfo, DaemonStatus, ExitInfo, HealthReport, Phase, State, UnitStatus,
+};
+pub use fleet::{
+    FleetCommandReply, FleetCommandRequest, FleetCommandRow, FleetPeer, FleetSingleton, FleetStatus,
 };
 pub use paths::{parse_signal, percent_decode, signal_name};
 pub use replies::{

@@ -20,6 +20,13 @@ pub const SNAPSHOTS: &str = "/v1/snapshots";
 /// `POST`: take a snapshot now.
 pub const BACKUP: &str = "/v1/backup";
 
+/// `GET`: the fleet, a `FleetStatus`.
+pub const FLEET: &str = "/v1/fleet";
+/// `POST`: give the fleet a command (`FleetCommandRequest`), answered with a
+/// `FleetCommandReply` once every live peer answered or the timeout passed.
+pub const FLEET_COMMANDS: &str = "/v1/fleet/commands";
+// `GET /v1/fleet/commands/{id}`: a command and its answers so far.
+
 /// `POST /v1/units/{target}/{verb}` for a unit target (a name, `all`, `role:NAME`).
 pub fn unit_action(target: &str, verb: &str) -> String {
     format!("/v1/units/{}/{verb}", percent_encode(target))

@@ -1,0 +1,627 @@
+//! The fleet (`[fleet]`, `singleton = true`, `ctl fleet`), as a user meets it:
+//! `bosun check` on fleet configs, and three bosun processes, each PID 1 of its own
+//! PID namespace, sharing a real PostgreSQL on loopback.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{bosun, bosun_bin, eventually, Pid1, Scratch, SIGKILL, SIGTERM};
+
+/// A fleet config with one singleton whose `stop_timeout` is `stop`.
+fn fleet_config(s: &Scratch, lease_ttl: &str, stop: &str) -> String {
+    let body = format!(
+        r#"
+[fleet]
+database = "postgres://bosun:Sup3rSecretPw@127.0.0.1:5432/app"
+name = "web-1"
+lease_ttl = "{lease_ttl}"
+renew_every = "1s"
+
+[service.cron]
+run = "exec sleep 300"
+singleton = true
+stop_timeout = "{stop}"
+"#
+    );
+    s.config("", &body).to_str().expect("utf8").to_string()
+}
+
+#[test]
+fn check_refuses_a_lease_ttl_too_short_for_a_singletons_stop_timeout() {
+    let s = Scratch::new();
+    let path = fleet_config(&s, "5s", "30s");
+    let (code, out, err) = bosun(&["check", "-c", &path], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("lease_ttl"), "{err}");
+    assert!(err.contains("stop_timeout"), "{err}");
+    assert!(err.contains("`cron`"), "{err}");
+    assert!(
+        !format!("{out}{err}").contains("Sup3rSecretPw"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn run_refuses_a_lease_ttl_too_short_with_exit_2() {
+    let s = Scratch::new();
+    let path = fleet_config(&s, "5s", "30s");
+    let mut b = Pid1::run(&s, Path::new(&path), &[]);
+    assert_eq!(b.wait(Duration::from_secs(20)), 2, "{}", b.output());
+    let out = b.output();
+    assert!(
+        out.contains("lease_ttl") && out.contains("stop_timeout"),
+        "{out}"
+    );
+    assert!(!out.contains("Sup3rSecretPw"), "{out}");
+}
+
+#[test]
+fn check_shows_the_fleet_and_the_singleton_without_the_password() {
+    let s = Scratch::new();
+    let path = fleet_config(&s, "20s", "2s");
+    let (code, out, err) = bosun(&["check", "-c", &path], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("fleet: postgres://bosun:"), "{out}");
+    assert!(out.contains("singleton"), "{out}");
+    assert!(out.contains("[fleet]"), "{out}");
+    assert!(
+        !format!("{out}{err}").contains("Sup3rSecretPw"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn check_refuses_a_bad_fleet_database_url_without_printing_its_password() {
+    let s = Scratch::new();
+    let body = r#"
+[fleet]
+database = "postgres://bosun:Sup3rSecretPw@127.0.0.1:5432/app?sslmode=bogus"
+name = "web-1"
+"#;
+    let path = s.config("", body);
+    let (code, out, err) = bosun(&["check", "-c", path.to_str().expect("utf8")], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("[fleet] database"), "{err}");
+    assert!(
+        !format!("{out}{err}").contains("Sup3rSecretPw"),
+        "{out}{err}"
+    );
+}
+
+// ---- a real fleet ----------------------------------------------------------
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const PG_PASSWORD: &str = "fleet-wiring-pw-91c2";
+
+/// A PostgreSQL 15 on 127.0.0.1 (SCRAM password over TCP), run as `postgres`.
+struct Pg {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn postgres_user() -> Option<(u32, u32)> {
+    let line = fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("postgres:"))?
+        .to_string();
+    let f: Vec<&str> = line.split(':').collect();
+    Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+}
+
+fn pg_command(bin: &str) -> Command {
+    let mut cmd = Command::new(format!("{PG_BIN}/{bin}"));
+    let (uid, gid) = postgres_user().expect("a postgres user (apt-get install postgresql)");
+    cmd.uid(uid).gid(gid);
+    cmd
+}
+
+impl Pg {
+    fn start() -> Pg {
+        assert!(
+            Path::new(&format!("{PG_BIN}/postgres")).exists(),
+            "PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("bosun-fleet-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path().to_str().expect("utf8").to_string();
+        fs::write(dir.path().join("pw"), PG_PASSWORD).expect("pwfile");
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres", &d])
+            .status()
+            .expect("chown");
+        assert!(st.success());
+        let st = pg_command("initdb")
+            .args(["-D", &format!("{d}/data"), "-U", "postgres", "--no-sync"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args(["--pwfile", &format!("{d}/pw")])
+            .stdout(Stdio::null())
+            .status()
+            .expect("initdb");
+        assert!(st.success(), "initdb failed");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Pg::launch(dir.path(), port);
+        let pg = Pg {
+            dir,
+            port,
+            child: Some(child),
+        };
+        pg.wait_ready();
+        pg
+    }
+
+    fn launch(dir: &Path, port: u16) -> Child {
+        let d = dir.to_str().expect("utf8");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("postgres.log"))
+            .expect("log");
+        pg_command("postgres")
+            .args(["-D", &format!("{d}/data"), "-p", &port.to_string(), "-k", d])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("postgres")
+    }
+
+    fn wait_ready(&self) {
+        let d = self.dir.path().to_str().expect("utf8");
+        let ready = eventually(Duration::from_secs(30), || {
+            Command::new(format!("{PG_BIN}/pg_isready"))
+                .args(["-q", "-h", d, "-p", &self.port.to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        });
+        assert!(ready, "postgres did not start: {}", self.log());
+    }
+
+    /// Immediate shutdown (SIGQUIT), waited for.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Back on the same port and data.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Pg::launch(self.dir.path(), self.port));
+        self.wait_ready();
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One bosun of the fleet.
+struct Peer {
+    name: String,
+    scratch: Scratch,
+    bosun: Pid1,
+}
+
+impl Peer {
+    fn start(name: &str, pg: &Pg, shared: &Path) -> Peer {
+        let scratch = Scratch::new();
+        let log = shared.join("cron.log");
+        let body = format!(
+            r#"
+[fleet]
+database = "{url}"
+name = "{name}"
+lease_ttl = "5s"
+renew_every = "500ms"
+
+[service.web]
+run = "exec sleep 300"
+start_secs = "100ms"
+stop_timeout = "1s"
+
+[service.cron]
+singleton = true
+env = {{ PEER = "{name}" }}
+run = "echo \"start $PEER $BOSUN_LEASE_TERM $(date +%s.%N)\" >> {log}; trap 'echo \"stop $PEER $(date +%s.%N)\" >> {log}; exit 0' TERM; while :; do sleep 0.05; done"
+start_secs = "100ms"
+stop_timeout = "1s"
+
+[task.hello]
+on_demand = true
+run = "echo hello from $PEER"
+env = {{ PEER = "{name}" }}
+"#,
+            url = pg.url(),
+            log = log.display(),
+        );
+        let config = scratch.config("", &body);
+        let bosun = Pid1::run(&scratch, &config, &[]);
+        Peer {
+            name: name.to_string(),
+            scratch,
+            bosun,
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let sock = self.scratch.path("run/ctl.sock");
+        let mut all = vec!["ctl", "--socket", sock.to_str().expect("utf8")];
+        all.extend_from_slice(args);
+        bosun(&all, &[])
+    }
+}
+
+/// `start NAME TERM TIME` / `stop NAME TIME` lines of the shared singleton log.
+#[derive(Debug)]
+enum Line {
+    Start { peer: String, term: i64, at: f64 },
+    Stop { peer: String, at: f64 },
+}
+
+fn lines(log: &Path) -> Vec<Line> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["start", p, t, at] => Some(Line::Start {
+                    peer: p.to_string(),
+                    term: t.parse().ok()?,
+                    at: at.parse().ok()?,
+                }),
+                ["stop", p, at] => Some(Line::Stop {
+                    peer: p.to_string(),
+                    at: at.parse().ok()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn starts(log: &Path) -> Vec<(String, i64, f64)> {
+    lines(log)
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Start { peer, term, at } => Some((peer, term, at)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Each run of the singleton, as (peer, start, end): a start ends at its peer's
+/// `stop` line, or at `killed[peer]` when that peer was SIGKILLed.
+fn runs(log: &Path, killed: &[(String, f64)]) -> Vec<(String, f64, f64)> {
+    let mut open: Vec<(String, f64)> = Vec::new();
+    let mut done = Vec::new();
+    for l in lines(log) {
+        match l {
+            Line::Start { peer, at, .. } => open.push((peer, at)),
+            Line::Stop { peer, at } => {
+                if let Some(i) = open.iter().position(|(p, _)| *p == peer) {
+                    let (p, s) = open.remove(i);
+                    done.push((p, s, at));
+                }
+            }
+        }
+    }
+    for (p, s) in open {
+        let end = killed
+            .iter()
+            .find(|(k, _)| *k == p)
+            .map(|(_, t)| *t)
+            .unwrap_or(f64::INFINITY);
+        done.push((p, s, end));
+    }
+    done.sort_by(|a, b| a.1.total_cmp(&b.1));
+    done
+}
+
+fn assert_no_overlap(log: &Path, killed: &[(String, f64)]) {
+    let r = runs(log, killed);
+    for w in r.windows(2) {
+        assert!(
+            w[1].1 >= w[0].2,
+            "two copies of the singleton overlapped: {w:?}\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
+    const T: Duration = Duration::from_secs(30);
+    let pg = Pg::start();
+    let shared = Scratch::new();
+    let log = shared.path("cron.log");
+    let mut peers: Vec<Peer> = ["peer-a", "peer-b", "peer-c"]
+        .iter()
+        .map(|n| Peer::start(n, &pg, shared.dir.path()))
+        .collect();
+
+    // Every peer boots (standby does not hold the boot up) and is healthy.
+    for p in &peers {
+        let healthy = eventually(T, || p.ctl(&["health"]).0 == 0);
+        assert!(
+            healthy,
+            "{} never healthy:\n{}\n{:?}",
+            p.name,
+            p.bosun.output(),
+            p.ctl(&["status"])
+        );
+    }
+    // Exactly one runs it; the others show it as standby.
+    assert!(
+        eventually(T, || starts(&log).len() == 1),
+        "no holder:\n{}",
+        peers[0].bosun.output()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let first = starts(&log);
+    assert_eq!(first.len(), 1, "more than one start: {first:?}");
+    let (holder, term1, _) = first[0].clone();
+    assert!(term1 >= 1, "{first:?}");
+    for p in peers.iter().filter(|p| p.name != holder) {
+        let standby = eventually(T, || p.ctl(&["status", "cron"]).1.contains("standby"));
+        assert!(standby, "{}: {:?}", p.name, p.ctl(&["status", "cron"]));
+    }
+
+    // `ctl fleet` on a non-holder lists every peer and the holder.
+    let other = peers
+        .iter()
+        .find(|p| p.name != holder)
+        .expect("a second peer");
+    let (code, out, err) = other.ctl(&["fleet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for p in &peers {
+        assert!(out.contains(&p.name), "{} missing:\n{out}", p.name);
+    }
+    let cron_row = out
+        .lines()
+        .find(|l| l.starts_with("cron "))
+        .unwrap_or_else(|| panic!("no cron row:\n{out}"));
+    assert!(cron_row.contains(&holder), "{cron_row}");
+    assert!(!out.contains(PG_PASSWORD), "{out}");
+    let (code, json, _) = other.ctl(&["fleet", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("fleet JSON");
+    assert_eq!(v["peers"].as_array().map(Vec::len), Some(3), "{json}");
+    assert!(!json.contains(PG_PASSWORD), "{json}");
+
+    // Metrics: live peers, the database, who holds the singleton.
+    let metrics = |p: &Peer| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--unix-socket"])
+            .arg(p.scratch.path("run/ctl.sock"))
+            .arg("http://bosun/metrics")
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let m = metrics(other);
+    assert!(m.contains("bosun_fleet_peers 3"), "{m}");
+    assert!(m.contains("bosun_fleet_database_up 1"), "{m}");
+    assert!(
+        m.contains("bosun_unit_singleton_holder{unit=\"cron\"} 0"),
+        "{m}"
+    );
+    let h = peers.iter().find(|p| p.name == holder).expect("holder");
+    let m = metrics(h);
+    assert!(
+        m.contains("bosun_unit_singleton_holder{unit=\"cron\"} 1"),
+        "{m}"
+    );
+
+    // `ctl fleet run` of an on-demand task: one ok row per peer, exit 0.
+    let (code, out, err) = other.ctl(&["--timeout", "30", "fleet", "run", "hello"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for p in &peers {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&p.name))
+            .unwrap_or_else(|| panic!("no row for {}:\n{out}", p.name));
+        assert!(row.contains("ok (exit 0)"), "{row}");
+    }
+    // The same command, read back by its id.
+    let (code, json, err) = other.ctl(&["--timeout", "30", "fleet", "--json", "run", "hello"]);
+    assert_eq!(code, 0, "{json}{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("command JSON");
+    let id = v["id"].as_i64().expect("an id");
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket"])
+        .arg(other.scratch.path("run/ctl.sock"))
+        .arg(format!("http://bosun/v1/fleet/commands/{id}"))
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(v["action"], "run", "{v}");
+    assert_eq!(v["succeeded"], true, "{v}");
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(3), "{v}");
+
+    // A unit no peer has: refused, exit 1.
+    let (code, out, err) = other.ctl(&["--timeout", "30", "fleet", "restart", "nosuch"]);
+    assert_eq!(code, 1, "{out}{err}");
+
+    // SIGKILL the holder: another peer takes over after the lease expires, with a
+    // higher term, and never while the old copy could still run.
+    let i = peers.iter().position(|p| p.name == holder).expect("holder");
+    let mut dead = peers.remove(i);
+    let host_pid = dead.bosun.host_pid();
+    let st = Command::new("kill")
+        .args(["-KILL", &host_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let killed_at = now_secs();
+    let _ = SIGKILL;
+    dead.bosun.wait(T);
+    let took_over = Instant::now();
+    assert!(
+        eventually(T, || starts(&log).len() == 2),
+        "nobody took over:\n{}",
+        peers[0].bosun.output()
+    );
+    let second = starts(&log)[1].clone();
+    eprintln!(
+        "takeover after SIGKILL: {:.2}s (lease_ttl 5s), {} -> {}",
+        second.2 - killed_at,
+        holder,
+        second.0
+    );
+    assert_ne!(second.0, holder);
+    assert!(second.1 > term1, "{second:?} after term {term1}");
+    assert!(took_over.elapsed() < T);
+    let killed = vec![(holder.clone(), killed_at)];
+    assert_no_overlap(&log, &killed);
+
+    // A clean stop of the new holder hands over too: stop line, then the last
+    // peer starts it.
+    let j = peers
+        .iter()
+        .position(|p| p.name == second.0)
+        .expect("new holder");
+    let mut leaving = peers.remove(j);
+    leaving.bosun.signal(SIGTERM);
+    assert_eq!(leaving.bosun.wait(T), 0, "{}", leaving.bosun.output());
+    assert!(
+        eventually(T, || starts(&log).len() == 3),
+        "the last peer never took over:\n{}",
+        peers[0].bosun.output()
+    );
+    assert_eq!(starts(&log)[2].0, peers[0].name);
+    assert_no_overlap(&log, &killed);
+
+    let mut last = peers.remove(0);
+    last.bosun.signal(SIGTERM);
+    assert_eq!(last.bosun.wait(T), 0, "{}", last.bosun.output());
+    assert_no_overlap(&log, &killed);
+    let _ = bosun_bin();
+}
+
+#[test]
+fn the_database_down_stops_only_the_singleton_and_it_comes_back() {
+    const T: Duration = Duration::from_secs(60);
+    let mut pg = Pg::start();
+    let shared = Scratch::new();
+    let log = shared.path("cron.log");
+    let peers: Vec<Peer> = ["peer-x", "peer-y"]
+        .iter()
+        .map(|n| Peer::start(n, &pg, shared.dir.path()))
+        .collect();
+    for p in &peers {
+        assert!(
+            eventually(T, || p.ctl(&["health"]).0 == 0),
+            "{}",
+            p.bosun.output()
+        );
+    }
+    assert!(eventually(T, || starts(&log).len() == 1), "no holder");
+    let web_pid = |p: &Peer| {
+        let (_, out, _) = p.ctl(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["units"]
+            .as_array()
+            .and_then(|us| us.iter().find(|u| u["name"] == "web"))
+            .and_then(|u| u["pid"].as_i64())
+    };
+    let before: Vec<Option<i64>> = peers.iter().map(web_pid).collect();
+    assert!(before.iter().all(Option::is_some), "{before:?}");
+
+    pg.stop();
+    let stopped = eventually(T, || {
+        lines(&log).iter().any(|l| matches!(l, Line::Stop { .. }))
+    });
+    assert!(
+        stopped,
+        "the singleton kept running without its database:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Local units keep running (same pids); the fleet says the database is down.
+    let after: Vec<Option<i64>> = peers.iter().map(web_pid).collect();
+    assert_eq!(before, after);
+    let (code, out, err) = peers[0].ctl(&["fleet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("database DOWN"), "{out}");
+    assert!(!out.contains(PG_PASSWORD), "{out}");
+    for p in &peers {
+        let standby = eventually(T, || p.ctl(&["status", "cron"]).1.contains("standby"));
+        assert!(standby, "{}: {:?}", p.name, p.ctl(&["status", "cron"]));
+    }
+    // A fleet command without its database is refused, and says why.
+    let (code, out, err) = peers[0].ctl(&["--timeout", "10", "fleet", "restart", "web"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!format!("{out}{err}").contains(PG_PASSWORD), "{out}{err}");
+
+    pg.restart();
+    let back = eventually(T, || starts(&log).len() == 2);
+    assert!(
+        back,
+        "the singleton did not come back:\n{}",
+        peers[0].bosun.output()
+    );
+    assert_no_overlap(&log, &[]);
+
+    // `ctl stop` on the holder gives the lease up: the other peer takes it over at
+    // once; `ctl start` there again makes it contend (standby, not a second copy).
+    let holder = starts(&log)[1].0.clone();
+    let h = peers.iter().find(|p| p.name == holder).expect("holder");
+    let (code, out, err) = h.ctl(&["stop", "cron"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let moved = eventually(T, || starts(&log).len() == 3);
+    assert!(
+        moved,
+        "nobody took over after ctl stop:\n{}",
+        h.bosun.output()
+    );
+    assert_ne!(starts(&log)[2].0, holder);
+    let (code, out, err) = h.ctl(&["start", "cron"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let standby = eventually(T, || h.ctl(&["status", "cron"]).1.contains("standby"));
+    assert!(standby, "{:?}", h.ctl(&["status", "cron"]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(starts(&log).len(), 3);
+    assert_no_overlap(&log, &[]);
+    for mut p in peers {
+        p.bosun.signal(SIGTERM);
+        assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
+    }
+    assert_no_overlap(&log, &[]);
+}
