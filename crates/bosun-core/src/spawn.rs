@@ -61,13 +61,6 @@ pub enum SpawnError {
     },
 }
 
-/// For callers whose errors are still strings (the binary's data keeper).
-impl From<SpawnError> for String {
-    fn from(e: SpawnError) -> String {
-        e.to_string()
-    }
-}
-
 /// Where a spawned process's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdout {

@@ -16,7 +16,7 @@ use crate::protocol::{FleetCommandReply, FleetCommandRow, FleetPeer, FleetSingle
 pub fn settings(config: &Config) -> Option<bosun_fleet::Settings> {
     let f = config.fleet.as_ref().filter(|f| f.enabled())?;
     let name = if f.name.is_empty() {
-        hostname()
+        bosun_core::pid1::hostname()
     } else {
         f.name.clone()
     };
@@ -51,18 +51,6 @@ pub fn problems(config: &Config, plan: &Plan) -> Vec<String> {
             .map(|e| config.redact(&e.to_string()))
             .collect(),
     }
-}
-
-/// This machine's hostname (`/proc/sys/kernel/hostname`, then `$HOSTNAME`), or
-/// `"bosun"` when neither says.
-fn hostname() -> String {
-    let from_proc = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string());
-    from_proc
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "bosun".into())
 }
 
 /// How long `POST /v1/fleet/commands` waits for the peers when not told.

@@ -81,7 +81,7 @@ impl Keeper {
             .collect();
         let settings = Settings {
             store_url: bosun_config::redact::redact_url(&snap.store),
-            host: hostname(),
+            host: bosun_core::pid1::hostname(),
             roles: plan.roles.clone(),
             paths: snap.paths.clone().into_iter().collect(),
             data_units,
@@ -286,13 +286,4 @@ impl DataCommands for Commands {
             h.set_last_snapshot(info(report));
         }
     }
-}
-
-/// The container's hostname (its short id under docker/podman) names its snapshots.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "bosun".into())
 }

@@ -76,3 +76,15 @@ pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// This machine's hostname (`/proc/sys/kernel/hostname`, then `$HOSTNAME`), or
+/// `"bosun"` when neither says: a container's short id under docker/podman.
+pub fn hostname() -> String {
+    let from_proc = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string());
+    from_proc
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "bosun".into())
+}

@@ -698,18 +698,7 @@ fn restore_step(id: &SnapshotId, manifest: &Manifest, item: &str, s: &Settings) 
 
 /// `12.3 MiB`.
 pub fn human_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
+    crate::stream::human(b)
 }
 
 /// Time from `now` (Unix seconds) until the next `HH:MM` UTC: the daily snapshot's timer.
