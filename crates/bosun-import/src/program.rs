@@ -12,6 +12,9 @@ use crate::{ParseError, Report};
 #[derive(Debug, Default)]
 pub struct Globals {
     pub env: Vec<(String, Text)>,
+    /// A listener stops supervisord when any program exits: a program that is
+    /// not restarted is then a service whose exit stops the container, not a one-shot.
+    pub exit_kills: bool,
 }
 
 /// The keys of a program section this module reads; any other is a warning.
@@ -139,7 +142,8 @@ pub fn program(loc: &Located, name: &str, group: &str, globals: &Globals, report
     r.names.program = Some(Program { name: name.to_string(), group: group.to_string(), numprocs, first });
     let autorestart = autorestart(&mut r)?;
     let startsecs = r.seconds("startsecs")?;
-    let task = autorestart == Some(false) && startsecs.as_ref().is_some_and(|(s, _)| s.is_zero());
+    let one_shot = autorestart == Some(false) && startsecs.as_ref().is_some_and(|(s, _)| s.is_zero());
+    let task = one_shot && !globals.exit_kills;
     let mut u = Unit {
         name: unit_name(name),
         task,
@@ -158,6 +162,9 @@ pub fn program(loc: &Located, name: &str, group: &str, globals: &Globals, report
         r.warn(loc.section.line, "program", &format!("{name:?} is not a valid bosun unit name (letters, digits, `_`, `.`, `-`): it is `{}` here", u.name));
     }
     command(&mut r, &mut u)?;
+    if one_shot && !task {
+        u.comment("autorestart=false and startsecs=0, but a listener stopped supervisord when it exited: a service whose exit stops the container, not a one-shot");
+    }
     if numprocs > 1 {
         u.key("instances", numprocs.to_string());
         u.comment("numprocs: each instance has its own pid, logs (`name#2 | line`) and restarts; ${BOSUN_INSTANCE} is 1..N");

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::emit::{self, Doc, Line, Unit};
+use crate::emit::{self, Doc, Line};
 use crate::expand::{expand, Names, Text, Used};
 use crate::lex;
 use crate::load::Located;
@@ -19,7 +19,7 @@ pub const TOKEN_FILE: &str = "/etc/bosun/http-token";
 pub fn translate(loaded: &[Located], report: &mut Report) -> Result<Doc, ParseError> {
     let mut doc = Doc::default();
     let groups = groups(loaded, report)?;
-    let mut globals = Globals::default();
+    let mut globals = Globals { exit_kills: find_killer(loaded)?.is_some_and(|k| k.on_exit), ..Globals::default() };
     for l in loaded.iter().filter(|l| l.section.name == "supervisord") {
         supervisord(l, &mut doc, &mut globals, report)?;
     }
@@ -183,6 +183,7 @@ const KILLERS: &[&str] = &[
     "kill_supervisor", "kill-supervisor", "kill_supervisord", "kill-supervisord",
     "stop-supervisor", "stop_supervisor", "stop-supervisord", "stop_supervisord",
     "supervisord-kill", "supervisor-kill", "kill-all-on-exit", "kill_all_on_exit",
+    "sigquit-supervisord", "sigquit_supervisord", "kill-supervisord-on-fatal",
 ];
 
 /// Whether `command` is one of the well-known listeners that stop supervisord:
@@ -206,30 +207,61 @@ fn kills_supervisord(command: &str) -> bool {
     })
 }
 
-fn eventlistener(l: &Located, name: &str, doc: &mut Doc, report: &mut Report) -> Result<(), ParseError> {
+/// A recognised listener that stops supervisord, and whether it does so on any
+/// exit (`PROCESS_STATE_EXITED`/`STOPPED`) or only on FATAL.
+#[derive(Debug, Clone, Copy)]
+struct Killer {
+    pub on_exit: bool,
+}
+
+/// Whether the eventlistener `l` is a recognised supervisord killer.
+fn killer(l: &Located) -> Result<Option<Killer>, ParseError> {
     let sec = &l.section;
     let command = match sec.get("command") {
         Some(e) => value(l, e.line, "command", &e.value).map(|t| t.to_bosun())?,
         None => String::new(),
     };
-    let events: Vec<String> = sec.get("events").map_or(Vec::new(), |e| e.value.split(',').map(|s| s.trim().to_ascii_uppercase()).collect());
-    let fatal = events.iter().any(|e| matches!(e.as_str(), "PROCESS_STATE" | "PROCESS_STATE_FATAL" | "PROCESS_STATE_EXITED"));
-    if !(fatal && kills_supervisord(&command)) {
+    let events = events(l);
+    let watched = |e: &&String| matches!(e.as_str(), "PROCESS_STATE" | "PROCESS_STATE_FATAL" | "PROCESS_STATE_EXITED" | "PROCESS_STATE_STOPPED");
+    if !events.iter().any(|e| watched(&e)) || !kills_supervisord(&command) {
+        return Ok(None);
+    }
+    let on_exit = events.iter().any(|e| matches!(e.as_str(), "PROCESS_STATE" | "PROCESS_STATE_EXITED" | "PROCESS_STATE_STOPPED"));
+    Ok(Some(Killer { on_exit }))
+}
+
+fn events(l: &Located) -> Vec<String> {
+    l.section.get("events").map_or(Vec::new(), |e| e.value.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect())
+}
+
+/// The first recognised killer among the listeners, if any.
+fn find_killer(loaded: &[Located]) -> Result<Option<Killer>, ParseError> {
+    for l in loaded.iter().filter(|l| l.section.name.starts_with("eventlistener:")) {
+        if let Some(k) = killer(l)? {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
+}
+
+fn eventlistener(l: &Located, name: &str, doc: &mut Doc, report: &mut Report) -> Result<(), ParseError> {
+    let sec = &l.section;
+    let Some(k) = killer(l)? else {
         let msg = "bosun has no event listeners: not translated. For alerts use `health` probes, GET /health and GET /metrics; a listener that stopped supervisord on FATAL becomes `essential = true` (this one was not recognised as one)";
         report.warn(&l.file, sec.line, &sec.name, "eventlistener", msg);
         return Ok(());
-    }
-    let services: Vec<&mut Unit> = doc.units.iter_mut().filter(|u| !u.task).collect();
-    let n = services.len();
-    for u in services {
+    };
+    let mut n = 0;
+    for u in doc.units.iter_mut().filter(|u| !u.task) {
         u.essential = true;
+        n += 1;
     }
-    doc.notes.push(format!("[eventlistener:{name}] stopped supervisord when a program went FATAL: `essential = true` on the {n} services (bosun stops the container when one exits for good)"));
-    let extra: Vec<&String> = events.iter().filter(|e| *e != "PROCESS_STATE_FATAL").collect();
-    if !extra.is_empty() {
-        let list: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
+    let when = if k.on_exit { "a program exited or went FATAL" } else { "a program went FATAL" };
+    doc.notes.push(format!("[eventlistener:{name}] stopped supervisord when {when}: `essential = true` on every service ({n}); bosun stops the container when one exits for good"));
+    if k.on_exit {
         let line = sec.get("events").map_or(sec.line, |e| e.line);
-        report.warn(&l.file, line, &sec.name, "events", &format!("{}: supervisord also stopped on these; bosun stops only when an essential unit exits for good (after its restart policy gives up)", list.join(",")));
+        let msg = "supervisord stopped on any exit; bosun stops when an essential unit exits for good, after its `restart` policy (restart = \"never\" stops at the first exit)";
+        report.warn(&l.file, line, &sec.name, "events", msg);
     }
     Ok(())
 }
