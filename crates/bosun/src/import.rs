@@ -23,7 +23,7 @@ pub enum ImportCmd {
 pub fn main(cmd: ImportCmd) -> i32 {
     let ImportCmd::Supervisord { file, output } = cmd;
     // `%(here)s` is the directory of the file, absolute as supervisord makes it.
-    let path = std::path::absolute(&file).unwrap_or(file);
+    let path = std::fs::canonicalize(&file).or_else(|_| std::path::absolute(&file)).unwrap_or(file);
     let import = match bosun_import::supervisord(&path, &bosun_import::Disk) {
         Ok(i) => i,
         Err(e) => {
