@@ -46,7 +46,9 @@ struct Imported {
 
 impl Imported {
     fn toml(&self) -> toml::Table {
-        self.text.parse().unwrap_or_else(|e| panic!("{}: not TOML: {e}\n{}", self.out.display(), self.text))
+        self.text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: not TOML: {e}\n{}", self.out.display(), self.text))
     }
 
     fn unit(&self, kind: &str, name: &str) -> toml::Table {
@@ -72,7 +74,10 @@ impl Imported {
 /// The line of the first `key` after `[section]` in the corpus file `name`.
 fn line_of(name: &str, section: &str, key: &str) -> usize {
     let text = fs::read_to_string(corpus().join("corpus").join(name)).expect("corpus file");
-    let start = text.lines().position(|l| l.trim() == section).unwrap_or_else(|| panic!("no {section} in {name}"));
+    let start = text
+        .lines()
+        .position(|l| l.trim() == section)
+        .unwrap_or_else(|| panic!("no {section} in {name}"));
     text.lines()
         .enumerate()
         .skip(start)
@@ -84,14 +89,36 @@ fn line_of(name: &str, section: &str, key: &str) -> usize {
 fn import(conf: &Path) -> Imported {
     let scratch = Scratch::new();
     let out = scratch.path("bosun.toml");
-    let (code, stdout, stderr) = bosun(&["import", "supervisord", &conf.display().to_string(), "-o", &out.display().to_string()], &[]);
-    assert!(stdout.is_empty(), "with -o nothing goes to stdout: {stdout}");
-    Imported { code, stderr, text: slurp(&out), out, _scratch: scratch }
+    let (code, stdout, stderr) = bosun(
+        &[
+            "import",
+            "supervisord",
+            &conf.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(
+        stdout.is_empty(),
+        "with -o nothing goes to stdout: {stdout}"
+    );
+    Imported {
+        code,
+        stderr,
+        text: slurp(&out),
+        out,
+        _scratch: scratch,
+    }
 }
 
 fn entry(name: &str) -> Imported {
     let p = corpus().join("corpus").join(name);
-    let p = if p.is_dir() { p.join("supervisord.conf") } else { p };
+    let p = if p.is_dir() {
+        p.join("supervisord.conf")
+    } else {
+        p
+    };
     let i = import(&p);
     assert_eq!(i.code, 0, "{name}: {}", i.stderr);
     i
@@ -99,14 +126,31 @@ fn entry(name: &str) -> Imported {
 
 /// `bosun check` on the output: 0, or (while `instances` is pending) only that key refused.
 fn check_passes(i: &Imported, name: &str) {
-    let (code, out, err) = bosun(&["check", "-c", &i.out.display().to_string(), "--roles", "all"], &[]);
+    let (code, out, err) = bosun(
+        &[
+            "check",
+            "-c",
+            &i.out.display().to_string(),
+            "--roles",
+            "all",
+        ],
+        &[],
+    );
     if code == 0 {
         assert!(out.contains("active units"), "{name}: {out}");
         return;
     }
-    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("bosun: ") && !l.starts_with("warning")).collect();
-    let only_instances = !errors.is_empty() && errors.iter().all(|l| l.contains("unknown key `instances`"));
-    assert!(INSTANCES_PENDING && only_instances, "{name}: bosun check failed ({code}):\n{err}\n--- translation:\n{}", i.text);
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("bosun: ") && !l.starts_with("warning"))
+        .collect();
+    let only_instances =
+        !errors.is_empty() && errors.iter().all(|l| l.contains("unknown key `instances`"));
+    assert!(
+        INSTANCES_PENDING && only_instances,
+        "{name}: bosun check failed ({code}):\n{err}\n--- translation:\n{}",
+        i.text
+    );
 }
 
 #[test]
@@ -118,7 +162,11 @@ fn every_corpus_config_translates_and_passes_check() {
         let i = import(conf);
         assert_eq!(i.code, 0, "{name}: {}", i.stderr);
         // Each warning is on stderr and in the output, as a comment.
-        let warned = i.stderr.lines().filter(|l| l.starts_with("warning: ")).count();
+        let warned = i
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count();
         let commented = i.text.lines().filter(|l| l.contains("warning: ")).count();
         assert_eq!(warned, commented, "{name}:\n{}\n---\n{}", i.stderr, i.text);
         check_passes(&i, &name);
@@ -141,26 +189,51 @@ fn docassemble_tasks_services_signals_timeouts_users() {
     assert_eq!(pg["stop_signal"].as_str(), Some("SIGINT"));
     assert_eq!(pg["stop_timeout"].as_str(), Some("120s"));
     assert_eq!(pg["restart"].as_str(), Some("always"));
-    assert_eq!(pg["start_limit"]["burst"].as_integer(), Some(2), "startretries=1: two starts");
+    assert_eq!(
+        pg["start_limit"]["burst"].as_integer(),
+        Some(2),
+        "startretries=1: two starts"
+    );
     let celery = i.unit("service", "celery");
     assert_eq!(celery["stop_timeout"].as_str(), Some("600s"));
-    assert_eq!((celery["user"].as_str(), celery["cwd"].as_str()), (Some("www-data"), Some("/tmp")));
-    assert_eq!(celery["log_file"]["path"].as_str(), Some("/srv/da/log/worker.log"));
+    assert_eq!(
+        (celery["user"].as_str(), celery["cwd"].as_str()),
+        (Some("www-data"), Some("/tmp"))
+    );
+    assert_eq!(
+        celery["log_file"]["path"].as_str(),
+        Some("/srv/da/log/worker.log")
+    );
     assert_eq!(celery["output"].as_str(), Some("null"));
     let cron = i.unit("service", "cron");
     assert_eq!(cron["restart"].as_str(), Some("never"));
     let line = line_of("01-docassemble.conf", "[program:cron]", "autostart=");
-    assert!(i.warning("01-docassemble.conf", line, "autostart").contains("bosun starts every active unit"));
-    assert_eq!(i.toml()["bosun"]["http_listen"].as_str(), Some("0.0.0.0:9001"));
+    assert!(i
+        .warning("01-docassemble.conf", line, "autostart")
+        .contains("bosun starts every active unit"));
+    assert_eq!(
+        i.toml()["bosun"]["http_listen"].as_str(),
+        Some("0.0.0.0:9001")
+    );
     // priority: the output is in start order, and each priority is a warning
     // with a suggested `after`.
-    let order: Vec<&str> = i.text.lines().filter_map(|l| l.strip_prefix("[task.").or(l.strip_prefix("[service."))).collect();
+    let order: Vec<&str> = i
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("[task.").or(l.strip_prefix("[service.")))
+        .collect();
     assert_eq!(order.first().copied(), Some("reset]"), "{order:?}");
     assert_eq!(order.last().copied(), Some("initialize]"), "{order:?}");
     let line = line_of("01-docassemble.conf", "[program:postgres]", "priority=");
     let w = i.warning("01-docassemble.conf", line, "priority");
-    assert!(w.contains("without waiting for them to be up") && w.contains("after = [\"rabbitmq\"]"), "{w}");
-    assert!(i.unit("service", "postgres").get("after").is_none(), "only suggested, as a comment");
+    assert!(
+        w.contains("without waiting for them to be up") && w.contains("after = [\"rabbitmq\"]"),
+        "{w}"
+    );
+    assert!(
+        i.unit("service", "postgres").get("after").is_none(),
+        "only suggested, as a comment"
+    );
     assert!(i.text.contains("# after = [\"rabbitmq\"]"), "{}", i.text);
     check_passes(&i, "docassemble");
 }
@@ -171,17 +244,39 @@ fn stop_signals_output_and_environment() {
     for name in ["php-fpm", "nginx"] {
         let u = i.unit("service", name);
         assert_eq!(u["stop_signal"].as_str(), Some("SIGQUIT"), "{name}");
-        assert_eq!(u["output"].as_str(), Some("prefix"), "/dev/stdout with maxbytes=0");
+        assert_eq!(
+            u["output"].as_str(),
+            Some("prefix"),
+            "/dev/stdout with maxbytes=0"
+        );
     }
     let ng = i.unit("service", "nginx");
-    let run: Vec<&str> = ng["run"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert_eq!(run, ["/usr/sbin/nginx", "-g", "daemon off; error_log /dev/stderr info;"]);
+    let run: Vec<&str> = ng["run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        run,
+        [
+            "/usr/sbin/nginx",
+            "-g",
+            "daemon off; error_log /dev/stderr info;"
+        ]
+    );
     let i = entry("08-vnc-desktop.conf");
     let lx = i.unit("service", "lxsession");
     assert_eq!(lx["env"]["DISPLAY"].as_str(), Some(":1"));
     assert_eq!(lx["env"]["HOME"].as_str(), Some("/home/desk"));
-    assert_eq!((lx["user"].as_str(), lx["cwd"].as_str()), (Some("desk"), Some("/home/desk")));
-    assert_eq!(lx["log_file"]["path"].as_str(), Some("/var/log/lxsession.log"));
+    assert_eq!(
+        (lx["user"].as_str(), lx["cwd"].as_str()),
+        (Some("desk"), Some("/home/desk"))
+    );
+    assert_eq!(
+        lx["log_file"]["path"].as_str(),
+        Some("/var/log/lxsession.log")
+    );
 }
 
 #[test]
@@ -189,27 +284,54 @@ fn numprocs_become_instances() {
     let i = entry("12-laravel-queue-numprocs.conf");
     let w = i.unit("service", "laravel-worker");
     assert_eq!(w["instances"].as_integer(), Some(10));
-    let run: Vec<&str> = w["run"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(run.contains(&"%QUEUE_CONNECTION%"), "%% is a literal %: {run:?}");
+    let run: Vec<&str> = w["run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        run.contains(&"%QUEUE_CONNECTION%"),
+        "%% is a literal %: {run:?}"
+    );
     assert_eq!(w["start_limit"]["burst"].as_integer(), Some(11));
     let i = entry("13-laravel-worker-instances.conf");
     let w = i.unit("service", "laravel-worker");
     assert_eq!(w["instances"].as_integer(), Some(2));
-    let run: Vec<&str> = w["run"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    let run: Vec<&str> = w["run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert!(run.contains(&"--name=w${BOSUN_INSTANCE}"), "{run:?}");
-    assert!(i.warning("13-laravel-worker-instances.conf", 10, "process_num").contains("counts from 1"));
+    assert!(i
+        .warning("13-laravel-worker-instances.conf", 10, "process_num")
+        .contains("counts from 1"));
 }
 
 #[test]
 fn fatal_listeners_make_services_essential() {
     let i = entry("07-fatal-listener.conf");
     for name in ["node", "api", "nginx"] {
-        assert_eq!(i.unit("service", name)["essential"].as_bool(), Some(true), "{name}");
+        assert_eq!(
+            i.unit("service", name)["essential"].as_bool(),
+            Some(true),
+            "{name}"
+        );
     }
     let api = i.unit("service", "api");
-    assert_eq!(api["log_file"]["path"].as_str(), Some("/var/log/api_stdout.log"), "%(program_name)s");
+    assert_eq!(
+        api["log_file"]["path"].as_str(),
+        Some("/var/log/api_stdout.log"),
+        "%(program_name)s"
+    );
     assert_eq!(api["log_file"]["max_bytes"].as_str(), Some("10MiB"));
-    assert!(!i.stderr.contains("[eventlistener:quit_on_failure]"), "recognised, not warned: {}", i.stderr);
+    assert!(
+        !i.stderr.contains("[eventlistener:quit_on_failure]"),
+        "recognised, not warned: {}",
+        i.stderr
+    );
     // A listener that stops supervisord on any exit: the programs that are not
     // restarted are services whose exit stops the container, not one-shots.
     let i = entry("10-uwsgi-nginx.conf");
@@ -217,12 +339,22 @@ fn fatal_listeners_make_services_essential() {
     assert!(t.get("task").is_none(), "{}", i.text);
     for name in ["uwsgi", "nginx"] {
         let u = i.unit("service", name);
-        assert_eq!((u["essential"].as_bool(), u["restart"].as_str()), (Some(true), Some("never")), "{name}");
+        assert_eq!(
+            (u["essential"].as_bool(), u["restart"].as_str()),
+            (Some(true), Some("never")),
+            "{name}"
+        );
     }
     // Not recognised: a warning at the listener's line.
     let i = entry("20-unrecognised-listener.conf");
-    let line = line_of("20-unrecognised-listener.conf", "[eventlistener:subprocess-stopped]", "[eventlistener");
-    assert!(i.warning("20-unrecognised-listener.conf", line, "eventlistener").contains("not recognised"));
+    let line = line_of(
+        "20-unrecognised-listener.conf",
+        "[eventlistener:subprocess-stopped]",
+        "[eventlistener",
+    );
+    assert!(i
+        .warning("20-unrecognised-listener.conf", line, "eventlistener")
+        .contains("not recognised"));
     assert!(!i.text.contains("\nessential = true"), "{}", i.text);
 }
 
@@ -241,26 +373,41 @@ fn groups_become_roles_and_includes_are_read() {
         assert_eq!(u["user"].as_str(), Some("ds"));
     }
     let conv = i.unit("service", "converter");
-    assert_eq!(conv["env"]["LD_LIBRARY_PATH"].as_str(), Some("/srv/ds/server/FileConverter/bin"));
+    assert_eq!(
+        conv["env"]["LD_LIBRARY_PATH"].as_str(),
+        Some("/srv/ds/server/FileConverter/bin")
+    );
     // Relative globs from the including file; %(here)s is the included file's directory.
     let i = entry("03-include");
     let here = corpus().join("corpus/03-include/conf.d");
     let here = fs::canonicalize(&here).unwrap().display().to_string();
     let q = i.unit("service", "queue");
     assert_eq!(q["cwd"].as_str(), Some(here.as_str()));
-    assert_eq!(q["run"][1].as_str().map(str::to_string), Some(format!("{here}/../artisan")));
+    assert_eq!(
+        q["run"][1].as_str().map(str::to_string),
+        Some(format!("{here}/../artisan"))
+    );
     let line = line_of("03-include/supervisord.conf", "[include]", "files");
-    assert!(i.warning("supervisord.conf", line, "files").contains("missing.d/*.conf"));
+    assert!(i
+        .warning("supervisord.conf", line, "files")
+        .contains("missing.d/*.conf"));
 }
 
 #[test]
 fn the_http_password_never_shows() {
     let i = entry("18-supervisor-sample.conf");
-    assert!(!i.text.contains("s3cr3t-Sample-Pw") && !i.stderr.contains("s3cr3t-Sample-Pw"), "{}\n{}", i.text, i.stderr);
+    assert!(
+        !i.text.contains("s3cr3t-Sample-Pw") && !i.stderr.contains("s3cr3t-Sample-Pw"),
+        "{}\n{}",
+        i.text,
+        i.stderr
+    );
     let b = &i.toml()["bosun"];
     assert_eq!(b["http_listen"].as_str(), Some("127.0.0.1:9001"));
     assert!(b["http_token_file"].as_str().is_some());
-    assert!(i.warning("18-supervisor-sample.conf", 17, "password").contains("bearer token"));
+    assert!(i
+        .warning("18-supervisor-sample.conf", 17, "password")
+        .contains("bearer token"));
     // Neither in stdout when no -o is given.
     let conf = corpus().join("corpus/18-supervisor-sample.conf");
     let (code, out, err) = bosun(&["import", "supervisord", &conf.display().to_string()], &[]);
@@ -280,9 +427,21 @@ fn environment_expansions_and_quoting_reach_bosun() {
     )
     .unwrap();
     let out = s.path("bosun.toml");
-    let (code, _, err) = bosun(&["import", "supervisord", &conf.display().to_string(), "-o", &out.display().to_string()], &[]);
+    let (code, _, err) = bosun(
+        &[
+            "import",
+            "supervisord",
+            &conf.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
-    let (code, plan, err) = bosun(&["check", "-c", &out.display().to_string()], &[("PATH", "/usr/bin:/bin"), ("GRACE", "42")]);
+    let (code, plan, err) = bosun(
+        &["check", "-c", &out.display().to_string()],
+        &[("PATH", "/usr/bin:/bin"), ("GRACE", "42")],
+    );
     assert_eq!(code, 0, "{err}\n{}", slurp(&out));
     let here = s.dir.path().display().to_string();
     for want in [
@@ -295,31 +454,66 @@ fn environment_expansions_and_quoting_reach_bosun() {
         assert!(plan.contains(&want), "missing {want:?} in\n{plan}");
     }
     // supervisord hands `${NOT_BOSUN}` and `$$` to sh untouched; so does bosun.
-    let env: std::collections::HashMap<String, String> = [("PATH".to_string(), "/bin".to_string())].into();
+    let env: std::collections::HashMap<String, String> =
+        [("PATH".to_string(), "/bin".to_string())].into();
     let config = bosun_config::parse(&slurp(&out), &out, &env).expect("reads back");
     let run = &config.units["app"].run;
-    let want = ["sh", "-c", "echo ${NOT_BOSUN} $$ %d"].map(String::from).to_vec();
-    assert!(matches!(run, bosun_config::Command::Argv(a) if *a == want), "{run:?}");
+    let want = ["sh", "-c", "echo ${NOT_BOSUN} $$ %d"]
+        .map(String::from)
+        .to_vec();
+    assert!(
+        matches!(run, bosun_config::Command::Argv(a) if *a == want),
+        "{run:?}"
+    );
 }
 
 #[test]
 fn unparseable_input_exits_2_with_file_and_line_and_writes_nothing() {
     for (file, line, what) in [
-        ("no-equals.conf", 5, "expected `key = value` in [program:web]"),
-        ("env-quoting.conf", 4, "environment: expected KEY=value pairs"),
+        (
+            "no-equals.conf",
+            5,
+            "expected `key = value` in [program:web]",
+        ),
+        (
+            "env-quoting.conf",
+            4,
+            "environment: expected KEY=value pairs",
+        ),
         ("bare-percent.conf", 3, "must be written `%%`"),
     ] {
         let conf = corpus().join("broken").join(file);
         let s = Scratch::new();
         let out = s.path("bosun.toml");
-        let (code, stdout, err) = bosun(&["import", "supervisord", &conf.display().to_string(), "-o", &out.display().to_string()], &[]);
+        let (code, stdout, err) = bosun(
+            &[
+                "import",
+                "supervisord",
+                &conf.display().to_string(),
+                "-o",
+                &out.display().to_string(),
+            ],
+            &[],
+        );
         assert_eq!(code, 2, "{file}: {err}");
-        assert!(err.contains(&format!("{file}:{line}: ")) && err.contains(what), "{file}: {err}");
-        assert!(stdout.is_empty() && !out.exists(), "{file}: nothing is written");
+        assert!(
+            err.contains(&format!("{file}:{line}: ")) && err.contains(what),
+            "{file}: {err}"
+        );
+        assert!(
+            stdout.is_empty() && !out.exists(),
+            "{file}: nothing is written"
+        );
     }
-    let (code, _, err) = bosun(&["import", "supervisord", "/nonexistent/supervisord.conf"], &[]);
+    let (code, _, err) = bosun(
+        &["import", "supervisord", "/nonexistent/supervisord.conf"],
+        &[],
+    );
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/supervisord.conf: cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/supervisord.conf: cannot read"),
+        "{err}"
+    );
 }
 
 /// Real supervisord configs, kept outside the repository (third-party files):
@@ -332,8 +526,19 @@ fn real_corpus_when_given() {
     };
     let dir = PathBuf::from(dir);
     let mut files = entries(&dir);
-    for sub in fs::read_dir(&dir).expect("real corpus").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
-        files.extend(fs::read_dir(&sub).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")));
+    for sub in fs::read_dir(&dir)
+        .expect("real corpus")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+    {
+        files.extend(
+            fs::read_dir(&sub)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf")),
+        );
     }
     files.retain(|p| !p.components().any(|c| c.as_os_str() == "ds"));
     assert!(!files.is_empty());

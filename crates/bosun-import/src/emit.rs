@@ -60,7 +60,9 @@ pub fn string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -70,7 +72,10 @@ pub fn string(s: &str) -> String {
 
 /// A TOML key: bare when it can be.
 pub fn key(k: &str) -> String {
-    if !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    {
         k.to_string()
     } else {
         string(k)
@@ -98,7 +103,13 @@ fn lines(out: &mut String, ls: &[Line]) {
 }
 
 fn warning_comment(w: &Warning) -> String {
-    one_line(&format!("# warning: {}:{} `{}`: {}\n", w.file, w.line, w.key, w.message)).trim_end().to_string() + "\n"
+    one_line(&format!(
+        "# warning: {}:{} `{}`: {}\n",
+        w.file, w.line, w.key, w.message
+    ))
+    .trim_end()
+    .to_string()
+        + "\n"
 }
 
 /// The document as TOML text, the warnings as comments where they belong.
@@ -110,7 +121,11 @@ pub fn document(source: &str, doc: &Doc, warnings: &[Warning]) -> String {
         one_line(source),
         warnings.len()
     );
-    let is_unit = |w: &Warning| doc.units.iter().any(|u| u.section == w.section && u.file == w.file);
+    let is_unit = |w: &Warning| {
+        doc.units
+            .iter()
+            .any(|u| u.section == w.section && u.file == w.file)
+    };
     let global: Vec<&Warning> = warnings.iter().filter(|w| !is_unit(w)).collect();
     if !doc.notes.is_empty() {
         out.push('\n');
@@ -138,7 +153,12 @@ pub fn document(source: &str, doc: &Doc, warnings: &[Warning]) -> String {
 fn unit(out: &mut String, u: &Unit, warnings: &[Warning]) {
     let kind = if u.task { "task" } else { "service" };
     out.push_str(&format!("\n[{kind}.{}]\n", key(&u.name)));
-    out.push_str(&format!("# from {}:{} [{}]\n", one_line(&u.file), u.line, one_line(&u.section)));
+    out.push_str(&format!(
+        "# from {}:{} [{}]\n",
+        one_line(&u.file),
+        u.line,
+        one_line(&u.section)
+    ));
     lines(out, &u.lines);
     if !u.roles.is_empty() {
         out.push_str(&format!("roles = {}\n", array(&u.roles)));
@@ -152,7 +172,10 @@ fn unit(out: &mut String, u: &Unit, warnings: &[Warning]) {
             array(&u.suggested_after)
         ));
     }
-    for w in warnings.iter().filter(|w| w.section == u.section && w.file == u.file) {
+    for w in warnings
+        .iter()
+        .filter(|w| w.section == u.section && w.file == u.file)
+    {
         out.push_str(&warning_comment(w));
     }
 }

@@ -43,7 +43,9 @@ impl Text {
 
     /// Whether it holds no character and no variable.
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|p| matches!(p, Piece::Lit(l) if l.is_empty()))
+        self.0
+            .iter()
+            .all(|p| matches!(p, Piece::Lit(l) if l.is_empty()))
     }
 
     /// As a bosun string: variables as `${…}`, a literal `$` that bosun would
@@ -209,7 +211,9 @@ fn value(name: &str, names: &Names, used: &mut Used) -> Result<Piece, String> {
                 Some(_) => "ENV_NAME, here, program_name, group_name, process_num, numprocs, host_node_name",
                 None => "ENV_NAME, here, host_node_name",
             };
-            return Err(format!("unknown expansion `%({name})s`: known here are {known}"));
+            return Err(format!(
+                "unknown expansion `%({name})s`: known here are {known}"
+            ));
         }
     };
     Ok(Piece::Lit(v))
@@ -238,7 +242,10 @@ mod tests {
     #[test]
     fn names_env_and_formats() {
         assert_eq!(ex("%(here)s/x.log").unwrap(), "/etc/supervisor/x.log");
-        assert_eq!(ex("%(program_name)s_%(process_num)02d").unwrap(), "worker_03");
+        assert_eq!(
+            ex("%(program_name)s_%(process_num)02d").unwrap(),
+            "worker_03"
+        );
         assert_eq!(ex("%(group_name)s-%(numprocs)d").unwrap(), "jobs-1");
         assert_eq!(ex("--home=%(ENV_HOME)s/app").unwrap(), "--home=${HOME}/app");
         assert_eq!(ex("100%% sure").unwrap(), "100% sure");
@@ -256,7 +263,10 @@ mod tests {
 
     #[test]
     fn dollars_stay_literal() {
-        assert_eq!(ex("echo ${X} $$ $HOME $").unwrap(), "echo $${X} $$$ $HOME $$");
+        assert_eq!(
+            ex("echo ${X} $$ $HOME $").unwrap(),
+            "echo $${X} $$$ $HOME $$"
+        );
         assert_eq!(ex("a$%(ENV_B)s").unwrap(), "a$$${B}");
     }
 

@@ -182,13 +182,19 @@ mod tests {
     fn inline_comments_need_a_blank_before() {
         let s = one("[a]\nx = 1 ; one\ny = a;b\nz = 2 # two\nw = c#d\n");
         let v = |k: &str| s[0].get(k).unwrap().value.clone();
-        assert_eq!((v("x"), v("y"), v("z"), v("w")), ("1".into(), "a;b".into(), "2".into(), "c#d".into()));
+        assert_eq!(
+            (v("x"), v("y"), v("z"), v("w")),
+            ("1".into(), "a;b".into(), "2".into(), "c#d".into())
+        );
     }
 
     #[test]
     fn continuation_lines_by_indentation() {
         let s = one("[program:x]\nenvironment=A=\"1\",\n    B=\"2\"\n  ; a comment inside\n\n   C=3\nnext=1\n");
-        assert_eq!(s[0].get("environment").unwrap().value, "A=\"1\",\nB=\"2\"\n\nC=3");
+        assert_eq!(
+            s[0].get("environment").unwrap().value,
+            "A=\"1\",\nB=\"2\"\n\nC=3"
+        );
         assert_eq!(s[0].get("next").unwrap().line, 7);
     }
 
@@ -207,7 +213,11 @@ mod tests {
         assert!(e.message.contains("section header"), "{}", e.message);
         let e = parse("[a]\nx=1\njust words\n", "f.conf").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(e.message.contains("expected `key = value` in [a]"), "{}", e.message);
+        assert!(
+            e.message.contains("expected `key = value` in [a]"),
+            "{}",
+            e.message
+        );
         let e = parse("[a\n", "f.conf").unwrap_err();
         assert_eq!(e.line, 1);
     }

@@ -74,7 +74,9 @@ pub fn argv(t: &Text) -> Result<Vec<Text>, String> {
             }
             Ch::C('\\') => {
                 i += 1;
-                let next = cs.get(i).ok_or("a `\\` at the end of the command: nothing to escape")?;
+                let next = cs
+                    .get(i)
+                    .ok_or("a `\\` at the end of the command: nothing to escape")?;
                 w.push(next);
             }
             Ch::C(q @ ('\'' | '"')) => {
@@ -224,10 +226,19 @@ mod tests {
 
     #[test]
     fn argv_like_shlex_split() {
-        assert_eq!(split("nginx -g 'daemon off;'"), ["nginx", "-g", "daemon off;"]);
-        assert_eq!(split(r#"sh -c "echo \"hi\" \$x""#), ["sh", "-c", r#"echo "hi" \$x"#]);
+        assert_eq!(
+            split("nginx -g 'daemon off;'"),
+            ["nginx", "-g", "daemon off;"]
+        );
+        assert_eq!(
+            split(r#"sh -c "echo \"hi\" \$x""#),
+            ["sh", "-c", r#"echo "hi" \$x"#]
+        );
         assert_eq!(split(r"a\ b  ''  c"), ["a b", "", "c"]);
-        assert_eq!(split("php %(ENV_ROOT)s/artisan"), ["php", "${ROOT}/artisan"]);
+        assert_eq!(
+            split("php %(ENV_ROOT)s/artisan"),
+            ["php", "${ROOT}/artisan"]
+        );
         assert_eq!(split("a#b # c"), ["a#b", "#", "c"]);
         assert!(argv(&text("sh -c 'x")).is_err());
     }
@@ -236,7 +247,10 @@ mod tests {
     fn environment_quoting() {
         assert_eq!(
             env(r#"KEY="val,with,commas",KEY2=val2"#),
-            [("KEY".into(), "val,with,commas".into()), ("KEY2".into(), "val2".into())]
+            [
+                ("KEY".into(), "val,with,commas".into()),
+                ("KEY2".into(), "val2".into())
+            ]
         );
         assert_eq!(
             env("A='x y', B = /usr/bin:/bin,\n  C=%(ENV_HOME)s/.cache"),
@@ -252,7 +266,10 @@ mod tests {
         assert!(pairs(&text("URL=a@b,C=1")).is_err());
         assert_eq!(env("URL=\"a@b\",C=1")[0].1, "a@b");
         // A `#` starts a comment, as in supervisord.
-        assert_eq!(env("A=1 # the rest\n,B=2"), [("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(
+            env("A=1 # the rest\n,B=2"),
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
         assert!(pairs(&text("A=\"open")).is_err());
         assert!(pairs(&text("A=1,B")).is_err());
     }

@@ -42,7 +42,11 @@ impl Files for Disk {
     }
 
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         std::fs::read_dir(dir)?
             .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect()
@@ -73,7 +77,11 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: [{}] {}: {}", self.file, self.line, self.section, self.key, self.message)
+        write!(
+            f,
+            "{}:{}: [{}] {}: {}",
+            self.file, self.line, self.section, self.key, self.message
+        )
     }
 }
 
@@ -88,7 +96,11 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn at(file: &str, line: usize, message: String) -> ParseError {
-        ParseError { file: file.to_string(), line, message }
+        ParseError {
+            file: file.to_string(),
+            line,
+            message,
+        }
     }
 }
 
@@ -128,7 +140,10 @@ pub fn supervisord(path: &Path, files: &dyn Files) -> Result<Import, ParseError>
     let loaded = load::load(path, files, &mut report)?;
     let doc = sections::translate(&loaded, &mut report)?;
     let toml = emit::document(&path.display().to_string(), &doc, &report.warnings);
-    Ok(Import { toml, warnings: report.warnings })
+    Ok(Import {
+        toml,
+        warnings: report.warnings,
+    })
 }
 
 /// A map of path → text, for tests (and for callers that hold the files in memory).

@@ -21,7 +21,11 @@ pub struct Located {
 const MAX_DEPTH: usize = 8;
 
 /// Every section of `path` and of what it includes, in reading order.
-pub fn load(path: &Path, files: &dyn Files, report: &mut Report) -> Result<Vec<Located>, ParseError> {
+pub fn load(
+    path: &Path,
+    files: &dyn Files,
+    report: &mut Report,
+) -> Result<Vec<Located>, ParseError> {
     let mut out = Vec::new();
     let mut seen = Vec::new();
     load_one(path, files, report, &mut out, &mut seen, 0)?;
@@ -58,10 +62,19 @@ fn load_one(
     let Some(inc) = include else { return Ok(()) };
     for e in &inc.entries {
         if e.key != "files" {
-            report.warn(&file, e.line, "include", &e.key, "unknown key (supervisord knows only `files`); ignored");
+            report.warn(
+                &file,
+                e.line,
+                "include",
+                &e.key,
+                "unknown key (supervisord knows only `files`); ignored",
+            );
             continue;
         }
-        let names = Names { here: here.clone(), program: None };
+        let names = Names {
+            here: here.clone(),
+            program: None,
+        };
         let value = expand(&e.value, &names, &mut Used::default())
             .map_err(|m| ParseError::at(&file, e.line, format!("[include] files: {m}")))?;
         let Some(value) = value.as_lit() else {
@@ -71,13 +84,29 @@ fn load_one(
         for pattern in value.split_whitespace() {
             let matched = glob(Path::new(&here), pattern, files);
             if matched.is_empty() {
-                report.warn(&file, e.line, "include", "files", &format!("{pattern:?} matches no file here: nothing was included from it"));
+                report.warn(
+                    &file,
+                    e.line,
+                    "include",
+                    "files",
+                    &format!("{pattern:?} matches no file here: nothing was included from it"),
+                );
             }
             for m in matched {
                 if seen.contains(&m) {
-                    report.warn(&file, e.line, "include", "files", &format!("{} is already included: not read twice", m.display()));
+                    report.warn(
+                        &file,
+                        e.line,
+                        "include",
+                        "files",
+                        &format!("{} is already included: not read twice", m.display()),
+                    );
                 } else if depth >= MAX_DEPTH {
-                    return Err(ParseError::at(&file, e.line, format!("[include] nests more than {MAX_DEPTH} deep")));
+                    return Err(ParseError::at(
+                        &file,
+                        e.line,
+                        format!("[include] nests more than {MAX_DEPTH} deep"),
+                    ));
                 } else {
                     load_one(&m, files, report, out, seen, depth + 1)?;
                 }
@@ -117,9 +146,14 @@ fn glob(base: &Path, pattern: &str, files: &dyn Files) -> Vec<PathBuf> {
                 }
                 continue;
             }
-            let Ok(mut names) = files.list(dir) else { continue };
+            let Ok(mut names) = files.list(dir) else {
+                continue;
+            };
             names.sort();
-            for n in names.iter().filter(|n| !n.starts_with('.') && matches(part, n)) {
+            for n in names
+                .iter()
+                .filter(|n| !n.starts_with('.') && matches(part, n))
+            {
                 let p = dir.join(n);
                 if !last || files.is_file(&p) {
                     next.push(p);

@@ -19,11 +19,31 @@ pub struct Globals {
 
 /// The keys of a program section this module reads; any other is a warning.
 const KNOWN: &[&str] = &[
-    "command", "process_name", "numprocs", "numprocs_start", "priority", "autostart",
-    "autorestart", "startsecs", "startretries", "exitcodes", "stopsignal", "stopwaitsecs",
-    "stopasgroup", "killasgroup", "user", "redirect_stderr", "stdout_logfile",
-    "stdout_logfile_maxbytes", "stdout_logfile_backups", "stderr_logfile",
-    "stderr_logfile_maxbytes", "stderr_logfile_backups", "environment", "directory", "umask",
+    "command",
+    "process_name",
+    "numprocs",
+    "numprocs_start",
+    "priority",
+    "autostart",
+    "autorestart",
+    "startsecs",
+    "startretries",
+    "exitcodes",
+    "stopsignal",
+    "stopwaitsecs",
+    "stopasgroup",
+    "killasgroup",
+    "user",
+    "redirect_stderr",
+    "stdout_logfile",
+    "stdout_logfile_maxbytes",
+    "stdout_logfile_backups",
+    "stderr_logfile",
+    "stderr_logfile_maxbytes",
+    "stderr_logfile_backups",
+    "environment",
+    "directory",
+    "umask",
 ];
 
 /// Reads one program section.
@@ -51,7 +71,9 @@ impl Reader<'_> {
 
     /// The expanded value of `key`, when written.
     fn text(&mut self, key: &str) -> Result<Option<(Text, usize)>, ParseError> {
-        let Some(e) = self.entry(key) else { return Ok(None) };
+        let Some(e) = self.entry(key) else {
+            return Ok(None);
+        };
         let (value, line) = (e.value.clone(), e.line);
         let t = expand(&value, &self.names, &mut self.used).map_err(|m| self.err(line, key, m))?;
         Ok(Some((t.trim(), line)))
@@ -60,7 +82,9 @@ impl Reader<'_> {
     /// A literal value (no `%(ENV_…)s`), when written; a variable is a warning
     /// and reads as not written.
     fn literal(&mut self, key: &str) -> Result<Option<(String, usize)>, ParseError> {
-        let Some((t, line)) = self.text(key)? else { return Ok(None) };
+        let Some((t, line)) = self.text(key)? else {
+            return Ok(None);
+        };
         match t.as_lit() {
             Some(s) => Ok(Some((s, line))),
             None => {
@@ -71,24 +95,39 @@ impl Reader<'_> {
     }
 
     fn boolean(&mut self, key: &str, default: bool) -> Result<bool, ParseError> {
-        let Some((s, line)) = self.literal(key)? else { return Ok(default) };
-        parse_bool(&s).ok_or_else(|| self.err(line, key, format!("expected true or false, found {s:?}")))
+        let Some((s, line)) = self.literal(key)? else {
+            return Ok(default);
+        };
+        parse_bool(&s)
+            .ok_or_else(|| self.err(line, key, format!("expected true or false, found {s:?}")))
     }
 
     /// Seconds: a number, or a variable (rendered `${X:-default}`).
     fn seconds(&mut self, key: &str) -> Result<Option<(Secs, usize)>, ParseError> {
-        let Some((t, line)) = self.text(key)? else { return Ok(None) };
+        let Some((t, line)) = self.text(key)? else {
+            return Ok(None);
+        };
         if let Some(v) = t.as_var() {
             return Ok(Some((Secs::Var(v.to_string()), line)));
         }
         let s = t.as_lit().unwrap_or_default();
-        let n = s.parse::<u64>().map_err(|_| self.err(line, key, format!("expected a whole number of seconds, found {s:?}")))?;
+        let n = s.parse::<u64>().map_err(|_| {
+            self.err(
+                line,
+                key,
+                format!("expected a whole number of seconds, found {s:?}"),
+            )
+        })?;
         Ok(Some((Secs::N(n), line)))
     }
 
     fn integer(&mut self, key: &str) -> Result<Option<(i64, usize)>, ParseError> {
-        let Some((s, line)) = self.literal(key)? else { return Ok(None) };
-        let n = s.parse::<i64>().map_err(|_| self.err(line, key, format!("expected a whole number, found {s:?}")))?;
+        let Some((s, line)) = self.literal(key)? else {
+            return Ok(None);
+        };
+        let n = s
+            .parse::<i64>()
+            .map_err(|_| self.err(line, key, format!("expected a whole number, found {s:?}")))?;
         Ok(Some((n, line)))
     }
 }
@@ -125,24 +164,47 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 /// A valid unit name for `name`: other characters become `_`.
 pub fn unit_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// Translates `[program:NAME]` of `loc`.
-pub fn program(loc: &Located, name: &str, group: &str, globals: &Globals, report: &mut Report) -> Result<Unit, ParseError> {
+pub fn program(
+    loc: &Located,
+    name: &str,
+    group: &str,
+    globals: &Globals,
+    report: &mut Report,
+) -> Result<Unit, ParseError> {
     let mut r = Reader {
         loc,
-        names: Names { here: loc.here.clone(), program: None },
+        names: Names {
+            here: loc.here.clone(),
+            program: None,
+        },
         used: Used::default(),
         report,
     };
     let (numprocs, numprocs_line) = numprocs(&mut r)?;
-    let first = r.integer("numprocs_start")?.map_or(0, |(n, _)| n.max(0) as u32);
-    r.names.program = Some(Program { name: name.to_string(), group: group.to_string(), numprocs, first });
+    let first = r
+        .integer("numprocs_start")?
+        .map_or(0, |(n, _)| n.max(0) as u32);
+    r.names.program = Some(Program {
+        name: name.to_string(),
+        group: group.to_string(),
+        numprocs,
+        first,
+    });
     let autorestart = autorestart(&mut r)?;
     let startsecs = r.seconds("startsecs")?;
-    let one_shot = autorestart == Some(false) && startsecs.as_ref().is_some_and(|(s, _)| s.is_zero());
+    let one_shot =
+        autorestart == Some(false) && startsecs.as_ref().is_some_and(|(s, _)| s.is_zero());
     let task = one_shot && !globals.exit_kills;
     let mut u = Unit {
         name: unit_name(name),
@@ -181,24 +243,38 @@ pub fn program(loc: &Located, name: &str, group: &str, globals: &Globals, report
 
 /// `numprocs` (1 when not written, or when it comes from the environment).
 fn numprocs(r: &mut Reader) -> Result<(u32, Option<usize>), ParseError> {
-    let Some((t, line)) = r.text("numprocs")? else { return Ok((1, None)) };
+    let Some((t, line)) = r.text("numprocs")? else {
+        return Ok((1, None));
+    };
     let Some(s) = t.as_lit() else {
         r.warn(line, "numprocs", "comes from the environment, which is not known when translating: one instance is written; set `instances = N` by hand");
         return Ok((1, Some(line)));
     };
     match s.parse::<u32>() {
         Ok(n) if n >= 1 => Ok((n, Some(line))),
-        _ => Err(r.err(line, "numprocs", format!("expected a whole number of at least 1, found {s:?}"))),
+        _ => Err(r.err(
+            line,
+            "numprocs",
+            format!("expected a whole number of at least 1, found {s:?}"),
+        )),
     }
 }
 
 /// `autorestart`: `Some(true)`, `Some(false)` or `None` for `unexpected` (the default).
 fn autorestart(r: &mut Reader) -> Result<Option<bool>, ParseError> {
-    let Some((s, line)) = r.literal("autorestart")? else { return Ok(None) };
+    let Some((s, line)) = r.literal("autorestart")? else {
+        return Ok(None);
+    };
     if s.eq_ignore_ascii_case("unexpected") {
         return Ok(None);
     }
-    parse_bool(&s).map(Some).ok_or_else(|| r.err(line, "autorestart", format!("expected true, false or unexpected, found {s:?}")))
+    parse_bool(&s).map(Some).ok_or_else(|| {
+        r.err(
+            line,
+            "autorestart",
+            format!("expected true, false or unexpected, found {s:?}"),
+        )
+    })
 }
 
 fn command(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
@@ -215,14 +291,22 @@ fn command(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn start_and_restart(r: &mut Reader, u: &mut Unit, autorestart: Option<bool>, startsecs: Option<(Secs, usize)>) -> Result<(), ParseError> {
+fn start_and_restart(
+    r: &mut Reader,
+    u: &mut Unit,
+    autorestart: Option<bool>,
+    startsecs: Option<(Secs, usize)>,
+) -> Result<(), ParseError> {
     let autostart = r.boolean("autostart", true)?;
     let autostart_line = r.entry("autostart").map(|e| e.line);
     if u.task {
         if !autostart {
             u.on_demand = true;
             u.key("on_demand", "true".into());
-            u.comment(&format!("autostart=false: not run at boot; `bosun ctl run {}` runs it", u.name));
+            u.comment(&format!(
+                "autostart=false: not run at boot; `bosun ctl run {}` runs it",
+                u.name
+            ));
         }
         u.comment("a one-shot (autorestart=false, startsecs=0): it must exit 0, within `timeout` (1h by default; supervisord had no limit)");
     } else {
@@ -241,7 +325,10 @@ fn start_and_restart(r: &mut Reader, u: &mut Unit, autorestart: Option<bool>, st
     }
     if let Some((n, line)) = r.integer("startretries")? {
         let burst = n.max(0) + 1;
-        u.key("start_limit", format!("{{ burst = {burst}, interval = \"60s\" }}"));
+        u.key(
+            "start_limit",
+            format!("{{ burst = {burst}, interval = \"60s\" }}"),
+        );
         r.warn(line, "startretries", &format!("{n} failed starts in a row (each shorter than startsecs) made supervisord give up; bosun gives up (`fatal`) after more than {burst} starts within 60s, whatever made them"));
     }
     exitcodes(r, u, autorestart)?;
@@ -253,9 +340,17 @@ fn start_and_restart(r: &mut Reader, u: &mut Unit, autorestart: Option<bool>, st
 }
 
 fn exitcodes(r: &mut Reader, u: &Unit, autorestart: Option<bool>) -> Result<(), ParseError> {
-    let Some((s, line)) = r.literal("exitcodes")? else { return Ok(()) };
+    let Some((s, line)) = r.literal("exitcodes")? else {
+        return Ok(());
+    };
     let codes: Result<Vec<u8>, _> = s.split(',').map(|c| c.trim().parse::<u8>()).collect();
-    let codes = codes.map_err(|_| r.err(line, "exitcodes", format!("expected exit codes like 0,2, found {s:?}")))?;
+    let codes = codes.map_err(|_| {
+        r.err(
+            line,
+            "exitcodes",
+            format!("expected exit codes like 0,2, found {s:?}"),
+        )
+    })?;
     if codes == [0] {
         return Ok(());
     }
@@ -272,15 +367,25 @@ fn exitcodes(r: &mut Reader, u: &Unit, autorestart: Option<bool>) -> Result<(), 
 
 fn stopping(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
     if let Some((s, line)) = r.literal("stopsignal")? {
-        u.key("stop_signal", emit::string(&signal(&s).ok_or_else(|| r.err(line, "stopsignal", format!("unknown signal {s:?}")))?));
+        u.key(
+            "stop_signal",
+            emit::string(
+                &signal(&s)
+                    .ok_or_else(|| r.err(line, "stopsignal", format!("unknown signal {s:?}")))?,
+            ),
+        );
     }
     if let Some((s, _)) = r.seconds("stopwaitsecs")? {
         u.key("stop_timeout", s.duration(10));
     }
     for key in ["stopasgroup", "killasgroup"] {
-        let Some(line) = r.entry(key).map(|e| e.line) else { continue };
+        let Some(line) = r.entry(key).map(|e| e.line) else {
+            continue;
+        };
         if r.boolean(key, false)? {
-            u.comment(&format!("{key}=true: always so in bosun (signals go to the unit's whole process group)"));
+            u.comment(&format!(
+                "{key}=true: always so in bosun (signals go to the unit's whole process group)"
+            ));
         } else {
             r.warn(line, key, "false: bosun always signals the unit's whole process group, not only its main process");
         }
@@ -312,8 +417,14 @@ fn identity(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
     }
     if let Some((t, line)) = r.text("umask")? {
         let s = t.to_bosun();
-        if t.as_lit().is_some_and(|l| l.is_empty() || !l.bytes().all(|b| (b'0'..=b'7').contains(&b)) || l.len() > 4) {
-            return Err(r.err(line, "umask", format!("expected an octal mask like 022, found {s:?}")));
+        if t.as_lit().is_some_and(|l| {
+            l.is_empty() || !l.bytes().all(|b| (b'0'..=b'7').contains(&b)) || l.len() > 4
+        }) {
+            return Err(r.err(
+                line,
+                "umask",
+                format!("expected an octal mask like 022, found {s:?}"),
+            ));
         }
         u.key("umask", emit::string(&s));
     }
@@ -353,13 +464,16 @@ enum Sink {
 
 fn sink(r: &mut Reader, stream: &str) -> Result<(Sink, Option<usize>), ParseError> {
     let key = format!("{stream}_logfile");
-    let Some((t, line)) = r.text(&key)? else { return Ok((Sink::Unset, None)) };
+    let Some((t, line)) = r.text(&key)? else {
+        return Ok((Sink::Unset, None));
+    };
     let s = t.to_bosun();
     let sink = match s.as_str() {
         "" | "NONE" | "none" => Sink::Discard,
         "AUTO" | "auto" => Sink::Auto,
         "syslog" | "SYSLOG" => Sink::Syslog,
-        "/dev/stdout" | "/dev/stderr" | "/dev/fd/1" | "/dev/fd/2" | "/proc/self/fd/1" | "/proc/self/fd/2" | "/dev/tty" | "/dev/console" => Sink::Console,
+        "/dev/stdout" | "/dev/stderr" | "/dev/fd/1" | "/dev/fd/2" | "/proc/self/fd/1"
+        | "/proc/self/fd/2" | "/dev/tty" | "/dev/console" => Sink::Console,
         "/dev/null" => Sink::Discard,
         _ => Sink::File(s),
     };
@@ -372,7 +486,11 @@ fn logs(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
     let (mut err, err_line) = sink(r, "stderr")?;
     if redirect {
         if let Some(line) = err_line {
-            r.warn(line, "stderr_logfile", "ignored with redirect_stderr=true (by supervisord too)");
+            r.warn(
+                line,
+                "stderr_logfile",
+                "ignored with redirect_stderr=true (by supervisord too)",
+            );
         }
         err = out.clone();
         u.comment("redirect_stderr=true: always so in bosun (both streams go to the same outputs)");
@@ -412,7 +530,13 @@ fn maxbytes_on_console(r: &mut Reader, stream: &str) -> Result<(), ParseError> {
 }
 
 /// `log_file` from the one file both streams (or one) went to.
-fn log_file(r: &mut Reader, u: &mut Unit, out: &Sink, err: &Sink, redirect: bool) -> Result<(), ParseError> {
+fn log_file(
+    r: &mut Reader,
+    u: &mut Unit,
+    out: &Sink,
+    err: &Sink,
+    redirect: bool,
+) -> Result<(), ParseError> {
     let (path, stream) = match (out, err) {
         (Sink::File(p), _) => (p.clone(), "stdout"),
         (_, Sink::File(p)) => (p.clone(), "stderr"),
@@ -420,18 +544,32 @@ fn log_file(r: &mut Reader, u: &mut Unit, out: &Sink, err: &Sink, redirect: bool
     };
     let mut parts = vec![format!("path = {}", emit::string(&path))];
     let maxbytes = match r.literal(&format!("{stream}_logfile_maxbytes"))? {
-        Some((s, line)) => Some(bytes(&s).ok_or_else(|| r.err(line, &format!("{stream}_logfile_maxbytes"), format!("expected a size like 50MB, found {s:?}")))?),
+        Some((s, line)) => Some(bytes(&s).ok_or_else(|| {
+            r.err(
+                line,
+                &format!("{stream}_logfile_maxbytes"),
+                format!("expected a size like 50MB, found {s:?}"),
+            )
+        })?),
         None => Some(50 << 20),
     };
     match maxbytes {
         Some(0) => {
-            let line = r.entry(&format!("{stream}_logfile_maxbytes")).map_or(0, |e| e.line);
-            r.warn(line, &format!("{stream}_logfile_maxbytes"), "0 (never rotate): bosun always rotates a log_file; it rotates at 50MB here");
+            let line = r
+                .entry(&format!("{stream}_logfile_maxbytes"))
+                .map_or(0, |e| e.line);
+            r.warn(
+                line,
+                &format!("{stream}_logfile_maxbytes"),
+                "0 (never rotate): bosun always rotates a log_file; it rotates at 50MB here",
+            );
         }
         Some(n) => parts.push(format!("max_bytes = {}", emit::string(&size(n)))),
         None => {}
     }
-    let backups = r.integer(&format!("{stream}_logfile_backups"))?.map_or(10, |(n, _)| n.max(0));
+    let backups = r
+        .integer(&format!("{stream}_logfile_backups"))?
+        .map_or(10, |(n, _)| n.max(0));
     parts.push(format!("backups = {backups}"));
     u.key("log_file", format!("{{ {} }}", parts.join(", ")));
     if let (Sink::File(a), Sink::File(b)) = (out, err) {
@@ -440,7 +578,10 @@ fn log_file(r: &mut Reader, u: &mut Unit, out: &Sink, err: &Sink, redirect: bool
             r.warn(line, "stderr_logfile", &format!("a second file: bosun writes both streams to one log_file ({a}), not stderr to {b}"));
         }
     }
-    let other_console = matches!((out, err), (Sink::File(_), Sink::Console) | (Sink::Console, Sink::File(_)));
+    let other_console = matches!(
+        (out, err),
+        (Sink::File(_), Sink::Console) | (Sink::Console, Sink::File(_))
+    );
     if other_console {
         u.comment("one stream went to a file, the other to the console: in bosun both go to both");
     }
@@ -478,8 +619,17 @@ fn notes(r: &mut Reader, u: &mut Unit, numprocs: u32) -> Result<(), ParseError> 
         let line = e.line;
         if numprocs > 1 {
             u.comment("process_name: the instances are `name#1` … `name#N` in ctl status and logs");
-        } else if r.text("process_name")?.and_then(|(t, _)| t.as_lit()).as_deref() != Some(u.name.as_str()) {
-            r.warn(line, "process_name", "bosun names the process after the unit");
+        } else if r
+            .text("process_name")?
+            .and_then(|(t, _)| t.as_lit())
+            .as_deref()
+            != Some(u.name.as_str())
+        {
+            r.warn(
+                line,
+                "process_name",
+                "bosun names the process after the unit",
+            );
         }
     }
     if r.used.instance && r.names.program.as_ref().is_some_and(|p| p.first != 1) {
@@ -487,7 +637,11 @@ fn notes(r: &mut Reader, u: &mut Unit, numprocs: u32) -> Result<(), ParseError> 
         r.warn(line, "process_num", "%(process_num)s became ${BOSUN_INSTANCE}, which counts from 1 (supervisord counted from numprocs_start, 0 by default) and is not zero-padded");
     }
     if r.used.hostname {
-        r.warn(r.loc.section.line, "host_node_name", "%(host_node_name)s became ${HOSTNAME} (the container's hostname variable)");
+        r.warn(
+            r.loc.section.line,
+            "host_node_name",
+            "%(host_node_name)s became ${HOSTNAME} (the container's hostname variable)",
+        );
     }
     let unknown: Vec<(String, usize)> = r
         .loc

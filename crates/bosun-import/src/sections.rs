@@ -19,19 +19,30 @@ pub const TOKEN_FILE: &str = "/etc/bosun/http-token";
 pub fn translate(loaded: &[Located], report: &mut Report) -> Result<Doc, ParseError> {
     let mut doc = Doc::default();
     let groups = groups(loaded, report)?;
-    let mut globals = Globals { exit_kills: find_killer(loaded)?.is_some_and(|k| k.on_exit), ..Globals::default() };
+    let mut globals = Globals {
+        exit_kills: find_killer(loaded)?.is_some_and(|k| k.on_exit),
+        ..Globals::default()
+    };
     for l in loaded.iter().filter(|l| l.section.name == "supervisord") {
         supervisord(l, &mut doc, &mut globals, report)?;
     }
     for l in loaded {
-        let Some(name) = l.section.name.strip_prefix("program:") else { continue };
+        let Some(name) = l.section.name.strip_prefix("program:") else {
+            continue;
+        };
         let name = name.trim();
-        let group = groups.get(name).and_then(|g| g.first()).map_or(name, String::as_str);
+        let group = groups
+            .get(name)
+            .and_then(|g| g.first())
+            .map_or(name, String::as_str);
         let mut u = program::program(l, name, group, &globals, report)?;
         u.roles = groups.get(name).cloned().unwrap_or_default();
         if let Some(prev) = doc.units.iter().position(|p| p.name == u.name) {
             let p = &doc.units[prev];
-            let msg = format!("a second unit named `{}` (the first is at {}:{}): the later one is kept", u.name, p.file, p.line);
+            let msg = format!(
+                "a second unit named `{}` (the first is at {}:{}): the later one is kept",
+                u.name, p.file, p.line
+            );
             report.warn(&l.file, l.section.line, &l.section.name, "program", &msg);
             doc.units.remove(prev);
         }
@@ -45,17 +56,36 @@ pub fn translate(loaded: &[Located], report: &mut Report) -> Result<Doc, ParseEr
 }
 
 /// `[group:g] programs=a,b`: program → its groups (the roles it gets).
-fn groups(loaded: &[Located], report: &mut Report) -> Result<HashMap<String, Vec<String>>, ParseError> {
+fn groups(
+    loaded: &[Located],
+    report: &mut Report,
+) -> Result<HashMap<String, Vec<String>>, ParseError> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let programs: Vec<&str> = loaded.iter().filter_map(|l| l.section.name.strip_prefix("program:")).map(str::trim).collect();
+    let programs: Vec<&str> = loaded
+        .iter()
+        .filter_map(|l| l.section.name.strip_prefix("program:"))
+        .map(str::trim)
+        .collect();
     for l in loaded {
-        let Some(g) = l.section.name.strip_prefix("group:") else { continue };
+        let Some(g) = l.section.name.strip_prefix("group:") else {
+            continue;
+        };
         let (g, sec) = (g.trim(), &l.section);
         let role = program::unit_name(g);
         if role != g || role == "all" {
-            report.warn(&l.file, sec.line, &sec.name, "group", &format!("{g:?} is not a valid role name: the role is `{role}_group`"));
+            report.warn(
+                &l.file,
+                sec.line,
+                &sec.name,
+                "group",
+                &format!("{g:?} is not a valid role name: the role is `{role}_group`"),
+            );
         }
-        let role = if role != g || role == "all" { format!("{role}_group") } else { role };
+        let role = if role != g || role == "all" {
+            format!("{role}_group")
+        } else {
+            role
+        };
         for e in &sec.entries {
             match e.key.as_str() {
                 "programs" => {
@@ -76,18 +106,27 @@ fn groups(loaded: &[Located], report: &mut Report) -> Result<HashMap<String, Vec
 
 /// A value of a non-program section, expanded (`%(here)s`, `%(ENV_X)s`).
 fn value(l: &Located, line: usize, key: &str, raw: &str) -> Result<Text, ParseError> {
-    let names = Names { here: l.here.clone(), program: None };
+    let names = Names {
+        here: l.here.clone(),
+        program: None,
+    };
     expand(raw, &names, &mut Used::default())
         .map(Text::trim)
         .map_err(|m| ParseError::at(&l.file, line, format!("[{}] {key}: {m}", l.section.name)))
 }
 
 /// `[supervisord]`: supervisord's own settings.
-fn supervisord(l: &Located, doc: &mut Doc, globals: &mut Globals, report: &mut Report) -> Result<(), ParseError> {
+fn supervisord(
+    l: &Located,
+    doc: &mut Doc,
+    globals: &mut Globals,
+    report: &mut Report,
+) -> Result<(), ParseError> {
     let sec = &l.section;
     for e in &sec.entries {
         let v = value(l, e.line, &e.key, &e.value)?;
-        let warn = |report: &mut Report, msg: &str| report.warn(&l.file, e.line, &sec.name, &e.key, msg);
+        let warn =
+            |report: &mut Report, msg: &str| report.warn(&l.file, e.line, &sec.name, &e.key, msg);
         match e.key.as_str() {
             "nodaemon" => doc.notes.push("[supervisord] nodaemon: bosun always runs in the foreground (it is PID 1)".into()),
             "logfile" => match v.to_bosun().as_str() {
@@ -116,7 +155,11 @@ fn supervisord(l: &Located, doc: &mut Doc, globals: &mut Globals, report: &mut R
 fn other(l: &Located, doc: &mut Doc, report: &mut Report) -> Result<(), ParseError> {
     let sec = &l.section;
     let name = sec.name.as_str();
-    if name.starts_with("program:") || name.starts_with("group:") || name == "supervisord" || name == "include" {
+    if name.starts_with("program:")
+        || name.starts_with("group:")
+        || name == "supervisord"
+        || name == "include"
+    {
         return Ok(());
     }
     if name == "inet_http_server" {
@@ -180,10 +223,21 @@ fn inet_http_server(l: &Located, doc: &mut Doc, report: &mut Report) -> Result<(
 
 /// The file name commands known to stop supervisord when they hear an event.
 const KILLERS: &[&str] = &[
-    "kill_supervisor", "kill-supervisor", "kill_supervisord", "kill-supervisord",
-    "stop-supervisor", "stop_supervisor", "stop-supervisord", "stop_supervisord",
-    "supervisord-kill", "supervisor-kill", "kill-all-on-exit", "kill_all_on_exit",
-    "sigquit-supervisord", "sigquit_supervisord", "kill-supervisord-on-fatal",
+    "kill_supervisor",
+    "kill-supervisor",
+    "kill_supervisord",
+    "kill-supervisord",
+    "stop-supervisor",
+    "stop_supervisor",
+    "stop-supervisord",
+    "stop_supervisord",
+    "supervisord-kill",
+    "supervisor-kill",
+    "kill-all-on-exit",
+    "kill_all_on_exit",
+    "sigquit-supervisord",
+    "sigquit_supervisord",
+    "kill-supervisord-on-fatal",
 ];
 
 /// Whether `command` is one of the well-known listeners that stop supervisord:
@@ -191,12 +245,23 @@ const KILLERS: &[&str] = &[
 /// `supervisorctl shutdown`, or a script named like `kill_supervisor.py`.
 fn kills_supervisord(command: &str) -> bool {
     let c = command.to_ascii_lowercase();
-    let kill_target = ["$ppid", "${ppid}", "supervisord.pid", "supervisor.pid", "supervisord)", "supervisord`"];
+    let kill_target = [
+        "$ppid",
+        "${ppid}",
+        "supervisord.pid",
+        "supervisor.pid",
+        "supervisord)",
+        "supervisord`",
+    ];
     if c.contains("kill") && kill_target.iter().any(|t| c.contains(t)) {
         return true;
     }
-    let words: Vec<&str> = c.split(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'' || ch == ';').collect();
-    let kills_one = words.windows(3).any(|w| w[0] == "kill" && (w[1] == "1" || (w[1].starts_with('-') && w[2] == "1")));
+    let words: Vec<&str> = c
+        .split(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'' || ch == ';')
+        .collect();
+    let kills_one = words
+        .windows(3)
+        .any(|w| w[0] == "kill" && (w[1] == "1" || (w[1].starts_with('-') && w[2] == "1")));
     if kills_one || c.contains("supervisorctl shutdown") {
         return true;
     }
@@ -222,21 +287,43 @@ fn killer(l: &Located) -> Result<Option<Killer>, ParseError> {
         None => String::new(),
     };
     let events = events(l);
-    let watched = |e: &&String| matches!(e.as_str(), "PROCESS_STATE" | "PROCESS_STATE_FATAL" | "PROCESS_STATE_EXITED" | "PROCESS_STATE_STOPPED");
+    let watched = |e: &&String| {
+        matches!(
+            e.as_str(),
+            "PROCESS_STATE"
+                | "PROCESS_STATE_FATAL"
+                | "PROCESS_STATE_EXITED"
+                | "PROCESS_STATE_STOPPED"
+        )
+    };
     if !events.iter().any(|e| watched(&e)) || !kills_supervisord(&command) {
         return Ok(None);
     }
-    let on_exit = events.iter().any(|e| matches!(e.as_str(), "PROCESS_STATE" | "PROCESS_STATE_EXITED" | "PROCESS_STATE_STOPPED"));
+    let on_exit = events.iter().any(|e| {
+        matches!(
+            e.as_str(),
+            "PROCESS_STATE" | "PROCESS_STATE_EXITED" | "PROCESS_STATE_STOPPED"
+        )
+    });
     Ok(Some(Killer { on_exit }))
 }
 
 fn events(l: &Located) -> Vec<String> {
-    l.section.get("events").map_or(Vec::new(), |e| e.value.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect())
+    l.section.get("events").map_or(Vec::new(), |e| {
+        e.value
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
 }
 
 /// The first recognised killer among the listeners, if any.
 fn find_killer(loaded: &[Located]) -> Result<Option<Killer>, ParseError> {
-    for l in loaded.iter().filter(|l| l.section.name.starts_with("eventlistener:")) {
+    for l in loaded
+        .iter()
+        .filter(|l| l.section.name.starts_with("eventlistener:"))
+    {
         if let Some(k) = killer(l)? {
             return Ok(Some(k));
         }
@@ -244,7 +331,12 @@ fn find_killer(loaded: &[Located]) -> Result<Option<Killer>, ParseError> {
     Ok(None)
 }
 
-fn eventlistener(l: &Located, name: &str, doc: &mut Doc, report: &mut Report) -> Result<(), ParseError> {
+fn eventlistener(
+    l: &Located,
+    name: &str,
+    doc: &mut Doc,
+    report: &mut Report,
+) -> Result<(), ParseError> {
     let sec = &l.section;
     let Some(k) = killer(l)? else {
         let msg = "bosun has no event listeners: not translated. For alerts use `health` probes, GET /health and GET /metrics; a listener that stopped supervisord on FATAL becomes `essential = true` (this one was not recognised as one)";
@@ -256,7 +348,11 @@ fn eventlistener(l: &Located, name: &str, doc: &mut Doc, report: &mut Report) ->
         u.essential = true;
         n += 1;
     }
-    let when = if k.on_exit { "a program exited or went FATAL" } else { "a program went FATAL" };
+    let when = if k.on_exit {
+        "a program exited or went FATAL"
+    } else {
+        "a program went FATAL"
+    };
     doc.notes.push(format!("[eventlistener:{name}] stopped supervisord when {when}: `essential = true` on every service ({n}); bosun stops the container when one exits for good"));
     if k.on_exit {
         let line = sec.get("events").map_or(sec.line, |e| e.line);
@@ -269,14 +365,32 @@ fn eventlistener(l: &Located, name: &str, doc: &mut Doc, report: &mut Report) ->
 /// Orders the units by priority (then file order) and suggests `after` from it.
 fn order(doc: &mut Doc, report: &mut Report) {
     doc.units.sort_by_key(|u| u.priority);
-    let levels: Vec<(i64, String, bool)> = doc.units.iter().map(|u| (u.priority, u.name.clone(), u.on_demand)).collect();
+    let levels: Vec<(i64, String, bool)> = doc
+        .units
+        .iter()
+        .map(|u| (u.priority, u.name.clone(), u.on_demand))
+        .collect();
     for u in &mut doc.units {
-        let Some(line) = u.priority_line else { continue };
-        let below = levels.iter().filter(|(p, _, od)| *p < u.priority && !od).map(|(p, _, _)| *p).max();
+        let Some(line) = u.priority_line else {
+            continue;
+        };
+        let below = levels
+            .iter()
+            .filter(|(p, _, od)| *p < u.priority && !od)
+            .map(|(p, _, _)| *p)
+            .max();
         let mut msg = format!("{}: supervisord started lower priorities first, without waiting for them to be up; bosun starts independent units together", u.priority);
         if let Some(b) = below {
-            u.suggested_after = levels.iter().filter(|(p, _, od)| *p == b && !od).map(|(_, n, _)| n.clone()).collect();
-            msg.push_str(&format!("; if it needs {} ready first, say so: after = {} (and give them a `ready` probe)", u.suggested_after.join(", "), emit::array(&u.suggested_after)));
+            u.suggested_after = levels
+                .iter()
+                .filter(|(p, _, od)| *p == b && !od)
+                .map(|(_, n, _)| n.clone())
+                .collect();
+            msg.push_str(&format!(
+                "; if it needs {} ready first, say so: after = {} (and give them a `ready` probe)",
+                u.suggested_after.join(", "),
+                emit::array(&u.suggested_after)
+            ));
         }
         report.warn(&u.file, line, &u.section, "priority", &msg);
     }

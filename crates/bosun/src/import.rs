@@ -23,12 +23,17 @@ pub enum ImportCmd {
 pub fn main(cmd: ImportCmd) -> i32 {
     let ImportCmd::Supervisord { file, output } = cmd;
     // `%(here)s` is the directory of the file, absolute as supervisord makes it.
-    let path = std::fs::canonicalize(&file).or_else(|_| std::path::absolute(&file)).unwrap_or(file);
+    let path = std::fs::canonicalize(&file)
+        .or_else(|_| std::path::absolute(&file))
+        .unwrap_or(file);
     let import = match bosun_import::supervisord(&path, &bosun_import::Disk) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("bosun: {} cannot be read as a supervisord config; nothing was written", path.display());
+            eprintln!(
+                "bosun: {} cannot be read as a supervisord config; nothing was written",
+                path.display()
+            );
             return 2;
         }
     };
@@ -58,7 +63,10 @@ pub fn main(cmd: ImportCmd) -> i32 {
 
 /// Writes `text` to `path` whole or not at all (a temporary file, then a rename).
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.import-tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
