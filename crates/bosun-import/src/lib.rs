@@ -19,6 +19,8 @@ mod lex;
 mod load;
 mod program;
 mod sections;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

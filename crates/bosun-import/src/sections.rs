@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::emit::{self, Doc, Line};
-use crate::expand::{expand, Names, Text, Used};
+use crate::expand::{expand, Names, Program, Text, Used};
 use crate::lex;
 use crate::load::Located;
 use crate::program::{self, Globals};
@@ -282,8 +282,22 @@ struct Killer {
 /// Whether the eventlistener `l` is a recognised supervisord killer.
 fn killer(l: &Located) -> Result<Option<Killer>, ParseError> {
     let sec = &l.section;
+    // A listener is a program too: `%(program_name)s` and the like are known.
+    let name = sec.name.trim_start_matches("eventlistener:").trim();
+    let prog = Program {
+        name: name.into(),
+        group: name.into(),
+        numprocs: 1,
+        first: 0,
+    };
+    let names = Names {
+        here: l.here.clone(),
+        program: Some(prog),
+    };
     let command = match sec.get("command") {
-        Some(e) => value(l, e.line, "command", &e.value).map(|t| t.to_bosun())?,
+        Some(e) => expand(&e.value, &names, &mut Used::default())
+            .map_err(|m| ParseError::at(&l.file, e.line, format!("[{}] command: {m}", sec.name)))?
+            .to_bosun(),
         None => String::new(),
     };
     let events = events(l);
