@@ -227,16 +227,12 @@ pub fn program(
     if one_shot && !task {
         u.comment("autorestart=false and startsecs=0, but a listener stopped supervisord when it exited: a service whose exit stops the container, not a one-shot");
     }
-    if numprocs > 1 {
-        u.key("instances", numprocs.to_string());
-        u.comment("numprocs: each instance has its own pid, logs (`name#2 | line`) and restarts; ${BOSUN_INSTANCE} is 1..N");
-    }
-    let _ = numprocs_line;
+    let numprocs = instances(&mut r, &mut u, numprocs, numprocs_line);
     start_and_restart(&mut r, &mut u, autorestart, startsecs)?;
     stopping(&mut r, &mut u)?;
     identity(&mut r, &mut u)?;
     environment(&mut r, &mut u, globals)?;
-    logs(&mut r, &mut u)?;
+    logs(&mut r, &mut u, numprocs > 1)?;
     notes(&mut r, &mut u, numprocs)?;
     Ok(u)
 }
@@ -258,6 +254,37 @@ fn numprocs(r: &mut Reader) -> Result<(u32, Option<usize>), ParseError> {
             format!("expected a whole number of at least 1, found {s:?}"),
         )),
     }
+}
+
+/// The most instances bosun runs of one service.
+const MAX_INSTANCES: u32 = 1000;
+
+/// `numprocs = N` → `instances = N` on a service; returns the instances written (1: none).
+fn instances(r: &mut Reader, u: &mut Unit, numprocs: u32, line: Option<usize>) -> u32 {
+    let Some(line) = line.filter(|_| numprocs > 1) else {
+        return 1;
+    };
+    if u.task {
+        r.warn(
+            line,
+            "numprocs",
+            &format!(
+                "{numprocs} copies of a one-shot: a bosun task runs once; write one task per copy"
+            ),
+        );
+        return 1;
+    }
+    let n = numprocs.min(MAX_INSTANCES);
+    if n < numprocs {
+        r.warn(
+            line,
+            "numprocs",
+            &format!("{numprocs}: bosun runs at most {MAX_INSTANCES} instances of a service"),
+        );
+    }
+    u.key("instances", n.to_string());
+    u.comment("numprocs: each instance has its own pid, logs (`name#2 | line`) and restarts; ${BOSUN_INSTANCE} is 1..N");
+    n
 }
 
 /// `autorestart`: `Some(true)`, `Some(false)` or `None` for `unexpected` (the default).
@@ -480,7 +507,7 @@ fn sink(r: &mut Reader, stream: &str) -> Result<(Sink, Option<usize>), ParseErro
     Ok((sink, Some(line)))
 }
 
-fn logs(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
+fn logs(r: &mut Reader, u: &mut Unit, instances: bool) -> Result<(), ParseError> {
     let redirect = r.boolean("redirect_stderr", false)?;
     let (out, out_line) = sink(r, "stdout")?;
     let (mut err, err_line) = sink(r, "stderr")?;
@@ -513,7 +540,7 @@ fn logs(r: &mut Reader, u: &mut Unit) -> Result<(), ParseError> {
             _ => {}
         }
     }
-    log_file(r, u, &out, &err, redirect)
+    log_file(r, u, &out, &err, redirect, instances)
 }
 
 /// `/dev/stdout` with `maxbytes` other than 0: supervisord cannot rotate a pipe.
@@ -536,12 +563,20 @@ fn log_file(
     out: &Sink,
     err: &Sink,
     redirect: bool,
+    instances: bool,
 ) -> Result<(), ParseError> {
-    let (path, stream) = match (out, err) {
+    let (mut path, stream) = match (out, err) {
         (Sink::File(p), _) => (p.clone(), "stdout"),
         (_, Sink::File(p)) => (p.clone(), "stderr"),
         _ => return Ok(()),
     };
+    if instances && !path.contains("${BOSUN_INSTANCE}") {
+        let shared = path.clone();
+        path = per_instance(&path);
+        let key = format!("{stream}_logfile");
+        let line = r.entry(&key).map_or(0, |e| e.line);
+        r.warn(line, &key, &format!("supervisord's processes shared {shared}; each bosun instance writes (and rotates) a file of its own: {path}"));
+    }
     let mut parts = vec![format!("path = {}", emit::string(&path))];
     let maxbytes = match r.literal(&format!("{stream}_logfile_maxbytes"))? {
         Some((s, line)) => Some(bytes(&s).ok_or_else(|| {
@@ -586,6 +621,18 @@ fn log_file(
         u.comment("one stream went to a file, the other to the console: in bosun both go to both");
     }
     Ok(())
+}
+
+/// `/var/log/w.log` → `/var/log/w-${BOSUN_INSTANCE}.log`.
+fn per_instance(path: &str) -> String {
+    let name_at = path.rfind('/').map_or(0, |i| i + 1);
+    match path[name_at..].rfind('.') {
+        Some(dot) if dot > 0 => {
+            let at = name_at + dot;
+            format!("{}-${{BOSUN_INSTANCE}}{}", &path[..at], &path[at..])
+        }
+        _ => format!("{path}-${{BOSUN_INSTANCE}}"),
+    }
 }
 
 /// supervisord's `byte_size`: `50MB` is 50 × 1024 × 1024.
@@ -683,5 +730,13 @@ mod tests {
         assert_eq!(bytes("100"), Some(100));
         assert_eq!(size(50 << 20), "50MiB");
         assert_eq!(size(1000), "1000");
+        assert_eq!(
+            per_instance("/var/log/w.log"),
+            "/var/log/w-${BOSUN_INSTANCE}.log"
+        );
+        assert_eq!(
+            per_instance("/var/log.d/worker"),
+            "/var/log.d/worker-${BOSUN_INSTANCE}"
+        );
     }
 }
