@@ -308,6 +308,27 @@ fn numprocs_become_instances() {
     assert!(i
         .warning("13-laravel-worker-instances.conf", 10, "process_num")
         .contains("counts from 1"));
+    // Laravel's documented worker: eight processes sharing one log file; each
+    // instance gets a file of its own.
+    let i = entry("21-laravel-docs-worker.conf");
+    let w = i.unit("service", "laravel-worker");
+    assert_eq!(w["instances"].as_integer(), Some(8));
+    assert_eq!(
+        (w["user"].as_str(), w["stop_timeout"].as_str()),
+        (Some("forge"), Some("3600s"))
+    );
+    assert_eq!(
+        w["log_file"]["path"].as_str(),
+        Some("/srv/app/worker-${BOSUN_INSTANCE}.log")
+    );
+    let line = line_of(
+        "21-laravel-docs-worker.conf",
+        "[program:laravel-worker]",
+        "stdout_logfile=",
+    );
+    assert!(i
+        .warning("21-laravel-docs-worker.conf", line, "stdout_logfile")
+        .contains("a file of its own"));
 }
 
 #[test]
