@@ -71,7 +71,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Section>, ParseError> {
             }
         }
         blanks = 0;
-        if let Some(name) = header(trimmed) {
+        if let Some(name) = header(value) {
             let name = name.map_err(|m| ParseError::at(file, line_no, m))?;
             open = None;
             // `strict=False`: a section named again continues the first one.
@@ -186,6 +186,12 @@ mod tests {
             (v("x"), v("y"), v("z"), v("w")),
             ("1".into(), "a;b".into(), "2".into(), "c#d".into())
         );
+    }
+
+    #[test]
+    fn a_header_may_carry_a_comment() {
+        let s = one("[program:w] ; workers [see docs]\ncommand=w\n");
+        assert_eq!(s[0].name, "program:w");
     }
 
     #[test]
