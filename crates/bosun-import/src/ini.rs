@@ -39,80 +39,121 @@ impl Section {
 
 /// Parses `text` (the file `file`, for messages) into its sections.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Section>, ParseError> {
-    let mut sections: Vec<Section> = Vec::new();
-    // The key being read and its indent, while continuation lines may follow.
-    let mut open: Option<usize> = None;
-    let mut blanks = 0usize;
+    let mut p = Parser {
+        file,
+        sections: Vec::new(),
+        open: None,
+        blanks: 0,
+    };
     for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        p.line(i + 1, raw.strip_suffix('\r').unwrap_or(raw))?;
+    }
+    Ok(p.sections)
+}
+
+/// The state between lines.
+struct Parser<'a> {
+    file: &'a str,
+    sections: Vec<Section>,
+    /// The indent of the key being read, while continuation lines may follow.
+    open: Option<usize>,
+    /// Blank lines since the last line read (kept inside a continued value).
+    blanks: usize,
+}
+
+impl Parser<'_> {
+    fn line(&mut self, line_no: usize, raw: &str) -> Result<(), ParseError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            blanks += 1;
-            continue;
+            self.blanks += 1;
+            return Ok(());
         }
         if trimmed.starts_with(';') || trimmed.starts_with('#') {
-            continue;
+            return Ok(());
         }
         let indent = raw.len() - raw.trim_start().len();
         let value = strip_inline_comment(trimmed);
-        if let (Some(key_indent), Some(sec)) = (open, sections.last_mut()) {
-            if indent > key_indent {
-                let e = sec.entries.last_mut().expect("an open key has an entry");
-                for _ in 0..blanks {
-                    e.value.push('\n');
-                }
-                if !e.value.is_empty() || blanks > 0 {
-                    e.value.push('\n');
-                }
-                e.value.push_str(value);
-                blanks = 0;
-                continue;
-            }
+        if self.open.is_some_and(|key_indent| indent > key_indent) {
+            self.continuation(value);
+            return Ok(());
         }
-        blanks = 0;
-        if let Some(name) = header(value) {
-            let name = name.map_err(|m| ParseError::at(file, line_no, m))?;
-            open = None;
-            // `strict=False`: a section named again continues the first one.
-            if let Some(prev) = sections.iter().position(|s| s.name == name) {
-                let s = sections.remove(prev);
-                sections.push(s);
-            } else {
-                sections.push(Section {
-                    name,
-                    line: line_no,
-                    entries: Vec::new(),
-                });
+        self.blanks = 0;
+        match header(value) {
+            Some(name) => {
+                let name = name.map_err(|m| ParseError::at(self.file, line_no, m))?;
+                self.section(name, line_no);
+                Ok(())
             }
-            continue;
+            None => self.entry(value, line_no, indent),
         }
-        let Some(sec) = sections.last_mut() else {
-            return Err(ParseError::at(
-                file,
-                line_no,
-                "expected a section header like [program:name] before the first key".into(),
-            ));
+    }
+
+    /// A line that continues the open key's value.
+    fn continuation(&mut self, value: &str) {
+        let sec = self
+            .sections
+            .last_mut()
+            .expect("an open key is in a section");
+        let e = sec.entries.last_mut().expect("an open key has an entry");
+        for _ in 0..self.blanks {
+            e.value.push('\n');
+        }
+        if !e.value.is_empty() || self.blanks > 0 {
+            e.value.push('\n');
+        }
+        e.value.push_str(value);
+        self.blanks = 0;
+    }
+
+    fn section(&mut self, name: String, line_no: usize) {
+        self.open = None;
+        // `strict=False`: a section named again continues the first one.
+        if let Some(prev) = self.sections.iter().position(|s| s.name == name) {
+            let s = self.sections.remove(prev);
+            self.sections.push(s);
+        } else {
+            self.sections.push(Section {
+                name,
+                line: line_no,
+                entries: Vec::new(),
+            });
+        }
+    }
+
+    fn entry(&mut self, value: &str, line_no: usize, indent: usize) -> Result<(), ParseError> {
+        let Some(sec) = self.sections.last_mut() else {
+            let msg = "expected a section header like [program:name] before the first key";
+            return Err(ParseError::at(self.file, line_no, msg.into()));
         };
-        let (key, value) = key_value(value).ok_or_else(|| {
-            ParseError::at(
-                file,
-                line_no,
-                format!(
-                    "expected `key = value` in [{}], found {:?}",
-                    sec.name,
-                    cut(trimmed)
-                ),
-            )
-        })?;
+        let Some((key, value)) = key_value(value) else {
+            let msg = format!(
+                "expected `key = value` in [{}], found {}",
+                sec.name,
+                shown(value)
+            );
+            return Err(ParseError::at(self.file, line_no, msg));
+        };
         sec.entries.push(Entry {
             key,
             value,
             line: line_no,
         });
-        open = Some(indent);
+        self.open = Some(indent);
+        Ok(())
     }
-    Ok(sections)
+}
+
+/// A line for a message: quoted and cut short, or not at all when it may hold
+/// a password.
+fn shown(line: &str) -> String {
+    let lower = line.to_ascii_lowercase();
+    if ["pass", "secret", "token"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return "a line that may hold a secret (not shown)".into();
+    }
+    format!("{:?}", cut(line))
 }
 
 /// `Some(Ok(name))` for `[name]`, `Some(Err)` for a broken header, `None` otherwise.
@@ -226,5 +267,7 @@ mod tests {
         );
         let e = parse("[a\n", "f.conf").unwrap_err();
         assert_eq!(e.line, 1);
+        let e = parse("[inet_http_server]\npassword hunter2\n", "f.conf").unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
     }
 }
