@@ -149,6 +149,7 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     });
     o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
     o.put_if(u.singleton, "singleton", |_| Value::Boolean(true));
+    o.put_some("instances", &u.instances, |_, n| Value::Integer(i64::from(*n)));
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -379,6 +380,10 @@ restart = "on-failure"
 run = "update"
 on_demand = true
 
+[service.worker]
+run = "work"
+instances = 3
+
 [service.web]
 run = ["prog", "--flag"]
 roles = ["web"]
@@ -428,6 +433,8 @@ store = "file:///var/backup"
                 db.iter().any(|k| k == key)
             } else if key == "on_demand" {
                 keys_of("task", "update").iter().any(|k| k == key)
+            } else if key == "instances" {
+                keys_of("service", "worker").iter().any(|k| k == key)
             } else {
                 web.iter().any(|k| k == key)
             };
