@@ -252,3 +252,24 @@ fn restart_of_the_service_rolls_one_instance_at_a_time_and_of_one_instance_resta
     assert_eq!(after[2].pid, before[2].pid);
     b.stop();
 }
+
+#[test]
+fn a_reload_keeps_a_scale_until_the_file_changes_the_count() {
+    let b = Box1::boot();
+    b.ctl_ok(&["scale", "worker", "4"]);
+    assert!(b.healthy(), "{}", b.pid1.output());
+    let before: Vec<Option<i32>> = b.workers().iter().map(|u| u.pid).collect();
+    // An unrelated change: the scale and every instance stay.
+    b.s.config("", &UNITS.replace("exec sleep 300", "exec sleep 301"));
+    let out = b.ctl_ok(&["reload"]);
+    assert!(out.contains("restarted web"), "{out}");
+    let now: Vec<Option<i32>> = b.workers().iter().map(|u| u.pid).collect();
+    assert_eq!(now, before, "{out}");
+    // The file's count changed: the file wins.
+    b.s.config("", &UNITS.replace("instances = 3", "instances = 2"));
+    let out = b.ctl_ok(&["reload"]);
+    assert!(out.contains("stopped worker#3, worker#4"), "{out}");
+    assert_eq!(b.workers().len(), 2);
+    assert_eq!(b.status().instances.get("worker"), Some(&2));
+    b.stop();
+}
