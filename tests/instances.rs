@@ -187,7 +187,9 @@ fn scale_up_and_down_leaves_the_other_instances_alone() {
     assert_eq!(kept, before, "a scale-up touched a running instance");
     assert_eq!(b.pid("web"), web, "a scale-up touched a dependent");
     assert!(
-        b.pid1.stdout().contains("worker#5 | worker 5 of 3, slot slot-5"),
+        b.pid1
+            .stdout()
+            .contains("worker#5 | worker 5 of 3, slot slot-5"),
         "{}",
         b.pid1.stdout()
     );
@@ -196,7 +198,10 @@ fn scale_up_and_down_leaves_the_other_instances_alone() {
     let before: Vec<Option<i32>> = w[..2].iter().map(|u| u.pid).collect();
     let from = b.s.read("events").lines().count();
     let out = b.ctl_ok(&["scale", "worker", "2"]);
-    assert!(out.contains("stopped worker#3, worker#4, worker#5"), "{out}");
+    assert!(
+        out.contains("stopped worker#3, worker#4, worker#5"),
+        "{out}"
+    );
     let w = b.workers();
     let names: Vec<&str> = w.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["worker#1", "worker#2"], "scaled-away rows are gone");
@@ -232,7 +237,10 @@ fn restart_of_the_service_rolls_one_instance_at_a_time_and_of_one_instance_resta
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     for (i, l) in lines.iter().enumerate() {
-        assert!(l.starts_with(&format!("worker#{} restarted", i + 1)), "{out}");
+        assert!(
+            l.starts_with(&format!("worker#{} restarted", i + 1)),
+            "{out}"
+        );
     }
     // Each instance went down, came back and was ready before the next one
     // was touched: exactly this order.
