@@ -48,8 +48,12 @@ struct Box1 {
 
 impl Box1 {
     fn boot() -> Box1 {
+        Box1::boot_with(UNITS)
+    }
+
+    fn boot_with(units: &str) -> Box1 {
         let s = Scratch::new();
-        let config = s.config("", UNITS);
+        let config = s.config("", units);
         let pid1 = Pid1::run(&s, &config, &[]);
         pid1.wait_for_output("boot complete", BOOT);
         Box1 { s, pid1 }
@@ -135,6 +139,16 @@ fn instances_run_with_their_own_pids_numbers_logs_and_rows_and_after_waits_for_a
         let line = format!("worker#{i} | worker {i} of 3, slot slot-{i}");
         assert!(out.contains(&line), "no {line:?} in\n{out}");
     }
+    // Each instance has its own ring buffer; the service's name asks for one.
+    let logs = b.ctl_ok(&["logs", "worker#2"]);
+    assert!(logs.contains("worker 2 of 3, slot slot-2"), "{logs}");
+    assert!(!logs.contains("worker 1 of 3"), "{logs}");
+    let (code, _, err) = b.ctl(&["logs", "worker"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("worker runs as 3 instances: name one (worker#1 … worker#3)"),
+        "{err}"
+    );
     // web ran `ls` on every ready file: it started only after all three.
     assert!(out.contains("web | web saw every worker"), "{out}");
     // The raw JSON spells the fields so.
@@ -231,7 +245,17 @@ fn scale_up_and_down_leaves_the_other_instances_alone() {
 
 #[test]
 fn restart_of_the_service_rolls_one_instance_at_a_time_and_of_one_instance_restarts_it() {
-    let b = Box1::boot();
+    let b = Box1::boot_with(&UNITS.replace(
+        "backoff = { initial = \"100ms\" }",
+        "backoff = { initial = \"100ms\" }\nrestart_dependents = true",
+    ));
+    let web = || {
+        b.status()
+            .units
+            .into_iter()
+            .find(|u| u.name == "web")
+            .expect("web")
+    };
     let from = b.s.read("events").lines().count();
     let out = b.ctl_ok(&["restart", "worker"]);
     let lines: Vec<&str> = out.lines().collect();
@@ -248,12 +272,18 @@ fn restart_of_the_service_rolls_one_instance_at_a_time_and_of_one_instance_resta
         .flat_map(|i| [format!("stop {i}"), format!("start {i}"), format!("up {i}")])
         .collect();
     assert_eq!(b.events_since(from), want);
+    // restart_dependents: web restarts once, after the last instance, not per instance.
+    assert!(eventually(BOOT, || {
+        let w = web();
+        w.restarts >= 1 && w.ready
+    }));
     assert!(b.healthy());
+    assert_eq!(web().restarts, 1, "{}", b.pid1.output());
 
     // One instance: only it (the `#` goes percent-encoded on the wire).
     let before = b.workers();
     b.ctl_ok(&["restart", "worker#2"]);
-    assert!(eventually(BOOT, || b.workers()[1].ready));
+    assert!(eventually(BOOT, || b.workers()[1].ready && web().restarts == 2));
     let after = b.workers();
     assert_ne!(after[1].pid, before[1].pid);
     assert_eq!(after[0].pid, before[0].pid);

@@ -76,6 +76,18 @@ pub enum ActError {
     /// `ctl run` of a task whose previous run has not ended.
     #[error("{0} is already running: wait for it to end (`bosun ctl logs -f {0}`) or stop it (`bosun ctl stop {0}`)")]
     AlreadyRunning(String),
+    /// A command for one unit (`logs`) given a service with `instances`.
+    #[error("{group} runs as {count} instances: name one ({first} … {last}), e.g. {first}")]
+    OneInstance {
+        /// The service.
+        group: String,
+        /// How many instances it runs.
+        count: usize,
+        /// Its first instance.
+        first: String,
+        /// Its last instance.
+        last: String,
+    },
     /// In a rolling restart: the instance did not become ready again.
     #[error("{unit} did not become ready again ({why}); the rolling restart stops here")]
     NotReady {
@@ -307,6 +319,18 @@ impl Handle {
 
     /// Applies `action` to unit `name`; the answer is a short message.
     pub async fn act(&self, name: &str, action: Action) -> Result<String, ActError> {
+        self.act_with(name, action, true).await
+    }
+
+    /// [`Handle::act`]; `dependents`: a restart also restarts the unit's
+    /// dependents under `restart_dependents` (a rolling restart does that once,
+    /// after its last instance).
+    pub(super) async fn act_with(
+        &self,
+        name: &str,
+        action: Action,
+        dependents: bool,
+    ) -> Result<String, ActError> {
         let units = self.units();
         let Some(u) = units.get(name) else {
             return Err(ActError::NoSuchUnit(name.to_string()));
@@ -348,7 +372,8 @@ impl Handle {
         };
         cmd.send(msg).map_err(|_| gone())?;
         let answer = rx.await.map_err(|_| gone())?;
-        if action == Action::Restart && u.config.restart_dependents && answer.is_ok() {
+        if action == Action::Restart && dependents && u.config.restart_dependents && answer.is_ok()
+        {
             let deps = units
                 .plan
                 .unit(name)
@@ -361,7 +386,7 @@ impl Handle {
 
     /// After `unit` is ready again, restart `deps` (and, through their own
     /// `restart_dependents`, so on down).
-    fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
+    pub(super) fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
         let mut st = unit.status.subscribe();
         let handle = self.clone();
         self.shared.spawn_background(async move {

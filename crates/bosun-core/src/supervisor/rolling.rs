@@ -71,19 +71,49 @@ impl Handle {
         instances_of(&self.units(), target)
     }
 
+    /// The error for a one-unit command given the service `group` with instances
+    /// (`None` when `group` is no such service).
+    pub fn one_instance_error(&self, group: &str) -> Option<ActError> {
+        let names = self.instances_of(group)?;
+        Some(ActError::OneInstance {
+            group: group.to_string(),
+            count: names.len(),
+            first: names.first()?.clone(),
+            last: names.last()?.clone(),
+        })
+    }
+
     /// Restarts `names` one at a time, each ready again before the next
-    /// (a rolling restart); one result per name, in order.
+    /// (a rolling restart); one result per name, in order. With
+    /// `restart_dependents`, the dependents restart once, after the last
+    /// instance is ready again (not once per instance).
     pub async fn rolling_restart(
         &self,
         names: &[String],
     ) -> Vec<(String, Result<String, ActError>)> {
-        roll(names, |name| async move {
-            let msg = self.act(&name, Action::Restart).await?;
+        let out = roll(names, |name| async move {
+            let msg = self.act_with(&name, Action::Restart, false).await?;
             self.wait_ready_again(&name).await?;
             tracing::info!(unit = %name, "ready again (rolling restart)");
             Ok(format!("{msg}, ready"))
         })
-        .await
+        .await;
+        let units = self.units();
+        let last = names.last().and_then(|n| units.get(n));
+        if let (true, Some(u)) = (out.iter().all(|(_, r)| r.is_ok()), last) {
+            if u.config.restart_dependents {
+                let mut deps: Vec<String> = Vec::new();
+                for p in names.iter().filter_map(|n| units.plan.unit(n)) {
+                    for d in &p.dependents {
+                        if !deps.contains(d) {
+                            deps.push(d.clone());
+                        }
+                    }
+                }
+                self.restart_when_ready(u, deps);
+            }
+        }
+        out
     }
 
     /// After a restart was answered (the old process is gone, `ready` is false):

@@ -155,7 +155,7 @@ pub fn act_status(e: &ActError) -> StatusCode {
         | ActError::Unit(_)
         | ActError::NotReady { .. }
         | ActError::RollingStopped { .. } => StatusCode::CONFLICT,
-        ActError::NotOnDemand(_) => StatusCode::BAD_REQUEST,
+        ActError::NotOnDemand(_) | ActError::OneInstance { .. } => StatusCode::BAD_REQUEST,
     }
 }
 

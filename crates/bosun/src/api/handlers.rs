@@ -296,10 +296,11 @@ fn unit_logs(
     name: &str,
     query: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let unit = ctx
-        .handle
-        .unit(name)
-        .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
+    let unit = ctx.handle.unit(name).ok_or_else(|| {
+        ctx.handle
+            .one_instance_error(name)
+            .unwrap_or_else(|| ActError::NoSuchUnit(name.to_string()))
+    })?;
     let n = match query.get("n").map(|n| n.parse::<usize>()) {
         None => None,
         Some(Ok(n)) => Some(n),
