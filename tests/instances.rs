@@ -311,3 +311,55 @@ fn a_reload_keeps_a_scale_until_the_file_changes_the_count() {
     assert_eq!(b.status().instances.get("worker"), Some(&2));
     b.stop();
 }
+
+/// One raw HTTP/1.1 request on the socket; (status, body). The answers here are
+/// whole bodies (no chunking).
+fn http(b: &Box1, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(b.s.path("run/ctl.sock")).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, rest.to_string())
+}
+
+#[test]
+fn the_api_scales_by_path_and_takes_an_instance_percent_encoded() {
+    let b = Box1::boot();
+    let (code, body) = http(&b, "POST", "/v1/units/worker/scale", r#"{"instances": 4}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("scaled worker from 3 to 4 instances"),
+        "{body}"
+    );
+    let (code, body) = http(&b, "POST", "/v1/units/worker/scale", "");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("instances"), "{body}");
+    let (code, _) = http(&b, "GET", "/v1/units/worker/scale", "");
+    assert_eq!(code, 405);
+    let (code, body) = http(&b, "POST", "/v1/units/web/scale", r#"{"instances": 2}"#);
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = http(&b, "POST", "/v1/units/nope/scale", r#"{"instances": 2}"#);
+    assert_eq!(code, 404);
+    assert!(b.healthy());
+    let before = b.workers();
+    let (code, body) = http(&b, "POST", "/v1/units/worker%232/restart", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"unit\":\"worker#2\""), "{body}");
+    assert!(eventually(BOOT, || b.workers()[1].ready));
+    let after = b.workers();
+    assert_ne!(after[1].pid, before[1].pid);
+    assert_eq!(after[0].pid, before[0].pid);
+    assert_eq!(after[3].pid, before[3].pid);
+    let (code, body) = http(&b, "GET", "/v1/units/worker/logs", "");
+    assert_eq!(code, 400, "{body}");
+    b.stop();
+}
