@@ -111,6 +111,10 @@ impl Config {
             let n = scale.get(name).copied().unwrap_or(n);
             for i in 1..=n {
                 let x = instance(u, i);
+                // A secret-named `env` entry is masked under each instance's value too.
+                for (k, v) in &x.env {
+                    out.secrets.add(k, v);
+                }
                 out.units.insert(x.name.clone(), x);
             }
         }
@@ -240,6 +244,9 @@ after = ["worker"]
         let six = c.instantiated(&Scale::from([("worker".to_string(), 6)]));
         assert_eq!(six.units.len(), 7);
         assert_eq!(six.units["worker#6"].env["SLOT"], "slot-6");
+        let c = parse("[service.w]\nrun = \"w\"\ninstances = 2\nenv = { API_TOKEN = \"tok-${BOSUN_INSTANCE}-s3cret\" }\n");
+        let r = c.instantiated(&Scale::new());
+        assert_eq!(r.redact("token tok-2-s3cret"), "token ***");
     }
 
     #[test]
