@@ -12,10 +12,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// `instances` (numprocs) is added to bosun.toml on the replicas branch; until
-/// main has it, `bosun check` may refuse that one key and nothing else.
-const INSTANCES_PENDING: bool = true;
-
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/import")
 }
@@ -124,33 +120,16 @@ fn entry(name: &str) -> Imported {
     i
 }
 
-/// `bosun check` on the output: 0, or (while `instances` is pending) only that key refused.
+/// `bosun check` on the output, as written: it must pass.
 fn check_passes(i: &Imported, name: &str) {
-    let (code, out, err) = bosun(
-        &[
-            "check",
-            "-c",
-            &i.out.display().to_string(),
-            "--roles",
-            "all",
-        ],
-        &[],
-    );
-    if code == 0 {
-        assert!(out.contains("active units"), "{name}: {out}");
-        return;
-    }
-    let errors: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.starts_with("bosun: ") && !l.starts_with("warning"))
-        .collect();
-    let only_instances =
-        !errors.is_empty() && errors.iter().all(|l| l.contains("unknown key `instances`"));
-    assert!(
-        INSTANCES_PENDING && only_instances,
-        "{name}: bosun check failed ({code}):\n{err}\n--- translation:\n{}",
+    let out = i.out.display().to_string();
+    let (code, plan, err) = bosun(&["check", "-c", &out, "--roles", "all"], &[]);
+    assert_eq!(
+        code, 0,
+        "{name}: bosun check failed:\n{err}\n--- translation:\n{}",
         i.text
     );
+    assert!(plan.contains("active units"), "{name}: {plan}");
 }
 
 #[test]

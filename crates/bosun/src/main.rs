@@ -207,7 +207,9 @@ fn run(path: PathBuf) -> i32 {
                 return 2;
             }
         };
-        let plan = match bosun_config::Plan::new(&config, &roles_expr) {
+        // What runs: one unit per instance (the supervisor keeps the file's config).
+        let runtime = config.instantiated(&Default::default());
+        let plan = match bosun_config::Plan::new(&runtime, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{}: {e}", path.display());
@@ -227,7 +229,7 @@ fn run(path: PathBuf) -> i32 {
             env!("CARGO_PKG_VERSION"),
             path.display()
         );
-        let keeper = match keeper::Keeper::new(&config, &plan, reaper.clone()).await {
+        let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
@@ -238,7 +240,7 @@ fn run(path: PathBuf) -> i32 {
             .clone()
             .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
         let settings = config.bosun.clone();
-        let fleet = match fleet::start(&config, &plan) {
+        let fleet = match fleet::start(&runtime, &plan) {
             Ok(f) => f,
             Err(errors) => {
                 for e in errors {
