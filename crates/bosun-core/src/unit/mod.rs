@@ -375,15 +375,15 @@ impl Runner {
         }
     }
 
-    /// Waits until every dependency is ready (service) or done (task).
-    /// False when a stop came first.
+    /// Waits until every dependency is ready (service) or done (task), or is a
+    /// singleton in standby ([`UnitStatus::settled`]). False when a stop came first.
     async fn wait_deps(&mut self) -> bool {
         loop {
             let pending: Vec<String> = self
                 .env
                 .deps
                 .iter()
-                .filter(|d| !d.borrow().ready)
+                .filter(|d| !d.borrow().settled())
                 .map(|d| d.borrow().name.clone())
                 .collect();
             if pending.is_empty() {

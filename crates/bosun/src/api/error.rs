@@ -74,7 +74,10 @@ impl ApiError {
             ApiError::Reload(ReloadError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
             // Booting: 409 as before (bosun answered, the answer is "not now").
             ApiError::Reload(
-                ReloadError::Booting { .. } | ReloadError::Invalid(_) | ReloadError::Plan { .. },
+                ReloadError::Booting { .. }
+                | ReloadError::Invalid(_)
+                | ReloadError::Plan { .. }
+                | ReloadError::NeedsRestart { .. },
             ) => StatusCode::CONFLICT,
             ApiError::Snapshot(SnapshotError::NotConfigured) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Snapshot(SnapshotError::List(_)) => StatusCode::BAD_GATEWAY,
