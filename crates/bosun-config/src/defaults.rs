@@ -153,6 +153,7 @@ impl Unit {
             health: None,
             backup: None,
             restart_dependents: false,
+            max_memory: None,
         }
     }
 

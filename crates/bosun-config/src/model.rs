@@ -165,6 +165,10 @@ pub struct Unit {
     pub backup: Option<UnitBackup>,
     /// On restart of this unit, restart the active units that depend on it, after it is ready again.
     pub restart_dependents: bool,
+    /// `max_memory`: restart the unit when its process tree's resident memory grows
+    /// past this many bytes (checked every few seconds while it runs, only for units
+    /// that set it). `None`: no limit.
+    pub max_memory: Option<u64>,
 }
 
 /// The `ready` table.

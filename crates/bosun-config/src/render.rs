@@ -177,6 +177,9 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
         "restart_dependents",
         |_| Value::Boolean(u.restart_dependents),
     );
+    o.put_some("max_memory", &u.max_memory, |_, n| {
+        Value::String(format_size(*n))
+    });
     o.put_if(!u.env.is_empty(), "env", |r| env_table(r, &u.env));
     o.put_if(u.ready != d.ready, "ready", |r| ready_table(r, &u.ready));
     o.put_if(u.backoff != d.backoff, "backoff", |_| {
@@ -411,6 +414,7 @@ output = "inherit"
 log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
 health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }
 restart_dependents = true
+max_memory = "512MB"
 singleton = true
 backup = { dump = "dump", load = "load", timeout = "1m" }
 

@@ -149,7 +149,34 @@ const KEYS: &[Key<Draft>] = &[
         name: "instances",
         read: instances,
     },
+    Key {
+        name: "max_memory",
+        read: max_memory,
+    },
 ];
+
+/// The smallest `max_memory`: below it no process tree runs at all, so the
+/// unit would be restarted forever.
+const MIN_MAX_MEMORY: u64 = 1 << 20;
+
+/// `max_memory = "512MB"`: a size of at least 1 MiB.
+fn max_memory(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Some(n) = ctx.size(k.node, &k.what) else {
+        return;
+    };
+    if n < MIN_MAX_MEMORY {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: {n} bytes is less than any process needs (at least \"1MiB\"); \
+                 write a limit like \"512MB\", or leave the key out for no limit",
+                k.what
+            ),
+        );
+        return;
+    }
+    d.unit.max_memory = Some(n);
+}
 
 /// `instances = N`: a service run as N copies (1 ..= [`MAX_INSTANCES`]).
 fn instances(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
