@@ -8,7 +8,7 @@
 //! thread behind a bounded queue: a slow `docker logs` reader makes bosun drop
 //! (and count) lines rather than stall the supervisor.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +41,11 @@ pub enum Stream {
 pub struct LogLine {
     /// When bosun read it, Unix time in milliseconds.
     pub at_ms: u64,
+    /// Its place in the order bosun read lines in, across every unit (increasing
+    /// over bosun's life): how lines of several units interleave. 0 on lines that
+    /// bosun writes itself (a follower's "lines skipped" note).
+    #[serde(default)]
+    pub seq: u64,
     /// stdout or stderr.
     pub stream: Stream,
     /// The line, without its newline (invalid UTF-8 replaced).
@@ -69,6 +74,8 @@ impl Ring {
 /// The output hub of one unit; lives as long as bosun, across restarts.
 pub struct UnitLog {
     name: String,
+    /// The name again, shared by every line sent to followers of several units.
+    tag: Arc<str>,
     mode: Output,
     ring: Mutex<Ring>,
     /// Created on the first `ctl logs -f`: a broadcast buffer per unit up
@@ -92,6 +99,7 @@ impl UnitLog {
         });
         UnitLog {
             name: name.to_string(),
+            tag: Arc::from(name),
             mode,
             ring: Mutex::new(Ring {
                 lines: VecDeque::new(),
@@ -107,6 +115,15 @@ impl UnitLog {
     /// The last `n` lines of the ring (all when `n` is `None`) and a receiver
     /// for lines that arrive after them.
     pub fn tail(&self, n: Option<usize>) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
+        self.tail_since(n, None)
+    }
+
+    /// [`UnitLog::tail`] of the lines read at or after `since_ms`.
+    fn tail_since(
+        &self,
+        n: Option<usize>,
+        since_ms: Option<u64>,
+    ) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
         // Subscribing under the ring lock means no line falls between the two.
         let ring = self.ring.lock().expect("ring poisoned");
         let rx = self
@@ -115,8 +132,7 @@ impl UnitLog {
             .expect("followers poisoned")
             .get_or_insert_with(|| broadcast::channel(512).0)
             .subscribe();
-        let skip = n.map_or(0, |n| ring.lines.len().saturating_sub(n));
-        (ring.lines.iter().skip(skip).cloned().collect(), rx)
+        (recent(&ring, n, since_ms), rx)
     }
 
     /// Arms the `log` readiness probe for the next process: the returned flag
@@ -129,11 +145,7 @@ impl UnitLog {
 
     /// Records one line from the unit (or from bosun about the unit).
     pub fn line(&self, stream: Stream, text: &str) {
-        let line = Arc::new(LogLine {
-            at_ms: now_ms(),
-            stream,
-            text: text.to_string(),
-        });
+        let at_ms = now_ms();
         if self.mode == Output::Prefix {
             let mut buf = Vec::with_capacity(self.name.len() + text.len() + 4);
             buf.extend_from_slice(self.name.as_bytes());
@@ -155,11 +167,35 @@ impl UnitLog {
         if let Some(f) = &self.file {
             f.lock().expect("log file poisoned").write_line(text);
         }
+        // The sequence number is taken under the ring lock, so each ring is in
+        // sequence order (a merge of rings relies on it).
         let mut ring = self.ring.lock().expect("ring poisoned");
+        let line = Arc::new(LogLine {
+            at_ms,
+            seq: SEQ.fetch_add(1, Ordering::Relaxed) + 1,
+            stream,
+            text: text.to_string(),
+        });
         ring.push(line.clone());
+        if let Some(all) = ALL.get().filter(|all| all.receiver_count() > 0) {
+            let _ = all.send(Tagged {
+                unit: self.tag.clone(),
+                line: line.clone(),
+            });
+        }
         if let Some(f) = self.followers.lock().expect("followers poisoned").as_ref() {
             let _ = f.send(line);
         }
+    }
+
+    /// The unit's name, as lines sent to followers of several units carry it.
+    pub fn tag(&self) -> &Arc<str> {
+        &self.tag
+    }
+
+    /// The ring's lines read at or after `since_ms`, at most the last `n`.
+    fn recent(&self, n: Option<usize>, since_ms: Option<u64>) -> Vec<Arc<LogLine>> {
+        recent(&self.ring.lock().expect("ring poisoned"), n, since_ms)
     }
 
     /// Reads `pipe` to its end, recording each line.
@@ -222,6 +258,15 @@ impl UnitLog {
             self.line(stream, &String::from_utf8_lossy(trim_cr(&pending)));
         }
     }
+}
+
+/// Of `ring`, the lines read at or after `since_ms`, at most the last `n`.
+fn recent(ring: &Ring, n: Option<usize>, since_ms: Option<u64>) -> Vec<Arc<LogLine>> {
+    // Oldest first, so the lines at or after `since_ms` are a suffix.
+    let from = since_ms.map_or(0, |t| ring.lines.partition_point(|l| l.at_ms < t));
+    let kept = ring.lines.len() - from;
+    let skip = from + n.map_or(0, |n| kept.saturating_sub(n));
+    ring.lines.iter().skip(skip).cloned().collect()
 }
 
 fn trim_cr(b: &[u8]) -> &[u8] {
@@ -289,6 +334,135 @@ impl RotatingFile {
         }
         self.open();
     }
+}
+
+/// The last sequence number given to a line ([`LogLine::seq`]).
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Every unit's lines, for followers of several units: created by the first such
+/// follower (until then a line costs one atomic load more), bounded like the
+/// per-unit channels: a reader that falls this far behind is told how many lines
+/// it missed rather than holding bosun up.
+static ALL: OnceLock<broadcast::Sender<Tagged>> = OnceLock::new();
+
+/// Lines of every unit a follower of several units can fall behind by.
+const ALL_CAPACITY: usize = 4096;
+
+/// A line and the unit it came from.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    /// The unit's name.
+    pub unit: Arc<str>,
+    /// The line.
+    pub line: Arc<LogLine>,
+}
+
+/// Several units' logs, read together: what they hold now (merged in the
+/// order bosun read the lines), then, for a follower, each new line as it comes.
+pub struct Merged {
+    /// The backlog, oldest first.
+    pub backlog: Vec<Tagged>,
+    /// New lines of these units.
+    pub live: Live,
+}
+
+/// New lines of the units a [`Merged`] was made for.
+pub enum Live {
+    /// Not following.
+    None,
+    /// One unit: its own channel.
+    One(Arc<str>, broadcast::Receiver<Arc<LogLine>>),
+    /// Several: the channel of every unit's lines, filtered. Each unit's value is
+    /// the last sequence number the backlog held of it: a line at or before that
+    /// is already out.
+    Many(broadcast::Receiver<Tagged>, HashMap<Arc<str>, u64>),
+}
+
+/// Why [`Live::recv`] has no line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// The reader was too slow: this many lines (of any unit, for several) went by.
+    Lagged(u64),
+    /// No more lines will come (not following, or bosun is exiting).
+    Closed,
+}
+
+impl Live {
+    /// The next new line of these units.
+    pub async fn recv(&mut self) -> Result<Tagged, Missed> {
+        use broadcast::error::RecvError;
+        match self {
+            Live::None => Err(Missed::Closed),
+            Live::One(unit, rx) => match rx.recv().await {
+                Ok(line) => Ok(Tagged {
+                    unit: unit.clone(),
+                    line,
+                }),
+                Err(RecvError::Lagged(n)) => Err(Missed::Lagged(n)),
+                Err(RecvError::Closed) => Err(Missed::Closed),
+            },
+            Live::Many(rx, after) => loop {
+                match rx.recv().await {
+                    Ok(t) => match after.get(&t.unit) {
+                        Some(&last) if t.line.seq > last => return Ok(t),
+                        _ => continue,
+                    },
+                    Err(RecvError::Lagged(n)) => return Err(Missed::Lagged(n)),
+                    Err(RecvError::Closed) => return Err(Missed::Closed),
+                }
+            },
+        }
+    }
+}
+
+/// The logs of `units` read together: of each, the lines read at or after
+/// `since_ms`; of all of them merged in arrival order, the last `n` (all when
+/// `None`); with `follow`, a [`Live`] for what comes next, with no line lost or
+/// repeated between the two. The backlog holds only pointers into the rings,
+/// which are bounded by `log_buffer` each.
+pub fn merged(units: &[Arc<UnitLog>], n: Option<usize>, since_ms: Option<u64>, follow: bool) -> Merged {
+    if let [one] = units {
+        let (lines, live) = if follow {
+            let (lines, rx) = one.tail_since(n, since_ms);
+            (lines, Live::One(one.tag.clone(), rx))
+        } else {
+            (one.recent(n, since_ms), Live::None)
+        };
+        let backlog = lines
+            .into_iter()
+            .map(|line| Tagged {
+                unit: one.tag.clone(),
+                line,
+            })
+            .collect();
+        return Merged { backlog, live };
+    }
+    // Subscribed before the rings are read: a line pushed in between is in both,
+    // and the follower skips it by its sequence number.
+    let rx = follow.then(|| {
+        ALL.get_or_init(|| broadcast::channel(ALL_CAPACITY).0)
+            .subscribe()
+    });
+    let mut after = HashMap::with_capacity(units.len());
+    let mut backlog: Vec<Tagged> = Vec::new();
+    for u in units {
+        let lines = u.recent(n, since_ms);
+        after.insert(u.tag.clone(), lines.last().map_or(0, |l| l.seq));
+        backlog.extend(lines.into_iter().map(|line| Tagged {
+            unit: u.tag.clone(),
+            line,
+        }));
+    }
+    backlog.sort_by_key(|t| t.line.seq);
+    if let Some(n) = n {
+        let extra = backlog.len().saturating_sub(n);
+        backlog.drain(..extra);
+    }
+    let live = match rx {
+        Some(rx) => Live::Many(rx, after),
+        None => Live::None,
+    };
+    Merged { backlog, live }
 }
 
 /// Pipes still being read.
@@ -371,4 +545,67 @@ impl Console {
 pub fn console() -> &'static Console {
     static CONSOLE: OnceLock<Console> = OnceLock::new();
     CONSOLE.get_or_init(Console::start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(name: &str) -> Arc<UnitLog> {
+        Arc::new(UnitLog::new(name, Output::Null, 1 << 20, None))
+    }
+
+    fn texts(m: &Merged) -> Vec<String> {
+        m.backlog
+            .iter()
+            .map(|t| format!("{}:{}", t.unit, t.line.text))
+            .collect()
+    }
+
+    #[test]
+    fn several_units_interleave_in_arrival_order_and_n_takes_the_last() {
+        let (a, b) = (unit("a"), unit("b"));
+        a.line(Stream::Stdout, "1");
+        b.line(Stream::Stdout, "2");
+        a.line(Stream::Stderr, "3");
+        b.line(Stream::Stdout, "4");
+        let both = [a.clone(), b.clone()];
+        let m = merged(&both, None, None, false);
+        assert_eq!(texts(&m), ["a:1", "b:2", "a:3", "b:4"]);
+        let m = merged(&both, Some(3), None, false);
+        assert_eq!(texts(&m), ["b:2", "a:3", "b:4"]);
+        let m = merged(&[b], Some(1), None, false);
+        assert_eq!(texts(&m), ["b:4"]);
+    }
+
+    #[test]
+    fn since_keeps_the_lines_read_at_or_after_it() {
+        let a = unit("a");
+        a.line(Stream::Stdout, "old");
+        let t = a.recent(None, None)[0].at_ms;
+        let m = merged(&[a.clone()], None, Some(t + 60_000), false);
+        assert!(m.backlog.is_empty());
+        let m = merged(&[a], None, Some(t), false);
+        assert_eq!(texts(&m), ["a:old"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_follower_of_several_gets_each_new_line_once_and_only_theirs() {
+        let (a, b, c) = (unit("fa"), unit("fb"), unit("fc"));
+        a.line(Stream::Stdout, "before");
+        let mut m = merged(&[a.clone(), b.clone()], None, None, true);
+        assert_eq!(texts(&m), ["fa:before"]);
+        c.line(Stream::Stdout, "not followed");
+        b.line(Stream::Stdout, "new b");
+        a.line(Stream::Stdout, "new a");
+        let got = [m.live.recv().await, m.live.recv().await];
+        let got: Vec<String> = got
+            .iter()
+            .map(|t| {
+                let t = t.as_ref().expect("a line");
+                format!("{}:{}", t.unit, t.line.text)
+            })
+            .collect();
+        assert_eq!(got, ["fb:new b", "fa:new a"]);
+    }
 }

@@ -50,6 +50,12 @@ pub enum ApiError {
     /// `?n=` is not a number.
     #[error("n must be a number of lines")]
     BadLineCount,
+    /// `?since=` is not a duration.
+    #[error("since {0:?}: expected a duration like \"10m\" or \"90s\" (lines read that long ago or later)")]
+    BadSince(String),
+    /// `GET /v1/logs` without `?units=`.
+    #[error("which units? use /v1/logs?units=web,worker (names, services with instances, role:NAME or all)")]
+    NoLogUnits,
     /// A signal request without a signal.
     #[error("which signal? use ?sig=HUP or a body {{\"signal\": \"HUP\"}}")]
     NoSignal,
@@ -100,6 +106,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnknownFormat(_)
             | ApiError::BadLineCount
+            | ApiError::BadSince(_)
+            | ApiError::NoLogUnits
             | ApiError::NoSignal
             | ApiError::NoCount
             | ApiError::UnknownSignal(_)

@@ -28,10 +28,10 @@ use tokio::sync::{broadcast, mpsc};
 use super::body::Body;
 use super::error::{act_status, ApiError};
 use super::snapshots::{SnapshotError, Snapshots};
-use super::{metrics, text, Ctx};
+use super::{logs, metrics, text, Ctx};
 use crate::protocol::{
     parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
-    FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest, Stream,
+    FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest,
     UnitResult,
 };
 
@@ -40,10 +40,6 @@ const STATUS_PAGE: &str = include_str!("../status_page.html");
 
 /// Largest request body read (`signal` and `scale` take one, a few bytes).
 const MAX_BODY: usize = 4096;
-
-/// Chunk size when sending a log backlog: big enough to be cheap, small
-/// enough to start arriving at once.
-const LOG_CHUNK: usize = 32 * 1024;
 
 /// Maps a request to its handler.
 pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
@@ -70,7 +66,8 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
             let target = target.to_string();
             unit_signal(ctx, &target, &query, req).await
         }
-        ["v1", "units", name, "logs"] if get => answer(unit_logs(ctx, name, &query)),
+        ["v1", "units", target, "logs"] if get => answer(logs::unit_logs(ctx, target, &query)),
+        ["v1", "logs"] if get => answer(logs::logs(ctx, &query)),
         ["v1", "units", task, "run"] if post => answer(unit_run(ctx, task).await),
         ["v1", "units", service, "scale"] if post => {
             let service = service.to_string();
@@ -92,6 +89,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         | ["metrics"]
         | ["v1", "status"]
         | ["v1", "units", _, "logs"]
+        | ["v1", "logs"]
         | ["v1", "snapshots"]
         | ["v1", "fleet"]
         | ["v1", "fleet", "commands", _] => ApiError::MethodNotAllowed("GET, HEAD").response(),
@@ -286,50 +284,6 @@ async fn unit_signal(
         Some(sig) => unit_action(ctx, target, Action::Signal(sig)).await,
         None => ApiError::UnknownSignal(given).response(),
     }
-}
-
-/// `GET /v1/units/{name}/logs?n=100&follow=1`: NDJSON `LogLine`s from the
-/// unit's ring buffer (the last `n`, or all), then, with `follow`, each new
-/// line as it comes until the client goes away or bosun stops.
-fn unit_logs(
-    ctx: &Arc<Ctx>,
-    name: &str,
-    query: &HashMap<String, String>,
-) -> Result<Response<Body>, ApiError> {
-    let unit = ctx.handle.unit(name).ok_or_else(|| {
-        ctx.handle
-            .one_instance_error(name)
-            .unwrap_or_else(|| ActError::NoSuchUnit(name.to_string()))
-    })?;
-    let n = match query.get("n").map(|n| n.parse::<usize>()) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => return Err(ApiError::BadLineCount),
-    };
-    let follow = query
-        .get("follow")
-        .is_some_and(|f| matches!(f.as_str(), "1" | "true" | "yes" | ""));
-    let (lines, live) = unit.log.tail(n);
-    let body = if follow {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(follow_logs(lines, live, tx, ctx.stopping.clone()));
-        Body::Stream(rx)
-    } else {
-        drop(live);
-        let mut buf = Vec::new();
-        for l in &lines {
-            push_ndjson(&mut buf, l);
-        }
-        Body::full(buf)
-    };
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
 }
 
 /// `POST /v1/units/{task}/run`: runs an on-demand task once. Refusals (not on
@@ -638,61 +592,10 @@ async fn act_one(ctx: &Ctx, name: &str, action: Action) -> (StatusCode, UnitResu
     }
 }
 
-fn push_ndjson(buf: &mut Vec<u8>, line: &LogLine) {
-    push_json_line(buf, line)
-}
-
 /// Appends `value` as one NDJSON line.
 fn push_json_line(buf: &mut Vec<u8>, line: &impl Serialize) {
     if serde_json::to_writer(&mut *buf, line).is_ok() {
         buf.push(b'\n');
-    }
-}
-
-/// Streams a follower: the backlog in chunks, then live lines, until the
-/// client hangs up (the body, and so `tx`, is dropped) or bosun stops.
-async fn follow_logs(
-    backlog: Vec<Arc<LogLine>>,
-    mut live: broadcast::Receiver<Arc<LogLine>>,
-    tx: mpsc::Sender<Bytes>,
-    stopping: tokio_util::sync::CancellationToken,
-) {
-    let mut buf = Vec::new();
-    for l in &backlog {
-        push_ndjson(&mut buf, l);
-        if buf.len() >= LOG_CHUNK
-            && tx
-                .send(Bytes::from(std::mem::take(&mut buf)))
-                .await
-                .is_err()
-        {
-            return;
-        }
-    }
-    drop(backlog);
-    if !buf.is_empty() && tx.send(Bytes::from(buf)).await.is_err() {
-        return;
-    }
-    loop {
-        let got = tokio::select! {
-            r = live.recv() => r,
-            _ = tx.closed() => return,
-            _ = stopping.cancelled() => return,
-        };
-        let line = match got {
-            Ok(l) => l,
-            Err(broadcast::error::RecvError::Lagged(n)) => Arc::new(LogLine {
-                at_ms: now_ms(),
-                stream: Stream::Stderr,
-                text: format!("bosun: {n} lines skipped here: this reader was too slow"),
-            }),
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let mut one = Vec::with_capacity(line.text.len() + 64);
-        push_ndjson(&mut one, &line);
-        if tx.send(Bytes::from(one)).await.is_err() {
-            return;
-        }
     }
 }
 

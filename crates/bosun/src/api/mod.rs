@@ -30,6 +30,7 @@ mod body;
 mod budget;
 mod error;
 mod handlers;
+mod logs;
 mod metrics;
 pub mod snapshots;
 mod stall;

@@ -22,7 +22,7 @@ use crate::api::text;
 use crate::protocol::paths;
 use crate::protocol::{
     ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, RunEvent,
-    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitStatus, DEFAULT_SOCKET, SOCKET_ENV,
+    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitLogLine, UnitStatus, DEFAULT_SOCKET, SOCKET_ENV,
     TOKEN_ENV,
 };
 use http::{Client, Endpoint, EndpointError, Response, Unreachable};
@@ -123,7 +123,9 @@ enum Cmd {
         /// The task (`on_demand = true`).
         task: String,
     },
-    /// A unit's recent output (from its ring buffer); -f to follow.
+    /// Units' recent output (from their ring buffers); -f to follow. Several
+    /// units (`web worker`, a service with `instances`, `role:NAME`, `all`) come
+    /// interleaved in the order bosun read them, each line as `name | line`.
     Logs {
         /// Keep printing new lines until interrupted (or bosun stops).
         #[arg(short, long)]
@@ -134,11 +136,15 @@ enum Cmd {
         /// Prefix lines with their time (UTC).
         #[arg(short, long)]
         timestamps: bool,
-        /// Print the NDJSON records as they come.
+        /// Only lines read this long ago or later: 10m, 90s, 1h.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Print the NDJSON records as they come (each with its `unit`).
         #[arg(long)]
         json: bool,
-        /// The unit.
-        unit: String,
+        /// Unit targets: names, services with `instances`, `role:NAME`, `all`.
+        #[arg(required = true)]
+        units: Vec<String>,
     },
     /// Exit 0 when every active unit is ready, 1 when not, 2 when bosun is unreachable.
     Health {
@@ -231,11 +237,17 @@ pub fn main(args: CtlArgs) -> i32 {
             follow,
             lines,
             timestamps,
+            since,
             json,
-            unit,
+            units,
         } => {
             let client = if follow { client.patient() } else { client };
-            logs(&client, &unit, follow, lines, timestamps, json)
+            let q = paths::LogsQuery {
+                n: lines,
+                since,
+                follow,
+            };
+            logs(&client, &units, &q, timestamps, json)
         }
         Cmd::Health { json } => health(&client, json),
         Cmd::Run { task } => {
@@ -522,19 +534,27 @@ fn run(client: &Client, task: &str) -> Result<i32, Unreachable> {
 
 fn logs(
     client: &Client,
-    unit: &str,
-    follow: bool,
-    lines: Option<usize>,
+    targets: &[String],
+    q: &paths::LogsQuery,
     stamps: bool,
     json: bool,
 ) -> Result<i32, Unreachable> {
-    let path = paths::unit_logs(unit, lines, follow);
+    if let Some(s) = &q.since {
+        if bosun_config::value::parse_duration(s).is_none() {
+            eprintln!("bosun ctl: --since {s:?}: expected a duration like 10m, 90s or 1h");
+            return Ok(2);
+        }
+    }
+    let path = paths::logs(targets, q);
     let resp: Response = client.request("GET", &path, None)?;
     if resp.status != 200 {
         let status = resp.status;
         eprintln!("bosun ctl: {}", api_error(status, &resp.bytes()?));
         return Ok(1);
     }
+    // One unit named as it is: its lines as they are (as always); anything that
+    // can mean several units: each line under its unit's name.
+    let bare = |unit: &str| matches!(targets, [t] if t == unit || unit.is_empty());
     let mut r = BufReader::with_capacity(64 * 1024, resp.body);
     let stdout = io::stdout();
     let mut o = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -550,8 +570,11 @@ fn logs(
         let written = if json {
             o.write_all(raw.as_bytes())
         } else {
-            match serde_json::from_str::<LogLine>(raw.trim_end()) {
-                Ok(l) => print_line(&mut o, &l, stamps),
+            match serde_json::from_str::<UnitLogLine>(raw.trim_end()) {
+                Ok(l) => {
+                    let name = (!bare(&l.unit)).then_some(l.unit.as_str());
+                    print_line(&mut o, &l.line, name, stamps)
+                }
                 Err(_) => Ok(()),
             }
         };
@@ -571,9 +594,18 @@ fn logs(
     Ok(0)
 }
 
-fn print_line(o: &mut impl Write, l: &LogLine, stamps: bool) -> io::Result<()> {
+/// One line: `[TIME ][name | ][[stderr] ]text`.
+fn print_line(
+    o: &mut impl Write,
+    l: &LogLine,
+    unit: Option<&str>,
+    stamps: bool,
+) -> io::Result<()> {
     if stamps {
         write!(o, "{} ", utc(l.at_ms))?;
+    }
+    if let Some(u) = unit {
+        write!(o, "{u} | ")?;
     }
     if l.stream == Stream::Stderr && stamps {
         write!(o, "[stderr] ")?;

@@ -34,17 +34,46 @@ pub fn unit_action(target: &str, verb: &str) -> String {
     format!("/v1/units/{}/{verb}", percent_encode(target))
 }
 
-/// `GET /v1/units/{unit}/logs`, with the last `n` lines and/or `follow`.
-pub fn unit_logs(unit: &str, n: Option<usize>, follow: bool) -> String {
-    let mut path = format!("/v1/units/{}/logs", percent_encode(unit));
-    let mut sep = '?';
-    if let Some(n) = n {
-        path.push_str(&format!("{sep}n={n}"));
-        sep = '&';
-    }
-    if follow {
+/// `GET /v1/logs?units=web,worker`: the logs of several targets at once.
+pub const LOGS: &str = "/v1/logs";
+
+/// What a logs request asks for besides its units.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsQuery {
+    /// Only the last `n` lines of the backlog (of all the units together).
+    pub n: Option<usize>,
+    /// Only lines read this long ago or later: a duration as the config writes
+    /// them (`"10m"`).
+    pub since: Option<String>,
+    /// Keep sending new lines.
+    pub follow: bool,
+}
+
+/// The path for the logs of `targets` (unit names, services with `instances`,
+/// `all`, `role:NAME`): one target is `/v1/units/{target}/logs`, several are
+/// `/v1/logs?units=a,b`.
+pub fn logs(targets: &[String], q: &LogsQuery) -> String {
+    let mut path = match targets {
+        [one] => format!("/v1/units/{}/logs", percent_encode(one)),
+        _ => {
+            let list: Vec<String> = targets.iter().map(|t| percent_encode(t)).collect();
+            format!("{LOGS}?units={}", list.join(","))
+        }
+    };
+    let mut sep = if targets.len() == 1 { '?' } else { '&' };
+    let mut add = |kv: String| {
         path.push(sep);
-        path.push_str("follow=1");
+        path.push_str(&kv);
+        sep = '&';
+    };
+    if let Some(n) = q.n {
+        add(format!("n={n}"));
+    }
+    if let Some(s) = &q.since {
+        add(format!("since={}", percent_encode(s)));
+    }
+    if q.follow {
+        add("follow=1".to_string());
     }
     path
 }
@@ -135,12 +164,33 @@ mod tests {
             "/v1/units/worker%232/restart"
         );
         assert_eq!(percent_decode("worker%232"), "worker#2");
+        let unit_logs = |unit: &str, n, follow| {
+            let q = LogsQuery {
+                n,
+                since: None,
+                follow,
+            };
+            logs(&[unit.to_string()], &q)
+        };
         assert_eq!(unit_logs("web", None, false), "/v1/units/web/logs");
         assert_eq!(unit_logs("web", Some(5), false), "/v1/units/web/logs?n=5");
         assert_eq!(unit_logs("web", None, true), "/v1/units/web/logs?follow=1");
         assert_eq!(
             unit_logs("web", Some(5), true),
             "/v1/units/web/logs?n=5&follow=1"
+        );
+        let q = LogsQuery {
+            n: Some(3),
+            since: Some("10m".into()),
+            follow: true,
+        };
+        assert_eq!(
+            logs(&["web".into(), "worker#2".into(), "role:db".into()], &q),
+            "/v1/logs?units=web,worker%232,role:db&n=3&since=10m&follow=1"
+        );
+        assert_eq!(
+            logs(&["all".into()], &q),
+            "/v1/units/all/logs?n=3&since=10m&follow=1"
         );
     }
 }

@@ -155,3 +155,27 @@ pub enum RunEvent {
     /// A line of its output.
     Line(crate::protocol::LogLine),
 }
+
+/// One NDJSON line of `GET /v1/units/{target}/logs` and `GET /v1/logs`: the
+/// unit's name and its [`LogLine`](crate::protocol::LogLine)'s fields
+/// (`at_ms`, `seq`, `stream`, `text`) side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitLogLine {
+    /// The unit (`bosun` on the notes bosun adds, such as "lines skipped");
+    /// empty from a bosun older than multi-unit logs.
+    #[serde(default)]
+    pub unit: String,
+    /// The line.
+    #[serde(flatten)]
+    pub line: crate::protocol::LogLine,
+}
+
+/// [`UnitLogLine`] as the server writes it, without copying the line.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct UnitLogLineRef<'a> {
+    /// The unit.
+    pub unit: &'a str,
+    /// The line.
+    #[serde(flatten)]
+    pub line: &'a crate::protocol::LogLine,
+}
