@@ -15,6 +15,7 @@ pub mod status;
 pub mod supervisor;
 pub mod tini;
 pub mod unit;
+pub mod usage;
 
 pub use hooks::{DataHooks, HookError, HookFuture, StopContext};
 // The PID-1 modules keep their old paths (`bosun_core::reaper`, …).

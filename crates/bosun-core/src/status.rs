@@ -121,6 +121,10 @@ pub struct UnitStatus {
     /// service with `instances`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<u32>,
+    /// What its process tree uses (`cpu_percent`, `cpu_seconds`, `rss_bytes`,
+    /// `processes`: sampled when a status is asked for) and `memory_restarts`.
+    #[serde(flatten)]
+    pub usage: crate::usage::Usage,
 }
 
 impl UnitStatus {

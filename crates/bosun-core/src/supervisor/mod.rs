@@ -156,6 +156,7 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         singleton: unit.singleton,
         lease_term: None,
         instance: bosun_config::instance::split(&unit.name).map(|(_, i)| i),
+        usage: Default::default(),
     }
 }
 

@@ -165,8 +165,13 @@ impl Runner {
         let unit = self.unit.clone();
         let mut failures = 0u32;
         let mut next_check = unit.health.as_ref().map(|h| Instant::now() + h.interval);
+        // Only a unit with `max_memory` gets this timer.
+        let mut next_mem = unit
+            .max_memory
+            .map(|_| Instant::now() + super::memory::CHECK_EVERY);
         loop {
             let check_at = next_check;
+            let mem_at = next_mem;
             tokio::select! {
                 exit = &mut proc.exit => return self.exited(exit, started, None),
                 _ = super::revoked(self.env.permit.as_mut(), self.term) => return self.revoke(proc).await,
@@ -200,8 +205,33 @@ impl Runner {
                     }
                     next_check = Some(Instant::now() + h.interval);
                 }
+                _ = async { sleep_until(mem_at.unwrap_or_else(Instant::now)).await }, if mem_at.is_some() => {
+                    if let Some(o) = self.memory_check(proc, started).await {
+                        return o;
+                    }
+                    next_mem = Some(Instant::now() + super::memory::CHECK_EVERY);
+                }
             }
         }
+    }
+
+    /// The `max_memory` guard's look at the tree: `Some` when it was over the
+    /// limit and is stopped (the restart policy decides what comes next, as for
+    /// a failed health check).
+    async fn memory_check(&mut self, proc: &mut Proc, started: Instant) -> Option<Outcome> {
+        let why = super::memory::over(proc.pid, self.unit.max_memory?)?;
+        tracing::warn!(unit = %self.unit.name, "restarting {}: {why}", self.unit.name);
+        self.set(|s| {
+            s.ready = false;
+            s.usage.memory_restarts += 1;
+        });
+        self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None)
+            .await;
+        Some(Outcome::Exited {
+            exit: Exit::Signal(libc::SIGKILL),
+            ran: started.elapsed(),
+            why: Some(why),
+        })
     }
 
     fn exited(

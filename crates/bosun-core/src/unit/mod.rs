@@ -23,6 +23,7 @@ use crate::spawn::SpawnError;
 use crate::status::{State, UnitStatus};
 
 mod follow;
+mod memory;
 mod notify;
 pub mod policy;
 mod start;

@@ -193,7 +193,9 @@ fn health(ctx: &Ctx) -> Response<Body> {
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(ctx: &Ctx) -> Response<Body> {
-    let mut text = metrics::render(&ctx.handle.status());
+    let mut st = ctx.handle.status();
+    ctx.meter.fill(&mut st.units);
+    let mut text = metrics::render(&st);
     if let Some(f) = &ctx.fleet {
         let up = *f.handle.database_up().borrow();
         let live = match f.handle.peers().await {
@@ -227,7 +229,11 @@ fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, 
         }
     }
     match query.get("format").map(String::as_str) {
-        None | Some("json") => Ok(json_sized(StatusCode::OK, &st, 512 + st.units.len() * 256)),
+        None | Some("json") => {
+            // Sampled here, when asked: bosun reads /proc for no one else.
+            ctx.meter.fill(&mut st.units);
+            Ok(json_sized(StatusCode::OK, &st, 512 + st.units.len() * 320))
+        }
         Some("table") => {
             let mut r = Response::new(Body::full(text::table(&st, now_ms())));
             let h = r.headers_mut();

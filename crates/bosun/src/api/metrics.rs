@@ -25,9 +25,39 @@ pub fn render(st: &DaemonStatus) -> String {
     let mut out = String::with_capacity(512 + st.units.len() * 900);
     let units: Vec<&UnitStatus> = st.units.iter().filter(|u| u.active).collect();
     render_units(&mut out, &units);
+    render_usage(&mut out, &units);
     render_instances(&mut out, st);
     render_daemon(&mut out, st);
     out
+}
+
+/// What the units' process trees use (sampled for this scrape; a unit without a
+/// running process has no sample), and the restarts `max_memory` made.
+fn render_usage(out: &mut String, units: &[&UnitStatus]) {
+    let cpu = (
+        "bosun_unit_cpu_seconds_total",
+        "counter",
+        "CPU time used by the unit's process tree (its current process; starts again at a restart).",
+    );
+    per_unit(out, units, cpu, |u| u.usage.cpu_seconds);
+    let rss = (
+        "bosun_unit_memory_rss_bytes",
+        "gauge",
+        "Resident memory of the unit's process tree, bytes.",
+    );
+    per_unit(out, units, rss, |u| u.usage.rss_bytes);
+    let procs = (
+        "bosun_unit_processes",
+        "gauge",
+        "Processes in the unit's process tree.",
+    );
+    per_unit(out, units, procs, |u| u.usage.processes);
+    let mem = (
+        "bosun_unit_memory_restarts_total",
+        "counter",
+        "Restarts because the unit's process tree grew past max_memory.",
+    );
+    per_unit(out, units, mem, |u| Some(u.usage.memory_restarts));
 }
 
 /// How many instances each service with `instances` runs (after `ctl scale`);
@@ -286,6 +316,7 @@ mod tests {
             singleton: false,
             lease_term: None,
             instance: None,
+            usage: Default::default(),
         }
     }
 

@@ -92,6 +92,9 @@ pub(crate) struct Ctx {
     pub budgets: Budgets,
     /// The fleet, when `[fleet]` has a database.
     pub fleet: Option<crate::fleet::Fleet>,
+    /// The units' previous CPU samples: a status request or a scrape reads
+    /// `/proc` and gives the rate since the one before.
+    pub meter: bosun_core::usage::Meter,
 }
 
 /// The running API servers; [`Api::shutdown`] stops them.
@@ -170,6 +173,7 @@ pub async fn serve(
         keeper,
         budgets: Budgets::new(Limits::current()),
         fleet,
+        meter: Default::default(),
     });
     let (conns_tx, conns_rx) = mpsc::channel(1);
     let mut accept_loops = Vec::new();

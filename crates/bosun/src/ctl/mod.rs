@@ -11,6 +11,7 @@
 
 mod fleet;
 mod http;
+mod top;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -146,6 +147,16 @@ enum Cmd {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// The active units by CPU use, with memory and processes of each unit's
+    /// whole process tree; refreshed every 2 s until q or Ctrl-C.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(short = 'd', long, value_name = "SECS", default_value_t = 2.0)]
+        interval: f64,
+        /// Refresh this many times, then exit (for scripts).
+        #[arg(short = 'n', long = "iterations", value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Exit 0 when every active unit is ready, 1 when not, 2 when bosun is unreachable.
     Health {
         /// Print the JSON report.
@@ -250,6 +261,10 @@ pub fn main(args: CtlArgs) -> i32 {
             logs(&client, &units, &q, timestamps, json)
         }
         Cmd::Health { json } => health(&client, json),
+        Cmd::Top {
+            interval,
+            iterations,
+        } => top::top(&client, interval, iterations),
         Cmd::Run { task } => {
             let client = if given.is_some() {
                 client
