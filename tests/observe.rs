@@ -154,13 +154,21 @@ fn logs_of_several_units_interleave_in_arrival_order_under_their_names() {
 
     // role:NAME, a service with instances, all.
     let front = d.ctl_ok(&["logs", "role:front"]);
-    assert!(front.contains("ping | p1\n") && front.contains("ticker | tick 1\n"), "{front}");
+    assert!(
+        front.contains("ping | p1\n") && front.contains("ticker | tick 1\n"),
+        "{front}"
+    );
     assert!(!front.contains("pong |"), "{front}");
     let workers = d.ctl_ok(&["logs", "worker"]);
     assert!(workers.contains("worker#1 | hello from 1\n"), "{workers}");
     assert!(workers.contains("worker#2 | hello from 2\n"), "{workers}");
     let all = d.ctl_ok(&["logs", "all"]);
-    for l in ["ping | p1", "pong | q3", "worker#2 | hello from 2", "ticker | tick 1"] {
+    for l in [
+        "ping | p1",
+        "pong | q3",
+        "worker#2 | hello from 2",
+        "ticker | tick 1",
+    ] {
         assert!(all.contains(l), "no {l:?} in\n{all}");
     }
     let (code, _, err) = d.ctl(&["logs", "ping", "nope"]);
@@ -172,7 +180,10 @@ fn logs_of_several_units_interleave_in_arrival_order_under_their_names() {
     let first: Vec<&str> = stamped.lines().take(2).collect();
     assert!(first[0].ends_with("Z ping | p1"), "{stamped}");
     assert!(first[1].ends_with("Z pong | [stderr] q1"), "{stamped}");
-    assert!(first[0].starts_with("20") && first[0].as_bytes()[10] == b'T', "{stamped}");
+    assert!(
+        first[0].starts_with("20") && first[0].as_bytes()[10] == b'T',
+        "{stamped}"
+    );
 
     // --json: one record per line, with its unit and an increasing sequence.
     let json = d.ctl_ok(&["logs", "--json", "ping", "pong"]);
@@ -192,15 +203,24 @@ fn logs_of_several_units_interleave_in_arrival_order_under_their_names() {
     std::thread::sleep(Duration::from_secs(3));
     let recent = d.ctl_ok(&["logs", "--since", "1s", "ping", "pong", "ticker"]);
     assert!(recent.contains("ticker | tick"), "{recent}");
-    assert!(!recent.contains("ping |") && !recent.contains("pong |"), "{recent}");
+    assert!(
+        !recent.contains("ping |") && !recent.contains("pong |"),
+        "{recent}"
+    );
     let (code, _, err) = d.ctl(&["logs", "--since", "a while", "ping"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--since \"a while\": expected a duration"), "{err}");
+    assert!(
+        err.contains("--since \"a while\": expected a duration"),
+        "{err}"
+    );
 
     // The same through the API.
     let (code, body) = d.get("/v1/logs?units=ping,pong&n=2");
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("\"unit\":\"ping\"") && body.contains("\"text\":\"q3\""), "{body}");
+    assert!(
+        body.contains("\"unit\":\"ping\"") && body.contains("\"text\":\"q3\""),
+        "{body}"
+    );
     assert_eq!(body.lines().count(), 2, "{body}");
     let (code, body) = d.get("/v1/units/role:back/logs");
     assert_eq!(code, 200, "{body}");
@@ -218,7 +238,9 @@ fn logs_follow_several_units_as_new_lines_come() {
     let d = Daemon::start(PING_PONG);
     let sock = d.socket.to_str().expect("utf8").to_string();
     let mut child = Command::new(bosun_bin())
-        .args(["ctl", "--socket", &sock, "logs", "-f", "-n", "1", "ticker", "worker"])
+        .args([
+            "ctl", "--socket", &sock, "logs", "-f", "-n", "1", "ticker", "worker",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -281,11 +303,19 @@ run = "python3 -c 'import time\nx = bytearray(50 * 1000 * 1000)\nfor i in range(
     assert!(burn.usage.cpu_seconds.unwrap_or(0.0) > 0.0, "{burn:?}");
     let mem_rss = mem.usage.rss_bytes.expect("mem's rss");
     assert!(mem_rss >= 45_000_000, "{mem:?}");
-    assert!(idle.usage.rss_bytes.expect("idle's rss") < 20_000_000, "{idle:?}");
+    assert!(
+        idle.usage.rss_bytes.expect("idle's rss") < 20_000_000,
+        "{idle:?}"
+    );
     assert_eq!(mem.usage.processes, Some(2), "{mem:?}");
     // The raw JSON spells the fields so.
     let raw = d.ctl_ok(&["status", "--json"]);
-    for f in ["\"cpu_percent\":", "\"cpu_seconds\":", "\"rss_bytes\":", "\"processes\":"] {
+    for f in [
+        "\"cpu_percent\":",
+        "\"cpu_seconds\":",
+        "\"rss_bytes\":",
+        "\"processes\":",
+    ] {
         assert!(raw.contains(f), "no {f} in {raw}");
     }
 
@@ -306,7 +336,10 @@ run = "python3 -c 'import time\nx = bytearray(50 * 1000 * 1000)\nfor i in range(
     // `ctl top -n 1`: one table, busiest first.
     let top = d.ctl_ok(&["top", "-n", "1"]);
     let lines: Vec<&str> = top.lines().collect();
-    assert!(lines[0].starts_with("bosun ") && lines[0].contains("3 units"), "{top}");
+    assert!(
+        lines[0].starts_with("bosun ") && lines[0].contains("3 units"),
+        "{top}"
+    );
     let head: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         head,
@@ -315,7 +348,10 @@ run = "python3 -c 'import time\nx = bytearray(50 * 1000 * 1000)\nfor i in range(
     );
     assert_eq!(lines.len(), 5, "{top}");
     assert!(lines[2].starts_with("burn "), "{top}");
-    let mem_row = lines.iter().find(|l| l.starts_with("mem ")).expect("mem row");
+    let mem_row = lines
+        .iter()
+        .find(|l| l.starts_with("mem "))
+        .expect("mem row");
     assert!(mem_row.contains('M'), "{top}");
 }
 
@@ -376,5 +412,8 @@ fn idle_bosun_burns_no_cpu_ticks_and_max_memory_costs_little() {
     let with_guard = guarded.ticks() - before;
     eprintln!("bosun CPU ticks in 10 s idle: {idle} without max_memory, {with_guard} with it");
     assert_eq!(idle, 0, "an idle bosun used {idle} ticks in 10 s");
-    assert!(with_guard <= 10, "the max_memory guard used {with_guard} ticks in 10 s");
+    assert!(
+        with_guard <= 10,
+        "the max_memory guard used {with_guard} ticks in 10 s"
+    );
 }

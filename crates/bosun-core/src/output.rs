@@ -420,7 +420,12 @@ impl Live {
 /// `None`); with `follow`, a [`Live`] for what comes next, with no line lost or
 /// repeated between the two. The backlog holds only pointers into the rings,
 /// which are bounded by `log_buffer` each.
-pub fn merged(units: &[Arc<UnitLog>], n: Option<usize>, since_ms: Option<u64>, follow: bool) -> Merged {
+pub fn merged(
+    units: &[Arc<UnitLog>],
+    n: Option<usize>,
+    since_ms: Option<u64>,
+    follow: bool,
+) -> Merged {
     if let [one] = units {
         let (lines, live) = if follow {
             let (lines, rx) = one.tail_since(n, since_ms);
@@ -583,7 +588,7 @@ mod tests {
         let a = unit("a");
         a.line(Stream::Stdout, "old");
         let t = a.recent(None, None)[0].at_ms;
-        let m = merged(&[a.clone()], None, Some(t + 60_000), false);
+        let m = merged(std::slice::from_ref(&a), None, Some(t + 60_000), false);
         assert!(m.backlog.is_empty());
         let m = merged(&[a], None, Some(t), false);
         assert_eq!(texts(&m), ["a:old"]);

@@ -388,6 +388,8 @@ mod tests {
         ("POST", "/v1/units/all/restart"),
         ("POST", "/v1/units/role:web/stop"),
         ("GET", "/v1/units/web/logs"),
+        ("GET", "/v1/units/all/logs"),
+        ("GET", "/v1/logs"),
         ("POST", "/v1/shutdown"),
         ("POST", "/v1/reload"),
         ("GET", "/v1/snapshots"),

@@ -31,8 +31,7 @@ use super::snapshots::{SnapshotError, Snapshots};
 use super::{logs, metrics, text, Ctx};
 use crate::protocol::{
     parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
-    FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest,
-    UnitResult,
+    FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest, UnitResult,
 };
 
 /// The status page, embedded: no build step, no files to install.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use bosun_core::output::{merged, Live, Merged, Missed, Tagged};
 use bosun_core::status::now_ms;
-use bosun_core::ActError;
 use bosun_core::unit::UnitHandle;
+use bosun_core::ActError;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::Response;
@@ -139,11 +139,7 @@ fn push(buf: &mut Vec<u8>, unit: &str, line: &LogLine) {
 
 /// Sends the backlog in chunks, then (following) live lines, until the client
 /// hangs up (the body, and so `tx`, is dropped) or bosun stops.
-async fn stream(
-    m: Merged,
-    tx: mpsc::Sender<Bytes>,
-    stopping: tokio_util::sync::CancellationToken,
-) {
+async fn stream(m: Merged, tx: mpsc::Sender<Bytes>, stopping: tokio_util::sync::CancellationToken) {
     let Merged { backlog, mut live } = m;
     // Where "lines skipped" goes: one unit's stream, under its name (as it always
     // did); several, under bosun's.

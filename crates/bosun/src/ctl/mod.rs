@@ -23,8 +23,8 @@ use crate::api::text;
 use crate::protocol::paths;
 use crate::protocol::{
     ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, RunEvent,
-    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitLogLine, UnitStatus, DEFAULT_SOCKET, SOCKET_ENV,
-    TOKEN_ENV,
+    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitLogLine, UnitStatus, DEFAULT_SOCKET,
+    SOCKET_ENV, TOKEN_ENV,
 };
 use http::{Client, Endpoint, EndpointError, Response, Unreachable};
 
@@ -610,12 +610,7 @@ fn logs(
 }
 
 /// One line: `[TIME ][name | ][[stderr] ]text`.
-fn print_line(
-    o: &mut impl Write,
-    l: &LogLine,
-    unit: Option<&str>,
-    stamps: bool,
-) -> io::Result<()> {
+fn print_line(o: &mut impl Write, l: &LogLine, unit: Option<&str>, stamps: bool) -> io::Result<()> {
     if stamps {
         write!(o, "{} ", utc(l.at_ms))?;
     }
