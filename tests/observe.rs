@@ -417,3 +417,49 @@ fn idle_bosun_burns_no_cpu_ticks_and_max_memory_costs_little() {
         "the max_memory guard used {with_guard} ticks in 10 s"
     );
 }
+
+#[test]
+fn a_follower_of_several_units_that_stops_reading_does_not_hold_bosun_up() {
+    let d = Daemon::start(
+        r#"
+[service.spew1]
+run = "until [ -e {dir}/go ]; do sleep 0.1; done; seq 1 200000 | sed 's/^/one /'; echo spew1 done; exec sleep 1000"
+
+[service.spew2]
+run = "until [ -e {dir}/go ]; do sleep 0.1; done; seq 1 200000 | sed 's/^/two /'; echo spew2 done; exec sleep 1000"
+"#,
+    );
+    // A follower that sends its request and then reads nothing.
+    let mut stalled = UnixStream::connect(&d.socket).expect("connect");
+    let req = "GET /v1/logs?units=spew1,spew2&follow=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    stalled.write_all(req.as_bytes()).expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(d._scratch.path("go"), "").expect("go");
+    // bosun keeps reading the units and answering while the follower sleeps.
+    let done = eventually(Duration::from_secs(120), || {
+        assert_eq!(d.ctl(&["health"]).0, 0, "bosun stopped answering");
+        d.ctl_ok(&["logs", "-n", "1", "spew1"]) == "spew1 done\n"
+            && d.ctl_ok(&["logs", "-n", "1", "spew2"]) == "spew2 done\n"
+    });
+    assert!(done, "{}", d.pid1.output());
+    // When it reads again, it is told what it missed.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        match stalled.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+        if String::from_utf8_lossy(&got).contains("lines skipped here") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\"unit\":\"bosun\""), "{}", &text[..text.len().min(2000)]);
+    assert!(text.contains("lines skipped here: this reader was too slow"));
+}

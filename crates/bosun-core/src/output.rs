@@ -177,11 +177,20 @@ impl UnitLog {
             text: text.to_string(),
         });
         ring.push(line.clone());
-        if let Some(all) = ALL.get().filter(|all| all.receiver_count() > 0) {
-            let _ = all.send(Tagged {
-                unit: self.tag.clone(),
-                line: line.clone(),
-            });
+        {
+            let mut all = ALL.lock().expect("all-lines channel poisoned");
+            if let Some(tx) = all.as_ref() {
+                if tx.receiver_count() == 0 {
+                    // The last follower of several units left: the channel goes,
+                    // and with it the lines its buffer still held.
+                    *all = None;
+                } else {
+                    let _ = tx.send(Tagged {
+                        unit: self.tag.clone(),
+                        line: line.clone(),
+                    });
+                }
+            }
         }
         if let Some(f) = self.followers.lock().expect("followers poisoned").as_ref() {
             let _ = f.send(line);
@@ -340,10 +349,11 @@ impl RotatingFile {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Every unit's lines, for followers of several units: created by the first such
-/// follower (until then a line costs one atomic load more), bounded like the
-/// per-unit channels: a reader that falls this far behind is told how many lines
-/// it missed rather than holding bosun up.
-static ALL: OnceLock<broadcast::Sender<Tagged>> = OnceLock::new();
+/// follower and dropped after the last one leaves (until then, and after, a line
+/// costs one uncontended lock more), bounded like the per-unit channels: a reader
+/// that falls this far behind is told how many lines it missed rather than holding
+/// bosun up.
+static ALL: Mutex<Option<broadcast::Sender<Tagged>>> = Mutex::new(None);
 
 /// Lines of every unit a follower of several units can fall behind by.
 const ALL_CAPACITY: usize = 4096;
@@ -445,7 +455,9 @@ pub fn merged(
     // Subscribed before the rings are read: a line pushed in between is in both,
     // and the follower skips it by its sequence number.
     let rx = follow.then(|| {
-        ALL.get_or_init(|| broadcast::channel(ALL_CAPACITY).0)
+        ALL.lock()
+            .expect("all-lines channel poisoned")
+            .get_or_insert_with(|| broadcast::channel(ALL_CAPACITY).0)
             .subscribe()
     });
     let mut after = HashMap::with_capacity(units.len());
