@@ -460,6 +460,10 @@ run = "until [ -e {dir}/go ]; do sleep 0.1; done; seq 1 200000 | sed 's/^/two /'
         }
     }
     let text = String::from_utf8_lossy(&got);
-    assert!(text.contains("\"unit\":\"bosun\""), "{}", &text[..text.len().min(2000)]);
+    assert!(
+        text.contains("\"unit\":\"bosun\""),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
     assert!(text.contains("lines skipped here: this reader was too slow"));
 }

@@ -7,10 +7,15 @@
 //! (through `ppid`), and every process still in its process group (a child that
 //! double-forked and was reparented to bosun keeps the group bosun gave the
 //! unit). One pass over `/proc` serves every unit of a request.
+//!
+//! A pass costs tens of microseconds per process in the container (procfs), so
+//! it runs on tokio's blocking pool, never on bosun's one runtime thread, and a
+//! pass is shared: callers say how old a pass they accept ([`processes`]), so a
+//! flood of scrapes or many `max_memory` units cost one pass per window.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -140,9 +145,42 @@ pub fn trees(procs: &[ProcStat], roots: &[i32], page: u64) -> HashMap<i32, TreeU
     out
 }
 
-/// The tree of `root`, read now.
-pub fn tree_of(root: i32) -> Option<TreeUsage> {
-    trees(&scan(), &[root], crate::pid1::page_size()).remove(&root)
+/// One pass over `/proc`, and when it was made.
+#[derive(Debug, Clone)]
+pub struct Processes {
+    /// When the pass was made.
+    pub at: Instant,
+    /// Every process then.
+    pub list: Arc<Vec<ProcStat>>,
+}
+
+/// The last pass, for callers that accept one as old as it is.
+static LAST: Mutex<Option<Processes>> = Mutex::new(None);
+
+/// A pass over `/proc` at most `max_age` old: the last one, or a new one made on
+/// the blocking pool.
+pub async fn processes(max_age: Duration) -> Processes {
+    if let Some(p) = LAST
+        .lock()
+        .expect("process cache poisoned")
+        .as_ref()
+        .filter(|p| p.at.elapsed() <= max_age)
+    {
+        return p.clone();
+    }
+    let list = tokio::task::spawn_blocking(scan).await.unwrap_or_default();
+    let p = Processes {
+        at: Instant::now(),
+        list: Arc::new(list),
+    };
+    *LAST.lock().expect("process cache poisoned") = Some(p.clone());
+    p
+}
+
+/// The tree of `root` in a pass at most `max_age` old.
+pub async fn tree_of(root: i32, max_age: Duration) -> Option<TreeUsage> {
+    let p = processes(max_age).await;
+    trees(&p.list, &[root], crate::pid1::page_size()).remove(&root)
 }
 
 /// Clock ticks per second (`_SC_CLK_TCK`, 100 on Linux).
@@ -156,8 +194,9 @@ pub fn clock_ticks() -> u64 {
 }
 
 /// Samples closer together than this give no new rate (the last one stands):
-/// at 100 ticks a second, a shorter window is mostly rounding.
-const MIN_WINDOW_MS: u128 = 250;
+/// at 100 ticks a second, a shorter window is mostly rounding. Also how old a
+/// pass over `/proc` a request accepts.
+const MIN_WINDOW: Duration = Duration::from_millis(250);
 
 /// The previous sample of each unit, so that a request can say how busy the
 /// unit was since the one before (a rate needs two samples; bosun takes none on
@@ -175,19 +214,26 @@ struct Prev {
 }
 
 impl Meter {
-    /// Samples every running unit of `units` once and fills its [`Usage`]:
-    /// memory and CPU time now, and the CPU rate since the previous sample of
-    /// the same process (absent on the first).
-    pub fn fill(&self, units: &mut [UnitStatus]) {
-        let roots: Vec<i32> = units.iter().filter_map(|u| u.pid).collect();
-        if roots.is_empty() {
+    /// Samples every running unit of `units` (a pass over `/proc` at most
+    /// 250 ms old) and fills its [`Usage`].
+    pub async fn sample(&self, units: &mut [UnitStatus]) {
+        if units.iter().all(|u| u.pid.is_none()) {
             self.prev.lock().expect("meter poisoned").clear();
             return;
         }
+        let p = processes(MIN_WINDOW).await;
+        self.fill(units, &p);
+    }
+
+    /// Fills the [`Usage`] of every running unit of `units` from `procs`:
+    /// memory and CPU time then, and the CPU rate since the previous sample of
+    /// the same process (absent on the first).
+    pub fn fill(&self, units: &mut [UnitStatus], procs: &Processes) {
+        let roots: Vec<i32> = units.iter().filter_map(|u| u.pid).collect();
         let page = crate::pid1::page_size();
         let hz = clock_ticks();
-        let trees = trees(&scan(), &roots, page);
-        let now = Instant::now();
+        let trees = trees(&procs.list, &roots, page);
+        let now = procs.at;
         let mut prev = self.prev.lock().expect("meter poisoned");
         let mut next = HashMap::with_capacity(roots.len());
         for u in units.iter_mut() {
@@ -203,8 +249,8 @@ impl Meter {
                 rate: None,
             };
             if let Some(old) = prev.remove(&u.name).filter(|o| o.pid == pid) {
-                let ms = now.duration_since(old.at).as_millis();
-                if ms < MIN_WINDOW_MS {
+                let ms = now.saturating_duration_since(old.at).as_millis();
+                if ms < MIN_WINDOW.as_millis() {
                     p = old;
                 } else {
                     // A child that exited unwaited takes its ticks along: no negative rates.
@@ -272,10 +318,67 @@ mod tests {
         assert!(!t.contains_key(&99));
     }
 
-    #[test]
-    fn this_process_is_found_in_proc() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn this_process_is_found_in_proc_and_a_pass_is_shared() {
         let me = std::process::id() as i32;
-        let t = tree_of(me).expect("our own tree");
+        let t = tree_of(me, Duration::ZERO).await.expect("our own tree");
         assert!(t.rss_bytes > 0 && t.processes >= 1, "{t:?}");
+        let a = processes(Duration::from_secs(60)).await;
+        let b = processes(Duration::from_secs(60)).await;
+        assert!(Arc::ptr_eq(&a.list, &b.list));
+    }
+
+    #[test]
+    fn the_rate_is_cpu_time_over_the_window_between_samples() {
+        let t0 = Instant::now();
+        let hz = clock_ticks();
+        let at = |ms: u64, ticks: u64| Processes {
+            at: t0 + Duration::from_millis(ms),
+            list: Arc::new(vec![ProcStat {
+                pid: if ms < 1000 { 7 } else { 8 },
+                ppid: 1,
+                pgrp: if ms < 1000 { 7 } else { 8 },
+                ticks,
+                rss_pages: 1,
+            }]),
+        };
+        let mut units = [unit_status("u", Some(7))];
+        let m = Meter::default();
+        m.fill(&mut units, &at(0, 0));
+        assert_eq!(units[0].usage.cpu_percent, None);
+        // Half a second, hz/4 ticks (a quarter second of CPU): 50 %.
+        m.fill(&mut units, &at(500, hz / 4));
+        assert_eq!(units[0].usage.cpu_percent, Some(50.0));
+        // Too close to the last: the last rate stands.
+        m.fill(&mut units, &at(600, hz));
+        assert_eq!(units[0].usage.cpu_percent, Some(50.0));
+        // A new process of the unit starts over.
+        units[0].pid = Some(8);
+        m.fill(&mut units, &at(1200, 0));
+        assert_eq!(units[0].usage.cpu_percent, None);
+    }
+
+    fn unit_status(name: &str, pid: Option<i32>) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            kind: "service".into(),
+            roles: vec![],
+            active: true,
+            state: crate::status::State::Ready,
+            ready: true,
+            pid,
+            started_at_ms: None,
+            restarts: 0,
+            last_exit: None,
+            detail: String::new(),
+            essential: false,
+            last_backup: None,
+            on_demand: false,
+            runs: 1,
+            singleton: false,
+            lease_term: None,
+            instance: None,
+            usage: Usage::default(),
+        }
     }
 }

@@ -219,7 +219,7 @@ impl Runner {
     /// limit and is stopped (the restart policy decides what comes next, as for
     /// a failed health check).
     async fn memory_check(&mut self, proc: &mut Proc, started: Instant) -> Option<Outcome> {
-        let why = super::memory::over(proc.pid, self.unit.max_memory?)?;
+        let why = super::memory::over(proc.pid, self.unit.max_memory?).await?;
         tracing::warn!(unit = %self.unit.name, "restarting {}: {why}", self.unit.name);
         self.set(|s| {
             s.ready = false;

@@ -9,10 +9,14 @@ use std::time::Duration;
 /// How often the memory of a unit with `max_memory` is read.
 pub(super) const CHECK_EVERY: Duration = Duration::from_secs(5);
 
+/// How old a pass over `/proc` a check accepts: units with `max_memory` share
+/// passes instead of each making its own.
+const MAX_AGE: Duration = Duration::from_secs(2);
+
 /// `Some("memory 530 MB over max_memory 512 MB")` when the tree of `pid`
 /// holds more than `limit` bytes.
-pub(super) fn over(pid: i32, limit: u64) -> Option<String> {
-    let rss = crate::usage::tree_of(pid)?.rss_bytes;
+pub(super) async fn over(pid: i32, limit: u64) -> Option<String> {
+    let rss = crate::usage::tree_of(pid, MAX_AGE).await?.rss_bytes;
     (rss > limit).then(|| format!("memory {} over max_memory {}", mb(rss), mb(limit)))
 }
 
@@ -30,10 +34,11 @@ mod tests {
         assert_eq!(super::mb(1 << 29), "537 MB");
     }
 
-    #[test]
-    fn this_process_is_over_one_byte_and_under_a_terabyte() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn this_process_is_over_one_byte_and_under_a_terabyte() {
         let me = std::process::id() as i32;
-        assert!(super::over(me, 1).is_some_and(|m| m.contains("over max_memory 0 MB")));
-        assert_eq!(super::over(me, 1 << 40), None);
+        let over = super::over(me, 1).await;
+        assert!(over.is_some_and(|m| m.contains("over max_memory 0 MB")));
+        assert_eq!(super::over(me, 1 << 40).await, None);
     }
 }

@@ -57,7 +57,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         [] if get => status_page(),
         ["health"] if get => health(ctx),
         ["metrics"] if get => metrics(ctx).await,
-        ["v1", "status"] if get => answer(status(ctx, &query)),
+        ["v1", "status"] if get => answer(status(ctx, &query).await),
         ["v1", "units", target, "start"] if post => unit_start(ctx, target).await,
         ["v1", "units", target, "stop"] if post => unit_stop(ctx, target).await,
         ["v1", "units", target, "restart"] if post => unit_restart(ctx, target).await,
@@ -193,7 +193,7 @@ fn health(ctx: &Ctx) -> Response<Body> {
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(ctx: &Ctx) -> Response<Body> {
     let mut st = ctx.handle.status();
-    ctx.meter.fill(&mut st.units);
+    ctx.meter.sample(&mut st.units).await;
     let mut text = metrics::render(&st);
     if let Some(f) = &ctx.fleet {
         let up = *f.handle.database_up().borrow();
@@ -218,7 +218,7 @@ async fn metrics(ctx: &Ctx) -> Response<Body> {
 
 /// `GET /v1/status`: the `DaemonStatus` JSON; with `?format=table`, the
 /// `ctl status` table as text.
-fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
     let mut st = ctx.handle.status();
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
@@ -230,7 +230,7 @@ fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, 
     match query.get("format").map(String::as_str) {
         None | Some("json") => {
             // Sampled here, when asked: bosun reads /proc for no one else.
-            ctx.meter.fill(&mut st.units);
+            ctx.meter.sample(&mut st.units).await;
             Ok(json_sized(StatusCode::OK, &st, 512 + st.units.len() * 320))
         }
         Some("table") => {
