@@ -67,7 +67,7 @@ pub struct Usage {
     /// Processes in its tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u32>,
-    /// Times `max_memory` restarted it.
+    /// Times the `max_memory` guard stopped it for its restart policy to restart.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub memory_restarts: u32,
 }
