@@ -197,11 +197,6 @@ impl UnitLog {
         }
     }
 
-    /// The unit's name, as lines sent to followers of several units carry it.
-    pub fn tag(&self) -> &Arc<str> {
-        &self.tag
-    }
-
     /// The ring's lines read at or after `since_ms`, at most the last `n`.
     fn recent(&self, n: Option<usize>, since_ms: Option<u64>) -> Vec<Arc<LogLine>> {
         recent(&self.ring.lock().expect("ring poisoned"), n, since_ms)
