@@ -202,6 +202,13 @@ impl UnitLog {
         recent(&self.ring.lock().expect("ring poisoned"), n, since_ms)
     }
 
+    /// [`UnitLog::recent`], and how many lines the ring holds since `since_ms`.
+    fn recent_counted(&self, n: usize, since_ms: Option<u64>) -> (Vec<Arc<LogLine>>, usize) {
+        let ring = self.ring.lock().expect("ring poisoned");
+        let from = since_ms.map_or(0, |t| ring.lines.partition_point(|l| l.at_ms < t));
+        (recent(&ring, Some(n), since_ms), ring.lines.len() - from)
+    }
+
     /// Reads `pipe` to its end, recording each line.
     pub async fn pump(self: Arc<Self>, pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
         ACTIVE_PUMPS.fetch_add(1, Ordering::SeqCst);
@@ -353,6 +360,10 @@ static ALL: Mutex<Option<broadcast::Sender<Tagged>>> = Mutex::new(None);
 /// Lines of every unit a follower of several units can fall behind by.
 const ALL_CAPACITY: usize = 4096;
 
+/// The most lines a backlog of several units holds (the last ones): `ctl logs
+/// all` of 1000 full rings must not copy them all. One ring holds fewer.
+pub const MAX_BACKLOG: usize = 100_000;
+
 /// A line and the unit it came from.
 #[derive(Debug, Clone)]
 pub struct Tagged {
@@ -367,6 +378,9 @@ pub struct Tagged {
 pub struct Merged {
     /// The backlog, oldest first.
     pub backlog: Vec<Tagged>,
+    /// Lines the rings held (since `since_ms`) that the backlog leaves out
+    /// because it holds at most [`MAX_BACKLOG`]; 0 when `n` asked for fewer.
+    pub left_out: u64,
     /// New lines of these units.
     pub live: Live,
 }
@@ -445,7 +459,11 @@ pub fn merged(
                 line,
             })
             .collect();
-        return Merged { backlog, live };
+        return Merged {
+            backlog,
+            live,
+            left_out: 0,
+        };
     }
     // Subscribed before the rings are read: a line pushed in between is in both,
     // and the follower skips it by its sequence number.
@@ -455,26 +473,48 @@ pub fn merged(
             .get_or_insert_with(|| broadcast::channel(ALL_CAPACITY).0)
             .subscribe()
     });
+    let want = n.unwrap_or(usize::MAX).min(MAX_BACKLOG);
     let mut after = HashMap::with_capacity(units.len());
-    let mut backlog: Vec<Tagged> = Vec::new();
-    for u in units {
-        let lines = u.recent(n, since_ms);
+    // (unit index, line): never more than three times `want` at once, however
+    // many units and however full their rings.
+    let mut picked: Vec<(usize, Arc<LogLine>)> = Vec::new();
+    let mut total = 0usize;
+    for (i, u) in units.iter().enumerate() {
+        let (lines, held) = u.recent_counted(want, since_ms);
+        total += held;
         after.insert(u.tag.clone(), lines.last().map_or(0, |l| l.seq));
-        backlog.extend(lines.into_iter().map(|line| Tagged {
-            unit: u.tag.clone(),
+        picked.extend(lines.into_iter().map(|l| (i, l)));
+        if picked.len() > 2 * want {
+            keep_last(&mut picked, want);
+        }
+    }
+    keep_last(&mut picked, want);
+    let left_out = total
+        .min(n.unwrap_or(usize::MAX))
+        .saturating_sub(picked.len()) as u64;
+    let backlog = picked
+        .into_iter()
+        .map(|(i, line)| Tagged {
+            unit: units[i].tag.clone(),
             line,
-        }));
-    }
-    backlog.sort_by_key(|t| t.line.seq);
-    if let Some(n) = n {
-        let extra = backlog.len().saturating_sub(n);
-        backlog.drain(..extra);
-    }
+        })
+        .collect();
     let live = match rx {
         Some(rx) => Live::Many(rx, after),
         None => Live::None,
     };
-    Merged { backlog, live }
+    Merged {
+        backlog,
+        live,
+        left_out,
+    }
+}
+
+/// Sorts `v` by arrival and keeps its last `n`.
+fn keep_last(v: &mut Vec<(usize, Arc<LogLine>)>, n: usize) {
+    v.sort_unstable_by_key(|(_, l)| l.seq);
+    let extra = v.len().saturating_sub(n);
+    v.drain(..extra);
 }
 
 /// Pipes still being read.
@@ -584,10 +624,29 @@ mod tests {
         let both = [a.clone(), b.clone()];
         let m = merged(&both, None, None, false);
         assert_eq!(texts(&m), ["a:1", "b:2", "a:3", "b:4"]);
+        assert_eq!(m.left_out, 0);
         let m = merged(&both, Some(3), None, false);
         assert_eq!(texts(&m), ["b:2", "a:3", "b:4"]);
         let m = merged(&[b], Some(1), None, false);
         assert_eq!(texts(&m), ["b:4"]);
+    }
+
+    #[test]
+    fn a_backlog_of_several_units_is_capped_and_says_so() {
+        let units: Vec<Arc<UnitLog>> = (0..3).map(|i| unit(&format!("cap{i}"))).collect();
+        let each = MAX_BACKLOG / 2;
+        for i in 0..each {
+            for u in &units {
+                u.line(Stream::Stdout, if i + 1 == each { "last" } else { "" });
+            }
+        }
+        let m = merged(&units, None, None, false);
+        assert_eq!(m.backlog.len(), MAX_BACKLOG);
+        assert_eq!(m.left_out, (3 * each - MAX_BACKLOG) as u64);
+        let tail: Vec<String> = texts(&m).split_off(MAX_BACKLOG - 3);
+        assert_eq!(tail, ["cap0:last", "cap1:last", "cap2:last"]);
+        let m = merged(&units, Some(5), None, false);
+        assert_eq!((m.backlog.len(), m.left_out), (5, 0));
     }
 
     #[test]

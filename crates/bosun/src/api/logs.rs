@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bosun_core::output::{merged, Live, Merged, Missed, Tagged};
+use bosun_core::output::{merged, Live, Merged, Missed, Tagged, MAX_BACKLOG};
 use bosun_core::status::now_ms;
 use bosun_core::unit::UnitHandle;
 use bosun_core::ActError;
@@ -140,7 +140,11 @@ fn push(buf: &mut Vec<u8>, unit: &str, line: &LogLine) {
 /// Sends the backlog in chunks, then (following) live lines, until the client
 /// hangs up (the body, and so `tx`, is dropped) or bosun stops.
 async fn stream(m: Merged, tx: mpsc::Sender<Bytes>, stopping: tokio_util::sync::CancellationToken) {
-    let Merged { backlog, mut live } = m;
+    let Merged {
+        backlog,
+        mut live,
+        left_out,
+    } = m;
     // Where "lines skipped" goes: one unit's stream, under its name (as it always
     // did); several, under bosun's.
     let note_unit: Arc<str> = match &live {
@@ -148,6 +152,17 @@ async fn stream(m: Merged, tx: mpsc::Sender<Bytes>, stopping: tokio_util::sync::
         _ => Arc::from(BOSUN),
     };
     let mut buf = Vec::new();
+    if left_out > 0 {
+        let note = LogLine {
+            at_ms: now_ms(),
+            seq: 0,
+            stream: Stream::Stderr,
+            text: format!(
+                "bosun: {left_out} earlier lines not shown (at most {MAX_BACKLOG} at once); use -n or --since"
+            ),
+        };
+        push(&mut buf, BOSUN, &note);
+    }
     for t in &backlog {
         push(&mut buf, &t.unit, &t.line);
         if buf.len() >= LOG_CHUNK
