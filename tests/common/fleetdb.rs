@@ -161,8 +161,10 @@ impl Pg {
 
     fn signal_all(&self, sig: &str) {
         for pid in self.pids() {
+            // A backend may have just ended: say nothing.
             let _ = Command::new("kill")
                 .args([&format!("-{sig}"), &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
