@@ -170,17 +170,18 @@ struct Run {
     start: f64,
     /// Its last `beat` (or the start).
     last: f64,
-    /// Its `stop` line.
+    /// Its leader's `stop` line.
     stop: Option<f64>,
 }
 
 impl Run {
-    /// When it was surely dead: its stop line; for a SIGKILLed peer the kill (the
-    /// kernel kills a PID namespace with its PID 1) or its last beat, whichever is
-    /// later; otherwise it still runs.
+    /// When its process group was dead: once stopped, its last beat (the child that
+    /// ignores SIGTERM beats until bosun kills the group) or the stop line, whichever
+    /// is later; for a SIGKILLed peer the kill (the kernel kills a PID namespace with
+    /// its PID 1) or its last beat, whichever is later; otherwise it still runs.
     fn end(&self, killed: &[(String, f64)]) -> f64 {
         if let Some(s) = self.stop {
-            return s;
+            return s.max(self.last);
         }
         let kill = killed
             .iter()
@@ -198,6 +199,7 @@ impl Run {
 /// The runs in the log, in order of their start.
 fn runs(log: &Path) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
+    // The latest run of each peer.
     let mut open: BTreeMap<String, usize> = BTreeMap::new();
     for l in fs::read_to_string(log).unwrap_or_default().lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -218,12 +220,13 @@ fn runs(log: &Path) -> Vec<Run> {
                     stop: None,
                 });
             }
+            // A peer's lines belong to its latest start (beats go on after the
+            // leader's stop until the group is dead).
             "beat" | "stop" => {
                 if let Some(&i) = open.get(*peer) {
                     out[i].last = out[i].last.max(at);
                     if *kind == "stop" {
                         out[i].stop = Some(at);
-                        open.remove(*peer);
                     }
                 }
             }
@@ -290,14 +293,20 @@ impl Timings {
     }
 }
 
-/// The singleton's script: `start`/`beat` (every 200 ms)/`stop` lines with the
-/// peer's name, its term and CLOCK_REALTIME.
+/// The singleton's script. The leader writes `start` and, on SIGTERM, `stop`; a child
+/// in its process group that ignores SIGTERM writes a `beat` every 50 ms until
+/// bosun SIGKILLs the group, so the last beat of a run is (within 50 ms) when its
+/// whole process group was dead. Each line: the peer's name, its lease term and
+/// CLOCK_REALTIME (`$EPOCHREALTIME`: no fork per line; `read -t` on a pipe that
+/// never speaks is bash's sleep without a fork).
 fn cron_script(log: &Path) -> String {
     let log = log.display();
     format!(
         "echo \"start $PEER $BOSUN_LEASE_TERM $EPOCHREALTIME\" >> {log}; \
+         ( trap '' TERM; exec 3<> <(:); \
+           while :; do echo \"beat $PEER $BOSUN_LEASE_TERM $EPOCHREALTIME\" >> {log}; read -t 0.05 -u 3; done ) & \
          trap 'echo \"stop $PEER $BOSUN_LEASE_TERM $EPOCHREALTIME\" >> {log}; exit 0' TERM; \
-         while :; do echo \"beat $PEER $BOSUN_LEASE_TERM $EPOCHREALTIME\" >> {log}; sleep 0.2 & wait $!; done"
+         while :; do sleep 1 & wait $!; done"
     )
 }
 
@@ -373,8 +382,8 @@ impl Peer {
 
     /// Its bosun's utime + stime, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.bosun.host_pid()))
-            .unwrap_or_default();
+        let stat =
+            fs::read_to_string(format!("/proc/{}/stat", self.bosun.host_pid())).unwrap_or_default();
         let f: Vec<u64> = stat
             .rsplit_once(')')
             .map(|(_, r)| r)
@@ -420,6 +429,7 @@ impl Fleet {
         for i in 0..n {
             f.boot(i);
         }
+        f.audit_leases();
         f
     }
 
@@ -494,36 +504,76 @@ impl Fleet {
             found = self.runs().into_iter().find(|r| r.term > term);
             found.is_some()
         });
-        assert!(ok, "{what}: the singleton never came back:\n{}", self.output());
+        assert!(
+            ok,
+            "{what}: the singleton never came back:\n{}",
+            self.output()
+        );
         found.expect("found")
     }
 
-    /// The lease row of cron as (term, expires_at) on the database clock, if it answers.
-    fn lease(&self) -> Option<(i64, f64)> {
-        let row = self.pg.sql(
-            "SELECT term || ' ' || extract(epoch FROM expires_at) FROM bosun.lease WHERE name = 'cron'",
-            Duration::from_secs(2),
-        )?;
-        let (t, e) = row.split_once(' ')?;
-        Some((t.parse().ok()?, e.parse().ok()?))
+    /// Records every write to the lease table (a trigger, into `audit.lease`, with
+    /// the database's clock): what each term was granted to and until when it was
+    /// held, ghost grants included: a statement a frozen server had begun (its
+    /// `now()` is when it began) or ran after its client had given it up.
+    fn audit_leases(&self) {
+        let ok = eventually(self.t.patience(), || {
+            self.pg
+                .sql(
+                    "SELECT to_regclass('bosun.lease') IS NOT NULL",
+                    Duration::from_secs(5),
+                )
+                .as_deref()
+                == Some("t")
+        });
+        assert!(ok, "the fleet never made its tables:\n{}", self.output());
+        let ddl = "CREATE SCHEMA audit;
+            CREATE TABLE audit.lease (at timestamptz NOT NULL DEFAULT clock_timestamp(), op text,
+              name text, holder text, boot_id text, term bigint, expires_at timestamptz);
+            CREATE FUNCTION audit.lease_log() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN
+                INSERT INTO audit.lease (op, name, holder, boot_id, term, expires_at)
+                VALUES (TG_OP, NEW.name, NEW.holder, NEW.boot_id, NEW.term, NEW.expires_at);
+                RETURN NEW;
+              END $$;
+            CREATE TRIGGER lease_log AFTER INSERT OR UPDATE ON bosun.lease
+              FOR EACH ROW EXECUTE FUNCTION audit.lease_log();
+            INSERT INTO audit.lease (op, name, holder, boot_id, term, expires_at)
+              SELECT 'BEFORE', name, holder, boot_id, term, expires_at FROM bosun.lease;";
+        self.pg
+            .sql(ddl, Duration::from_secs(10))
+            .expect("the lease audit trigger");
     }
 
-    /// Reads the lease until `done`: the latest expiry seen for `term`.
-    fn watch_expiry(&self, term: i64, mut done: impl FnMut() -> bool) -> Option<f64> {
-        let mut expiry = None;
-        let deadline = Instant::now() + self.t.patience();
-        while Instant::now() < deadline {
-            if let Some((t, e)) = self.lease() {
-                if t == term {
-                    expiry = Some(expiry.map_or(e, |x: f64| x.max(e)));
-                }
-            }
-            if done() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        expiry
+    /// The latest expiry (database clock) any write gave `term` of cron.
+    fn expiry_of(&self, term: i64) -> Option<f64> {
+        let q = format!(
+            "SELECT extract(epoch FROM max(expires_at)) FROM audit.lease \
+             WHERE name = 'cron' AND term = {term}"
+        );
+        self.pg.sql(&q, Duration::from_secs(10))?.parse().ok()
+    }
+
+    /// Terms the database granted that never ran (no `start` line): (term, holder).
+    fn ghost_grants(&self) -> Vec<(i64, String)> {
+        let ran: Vec<i64> = self.runs().iter().map(|r| r.term).collect();
+        let rows = self
+            .pg
+            .sql(
+                "SELECT DISTINCT term || ' ' || holder FROM audit.lease WHERE name = 'cron'",
+                Duration::from_secs(10),
+            )
+            .unwrap_or_default();
+        let mut out: Vec<(i64, String)> = rows
+            .lines()
+            .filter_map(|l| {
+                let (t, h) = l.split_once(' ')?;
+                Some((t.parse().ok()?, h.to_string()))
+            })
+            .filter(|(t, _)| !ran.contains(t))
+            .collect();
+        out.sort();
+        out
     }
 
     fn overlap(&self) -> f64 {
@@ -578,6 +628,9 @@ impl Round {
     }
 }
 
+/// One round of one fault.
+type FaultRound = fn(&mut Fleet) -> Round;
+
 /// (a) SIGKILL of the holder's bosun (the kernel kills its PID namespace), then a
 /// fresh bosun under the same name in its place.
 fn sigkill_round(f: &mut Fleet) -> Round {
@@ -595,8 +648,8 @@ fn sigkill_round(f: &mut Fleet) -> Round {
     assert!(st.success());
     dead.bosun.wait(Duration::from_secs(20));
     f.killed.push((old.peer.clone(), at));
-    let expiry = f.lease().filter(|(t, _)| *t == old.term).map(|(_, e)| e);
     let new = f.wait_new_run(old.term, "after SIGKILL of the holder");
+    let expiry = f.expiry_of(old.term);
     drop(dead);
     f.boot(i);
     Round {
@@ -617,39 +670,32 @@ fn partition_round(f: &mut Fleet) -> Round {
     random_phase(f.t.renew);
     let at = now_secs();
     f.net.cut(i);
-    let mut new = None;
-    let expiry = f.watch_expiry(old.term, || {
-        new = f.runs().into_iter().find(|r| r.term > old.term);
-        new.is_some()
-    });
+    let new = f.wait_new_run(old.term, "after the holder's link was cut");
     f.net.heal(i);
-    let new = new.unwrap_or_else(|| {
-        panic!(
-            "nobody took over from the cut-off holder:\n{}",
-            f.output()
-        )
-    });
-    let stopped = f
+    let expiry = f.expiry_of(old.term);
+    let run = f
         .runs()
         .into_iter()
         .find(|r| r.peer == old.peer && r.term == old.term)
-        .and_then(|r| r.stop);
-    let stopped = stopped.unwrap_or_else(|| {
+        .expect("the old run");
+    let stopped = run.stop.unwrap_or_else(|| {
         panic!(
             "the cut-off holder never stopped its singleton:\n{}",
             f.output()
         )
     });
+    let dead = run.end(&f.killed);
     Round {
         fault: "partition",
         failover: Some(new.start - at),
-        gap: Some(new.start - stopped),
-        dead_before_expiry: expiry.map(|e| e - stopped),
+        gap: Some(new.start - dead),
+        dead_before_expiry: expiry.map(|e| e - dead),
         overlap_ms: f.overlap(),
         outcome: format!(
-            "{} stopped {:.2}s after the cut; {} took over (term {})",
+            "{} stopped {:.2}s after the cut, group dead {:.2}s; {} took over (term {})",
             old.peer,
             stopped - at,
+            dead - at,
             new.peer,
             new.term
         ),
@@ -661,7 +707,6 @@ fn partition_round(f: &mut Fleet) -> Round {
 fn pause_round(f: &mut Fleet) -> Round {
     let old = f.settle();
     random_phase(f.t.renew);
-    let expiry = f.lease().filter(|(t, _)| *t == old.term).map(|(_, e)| e);
     let at = now_secs();
     f.pg.pause();
     let pause = f.t.ttl + f.t.renew + Duration::from_secs(1);
@@ -682,17 +727,24 @@ fn pause_round(f: &mut Fleet) -> Round {
     );
     let stopped = stop_of(f).expect("stopped");
     let new = f.wait_new_run(old.term, "after the database was resumed");
+    let expiry = f.expiry_of(old.term);
+    let dead = f
+        .runs()
+        .into_iter()
+        .find(|r| r.peer == old.peer && r.term == old.term)
+        .map_or(stopped, |r| r.end(&f.killed));
     Round {
         fault: "db-pause",
         failover: Some(new.start - resumed),
-        gap: Some(new.start - stopped),
-        dead_before_expiry: expiry.map(|e| e - stopped),
+        gap: Some(new.start - dead),
+        dead_before_expiry: expiry.map(|e| e - dead),
         overlap_ms: f.overlap(),
         outcome: format!(
-            "{} stopped {:.2}s into a {:.0}s freeze; back on {} {:.2}s after SIGCONT (term {})",
+            "{} stopped {:.2}s into a {:.0}s freeze, group dead {:.2}s; back on {} {:.2}s after SIGCONT (term {})",
             old.peer,
             stopped - at,
             pause.as_secs_f64(),
+            dead - at,
             new.peer,
             new.start - resumed,
             new.term
@@ -730,7 +782,7 @@ fn restart_round(f: &mut Fleet) -> Round {
     };
     Round {
         fault: "db-restart",
-        failover: (back.term != old.term).then(|| back.start - at),
+        failover: (back.term != old.term).then_some(back.start - at),
         gap: None,
         dead_before_expiry: None,
         overlap_ms: f.overlap(),
@@ -748,7 +800,10 @@ fn assert_clean(f: &Fleet, r: &Round) {
         f.output()
     );
     if let Some(g) = r.gap {
-        assert!(g > 0.0, "the new copy started before the old one stopped: {r:?}");
+        assert!(
+            g > 0.0,
+            "the new copy started before the old one stopped: {r:?}"
+        );
     }
     if let Some(d) = r.dead_before_expiry {
         assert!(
@@ -766,10 +821,10 @@ fn the_singleton_never_runs_twice_under_kills_partitions_and_database_faults() {
         let healthy = eventually(f.t.patience(), || p.ctl(&["health"]).0 == 0);
         assert!(healthy, "{} never healthy:\n{}", p.name, p.bosun.output());
     }
-    let rounds: [(fn(&mut Fleet) -> Round, usize); 4] = [
-        (sigkill_round, 2),
-        (partition_round, 2),
-        (pause_round, 2),
+    let rounds: [(FaultRound, usize); 4] = [
+        (sigkill_round, 3),
+        (partition_round, 3),
+        (pause_round, 3),
         (restart_round, 2),
     ];
     for (round, n) in rounds {
@@ -780,10 +835,16 @@ fn the_singleton_never_runs_twice_under_kills_partitions_and_database_faults() {
     }
     // The singleton is still (or again) running on exactly one peer.
     f.settle();
+    eprintln!("terms granted that never ran: {:?}", f.ghost_grants());
     for i in 0..f.peers.len() {
         let mut p = f.peers[i].take().expect("peer");
         p.bosun.signal(SIGTERM);
-        assert_eq!(p.bosun.wait(Duration::from_secs(30)), 0, "{}", p.bosun.output());
+        assert_eq!(
+            p.bosun.wait(Duration::from_secs(30)),
+            0,
+            "{}",
+            p.bosun.output()
+        );
     }
     assert_eq!(f.overlap(), 0.0, "{}", f.output());
 }
@@ -834,7 +895,7 @@ fn bench_faults_default_timings() {
         loadavg()
     );
     let mut f = Fleet::start(net, 3, t);
-    let faults: [(&str, fn(&mut Fleet) -> Round); 4] = [
+    let faults: [(&str, FaultRound); 4] = [
         ("sigkill", sigkill_round),
         ("partition", partition_round),
         ("db-pause", pause_round),
@@ -856,13 +917,26 @@ fn bench_faults_default_timings() {
             all.push(r2);
         }
         let of: Vec<&Round> = all.iter().filter(|r| r.fault == name).collect();
-        let pick = |g: fn(&Round) -> Option<f64>| of.iter().filter_map(|r| g(r)).collect::<Vec<f64>>();
+        let pick =
+            |g: fn(&Round) -> Option<f64>| of.iter().filter_map(|r| g(r)).collect::<Vec<f64>>();
         stats(&format!("{name}: failover"), &pick(|r| r.failover), " s");
-        stats(&format!("{name}: gap old stop -> new start"), &pick(|r| r.gap), " s");
+        stats(
+            &format!("{name}: gap old stop -> new start"),
+            &pick(|r| r.gap),
+            " s",
+        );
         stats(
             &format!("{name}: dead before the lease's expiry"),
             &pick(|r| r.dead_before_expiry),
             " s",
+        );
+        let backends = f.pg.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bosun-fleet'",
+            Duration::from_secs(5),
+        );
+        println!(
+            "{name}: the fleet's backends on the server after the rounds: {} (3 peers)",
+            backends.unwrap_or_default()
         );
         let overlaps: Vec<f64> = of.iter().map(|r| r.overlap_ms).collect();
         println!(
@@ -877,6 +951,11 @@ fn bench_faults_default_timings() {
         (t.ttl + t.renew).as_secs_f64() + 1.0
     );
     println!("total overlap in the whole log: {:.0} ms", f.overlap());
+    println!(
+        "terms the database granted that never ran (ghost grants: statements a frozen \
+         server had begun, or ran after their client had given them up): {:?}",
+        f.ghost_grants()
+    );
 }
 
 /// `n` peers in the root namespace on loopback, each with one unit, and the
@@ -891,10 +970,22 @@ fn fan_out(n: usize, times: usize) -> Vec<f64> {
     assert!(max >= n + 4, "max_connections {max} does not fit {n} peers");
     // One unit each: the on-demand task.
     let peers: Vec<Peer> = (0..n)
-        .map(|i| Peer::start(&format!("f{i}"), &pg.url(), Timings::defaults(), Cron::Absent, &[]))
+        .map(|i| {
+            Peer::start(
+                &format!("f{i}"),
+                &pg.url(),
+                Timings::defaults(),
+                Cron::Absent,
+                &[],
+            )
+        })
         .collect();
     let all_up = eventually(Duration::from_secs(120), || peers[0].sees(n));
-    assert!(all_up, "not every peer joined:\n{}", peers[0].bosun.output());
+    assert!(
+        all_up,
+        "not every peer joined:\n{}",
+        peers[0].bosun.output()
+    );
     let mut out = Vec::new();
     for _ in 0..times {
         let t = Instant::now();
@@ -941,10 +1032,21 @@ fn bench_idle_cost_default_timings() {
             "pg_stat_statements.track=all",
         ],
     );
-    pg.sql("CREATE EXTENSION pg_stat_statements", Duration::from_secs(10))
-        .expect("pg_stat_statements");
+    pg.sql(
+        "CREATE EXTENSION pg_stat_statements",
+        Duration::from_secs(10),
+    )
+    .expect("pg_stat_statements");
     let peers: Vec<Peer> = (0..3)
-        .map(|i| Peer::start(&format!("i{i}"), &pg.url(), Timings::defaults(), Cron::Quiet, &[]))
+        .map(|i| {
+            Peer::start(
+                &format!("i{i}"),
+                &pg.url(),
+                Timings::defaults(),
+                Cron::Quiet,
+                &[],
+            )
+        })
         .collect();
     assert!(eventually(Duration::from_secs(60), || peers
         .iter()

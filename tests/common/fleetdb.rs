@@ -104,9 +104,16 @@ impl Pg {
             .open(self.dir.path().join("postgres.log"))
             .expect("log");
         let mut cmd = pg_command("postgres");
-        cmd.args(["-D", &format!("{d}/data"), "-p", &self.port.to_string(), "-k", d])
-            .args(["-c", &format!("listen_addresses={}", self.host)])
-            .args(["-c", "fsync=off"]);
+        cmd.args([
+            "-D",
+            &format!("{d}/data"),
+            "-p",
+            &self.port.to_string(),
+            "-k",
+            d,
+        ])
+        .args(["-c", &format!("listen_addresses={}", self.host)])
+        .args(["-c", "fsync=off"]);
         for e in &self.extra {
             cmd.args(["-c", e]);
         }
@@ -224,7 +231,16 @@ impl Pg {
             .arg(format!("{}", timeout.as_secs_f64()))
             .arg(format!("{PG_BIN}/psql"))
             .args(["-h", d, "-p", &self.port.to_string(), "-U", "postgres"])
-            .args(["-d", "postgres", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-d",
+                "postgres",
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
             .args(["-c", query])
             .stdin(Stdio::null())
             .output()
