@@ -32,6 +32,7 @@ mod error;
 mod id;
 pub mod lifecycle;
 mod manifest;
+mod prune;
 mod reader;
 mod retention;
 mod safe_fs;
@@ -47,10 +48,10 @@ pub use error::{Error, IntegrityError, Result};
 pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
 pub use lifecycle::{DataCommands, Lifecycle};
 pub use manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+pub use prune::{plan_prune, PrunePlan, Retention};
 pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
 pub use retention::{
-    delete_snapshot, gc_incomplete, list_snapshots, prune_daily, prune_snapshots, set_latest,
-    SnapshotInfo,
+    delete_snapshot, gc_incomplete, list_snapshots, prune, set_latest, SnapshotInfo,
 };
 pub use store::{
     create_file_store, open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store,

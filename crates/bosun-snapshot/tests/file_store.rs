@@ -52,9 +52,9 @@ async fn file_corruption_detected() {
 }
 
 #[tokio::test]
-async fn file_prune_daily_by_name() {
+async fn file_retention_by_name() {
     let (_d, s) = store();
-    prune_daily_by_name(s).await;
+    retention_by_name(s).await;
 }
 
 #[tokio::test]

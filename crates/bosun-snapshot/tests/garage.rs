@@ -59,9 +59,9 @@ async fn garage_damaged_latest() {
 }
 
 #[tokio::test]
-async fn garage_prune_daily_by_name() {
+async fn garage_retention_by_name() {
     let g = garage_or_skip!("prune");
-    prune_daily_by_name(garage_store(&g, "prune-daily", |_| {}).await).await;
+    retention_by_name(garage_store(&g, "prune-daily", |_| {}).await).await;
 }
 
 /// A stream larger than 16 MiB with the default 8 MiB parts: a multipart upload of 3

@@ -171,17 +171,22 @@ fn render_snapshot(
             config.redact(&path.display().to_string())
         );
     }
-    match (snap.keep_daily, snap.daily_at) {
-        (0, _) => {}
-        (keep, Some((h, m))) => {
-            let _ = writeln!(out, "  daily at {h:02}:{m:02} UTC, kept {keep} days");
+    let retention = crate::keeper::retention(snap);
+    match (retention.daily_off(), snap.daily_at) {
+        (true, _) => {}
+        (false, Some((h, m))) => {
+            let _ = writeln!(out, "  daily snapshot at {h:02}:{m:02} UTC");
         }
-        (_, None) => {
+        (false, None) => {
             let _ = writeln!(
                 out,
                 "  no daily snapshots: keep_daily is set but daily_at is not"
             );
         }
+    }
+    let _ = writeln!(out, "  retention (after every commit):");
+    for line in retention.describe() {
+        let _ = writeln!(out, "    {line}");
     }
     if let Some(took) = crate::keeper::last_stop_backup(&config.bosun.state_dir) {
         let _ = writeln!(out, "  last stop backup took {took:.1?}");

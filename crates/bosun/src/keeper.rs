@@ -14,13 +14,25 @@ use bosun_core::spawn::SpawnError;
 use bosun_core::status::{now_ms, BackupInfo};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
-use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
+use bosun_snapshot::{
+    DataCommands, ItemReader, Lifecycle, Retention, SnapshotKind, SnapshotWriter, Store,
+};
 
 pub use bosun_snapshot::lifecycle::human_bytes;
 
 /// The last measured stop-backup time recorded in `state_dir`, if any.
 pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
     DiskState::read(state_dir).last_stop_backup()
+}
+
+/// The `keep_*` keys of `[snapshot]` as a retention policy.
+pub fn retention(snap: &bosun_config::SnapshotConfig) -> Retention {
+    Retention {
+        keep_last: snap.keep_last,
+        keep_daily: snap.keep_daily,
+        keep_weekly: snap.keep_weekly,
+        keep_monthly: snap.keep_monthly,
+    }
 }
 
 /// Why a unit's dump or load failed.
@@ -52,7 +64,8 @@ pub struct Keeper {
     life: Lifecycle,
     cmds: Arc<Commands>,
     daily_at: Option<(u8, u8)>,
-    keep_daily: u32,
+    /// `keep_daily`, `keep_weekly` and `keep_monthly` are all 0: no daily snapshots.
+    daily_off: bool,
     /// The daily snapshot task, ended when the stop begins.
     daily: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -86,7 +99,7 @@ impl Keeper {
             paths: snap.paths.clone().into_iter().collect(),
             data_units,
             state_dir: config.bosun.state_dir.clone(),
-            keep_daily: snap.keep_daily,
+            retention: retention(&snap),
         };
         let cmds = Arc::new(Commands {
             units: config
@@ -101,7 +114,7 @@ impl Keeper {
             life: Lifecycle::new(store, settings, cmds.clone()),
             cmds,
             daily_at: snap.daily_at,
-            keep_daily: snap.keep_daily,
+            daily_off: retention(&snap).daily_off(),
             daily: Mutex::new(None),
         })))
     }
@@ -123,7 +136,7 @@ impl Keeper {
 
     /// Takes a daily snapshot at `daily_at` (UTC) and prunes old ones, until the stop.
     pub fn spawn_daily(self: &Arc<Self>) {
-        let Some((h, m)) = self.daily_at.filter(|_| self.keep_daily > 0) else {
+        let Some((h, m)) = self.daily_at.filter(|_| !self.daily_off) else {
             return;
         };
         let keeper = self.clone();

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
-    Error, ItemReader, Manifest, Result, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter,
-    Store,
+    Error, ItemReader, Manifest, Result, Retention, SnapshotId, SnapshotKind, SnapshotReader,
+    SnapshotWriter, Store,
 };
 
 /// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
@@ -92,9 +92,13 @@ pub struct Settings {
     pub data_units: Vec<(String, Duration)>,
     /// `state_dir`.
     pub state_dir: PathBuf,
-    /// Daily snapshots kept (`keep_daily`).
-    pub keep_daily: u32,
+    /// How many snapshots of each series are kept (`keep_last`, `keep_daily`, …).
+    pub retention: Retention,
 }
+
+/// Incomplete snapshots younger than this are never pruned: another writer (a
+/// misconfigured second container, a slow stop) may still be at work on them.
+pub const PRUNE_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// One container's snapshot lifecycle.
 pub struct Lifecycle {
@@ -584,7 +588,36 @@ impl Lifecycle {
             human_bytes(bytes),
             began.elapsed()
         );
+        self.prune_after_commit().await;
         Ok(Some(id))
+    }
+
+    /// Retention after a commit: a failure is logged, never fails the snapshot (it is
+    /// committed; what was not pruned now is at the next commit). A snapshot this boot
+    /// still restores from is never pruned.
+    async fn prune_after_commit(&self) {
+        let protect: Vec<SnapshotId> = if self.pending_loads.lock().expect("poisoned").is_empty() {
+            Vec::new()
+        } else {
+            let restoring = self.restored_id.lock().expect("poisoned").clone();
+            restoring.and_then(|r| r.parse().ok()).into_iter().collect()
+        };
+        let policy = self.s.retention;
+        match crate::prune(self.store.as_ref(), &policy, &protect, PRUNE_MIN_AGE, false).await {
+            Ok(plan) if !plan.remove.is_empty() => {
+                let gone: Vec<String> = plan.remove.iter().map(|(id, _)| id.to_string()).collect();
+                tracing::info!(
+                    "retention removed {} snapshot(s): {}",
+                    gone.len(),
+                    gone.join(", ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "pruning old snapshots in {}: {e}; they stay until the next commit",
+                self.s.store_url
+            ),
+        }
     }
 
     fn failed(&self, started: Instant, msg: &str) {
@@ -658,19 +691,9 @@ impl Lifecycle {
         }
     }
 
-    /// A daily snapshot, then the daily series pruned to `keep_daily`.
+    /// A daily snapshot (retention runs after its commit, as after every commit).
     pub async fn daily(&self) -> Result<String> {
-        let id = self.backup_now(SnapshotKind::Daily).await?;
-        match crate::prune_daily(self.store.as_ref(), self.s.keep_daily, SystemTime::now()).await {
-            Ok(gone) if !gone.is_empty() => tracing::info!(
-                "pruned {} daily snapshots older than {} days",
-                gone.len(),
-                self.s.keep_daily
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("pruning daily snapshots: {e}"),
-        }
-        Ok(id)
+        self.backup_now(SnapshotKind::Daily).await
     }
 }
 

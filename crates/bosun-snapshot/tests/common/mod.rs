@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bosun_snapshot::{
-    gc_incomplete, latest, list_snapshots, prune_daily, set_latest, ItemKind, S3Options, S3Store,
-    SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
+    gc_incomplete, latest, list_snapshots, prune, set_latest, ItemKind, Retention, S3Options,
+    S3Store, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -632,8 +632,10 @@ pub async fn corruption_detected(store: Arc<dyn Store>) {
     assert!(err.to_string().contains("'db'"), "{err}");
 }
 
-/// Daily retention goes by the date in the name.
-pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
+/// Retention goes by the date in the name: keep_last for the regular series, restic's
+/// keep_daily/keep_monthly for the daily one, LATEST never removed, incomplete debris
+/// removed, a dry run removes nothing.
+pub async fn retention_by_name(store: Arc<dyn Store>) {
     let day = |y: i64, m: u32, d: u32, h: u32| -> SystemTime {
         // Days from civil (same algorithm as the crate, kept independent here).
         let y2 = if m <= 2 { y - 1 } else { y };
@@ -645,21 +647,31 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
         let days = era * 146_097 + doe - 719_468;
         UNIX_EPOCH + Duration::from_secs((days * 86_400 + i64::from(h) * 3600) as u64)
     };
-    let regular = commit_small(&store, "host-d", b"regular").await;
+    let put = |kind: SnapshotKind, at: SystemTime, commit: bool| {
+        let store = store.clone();
+        async move {
+            let mut w = SnapshotWriter::begin_at(store, "host-d", &roles(), kind, at)
+                .await
+                .expect("begin");
+            w.put_stream("data", &b"kept?"[..]).await.expect("put");
+            let id = w.id().clone();
+            if commit {
+                w.commit().await.expect("commit");
+            } else {
+                w.abort();
+            }
+            id
+        }
+    };
+    let mut regular = Vec::new();
+    for d in 1..=9 {
+        regular.push(put(SnapshotKind::Regular, day(2026, 1, d, 12), true).await);
+    }
+    // A stop killed half-way, older than the newest complete snapshot.
+    let debris = put(SnapshotKind::Regular, day(2026, 1, 8, 18), false).await;
     let mut ids = Vec::new();
     for (m, d) in [(2, 20), (3, 5), (3, 7), (3, 19), (3, 20)] {
-        let mut w = SnapshotWriter::begin_at(
-            store.clone(),
-            "host-d",
-            &roles(),
-            SnapshotKind::Daily,
-            day(2026, m, d, 6),
-        )
-        .await
-        .expect("begin daily");
-        w.put_stream("data", &b"daily"[..]).await.expect("put");
-        ids.push(w.id().clone());
-        w.commit().await.expect("commit");
+        ids.push(put(SnapshotKind::Daily, day(2026, m, d, 6), true).await);
     }
     assert!(
         ids[0].to_string().starts_with("daily/20260220T060000Z-"),
@@ -669,43 +681,58 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
     // Dailies do not move LATEST.
     assert_eq!(
         latest(store.as_ref()).await.expect("latest"),
-        Some(regular.clone())
+        Some(regular[8].clone())
     );
-
-    let deleted = prune_daily(store.as_ref(), 14, day(2026, 3, 20, 12))
+    // An old restore point stays whatever keep_last says.
+    set_latest(store.as_ref(), &regular[0]).await.expect("set");
+    let policy = Retention {
+        keep_last: 3,
+        keep_daily: 2,
+        keep_weekly: 0,
+        keep_monthly: 2,
+    };
+    let before = list_snapshots(store.as_ref()).await.expect("list");
+    let dry = prune(store.as_ref(), &policy, &[], Duration::ZERO, true)
+        .await
+        .expect("dry run");
+    assert_eq!(list_snapshots(store.as_ref()).await.expect("list"), before);
+    let plan = prune(store.as_ref(), &policy, &[], Duration::ZERO, false)
         .await
         .expect("prune");
-    assert_eq!(deleted, vec![ids[0].clone(), ids[1].clone()]);
+    assert_eq!(plan, dry, "the dry run shows what goes");
+    let removed: Vec<SnapshotId> = plan.remove.iter().map(|(id, _)| id.clone()).collect();
+    let mut expected = regular[1..6].to_vec();
+    expected.push(debris.clone());
+    expected.extend([ids[1].clone(), ids[2].clone()]);
+    expected.sort();
+    assert_eq!(removed, expected);
     let left: Vec<SnapshotId> = list_snapshots(store.as_ref())
         .await
         .expect("list")
         .into_iter()
-        .filter(|s| s.kind == SnapshotKind::Daily)
         .map(|s| s.id)
         .collect();
-    assert_eq!(left, ids[2..].to_vec());
+    let mut want = vec![regular[0].clone()];
+    want.extend(regular[6..].iter().cloned());
+    want.extend([ids[0].clone(), ids[3].clone(), ids[4].clone()]);
+    want.sort();
+    assert_eq!(left, want);
 
-    // Months later: everything is old, but the newest daily stays.
-    let deleted = prune_daily(store.as_ref(), 14, day(2026, 6, 1, 0))
-        .await
-        .expect("prune");
-    assert_eq!(deleted, vec![ids[2].clone(), ids[3].clone()]);
-    let snaps = list_snapshots(store.as_ref()).await.expect("list");
-    assert!(snaps.iter().any(|s| s.id == ids[4]));
-    assert!(
-        snaps.iter().any(|s| s.id == regular),
-        "the regular series is untouched"
-    );
-
-    // A daily can be made LATEST for a restore, and is then never pruned.
-    set_latest(store.as_ref(), &ids[4])
+    // A daily made LATEST for a restore is never pruned.
+    set_latest(store.as_ref(), &ids[0])
         .await
         .expect("set_latest daily");
-    assert_eq!(
-        latest(store.as_ref()).await.expect("latest"),
-        Some(ids[4].clone())
-    );
-    assert_eq!(read_item(&store, &ids[4], "data").await, b"daily");
+    let policy = Retention {
+        keep_daily: 1,
+        keep_monthly: 0,
+        ..policy
+    };
+    let plan = prune(store.as_ref(), &policy, &[], Duration::ZERO, false)
+        .await
+        .expect("prune");
+    let removed: Vec<SnapshotId> = plan.remove.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(removed, vec![regular[0].clone(), ids[3].clone()]);
+    assert_eq!(read_item(&store, &ids[0], "data").await, b"kept?");
 }
 
 /// A LATEST that is garbage, or names a snapshot without manifest, is an error that a
