@@ -181,3 +181,147 @@ fn retention_runs_after_every_commit_and_prune_dry_run_shows_what_would_go() {
         assert_eq!(regular(&cfg1, &store), left[1..].to_vec());
     }
 }
+
+/// An age key pair: writes the identity file and a recipients file; returns their paths.
+fn age_key(s: &Scratch, name: &str) -> (PathBuf, PathBuf) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let key = s.path(&format!("{name}.key"));
+    fs::write(
+        &key,
+        format!("# {name}\n{}\n", id.to_string().expose_secret()),
+    )
+    .unwrap();
+    let public = s.path(&format!("{name}.pub"));
+    fs::write(&public, format!("# {name}\n{}\n", id.to_public())).unwrap();
+    (key, public)
+}
+
+fn tree_of(s: &Scratch) -> (String, String) {
+    (s.read("data/kv.txt"), s.read("files/note.txt"))
+}
+
+#[test]
+fn encrypted_snapshots_restore_only_with_their_identity_and_never_start_without_keys() {
+    let s0 = Scratch::new();
+    let keys = Scratch::new();
+    let (key, public) = age_key(&keys, "backup");
+    let (other_key, _) = age_key(&keys, "other");
+    for store in stores(&s0, "encrypted") {
+        let a = Scratch::new();
+        let enc = format!(
+            "encrypt_to = [{:?}]\nidentity_file = {:?}",
+            public.display().to_string(),
+            key.display().to_string()
+        );
+        let cfg = kv_config(&a, &store, &enc);
+        let mut b = Pid1::run(&a, &cfg, &store.env());
+        b.wait_for_output("boot complete", T);
+        fs::write(a.path("data/kv.txt"), "case file 1\n").unwrap();
+        fs::write(a.path("files/note.txt"), "privileged\n").unwrap();
+        b.signal(SIGTERM);
+        assert_eq!(b.wait(T), 0, "{}", b.output());
+        if let Some(dir) = &store.dir {
+            let mut objects = 0;
+            for e in walk(dir) {
+                let data = fs::read(&e).unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&data).contains("privileged")
+                        && !String::from_utf8_lossy(&data).contains("case file"),
+                    "plaintext in {}",
+                    e.display()
+                );
+                objects += e.to_string_lossy().ends_with(".age") as usize;
+            }
+            assert_eq!(objects, 2, "both items encrypted");
+        }
+
+        // A new container without identity_file: fails at once, naming the key.
+        let c = Scratch::new();
+        let cfg_c = kv_config(
+            &c,
+            &store,
+            &format!("encrypt_to = [{:?}]", public.display().to_string()),
+        );
+        fs::write(c.path("data/kv.txt"), "local\n").unwrap();
+        fs::write(c.path("files/note.txt"), "local note\n").unwrap();
+        let mut p = Pid1::run(&c, &cfg_c, &store.env());
+        assert_ne!(p.wait(T), 0, "{}", p.output());
+        let out = p.output();
+        assert!(
+            out.contains("identity_file") && out.contains("encrypted"),
+            "{out}"
+        );
+        assert_eq!(tree_of(&c), ("local\n".into(), "local note\n".into()));
+
+        // The wrong identity: names the file and the key needed; nothing changed.
+        let cfg_c = kv_config(
+            &c,
+            &store,
+            &format!("identity_file = {:?}", other_key.display().to_string()),
+        );
+        let mut p = Pid1::run(&c, &cfg_c, &store.env());
+        assert_ne!(p.wait(T), 0, "{}", p.output());
+        let out = p.output();
+        assert!(out.contains(&other_key.display().to_string()), "{out}");
+        assert_eq!(tree_of(&c), ("local\n".into(), "local note\n".into()));
+        let secret = fs::read_to_string(&other_key).unwrap();
+        let secret = secret.lines().nth(1).unwrap();
+        assert!(!out.contains(&secret[16..]), "a secret in the log:\n{out}");
+
+        // The right one restores.
+        let cfg_c = kv_config(&c, &store, &enc);
+        let mut p = Pid1::run(&c, &cfg_c, &store.env());
+        p.wait_for_output("boot complete", T);
+        assert_eq!(
+            tree_of(&c),
+            ("case file 1\n".into(), "privileged\n".into()),
+            "{}",
+            p.output()
+        );
+        p.signal(SIGTERM);
+        assert_eq!(p.wait(T), 0, "{}", p.output());
+    }
+}
+
+#[test]
+fn encryption_without_its_key_file_refuses_to_start() {
+    let c = Scratch::new();
+    let store = stores(&c, "nokey").remove(0);
+    let cfg = kv_config(&c, &store, "encrypt_to = [\"/nonexistent/backup.pub\"]");
+    let mut p = Pid1::run(&c, &cfg, &[]);
+    assert_ne!(p.wait(T), 0, "{}", p.output());
+    let out = p.output();
+    assert!(
+        out.contains("/nonexistent/backup.pub") && out.contains("unencrypted"),
+        "{out}"
+    );
+    assert!(!out.contains("boot complete"), "{out}");
+    let cfg = kv_config(&c, &store, "identity_file = \"/nonexistent/backup.key\"");
+    let mut p = Pid1::run(&c, &cfg, &[]);
+    assert_ne!(p.wait(T), 0, "{}", p.output());
+    assert!(
+        p.output().contains("/nonexistent/backup.key"),
+        "{}",
+        p.output()
+    );
+    // Nothing was written to the store.
+    assert!(walk(store.dir.as_ref().unwrap()).is_empty());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod crypto;
 mod error;
 mod id;
 pub mod lifecycle;
@@ -44,10 +45,11 @@ pub mod time;
 mod unpack;
 mod writer;
 
+pub use crypto::{Identities, Recipients, AGE_X25519};
 pub use error::{Error, IntegrityError, Result};
 pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
 pub use lifecycle::{DataCommands, Lifecycle};
-pub use manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+pub use manifest::{ItemEncryption, ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 pub use prune::{plan_prune, PrunePlan, Retention};
 pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
 pub use retention::{

@@ -219,3 +219,9 @@ async fn file_symlinked_data_dir() {
         .is_symlink());
     assert_eq!(describe_tree(&volume), expected);
 }
+
+#[tokio::test]
+async fn file_encrypted_roundtrip() {
+    let (_d, s) = store();
+    encrypted_roundtrip(s, 3 * MIB + 17).await;
+}

@@ -161,3 +161,10 @@ async fn garage_cancelled_multipart_is_aborted() {
     let err = store.get_small("obj-failed").await.expect_err("absent");
     assert!(err.is_not_found(), "{err}");
 }
+
+#[tokio::test]
+async fn garage_encrypted_roundtrip() {
+    let g = garage_or_skip!("encrypted");
+    let s = garage_store(&g, "encrypted", |o| o.part_size = 5 * MIB as usize).await;
+    encrypted_roundtrip(s, 7 * MIB + 17).await;
+}

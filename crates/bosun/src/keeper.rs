@@ -15,7 +15,8 @@ use bosun_core::status::{now_ms, BackupInfo};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
 use bosun_snapshot::{
-    DataCommands, ItemReader, Lifecycle, Retention, SnapshotKind, SnapshotWriter, Store,
+    DataCommands, Identities, ItemReader, Lifecycle, Recipients, Retention, SnapshotKind,
+    SnapshotWriter, Store,
 };
 
 pub use bosun_snapshot::lifecycle::human_bytes;
@@ -33,6 +34,24 @@ pub fn retention(snap: &bosun_config::SnapshotConfig) -> Retention {
         keep_weekly: snap.keep_weekly,
         keep_monthly: snap.keep_monthly,
     }
+}
+
+/// `encrypt_to` and `identity_file`, loaded: a config that asks for encryption and
+/// cannot get its keys refuses to start (never a silent plaintext upload).
+pub fn keys(
+    snap: &bosun_config::SnapshotConfig,
+) -> Result<(Option<Recipients>, Option<Identities>), bosun_snapshot::Error> {
+    let recipients = if snap.encrypt_to.is_empty() {
+        None
+    } else {
+        Some(Recipients::load(&snap.encrypt_to)?)
+    };
+    let identities = snap
+        .identity_file
+        .as_deref()
+        .map(Identities::load)
+        .transpose()?;
+    Ok((recipients, identities))
 }
 
 /// Why a unit's dump or load failed.
@@ -83,6 +102,7 @@ impl Keeper {
         if snap.create_store {
             bosun_snapshot::create_file_store(&snap.store)?;
         }
+        let (recipients, identities) = keys(&snap)?;
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
                 .await?;
@@ -100,6 +120,8 @@ impl Keeper {
             data_units,
             state_dir: config.bosun.state_dir.clone(),
             retention: retention(&snap),
+            recipients,
+            identities,
         };
         let cmds = Arc::new(Commands {
             units: config

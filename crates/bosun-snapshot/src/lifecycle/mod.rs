@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
-    Error, ItemReader, Manifest, Result, Retention, SnapshotId, SnapshotKind, SnapshotReader,
-    SnapshotWriter, Store,
+    Error, Identities, ItemReader, Manifest, Recipients, Result, Retention, SnapshotId,
+    SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 
 /// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
@@ -94,6 +94,10 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// How many snapshots of each series are kept (`keep_last`, `keep_daily`, …).
     pub retention: Retention,
+    /// `encrypt_to`: new snapshots are encrypted to these.
+    pub recipients: Option<Recipients>,
+    /// `identity_file`: encrypted snapshots are restored with these.
+    pub identities: Option<Identities>,
 }
 
 /// Incomplete snapshots younger than this are never pruned: another writer (a
@@ -262,7 +266,15 @@ impl Lifecycle {
     /// this disk holds afterwards: `id` when nothing is left to load, else none
     /// until the last load succeeded.
     async fn restore_paths(&self, id: SnapshotId) -> Result<Option<String>> {
-        let reader = SnapshotReader::open(self.store.clone(), id.clone()).await?;
+        let reader = SnapshotReader::open(self.store.clone(), id.clone())
+            .await?
+            .with_identities(self.s.identities.clone());
+        // An encrypted snapshot without its key fails here, before anything is touched.
+        reader.check_keys().map_err(|e| {
+            Error::Refused(format!(
+                "cannot restore snapshot {id}: {e}. Or pick another snapshot with `bosun snapshot list` and `bosun snapshot restore ID`"
+            ))
+        })?;
         tracing::info!("restoring snapshot {id} from {}", self.s.store_url);
         let manifest = reader.manifest().clone();
         for (name, path) in &self.s.paths {
@@ -446,14 +458,18 @@ impl Lifecycle {
     }
 
     async fn begin(&self, kind: SnapshotKind) -> Result<SnapshotWriter> {
-        SnapshotWriter::begin(self.store.clone(), &self.s.host, &self.s.roles, kind)
+        let mut w = SnapshotWriter::begin(self.store.clone(), &self.s.host, &self.s.roles, kind)
             .await
             .map_err(|e| {
                 Error::Refused(format!(
                     "cannot begin a snapshot in {}: {e}",
                     self.s.store_url
                 ))
-            })
+            })?;
+        if let Some(r) = &self.s.recipients {
+            w.encrypt_to(r.clone());
+        }
+        Ok(w)
     }
 
     /// After every unit stopped: the paths, the commit, the running marker gone,

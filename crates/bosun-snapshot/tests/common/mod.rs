@@ -751,3 +751,162 @@ pub async fn damaged_latest(store: Arc<dyn Store>) {
     let err = latest(store.as_ref()).await.expect_err("garbage");
     assert!(!err.is_not_found(), "{err}");
 }
+
+/// An age key pair for tests: the identity file's path and the public key.
+pub fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("# test key\n{}\n", id.to_string().expose_secret()),
+    )
+    .expect("write identity");
+    (path, id.to_public().to_string())
+}
+
+/// Encrypted snapshots: round trip (stream and tree), a missing identity and a wrong one
+/// fail at once and change nothing, key rotation keeps old snapshots readable with
+/// an identity file that holds both keys, damaged ciphertext is caught.
+pub async fn encrypted_roundtrip(store: Arc<dyn Store>, big: u64) {
+    use bosun_snapshot::{Identities, Recipients};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (old_file, old_pub) = age_key(tmp.path(), "old.key");
+    let (new_file, new_pub) = age_key(tmp.path(), "new.key");
+    let both = tmp.path().join("both.key");
+    std::fs::write(
+        &both,
+        std::fs::read_to_string(&old_file).expect("read")
+            + &std::fs::read_to_string(&new_file).expect("read"),
+    )
+    .expect("write");
+    let src = tmp.path().join("files");
+    make_tree(&src);
+
+    let mut w = SnapshotWriter::begin(store.clone(), "host-e", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.encrypt_to(Recipients::load(std::slice::from_ref(&old_pub)).expect("recipients"));
+    w.put_stream("db", RandReader::new(11, big))
+        .await
+        .expect("put");
+    w.put_path("files", &src).await.expect("put path");
+    let old = w.id().clone();
+    let manifest = w.commit().await.expect("commit");
+    assert_eq!(manifest.format, 2);
+    for item in &manifest.items {
+        let enc = item.encryption.as_ref().expect("encrypted");
+        assert_eq!(enc.recipients, vec![old_pub.clone()]);
+        assert!(item.object.ends_with(".zst.age"), "{}", item.object);
+        let stored = store.get_small(&old.key(&item.object)).await.expect("get");
+        assert!(
+            stored.starts_with(b"age-encryption.org/v1\n"),
+            "an age file"
+        );
+        assert!(
+            !stored.windows(6).any(|w| w == b"alpha\n"),
+            "no plaintext in the store"
+        );
+    }
+    let json = store
+        .get_small(&old.manifest_key())
+        .await
+        .expect("manifest");
+    assert!(!String::from_utf8_lossy(&json).contains("AGE-SECRET-KEY"));
+
+    // Without identity: fails at once, naming identity_file.
+    let bare = SnapshotReader::open(store.clone(), old.clone())
+        .await
+        .expect("open");
+    let err = bare.check_keys().expect_err("no identity");
+    assert!(err.to_string().contains("identity_file"), "{err}");
+    let err = bare.item_stream("db").await.expect_err("no identity");
+    assert!(err.to_string().contains("identity_file"), "{err}");
+    // The stored bytes can still be checked without a key.
+    assert_eq!(
+        bare.verify_stored("db").await.expect("ciphertext checks"),
+        manifest.item("db").expect("db").stored_size
+    );
+
+    // The wrong identity: named, nothing on disk changed.
+    let wrong = bare
+        .clone()
+        .with_identities(Some(Identities::load(&new_file).expect("load")));
+    let err = wrong.check_keys().expect_err("wrong key");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&new_file.display().to_string()) && msg.contains(&old_pub),
+        "{msg}"
+    );
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir_all(&dest).expect("mkdir");
+    std::fs::write(dest.join("precious"), b"keep me").expect("write");
+    let before = describe_tree(&dest);
+    wrong
+        .restore_path("files", &dest)
+        .await
+        .expect_err("wrong key");
+    assert_eq!(describe_tree(&dest), before, "destination unchanged");
+
+    // The right one.
+    let right = bare
+        .clone()
+        .with_identities(Some(Identities::load(&old_file).expect("load")));
+    right.check_keys().expect("keys");
+    let (n, digest) = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect("read");
+    assert_eq!((n, digest), (big, RandReader::digest(11, big)));
+    right.restore_path("files", &dest).await.expect("restore");
+    let mut want = describe_tree(&src);
+    want.remove(Path::new("fifo")); // never archived
+    assert_eq!(describe_tree(&dest), want);
+
+    // Rotation: new snapshots to the new key; an identity file with both reads both.
+    let mut w = SnapshotWriter::begin(store.clone(), "host-e", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.encrypt_to(Recipients::load(std::slice::from_ref(&new_pub)).expect("recipients"));
+    w.put_stream("db", &b"after rotation"[..])
+        .await
+        .expect("put");
+    let new = w.id().clone();
+    w.commit().await.expect("commit");
+    let ids = Identities::load(&both).expect("both");
+    for (id, want) in [(&old, big), (&new, 14)] {
+        let r = SnapshotReader::open(store.clone(), id.clone())
+            .await
+            .expect("open")
+            .with_identities(Some(ids.clone()));
+        let (n, _) = digest_stream(r.item_stream("db").await.expect("stream"))
+            .await
+            .expect("read");
+        assert_eq!(n, want);
+    }
+
+    // Damaged ciphertext (a flipped byte; a truncated object) is an integrity error.
+    let key = old.key("db.zst.age");
+    let data = store.get_small(&key).await.expect("get");
+    let mut flipped = data.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    store.put_small(&key, &flipped).await.expect("damage");
+    let err = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect_err("damage detected");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("'db'"), "{err}");
+    let err = right
+        .verify_stored("db")
+        .await
+        .expect_err("damage detected");
+    assert!(err.is_integrity(), "{err}");
+    store
+        .put_small(&key, &data[..data.len() - 100])
+        .await
+        .expect("truncate");
+    let err = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect_err("truncation detected");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+}
