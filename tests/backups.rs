@@ -325,3 +325,82 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn snapshot_verify_reads_everything_and_exits_with_codes_a_cron_job_can_use() {
+    let s0 = Scratch::new();
+    for store in stores(&s0, "verify") {
+        let c = Scratch::new();
+        let cfg = kv_config(&c, &store, "verify_after_commit = true");
+        fs::write(c.path("data/kv.txt"), "x".repeat(100_000)).unwrap();
+        fs::write(c.path("files/note.txt"), "note\n").unwrap();
+        let mut b = Pid1::run(&c, &cfg, &store.env());
+        b.wait_for_output("boot complete", T);
+        ctl_backup(&c, &b);
+        let sock = c.path("run/ctl.sock");
+        let (code, out, _) = bosun(
+            &["ctl", "--socket", sock.to_str().unwrap(), "snapshots"],
+            &[],
+        );
+        assert_eq!(code, 0);
+        let id = regular(&cfg, &store).pop().unwrap();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            line.contains(" ok ") || line.contains(" ok"),
+            "ctl snapshots shows the verification: {line}"
+        );
+        b.signal(SIGTERM);
+        assert_eq!(b.wait(T), 0, "{}", b.output());
+        assert!(
+            b.output().contains("verified after its commit"),
+            "{}",
+            b.output()
+        );
+
+        let (code, out, err) = snapshot_cmd(&cfg, &store, &["verify", "--all"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("ok ")).count(),
+            2,
+            "{out}"
+        );
+        let (code, out, err) = snapshot_cmd(&cfg, &store, &["verify"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, _, err) = snapshot_cmd(&cfg, &store, &["verify", "not-an-id"]);
+        assert_eq!(code, 2, "{err}");
+        let (code, _, err) = snapshot_cmd(&cfg, &store, &["verify", "20990101T000000Z-nosuch"]);
+        assert_eq!(code, 2, "{err}");
+        let (_, list, _) = snapshot_cmd(&cfg, &store, &["list"]);
+        assert!(
+            list.lines().skip(1).all(|l| l.contains(" ok")),
+            "every snapshot shows its verification:\n{list}"
+        );
+
+        // A damaged object (file store: flip one byte): exit 1, the object named; no
+        // data on this disk is touched.
+        let Some(dir) = &store.dir else { continue };
+        let object = dir.join("snapshots").join(&id).join("kv.zst");
+        let mut data = fs::read(&object).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0xff;
+        fs::write(&object, &data).unwrap();
+        let before = (c.read("data/kv.txt"), c.read("files/note.txt"));
+        let (code, out, err) = snapshot_cmd(&cfg, &store, &["verify", &id]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.contains("DAMAGED") && out.contains(&format!("snapshots/{id}/kv.zst")),
+            "{out}"
+        );
+        assert_eq!((c.read("data/kv.txt"), c.read("files/note.txt")), before);
+        let (_, list, _) = snapshot_cmd(&cfg, &store, &["list"]);
+        let line = list.lines().find(|l| l.starts_with(&id)).unwrap();
+        assert!(line.contains("DAMAGED"), "{line}");
+        // A truncated one.
+        fs::write(&object, &data[..data.len() / 2]).unwrap();
+        let (code, out, _) = snapshot_cmd(&cfg, &store, &["verify", "--all"]);
+        assert_eq!(code, 1, "{out}");
+    }
+}

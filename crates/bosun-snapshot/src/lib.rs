@@ -43,6 +43,7 @@ mod tarball;
 /// The one civil-date routine of bosun (UTC, no time zone database).
 pub mod time;
 mod unpack;
+mod verify;
 mod writer;
 
 pub use crypto::{Identities, Recipients, AGE_X25519};
@@ -59,4 +60,7 @@ pub use store::{
     create_file_store, open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store,
 };
 pub use tarball::RestoreOutcome;
+pub use verify::{
+    last_verified, verify_snapshot, Depth, ItemCheck, Verification, VerifyProgress, VERIFIED_NAME,
+};
 pub use writer::{SnapshotWriter, BOSUN_VERSION};

@@ -231,20 +231,16 @@ impl SnapshotReader {
                 format!("reading item '{}' of snapshot {}", item.name, self.id),
                 io,
             ),
-            age::DecryptError::NoMatchingKeys => {
-                let file = self
-                    .identities
-                    .as_ref()
-                    .map(|i| i.file().display().to_string());
-                Error::Refused(format!(
-                    "no identity in {} decrypts item '{}' of snapshot {}: the manifest says it is \
-                     encrypted to one of its keys, but the object's header does not open with it \
-                     (tampered or replaced). Nothing was changed",
-                    file.unwrap_or_default(),
-                    item.name,
-                    self.id
-                ))
-            }
+            // The manifest names a key we hold (checked before): the header was
+            // tampered with or replaced.
+            age::DecryptError::NoMatchingKeys => Error::Integrity(IntegrityError {
+                snapshot: self.id.to_string(),
+                item: item.name.clone(),
+                detail: format!(
+                    "the age header of {} does not open with the identity the manifest names (tampered or replaced)",
+                    item.object
+                ),
+            }),
             other => Error::Integrity(IntegrityError {
                 snapshot: self.id.to_string(),
                 item: item.name.clone(),

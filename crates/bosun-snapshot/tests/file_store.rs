@@ -225,3 +225,9 @@ async fn file_encrypted_roundtrip() {
     let (_d, s) = store();
     encrypted_roundtrip(s, 3 * MIB + 17).await;
 }
+
+#[tokio::test]
+async fn file_verify_names_damage() {
+    let (_d, s) = store();
+    verify_names_damage(s).await;
+}

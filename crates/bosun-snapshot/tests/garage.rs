@@ -168,3 +168,9 @@ async fn garage_encrypted_roundtrip() {
     let s = garage_store(&g, "encrypted", |o| o.part_size = 5 * MIB as usize).await;
     encrypted_roundtrip(s, 7 * MIB + 17).await;
 }
+
+#[tokio::test]
+async fn garage_verify_names_damage() {
+    let g = garage_or_skip!("verify");
+    verify_names_damage(garage_store(&g, "verify", |_| {}).await).await;
+}

@@ -122,6 +122,7 @@ impl Keeper {
             retention: retention(&snap),
             recipients,
             identities,
+            verify_after_commit: snap.verify_after_commit,
         };
         let cmds = Arc::new(Commands {
             units: config

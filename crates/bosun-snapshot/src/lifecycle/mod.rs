@@ -98,6 +98,8 @@ pub struct Settings {
     pub recipients: Option<Recipients>,
     /// `identity_file`: encrypted snapshots are restored with these.
     pub identities: Option<Identities>,
+    /// `verify_after_commit`: every snapshot is read back right after its commit.
+    pub verify_after_commit: bool,
 }
 
 /// Incomplete snapshots younger than this are never pruned: another writer (a
@@ -588,7 +590,8 @@ impl Lifecycle {
             writer.abort();
             return Ok(None);
         }
-        let id = writer.id().to_string();
+        let writer_id = writer.id().clone();
+        let id = writer_id.to_string();
         writer
             .commit()
             .await
@@ -604,8 +607,42 @@ impl Lifecycle {
             human_bytes(bytes),
             began.elapsed()
         );
+        if self.s.verify_after_commit {
+            self.verify_committed(writer_id, began).await;
+        }
         self.prune_after_commit().await;
         Ok(Some(id))
+    }
+
+    /// `verify_after_commit`: reads what was just written back from the store. A
+    /// damaged snapshot is reported (log, status) as a failed snapshot; it stays, for
+    /// the operator to look at (`bosun snapshot verify`, `bosun snapshot restore`).
+    async fn verify_committed(&self, id: SnapshotId, began: Instant) {
+        let t0 = Instant::now();
+        let r = crate::verify_snapshot(
+            self.store.clone(),
+            &id,
+            self.s.identities.clone(),
+            &self.s.host,
+            &mut |_| {},
+        )
+        .await;
+        match r {
+            Ok(v) if v.ok => tracing::info!(
+                "snapshot {id} verified after its commit ({:?}) in {:.1?}",
+                v.depth,
+                t0.elapsed()
+            ),
+            Ok(v) => {
+                let msg = format!(
+                    "snapshot {id} is damaged right after its commit: {}; check the store, then `bosun snapshot verify --all`",
+                    v.damage.unwrap_or_default()
+                );
+                tracing::error!("{msg}");
+                self.failed(began, &msg);
+            }
+            Err(e) => tracing::warn!("cannot verify snapshot {id} after its commit: {e}"),
+        }
     }
 
     /// Retention after a commit: a failure is logged, never fails the snapshot (it is
