@@ -114,13 +114,16 @@ fn snapshot_cmd(cfg: &Path, store: &StoreUnderTest, args: &[&str]) -> (i32, Stri
     bosun(&all, &store.env())
 }
 
-/// The regular snapshots `bosun snapshot list` shows, oldest first.
+/// The complete regular snapshots `bosun snapshot list` shows, oldest first.
 fn regular(cfg: &Path, store: &StoreUnderTest) -> Vec<String> {
     let (code, out, err) = snapshot_cmd(cfg, store, &["list"]);
     assert_eq!(code, 0, "snapshot list failed: {out}{err}");
     out.lines()
         .skip(1)
-        .filter(|l| l.split_whitespace().nth(1) == Some("stop"))
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.get(1) == Some(&"stop") && cols.get(5) == Some(&"yes")
+        })
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect()
 }
@@ -402,5 +405,80 @@ fn snapshot_verify_reads_everything_and_exits_with_codes_a_cron_job_can_use() {
         fs::write(&object, &data[..data.len() / 2]).unwrap();
         let (code, out, _) = snapshot_cmd(&cfg, &store, &["verify", "--all"]);
         assert_eq!(code, 1, "{out}");
+    }
+}
+
+#[test]
+fn two_containers_on_one_prefix_never_both_commit_and_a_stale_marker_is_taken_over() {
+    let s0 = Scratch::new();
+    for store in stores(&s0, "writers") {
+        let a = Scratch::new();
+        let b = Scratch::new();
+        let cfg_a = kv_config(&a, &store, "");
+        let cfg_b = kv_config(&b, &store, "writer_stale_after = \"10s\"");
+        fs::write(a.path("data/kv.txt"), "alpha's data\n").unwrap();
+        let mut pa = Pid1::run_as_host(&a, &cfg_a, "alpha", &store.env());
+        pa.wait_for_output("boot complete", T);
+        ctl_backup(&a, &pa);
+        let first = regular(&cfg_a, &store);
+
+        // Beta on the same prefix: boots, says so, refuses to commit over alpha.
+        let mut pb = Pid1::run_as_host(&b, &cfg_b, "beta", &store.env());
+        pb.wait_for_output("boot complete", T);
+        fs::write(b.path("data/kv.txt"), "beta's data\n").unwrap();
+        let sock = b.path("run/ctl.sock");
+        let (code, out, err) = bosun(&["ctl", "--socket", sock.to_str().unwrap(), "backup"], &[]);
+        assert_ne!(code, 0, "{out}{err}");
+        let msg = format!("{out}{err}");
+        assert!(
+            msg.contains("another container writes this store prefix")
+                && msg.contains("alpha")
+                && msg.contains("beta")
+                && msg.contains("own prefix"),
+            "{msg}"
+        );
+        pb.signal(SIGTERM);
+        assert_ne!(
+            pb.wait(T),
+            0,
+            "beta's stop commits nothing:\n{}",
+            pb.output()
+        );
+        assert_eq!(regular(&cfg_a, &store), first, "beta committed over alpha");
+
+        // Alpha goes on committing, its own marker refreshed.
+        ctl_backup(&a, &pa);
+        assert_eq!(regular(&cfg_a, &store).len(), 2);
+
+        // Alpha is killed: its marker stays. After writer_stale_after (10 s for beta)
+        // beta takes the prefix over.
+        pa.signal(SIGKILL);
+        pa.wait(T);
+        let mut pb = Pid1::run_as_host(&b, &cfg_b, "beta", &store.env());
+        pb.wait_for_output("boot complete", T);
+        assert!(
+            pb.output().contains("another container writes"),
+            "{}",
+            pb.output()
+        );
+        let took_over = eventually(Duration::from_secs(30), || {
+            let (code, _, _) = bosun(&["ctl", "--socket", sock.to_str().unwrap(), "backup"], &[]);
+            code == 0
+        });
+        assert!(took_over, "{}", pb.output());
+        assert!(
+            pb.output().contains("taking over the store prefix"),
+            "{}",
+            pb.output()
+        );
+        pb.signal(SIGTERM);
+        assert_eq!(pb.wait(T), 0, "{}", pb.output());
+
+        // Alpha, restarted on its own disk, is now the one refused (beta stopped
+        // cleanly: the prefix is free again, so alpha may commit).
+        let mut pa = Pid1::run_as_host(&a, &cfg_a, "alpha", &store.env());
+        pa.wait_for_output("boot complete", T);
+        pa.signal(SIGTERM);
+        assert_eq!(pa.wait(T), 0, "{}", pa.output());
     }
 }

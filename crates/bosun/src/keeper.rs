@@ -85,8 +85,8 @@ pub struct Keeper {
     daily_at: Option<(u8, u8)>,
     /// `keep_daily`, `keep_weekly` and `keep_monthly` are all 0: no daily snapshots.
     daily_off: bool,
-    /// The daily snapshot task, ended when the stop begins.
-    daily: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The daily snapshot and marker refresh tasks, ended when the stop begins.
+    daily: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Keeper {
@@ -123,6 +123,7 @@ impl Keeper {
             recipients,
             identities,
             verify_after_commit: snap.verify_after_commit,
+            writer_stale_after: snap.writer_stale_after,
         };
         let cmds = Arc::new(Commands {
             units: config
@@ -138,7 +139,7 @@ impl Keeper {
             cmds,
             daily_at: snap.daily_at,
             daily_off: retention(&snap).daily_off(),
-            daily: Mutex::new(None),
+            daily: Mutex::new(Vec::new()),
         })))
     }
 
@@ -157,19 +158,25 @@ impl Keeper {
         self.life.backup_now(kind).await
     }
 
-    /// Takes a daily snapshot at `daily_at` (UTC) and prunes old ones, until the stop.
+    /// Until the stop: refreshes the writer marker every third of
+    /// `writer_stale_after`, and takes a daily snapshot at `daily_at` (UTC).
     pub fn spawn_daily(self: &Arc<Self>) {
+        let keeper = self.clone();
+        let beat = tokio::spawn(async move { keeper.life.run_heartbeat().await });
+        let mut tasks = self.daily.lock().expect("poisoned");
+        tasks.push(beat);
         let Some((h, m)) = self.daily_at.filter(|_| !self.daily_off) else {
             return;
         };
         let keeper = self.clone();
-        let task = tokio::spawn(async move { keeper.life.run_daily(h, m).await });
-        *self.daily.lock().expect("poisoned") = Some(task);
+        tasks.push(tokio::spawn(
+            async move { keeper.life.run_daily(h, m).await },
+        ));
     }
 
     /// The stop has begun: no daily snapshot starts or goes on beside it.
     fn end_daily(&self) {
-        if let Some(task) = self.daily.lock().expect("poisoned").take() {
+        for task in self.daily.lock().expect("poisoned").drain(..) {
             task.abort();
         }
     }

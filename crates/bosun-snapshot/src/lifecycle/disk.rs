@@ -21,6 +21,10 @@ pub struct DiskState {
     /// `bosun check` compares it with `stop_budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_stop_backup_ms: Option<u64>,
+    /// This disk's writer instance id (the running marker names it): a container
+    /// restarted on this disk is the same writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl DiskState {

@@ -19,9 +19,11 @@
 
 mod disk;
 mod policy;
+mod writer;
 
 pub use disk::{DiskState, STATE_FILE};
 pub use policy::{foreign_items, running_marker_key, RestorePlan};
+pub use writer::{claim, Claim, WriterMarker};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -100,6 +102,8 @@ pub struct Settings {
     pub identities: Option<Identities>,
     /// `verify_after_commit`: every snapshot is read back right after its commit.
     pub verify_after_commit: bool,
+    /// `writer_stale_after`: another writer's marker older than this is taken over.
+    pub writer_stale_after: Duration,
 }
 
 /// Incomplete snapshots younger than this are never pruned: another writer (a
@@ -125,6 +129,8 @@ pub struct Lifecycle {
     stop_bytes: AtomicU64,
     /// One snapshot at a time (the stop's commit, `ctl backup`, daily).
     busy: tokio::sync::Mutex<()>,
+    /// This container's instance id (from `state_dir`), set at boot.
+    instance: Mutex<Option<String>>,
     /// One dump of a unit at a time: a daily snapshot and the stop never dump
     /// the same unit at once.
     dump_locks: HashMap<String, tokio::sync::Mutex<()>>,
@@ -155,6 +161,7 @@ impl Lifecycle {
             stop_began: Mutex::new(None),
             stop_bytes: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
+            instance: Mutex::new(None),
             dump_locks,
         }
     }
@@ -217,9 +224,24 @@ impl Lifecycle {
             );
         }
         let latest = self.latest_with_retries().await?;
+        let instance = match disk.instance.clone() {
+            Some(i) => i,
+            None => {
+                // Kept at once: a boot that fails later is still this disk's writer.
+                let i = new_instance_id();
+                DiskState {
+                    instance: Some(i.clone()),
+                    ..disk.clone()
+                }
+                .write(&self.s.state_dir)?;
+                i
+            }
+        };
+        *self.instance.lock().expect("poisoned") = Some(instance.clone());
         self.mark_running(&disk).await;
         let mut next = DiskState {
             clean: false,
+            instance: Some(instance),
             ..disk.clone()
         };
         match RestorePlan::decide(&disk, latest) {
@@ -243,24 +265,127 @@ impl Lifecycle {
         next.write(&self.s.state_dir)
     }
 
-    /// The store-side marker: warns when the previous container never finished
-    /// its stop, then says this one runs.
+    /// The store-side marker at boot: warns when the previous writer never finished
+    /// its stop, then claims the prefix for this container, unless another live
+    /// container holds it (then this one boots, but will not commit).
     async fn mark_running(&self, disk: &DiskState) {
         let marker = running_marker_key(&self.s.roles);
-        if let Ok(prev) = self.store.get_small(&marker).await {
-            if disk.snapshot.is_none() || disk.clean {
-                tracing::warn!(
-                    "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
-                    String::from_utf8_lossy(&prev).trim().escape_debug()
-                );
+        let found = match self.store.get_small(&marker).await {
+            Ok(data) => WriterMarker::parse(&data),
+            Err(_) => None,
+        };
+        if found.is_some() && (disk.snapshot.is_none() || disk.clean) {
+            if let Some(m) = &found {
+                if !matches!(self.claim_of(Some(m)), Claim::Live(_)) {
+                    tracing::warn!(
+                        "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
+                        m.describe(unix_now())
+                    );
+                }
             }
         }
-        let secs = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let note = format!("{} since {secs}", self.s.host);
-        if let Err(e) = self.store.put_small(&marker, note.as_bytes()).await {
-            tracing::warn!("cannot write the running marker {marker}: {e}");
+        if let Err(e) = self.claim_writer().await {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn me(&self) -> (String, String) {
+        let instance = self.instance.lock().expect("poisoned").clone();
+        (self.s.host.clone(), instance.unwrap_or_default())
+    }
+
+    fn claim_of(&self, found: Option<&WriterMarker>) -> Claim {
+        let (host, instance) = self.me();
+        claim(
+            found,
+            &host,
+            &instance,
+            unix_now(),
+            self.s.writer_stale_after,
+        )
+    }
+
+    /// Claims (or refreshes) this role set's writer marker: `Ok` when it is this
+    /// container's now; refused, naming both containers and the fix, while another
+    /// live container holds it.
+    async fn claim_writer(&self) -> Result<()> {
+        let key = running_marker_key(&self.s.roles);
+        let found = match self.store.get_small(&key).await {
+            Ok(data) => {
+                let m = WriterMarker::parse(&data);
+                if m.is_none() {
+                    tracing::warn!("the writer marker {key} is unreadable: taking it over");
+                }
+                m
+            }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let now = unix_now();
+        let (host, instance) = self.me();
+        let since = match self.claim_of(found.as_ref()) {
+            Claim::Live(other) => {
+                return Err(Error::Refused(format!(
+                    "another container writes this store prefix ({}, marker {key}): {}. This container is {} (instance {}). \
+                     Two containers committing to one prefix overwrite each other's LATEST, so this one does not commit. \
+                     Fix: give each container its own prefix (e.g. store = \"s3://bucket/app/${{HOSTNAME}}\"), or stop the other one; \
+                     a marker not refreshed for writer_stale_after ({:?}) is taken over automatically",
+                    self.s.store_url,
+                    other.describe(now),
+                    host.escape_debug(),
+                    instance,
+                    self.s.writer_stale_after
+                )))
+            }
+            Claim::Stale(other) => {
+                tracing::warn!(
+                    "taking over the store prefix {} from {}: its marker is older than writer_stale_after ({:?})",
+                    self.s.store_url,
+                    other.describe(now),
+                    self.s.writer_stale_after
+                );
+                now
+            }
+            Claim::Own => found.map_or(now, |m| m.since),
+            Claim::Free => now,
+        };
+        let mine = WriterMarker {
+            host,
+            instance,
+            since,
+            heartbeat: now,
+        };
+        let json = serde_json::to_vec(&mine).expect("the marker serializes");
+        self.store.put_small(&key, &json).await
+    }
+
+    /// Forever, every third of `writer_stale_after`: refreshes this container's writer
+    /// marker (the caller aborts it at the stop). One small GET and PUT each time.
+    pub async fn run_heartbeat(&self) {
+        let every = self.s.writer_stale_after / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            if self.instance.lock().expect("poisoned").is_none() {
+                continue; // not booted yet
+            }
+            if let Err(e) = self.claim_writer().await {
+                tracing::warn!("refreshing the writer marker: {e}");
+            }
+        }
+    }
+
+    /// Removes the writer marker at a clean stop, when it is this container's.
+    async fn release_writer(&self) {
+        let key = running_marker_key(&self.s.roles);
+        let found = match self.store.get_small(&key).await {
+            Ok(data) => WriterMarker::parse(&data),
+            Err(_) => return,
+        };
+        if self.claim_of(found.as_ref()) != Claim::Own {
+            return;
+        }
+        if let Err(e) = self.store.delete(&key).await {
+            tracing::warn!("cannot remove the running marker: {e}");
         }
     }
 
@@ -441,6 +566,11 @@ impl Lifecycle {
             .get_or_insert_with(Instant::now);
         let mut slot = self.stop_writer.lock().await;
         if slot.is_none() {
+            // Another live writer on this prefix: upload nothing (checked again at the commit).
+            if let Err(e) = self.claim_writer().await {
+                self.stop_failed.lock().expect("poisoned").push(e.to_string());
+                return Err(e);
+            }
             *slot = Some(self.begin(SnapshotKind::Regular).await?);
         }
         let writer = slot.as_mut().expect("just set");
@@ -514,13 +644,13 @@ impl Lifecycle {
                 return Err(Error::Refused(format!("{e}; LATEST is unchanged")));
             }
         };
-        if let Err(e) = self.store.delete(&running_marker_key(&self.s.roles)).await {
-            tracing::warn!("cannot remove the running marker: {e}");
-        }
+        self.release_writer().await;
+        let disk = self.disk();
         DiskState {
-            snapshot: id.or_else(|| self.disk().snapshot),
+            snapshot: id.or(disk.snapshot),
             clean: true,
             last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
+            instance: disk.instance,
         }
         .write(&self.s.state_dir)
     }
@@ -559,6 +689,10 @@ impl Lifecycle {
         began: Instant,
         dumped: u64,
     ) -> Result<Option<String>> {
+        if let Err(e) = self.claim_writer().await {
+            writer.abort();
+            return Err(e);
+        }
         if let Err(e) = self.check_foreign().await {
             writer.abort();
             return Err(e);
@@ -696,6 +830,8 @@ impl Lifecycle {
     }
 
     async fn online(&self, kind: SnapshotKind, started: Instant) -> Result<String> {
+        // Another live writer on this prefix: upload nothing (checked again at the commit).
+        self.claim_writer().await?;
         let mut writer = self.begin(kind).await?;
         let mut bytes = 0;
         for (name, _) in &self.s.data_units {
@@ -748,6 +884,28 @@ impl Lifecycle {
     pub async fn daily(&self) -> Result<String> {
         self.backup_now(SnapshotKind::Daily).await
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new instance id: 16 hex digits from the kernel's random source (time and pid
+/// if that cannot be read). Kept in `state_dir`, it tells this disk's container apart
+/// from another with the same hostname.
+fn new_instance_id() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if random.is_err() {
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    crate::stream::hex(&b)
 }
 
 /// "restoring snapshot X: item data (1 of 2), 40 % of 1.2 GiB": the item about to be
