@@ -276,7 +276,12 @@ impl Lifecycle {
         };
         if found.is_some() && (disk.snapshot.is_none() || disk.clean) {
             if let Some(m) = &found {
-                if !matches!(self.claim_of(Some(m)), Claim::Live(_)) {
+                if matches!(self.claim_of(Some(m)), Claim::Live(_)) {
+                    tracing::warn!(
+                        "found an unclean stop, or a second writer: {} has not removed its marker; either it was killed before it finished its stop, or it still runs on this prefix",
+                        m.describe(unix_now())
+                    );
+                } else {
                     tracing::warn!(
                         "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
                         m.describe(unix_now())
