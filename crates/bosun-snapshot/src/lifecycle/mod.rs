@@ -573,7 +573,10 @@ impl Lifecycle {
         if slot.is_none() {
             // Another live writer on this prefix: upload nothing (checked again at the commit).
             if let Err(e) = self.claim_writer().await {
-                self.stop_failed.lock().expect("poisoned").push(e.to_string());
+                self.stop_failed
+                    .lock()
+                    .expect("poisoned")
+                    .push(e.to_string());
                 return Err(e);
             }
             *slot = Some(self.begin(SnapshotKind::Regular).await?);
