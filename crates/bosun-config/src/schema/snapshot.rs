@@ -160,9 +160,9 @@ fn encrypt_to(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
     }
     for (v, pos) in list {
         let v = v.trim().to_string();
-        if v.starts_with("age1") {
-            let ok = v.len() > 10
-                && v[4..]
+        if let Some(rest) = v.strip_prefix("age1") {
+            let ok = rest.len() > 6
+                && rest
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
             if !ok {

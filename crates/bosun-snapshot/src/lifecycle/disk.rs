@@ -74,6 +74,7 @@ mod tests {
             snapshot: Some("20260101T000000Z-h".into()),
             clean: true,
             last_stop_backup_ms: Some(1500),
+            instance: Some("0123abcd".into()),
         };
         st.write(&dir.path().join("deeper")).expect("write");
         assert_eq!(DiskState::read(&dir.path().join("deeper")), st);
