@@ -139,6 +139,7 @@ impl Unit {
             essential: false,
             on_demand: false,
             singleton: false,
+            instances: None,
             stop_signal: Signal::TERM,
             stop_timeout: Duration::from_secs(10),
             user: None,
