@@ -257,6 +257,12 @@ fn encrypted_snapshots_restore_only_with_their_identity_and_never_start_without_
         );
         assert_eq!(tree_of(&c), ("local\n".into(), "local note\n".into()));
 
+        // `snapshot restore` with this config warns that the next start would fail.
+        let id = regular(&cfg_c, &store).pop().unwrap();
+        let (code, out, err) = snapshot_cmd(&cfg_c, &store, &["restore", &id]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("warning") && err.contains("identity_file"), "{err}");
+
         // The wrong identity: names the file and the key needed; nothing changed.
         let cfg_c = kv_config(
             &c,

@@ -68,7 +68,10 @@ pub fn main(path: PathBuf, action: SnapshotCmd) -> i32 {
         };
         match action {
             SnapshotCmd::List => list(store).await,
-            SnapshotCmd::Restore { id } => restore(store, &id).await,
+            SnapshotCmd::Restore { id } => {
+                let identities = keeper::keys(&snap).ok().and_then(|(_, ids)| ids);
+                restore(store, &id, identities).await
+            }
             SnapshotCmd::Prune { dry_run } => {
                 prune(store, &keeper::retention(&snap), dry_run).await
             }
@@ -136,7 +139,11 @@ pub fn verified_column(v: Option<&bosun_snapshot::Verification>) -> String {
     }
 }
 
-async fn restore(store: Arc<dyn Store>, id: &str) -> i32 {
+async fn restore(
+    store: Arc<dyn Store>,
+    id: &str,
+    identities: Option<bosun_snapshot::Identities>,
+) -> i32 {
     let list = match bosun_snapshot::list_snapshots(store.as_ref()).await {
         Ok(l) => l,
         Err(e) => {
@@ -155,6 +162,14 @@ async fn restore(store: Arc<dyn Store>, id: &str) -> i32 {
     match bosun_snapshot::set_latest(store.as_ref(), &found.id).await {
         Ok(()) => {
             println!("snapshot {id} is now LATEST: the next start of a container on a disk that does not hold it restores it");
+            // An encrypted snapshot this config has no key for: the next boot would fail.
+            if let Ok(r) =
+                bosun_snapshot::SnapshotReader::open(store.clone(), found.id.clone()).await
+            {
+                if let Err(e) = r.with_identities(identities).check_keys() {
+                    eprintln!("warning: {e}");
+                }
+            }
             0
         }
         Err(e) => {
