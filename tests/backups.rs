@@ -218,6 +218,19 @@ fn encrypted_snapshots_restore_only_with_their_identity_and_never_start_without_
             key.display().to_string()
         );
         let cfg = kv_config(&a, &store, &enc);
+        let (code, out, err) = bosun(&["check", "-c", cfg.to_str().unwrap()], &store.env());
+        assert_eq!(code, 0, "{out}{err}");
+        let public_key = fs::read_to_string(&public).unwrap();
+        let public_key = public_key.lines().nth(1).unwrap();
+        assert!(
+            out.contains(&format!("encryption: age to {public_key}")),
+            "{out}"
+        );
+        let secret = fs::read_to_string(&key).unwrap();
+        assert!(
+            !out.contains(&secret.lines().nth(1).unwrap()[16..]),
+            "{out}"
+        );
         let mut b = Pid1::run(&a, &cfg, &store.env());
         b.wait_for_output("boot complete", T);
         fs::write(a.path("data/kv.txt"), "case file 1\n").unwrap();
@@ -261,7 +274,10 @@ fn encrypted_snapshots_restore_only_with_their_identity_and_never_start_without_
         let id = regular(&cfg_c, &store).pop().unwrap();
         let (code, out, err) = snapshot_cmd(&cfg_c, &store, &["restore", &id]);
         assert_eq!(code, 0, "{out}{err}");
-        assert!(err.contains("warning") && err.contains("identity_file"), "{err}");
+        assert!(
+            err.contains("warning") && err.contains("identity_file"),
+            "{err}"
+        );
 
         // The wrong identity: names the file and the key needed; nothing changed.
         let cfg_c = kv_config(
@@ -298,6 +314,13 @@ fn encryption_without_its_key_file_refuses_to_start() {
     let c = Scratch::new();
     let store = stores(&c, "nokey").remove(0);
     let cfg = kv_config(&c, &store, "encrypt_to = [\"/nonexistent/backup.pub\"]");
+    // `bosun check` (often run at image build, before secrets are mounted) warns.
+    let (code, out, err) = bosun(&["check", "-c", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: [snapshot]") && out.contains("/nonexistent/backup.pub"),
+        "{out}"
+    );
     let mut p = Pid1::run(&c, &cfg, &[]);
     assert_ne!(p.wait(T), 0, "{}", p.output());
     let out = p.output();
