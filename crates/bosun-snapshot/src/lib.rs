@@ -9,7 +9,13 @@
 //! snapshots/<id>/MANIFEST.json    items, sizes, sha256s, versions: written after the items
 //! LATEST                          id of the newest complete snapshot: written last
 //! daily/<id>/...                  daily snapshots, same format, kept by the date in the name
+//! snapshots/<id>/VERIFIED.json    the last verification of a snapshot ([`verify_snapshot`])
+//! running/<roles>                 the writer marker: one writer per prefix ([`lifecycle`])
 //! ```
+//!
+//! Items may be encrypted with age ([`Recipients`], [`Identities`]): stored as
+//! `<item>.zst.age`, the manifest naming the recipients. Retention ([`Retention`],
+//! [`plan_prune`], [`prune`]) runs after every commit in the [`Lifecycle`].
 //!
 //! A snapshot exists once its manifest is written, and becomes the one restored at boot
 //! once `LATEST` names it. [`SnapshotWriter`] streams items into the store (compressing

@@ -79,7 +79,7 @@ impl Retention {
                     daily.join("; ")
                 )
             },
-            "incomplete snapshots older than the newest complete one of their series are removed"
+            "incomplete snapshots older than the newest complete one of their series (and over an hour old) are removed"
                 .to_string(),
         ]
     }

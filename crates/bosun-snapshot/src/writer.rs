@@ -32,7 +32,7 @@ const READ_BUF: usize = 256 * 1024;
 /// [`commit`](SnapshotWriter::commit) has written the manifest and then `LATEST`: a writer
 /// that is aborted, dropped, or whose process dies leaves `LATEST` (and the snapshot it
 /// names) untouched. Objects of an uncommitted snapshot may remain in the store; they
-/// never become `LATEST`, and [`crate::gc_incomplete`] removes them.
+/// never become `LATEST`, and retention ([`crate::prune`]) removes them.
 #[derive(Debug)]
 pub struct SnapshotWriter {
     store: Arc<dyn Store>,
