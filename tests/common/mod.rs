@@ -65,7 +65,7 @@ pub struct Pid1 {
 impl Pid1 {
     /// `bosun ARGS...` as PID 1, with extra env.
     pub fn start(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Pid1 {
-        Pid1::start_in(scratch, &[], args, env)
+        Pid1::spawn(scratch, &[], None, args, env)
     }
 
     /// Like [`Pid1::start`], with `unshare` run by `prefix` (which must exec it, not
@@ -74,6 +74,28 @@ impl Pid1 {
     pub fn start_in(
         scratch: &Scratch,
         prefix: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Pid1 {
+        Pid1::spawn(scratch, prefix, None, args, env)
+    }
+
+    /// `bosun run -c CONFIG` as PID 1 with its own hostname (a UTS namespace too):
+    /// another container, as far as snapshot ids and writer markers go.
+    pub fn run_as_host(
+        scratch: &Scratch,
+        config: &Path,
+        hostname: &str,
+        env: &[(&str, &str)],
+    ) -> Pid1 {
+        let args = ["run", "-c", config.to_str().expect("utf8 path")];
+        Pid1::spawn(scratch, &[], Some(hostname), &args, env)
+    }
+
+    fn spawn(
+        scratch: &Scratch,
+        prefix: &[&str],
+        hostname: Option<&str>,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Pid1 {
@@ -87,8 +109,12 @@ impl Pid1 {
             }
             None => Command::new("unshare"),
         };
-        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(bosun_bin())
+        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if let Some(h) = hostname {
+            // sh sets the hostname, then execs bosun: bosun is still PID 1.
+            cmd.args(["--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"", h]);
+        }
+        cmd.arg(bosun_bin())
             .args(args)
             .env("BOSUN_LOG", "debug")
             .stdin(Stdio::null())
