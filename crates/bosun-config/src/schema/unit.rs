@@ -159,8 +159,19 @@ const KEYS: &[Key<Draft>] = &[
 /// unit would be restarted forever.
 const MIN_MAX_MEMORY: u64 = 1 << 20;
 
-/// `max_memory = "512MB"`: a size of at least 1 MiB.
+/// `max_memory = "512MB"` (services only): a size of at least 1 MiB.
 fn max_memory(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    if d.unit.kind == UnitKind::Task {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: only a service can have max_memory (it is checked while the service runs after it is ready; a task has its `timeout`); make it a [service.{}], or leave the key out",
+                k.what,
+                path_seg(&d.unit.name)
+            ),
+        );
+        return;
+    }
     let Some(n) = ctx.size(k.node, &k.what) else {
         return;
     };
