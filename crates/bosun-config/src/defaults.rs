@@ -148,6 +148,7 @@ impl Unit {
             umask: None,
             env: IndexMap::new(),
             env_file: None,
+            env_files: IndexMap::new(),
             output: Output::Prefix,
             log_file: None,
             health: None,

@@ -155,6 +155,10 @@ pub struct Unit {
     pub env: IndexMap<String, String>,
     /// A `KEY=VALUE` file read at each start.
     pub env_file: Option<PathBuf>,
+    /// `env_files = { NAME = "/run/secrets/x" }`: variables whose value is the
+    /// whole content of a file (one trailing newline cut), read at each start and
+    /// never shown. Distinct from `env_file` (one dotenv file of many variables).
+    pub env_files: IndexMap<String, PathBuf>,
     /// Where stdout/stderr go.
     pub output: Output,
     /// Optional per-unit log file with size rotation.

@@ -19,7 +19,7 @@ use crate::status::State;
 /// flags the output pump (`log`) and the notify socket (`notify`) raise.
 pub(super) struct Probing {
     pub(super) identity: Option<Identity>,
-    pub(super) env: Vec<(String, String)>,
+    pub(super) env: Vec<(String, std::ffi::OsString)>,
     pub(super) log_matched: Option<watch::Receiver<bool>>,
     pub(super) notified: Option<watch::Receiver<bool>>,
 }
