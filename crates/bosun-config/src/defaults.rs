@@ -38,6 +38,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             source: PathBuf::new(),
+            files: Vec::new(),
+            sources: Vec::new(),
             bosun: Settings::default(),
             roles: IndexMap::new(),
             units: IndexMap::new(),

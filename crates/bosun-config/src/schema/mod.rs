@@ -177,11 +177,11 @@ fn new_unit_name(ctx: &mut Ctx, kind: UnitKind, u: &Entry, located: &Located) ->
     let Some(prev) = located.units.get(&u.key) else {
         return true;
     };
-    let line = ctx.diag.line_of(prev.pos);
+    let line = ctx.diag.place_of(prev.pos);
     ctx.diag.error(
         pos,
         format!(
-            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] (line {line}); names are unique across services and tasks",
+            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] ({line}); names are unique across services and tasks",
             u.key,
             kind.as_str(),
             prev.kind.as_str(),
