@@ -148,7 +148,11 @@ fn report(ctx: &mut read::Ctx, problems: Vec<overlay::Problem>) {
 
 /// The walk over the merged files: the config, or every error. A file that
 /// cannot be read or parsed stops before the walk.
-fn finish(set: overlay::Set, paths: &[PathBuf], env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
+fn finish(
+    set: overlay::Set,
+    paths: &[PathBuf],
+    env: &dyn Vars,
+) -> Result<Config, Vec<ConfigError>> {
     let mut ctx = read::Ctx::new(&set.sources, env);
     let Some(root) = set.root.as_ref().filter(|_| set.problems.is_empty()) else {
         report(&mut ctx, set.problems);

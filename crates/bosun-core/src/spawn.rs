@@ -335,11 +335,7 @@ pub fn unit_env(unit: &Unit) -> Result<Vec<(String, OsString)>, SpawnError> {
                 .map(|(k, v)| (k, OsString::from(v))),
         );
     }
-    env.extend(
-        unit.env
-            .iter()
-            .map(|(k, v)| (k.clone(), OsString::from(v))),
-    );
+    env.extend(unit.env.iter().map(|(k, v)| (k.clone(), OsString::from(v))));
     for (var, path) in &unit.env_files {
         env.push((var.clone(), secret_file(unit, var, path)?));
     }

@@ -152,11 +152,7 @@ fn main() -> ExitCode {
             config,
             roles,
             origin,
-        } => exit(check::check(
-            &config_path(config),
-            roles.as_deref(),
-            origin,
-        )),
+        } => exit(check::check(&config_path(config), roles.as_deref(), origin)),
         Cmd::Ctl(args) => exit(ctl::main(args)),
         Cmd::Import(cmd) => exit(import::main(cmd)),
         Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),

@@ -452,7 +452,11 @@ fn env_files(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
         if !ctx.instance_var && std::fs::symlink_metadata(&path).is_err() {
             ctx.diag.warn(
                 e.node.pos(),
-                format!("{what}: {} does not exist now; {} will not start unless it exists then", path.display(), path_seg(&d.unit.name)),
+                format!(
+                    "{what}: {} does not exist now; {} will not start unless it exists then",
+                    path.display(),
+                    path_seg(&d.unit.name)
+                ),
             );
         }
         d.unit.env_files.insert(e.key.clone(), path);
