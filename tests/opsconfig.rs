@@ -60,13 +60,23 @@ impl Daemon {
             pid = u.pid;
             u.ready && u.pid.is_some()
         });
-        assert!(ok, "{unit} never became ready: {:?}\n{}", self.unit(unit), self.pid1.output());
+        assert!(
+            ok,
+            "{unit} never became ready: {:?}\n{}",
+            self.unit(unit),
+            self.pid1.output()
+        );
         pid.unwrap_or_default()
     }
 
     fn shutdown(mut self) -> String {
         self.ctl_ok(&["shutdown"]);
-        assert_eq!(self.pid1.wait(Duration::from_secs(30)), 0, "{}", self.pid1.output());
+        assert_eq!(
+            self.pid1.wait(Duration::from_secs(30)),
+            0,
+            "{}",
+            self.pid1.output()
+        );
         self.pid1.output()
     }
 }
@@ -109,7 +119,10 @@ fn env_files_reach_the_unit_as_bytes_at_each_start_and_are_never_shown() {
     );
     let (code, out, err) = common::bosun(&["check", "-c", arg(&config)], &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("[service.app.env_files]\nDB_PASSWORD = \""), "{out}");
+    assert!(
+        out.contains("[service.app.env_files]\nDB_PASSWORD = \""),
+        "{out}"
+    );
     assert!(!err.contains("does not exist"), "the file is there: {err}");
 
     let d = Daemon::start(s, &["run", "-c", arg(&config)], &[]);
@@ -129,7 +142,10 @@ fn env_files_reach_the_unit_as_bytes_at_each_start_and_are_never_shown() {
     let output = d.shutdown();
     for shown in [&status, &json, &output] {
         assert!(!shown.contains("rotated"), "{shown}");
-        assert!(!shown.as_bytes().windows(4).any(|w| w == b"s3cr"), "{shown}");
+        assert!(
+            !shown.as_bytes().windows(4).any(|w| w == b"s3cr"),
+            "{shown}"
+        );
     }
 }
 
@@ -179,10 +195,17 @@ fn a_missing_unreadable_or_nul_secret_file_fails_the_start_naming_unit_and_path(
         let u = d.unit("api");
         u.state == State::Fatal && u.detail.contains("No such file")
     }));
-    assert!(d.unit("api").detail.contains("env_files.API_TOKEN for api"), "{:?}", d.unit("api"));
+    assert!(
+        d.unit("api").detail.contains("env_files.API_TOKEN for api"),
+        "{:?}",
+        d.unit("api")
+    );
     let output = d.shutdown();
     assert!(output.contains("holds a NUL byte"), "logged: {output}");
-    assert!(!output.contains("token-value") && !output.contains("tok\0en"), "{output}");
+    assert!(
+        !output.contains("token-value") && !output.contains("tok\0en"),
+        "{output}"
+    );
 }
 
 // ---- overlays ------------------------------------------------------------------
@@ -199,30 +222,54 @@ fn overlays_and_includes_run_check_and_reload_as_one_config() {
             bosun_table(&s)
         ),
     );
-    write(&s.path("conf.d/10-hello.toml"), "[service.greeter]\nenv = { GREETING = \"hello\" }\n");
+    write(
+        &s.path("conf.d/10-hello.toml"),
+        "[service.greeter]\nenv = { GREETING = \"hello\" }\n",
+    );
     let site = s.path("site/site.toml");
     write(&site, "[service.greeter.env]\nWHO = \"site\"\n");
 
     // check: the merged config, and where each value came from.
-    let (code, out, err) = common::bosun(&["check", "-c", arg(&base), "-c", arg(&site), "--origin"], &[]);
+    let (code, out, err) = common::bosun(
+        &["check", "-c", arg(&base), "-c", arg(&site), "--origin"],
+        &[],
+    );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("config: {dir}/base.toml + {dir}/conf.d/10-hello.toml + {dir}/site/site.toml")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "config: {dir}/base.toml + {dir}/conf.d/10-hello.toml + {dir}/site/site.toml"
+        )),
+        "{out}"
+    );
     let origin = |key: &str| {
         out.lines()
             .find(|l| l.split_whitespace().next() == Some(key))
             .unwrap_or_else(|| panic!("no origin for {key}:\n{out}"))
             .to_string()
     };
-    assert!(origin("service.greeter.env.GREETING").ends_with(&format!("{dir}/conf.d/10-hello.toml:2:20")), "{out}");
-    assert!(origin("service.greeter.env.WHO").ends_with(&format!("{dir}/site/site.toml:2:7")), "{out}");
-    assert!(origin("service.greeter.run").contains(&format!("{dir}/base.toml:")), "{out}");
+    assert!(
+        origin("service.greeter.env.GREETING")
+            .ends_with(&format!("{dir}/conf.d/10-hello.toml:2:20")),
+        "{out}"
+    );
+    assert!(
+        origin("service.greeter.env.WHO").ends_with(&format!("{dir}/site/site.toml:2:7")),
+        "{out}"
+    );
+    assert!(
+        origin("service.greeter.run").contains(&format!("{dir}/base.toml:")),
+        "{out}"
+    );
 
     // An error in an overlay names it, with line:col.
     let broken = s.path("broken.toml");
     write(&broken, "[service.greeter]\nstop_timeout = \"later\"\n");
     let (code, _, err) = common::bosun(&["check", "-c", arg(&base), "-c", arg(&broken)], &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("{dir}/broken.toml:2:16: `stop_timeout`")), "{err}");
+    assert!(
+        err.contains(&format!("{dir}/broken.toml:2:16: `stop_timeout`")),
+        "{err}"
+    );
 
     // $BOSUN_CONFIG holds several files, `:`-separated; run reads them all.
     let both = format!("{}:{}", base.display(), site.display());
@@ -231,17 +278,20 @@ fn overlays_and_includes_run_check_and_reload_as_one_config() {
     assert_eq!(common::slurp(&d.scratch.path("greeting")), "hello site\n");
 
     // Reload reads the whole set again, the include glob too.
-    write(&d.scratch.path("conf.d/20-bye.toml"), "[service.greeter]\nenv = { GREETING = \"bye\" }\n");
+    write(
+        &d.scratch.path("conf.d/20-bye.toml"),
+        "[service.greeter]\nenv = { GREETING = \"bye\" }\n",
+    );
     d.ctl_ok(&["reload"]);
     assert!(
-        eventually(BOOT, || common::slurp(&d.scratch.path("greeting")) == "bye site\n"),
+        eventually(BOOT, || common::slurp(&d.scratch.path("greeting"))
+            == "bye site\n"),
         "{:?}\n{}",
         common::slurp(&d.scratch.path("greeting")),
         d.pid1.output()
     );
     d.shutdown();
 }
-
 
 // ---- restart_dependents ----------------------------------------------------------
 
@@ -291,7 +341,10 @@ fn assert_follows_and_waits(d: &Daemon, back: &[&str]) {
         d.unit("db")
     );
     let app = d.unit("app");
-    assert_eq!(app.pid, None, "app must be stopped while db is down: {app:?}");
+    assert_eq!(
+        app.pid, None,
+        "app must be stopped while db is down: {app:?}"
+    );
     assert_eq!(app.state, State::Starting, "{app:?}");
     assert_eq!(app.detail, "waiting for db", "{app:?}");
     assert_eq!(starts(d).len(), 1, "no restart storm: {:?}", starts(d));
@@ -321,14 +374,18 @@ fn dependents_follow_a_crash_of_their_dependency_and_wait_through_its_crash_loop
     assert!(eventually(BOOT, || d.unit("db").pid != Some(db)));
     assert_follows_and_waits(&d, &["db-ok"]);
     let out = d.shutdown();
-    assert!(out.contains("db restarted on its own (restart_dependents): stopping"), "{out}");
+    assert!(
+        out.contains("db restarted on its own (restart_dependents): stopping"),
+        "{out}"
+    );
 }
 
 #[test]
 fn dependents_follow_a_failed_health_check_of_their_dependency() {
     let s = Scratch::new();
     let dir = s.dir.path().display().to_string();
-    let health = format!("health = {{ file = \"{dir}/db-healthy\", interval = \"100ms\", failures = 1 }}");
+    let health =
+        format!("health = {{ file = \"{dir}/db-healthy\", interval = \"100ms\", failures = 1 }}");
     let config = follower_config(&s, &health);
     write(&s.path("db-healthy"), "");
     let d = Daemon::start(s, &["run", "-c", arg(&config)], &[]);
@@ -351,7 +408,11 @@ fn a_control_restart_still_restarts_dependents_once_after_ready() {
     d.wait_ready("db");
     d.wait_ready("app");
     d.ctl_ok(&["restart", "db"]);
-    assert!(eventually(BOOT, || starts(&d).len() == 2), "{:?}", starts(&d));
+    assert!(
+        eventually(BOOT, || starts(&d).len() == 2),
+        "{:?}",
+        starts(&d)
+    );
     d.wait_ready("app");
     // Give a double restart (the runner's own follow on top of the control one)
     // every chance to show; it must not.
