@@ -18,8 +18,12 @@
 //! - Signals: `"SIGINT"`, `"INT"`, `"sigint"`, or a number 1–31.
 //! - `umask`: an octal string (`"022"`) or an integer (`0o022`; a decimal integer
 //!   is taken at its value, with a warning).
-//! - Relative paths (`cwd`, `env_file`, `log_file`, `file` probes, `[bosun]` paths,
-//!   `[snapshot.paths]`) are relative to the config file's directory.
+//! - Relative paths (`cwd`, `env_file`, `env_files`, `log_file`, `file` probes,
+//!   `[bosun]` paths, `[snapshot.paths]`) are relative to the directory of the
+//!   config file they are written in.
+//! - A config may be several files ([`load_all`]: `-c base.toml -c site.toml`) and
+//!   a file may `include = ["conf.d/*.toml"]` (top level): later files win, tables
+//!   merge, anything else is replaced; every error names its file (`overlay`).
 //! - Optional strings that are empty after interpolation count as not set
 //!   (`http_listen = "${HTTP:-}"`, `s3_endpoint = "${S3ENDPOINTURL:-}"`), and a
 //!   `wait_for` entry that interpolates to nothing is dropped (a gate that exists
@@ -44,8 +48,8 @@
 //!
 //! # Layout
 //!
-//! [`parse`] is the recipe: `tree` (the TOML text as a tree of values that keep
-//! their byte spans, from `toml_edit`) → `schema` (the walk, table by table, into
+//! [`parse`] is the recipe: `overlay` (the files, each parsed by `tree` into a
+//! tree of values that keep their byte spans, from `toml_edit`, then merged) → `schema` (the walk, table by table, into
 //! the model; values read by `read`, with the syntaxes of [`value`] and the
 //! `${…}` of [`interp`]) → `validate` (checks across tables) → `diag` (every
 //! error and warning collected, located as line:column, redacted with
@@ -89,7 +93,7 @@ pub fn load(path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// [`load`] for a config made of several files (`-c base.toml -c site.toml`):
-/// later files win, tables merge, anything else is replaced ([`overlay`]). Every
+/// later files win, tables merge, anything else is replaced (`overlay`). Every
 /// error names the file (and line:column) it is in.
 pub fn load_all(paths: &[PathBuf], env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
     finish(overlay::read(paths, None), paths, env)
