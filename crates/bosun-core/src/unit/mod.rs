@@ -299,6 +299,8 @@ impl Runner {
                 Outcome::DepRestarted(dep) => {
                     tracing::info!(unit = %self.unit.name, "stopped: {dep} restarted (restart_dependents); starting again once it is ready");
                     self.set(|s| s.restarts += 1);
+                    // Not its own failure: its start_limit and backoff start afresh.
+                    self.restarts.reset();
                     if !self.wait_deps().await {
                         return;
                     }
