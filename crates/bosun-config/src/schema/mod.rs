@@ -220,6 +220,10 @@ impl<'n> Tbl<'n> {
         for e in entries.iter().filter(|e| !known.contains(&e.key.as_str())) {
             let pos = e.key_span.as_ref().map(|r| r.start).unwrap_or(node.pos());
             let hint = match did_you_mean(&e.key, known.iter().copied()) {
+                // `include` under the first `[table]`: TOML puts it in that table.
+                _ if e.key == "include" && !path.is_empty() => {
+                    "; `include` is a top-level key: write it before the first [table]".to_string()
+                }
                 h if !h.is_empty() => h,
                 _ => format!("; known keys: {}", known.join(", ")),
             };
