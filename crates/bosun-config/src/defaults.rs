@@ -38,6 +38,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             source: PathBuf::new(),
+            files: Vec::new(),
+            sources: Vec::new(),
             bosun: Settings::default(),
             roles: IndexMap::new(),
             units: IndexMap::new(),
@@ -148,6 +150,7 @@ impl Unit {
             umask: None,
             env: IndexMap::new(),
             env_file: None,
+            env_files: IndexMap::new(),
             output: Output::Prefix,
             log_file: None,
             health: None,

@@ -9,8 +9,15 @@ use indexmap::IndexMap;
 /// A whole, validated `bosun.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The file this configuration was read from (used in messages).
+    /// The file this configuration was read from (used in messages); the first
+    /// one when there are several.
     pub source: PathBuf,
+    /// The files named on the command line (`-c base.toml -c site.toml`, or
+    /// `$BOSUN_CONFIG`), in order: what a reload reads again (their `include`s
+    /// anew).
+    pub files: Vec<PathBuf>,
+    /// Every file read, in the order they were merged (the `include`d ones too).
+    pub sources: Vec<PathBuf>,
     /// The `[bosun]` table.
     pub bosun: Settings,
     /// The `[roles]` table: alias name → the roles (or aliases) it stands for.
@@ -155,6 +162,10 @@ pub struct Unit {
     pub env: IndexMap<String, String>,
     /// A `KEY=VALUE` file read at each start.
     pub env_file: Option<PathBuf>,
+    /// `env_files = { NAME = "/run/secrets/x" }`: variables whose value is the
+    /// whole content of a file (one trailing newline cut), read at each start and
+    /// never shown. Distinct from `env_file` (one dotenv file of many variables).
+    pub env_files: IndexMap<String, PathBuf>,
     /// Where stdout/stderr go.
     pub output: Output,
     /// Optional per-unit log file with size rotation.

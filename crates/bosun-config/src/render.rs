@@ -178,6 +178,14 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
         |_| Value::Boolean(u.restart_dependents),
     );
     o.put_if(!u.env.is_empty(), "env", |r| env_table(r, &u.env));
+    o.put_if(!u.env_files.is_empty(), "env_files", |r| {
+        let mut t = Out::new(r);
+        for (k, p) in &u.env_files {
+            // The path is shown, never the file's content.
+            t.put(k, path(r, p));
+        }
+        Value::Table(t.m)
+    });
     o.put_if(u.ready != d.ready, "ready", |r| ready_table(r, &u.ready));
     o.put_if(u.backoff != d.backoff, "backoff", |_| {
         backoff_table(&u.backoff)
@@ -425,6 +433,7 @@ cwd = "/srv"
 umask = "027"
 env = { MODE = "prod" }
 env_file = "/etc/app.env"
+env_files = { DB_PASSWORD = "/run/secrets/db_password" }
 output = "inherit"
 log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
 health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }

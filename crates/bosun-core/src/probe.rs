@@ -116,7 +116,7 @@ pub struct ProbeCtx<'a> {
     /// Identity the unit runs as (`exec` probes run as the unit's user).
     pub identity: Option<&'a Identity>,
     /// Environment of the unit.
-    pub env: &'a [(String, String)],
+    pub env: &'a [(String, std::ffi::OsString)],
     /// Set by the output pump when the `log` regex matched.
     pub log_matched: Option<&'a tokio::sync::watch::Receiver<bool>>,
     /// Set by the notify socket on `READY=1`.

@@ -121,6 +121,11 @@ pub struct UnitStatus {
     /// service with `instances`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<u32>,
+    /// Restarts the unit made on its own (a crash, a failed health check), not on
+    /// request: the units `after` it that follow it (`restart_dependents`) stop
+    /// when this grows. Internal: not in the API.
+    #[serde(skip)]
+    pub own_restarts: u64,
 }
 
 impl UnitStatus {

@@ -177,11 +177,11 @@ fn new_unit_name(ctx: &mut Ctx, kind: UnitKind, u: &Entry, located: &Located) ->
     let Some(prev) = located.units.get(&u.key) else {
         return true;
     };
-    let line = ctx.diag.line_of(prev.pos);
+    let line = ctx.diag.place_of(prev.pos);
     ctx.diag.error(
         pos,
         format!(
-            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] (line {line}); names are unique across services and tasks",
+            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] ({line}); names are unique across services and tasks",
             u.key,
             kind.as_str(),
             prev.kind.as_str(),
@@ -220,6 +220,10 @@ impl<'n> Tbl<'n> {
         for e in entries.iter().filter(|e| !known.contains(&e.key.as_str())) {
             let pos = e.key_span.as_ref().map(|r| r.start).unwrap_or(node.pos());
             let hint = match did_you_mean(&e.key, known.iter().copied()) {
+                // `include` under the first `[table]`: TOML puts it in that table.
+                _ if e.key == "include" && !path.is_empty() => {
+                    "; `include` is a top-level key: write it before the first [table]".to_string()
+                }
                 h if !h.is_empty() => h,
                 _ => format!("; known keys: {}", known.join(", ")),
             };

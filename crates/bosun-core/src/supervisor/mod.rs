@@ -137,6 +137,7 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         pid: None,
         started_at_ms: None,
         restarts: 0,
+        own_restarts: 0,
         last_exit: None,
         detail: if active && unit.on_demand {
             format!("on demand: bosun ctl run {}", unit.name)
@@ -290,9 +291,17 @@ impl Supervisor {
                 .iter()
                 .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
                 .collect();
+            let follow = planned
+                .deps
+                .iter()
+                .filter_map(|d| by_name.get(d).map(|&j| &list[j]))
+                .filter(|dep| dep.config.restart_dependents)
+                .map(|dep| dep.status.subscribe())
+                .collect();
             let env = RunnerEnv {
                 reaper: self.handle.shared.reaper.clone(),
                 deps,
+                follow,
                 changed: self.changed.clone(),
                 notify_dir: self.notify_dir.clone(),
                 hooks: self.hooks.clone(),

@@ -273,6 +273,7 @@ mod tests {
             pid: Some(42),
             started_at_ms: Some(1_700_000_000_500),
             restarts: 3,
+            own_restarts: 0,
             last_exit: Some(ExitInfo {
                 code: 137,
                 signal: Some(9),
