@@ -32,6 +32,7 @@ mod error;
 mod id;
 pub mod lifecycle;
 mod manifest;
+pub mod progress;
 mod reader;
 mod retention;
 mod safe_fs;
