@@ -99,7 +99,7 @@ fn webhook(ctx: &mut Ctx, node: &Node) -> Option<Webhook> {
     if t.get("url").is_none() {
         ctx.diag.error(
             node.pos(),
-            format!("missing `url` in [hooks.webhook]: expected an http:// URL like \"http://alerts:9000/bosun\""),
+            "missing `url` in [hooks.webhook]: expected an http:// URL like \"http://alerts:9000/bosun\"",
         );
     }
     let mut w = Webhook {

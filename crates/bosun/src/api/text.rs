@@ -78,6 +78,9 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
     if let Some(step) = &st.boot_step {
         let _ = write!(out, "\nbooting: {step}");
     }
+    for t in &st.transfers {
+        let _ = write!(out, "\n{}: {}", t.action, t.line());
+    }
     if let Some(snap) = &st.last_snapshot {
         let _ = write!(
             out,
