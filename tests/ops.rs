@@ -51,7 +51,7 @@ fn have(cmd: &str) -> bool {
 /// `DIR/hook-EVENT.txt` (appending: one block per run).
 fn env_hook(dir: &Path) -> String {
     format!(
-        r#"f={d}/hook-$BOSUN_EVENT.txt; {{ echo "event=$BOSUN_EVENT unit=${{BOSUN_UNIT-<unset>}}"; echo "reason=$BOSUN_REASON"; echo "stdin=$(cat)"; echo "secret=${{DB_PASSWORD-<unset>}}"; echo ---; }} >> $f; echo "hook saw $BOSUN_EVENT""#,
+        r#"f={d}/hook-$BOSUN_EVENT.txt; {{ echo "event=$BOSUN_EVENT unit=$${{BOSUN_UNIT-<unset>}}"; echo "reason=$BOSUN_REASON"; echo "stdin=$(cat)"; echo "secret=$${{DB_PASSWORD-<unset>}}"; echo ---; }} >> $f; echo "hook saw $BOSUN_EVENT""#,
         d = dir.display()
     )
 }
@@ -335,7 +335,7 @@ daily_at = "03:00"
         let mut seen = String::new();
         let shown = eventually(Duration::from_secs(20), || {
             let (_, out, _) = ctl(&s, &["status"]);
-            let want = if round == 0 { "so far" } else { "ETA" };
+            let want = if round == 0 { " so far, " } else { ", ETA " };
             if out.contains("backing up: db ") && out.contains(want) {
                 seen = out;
                 true
