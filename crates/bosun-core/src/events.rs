@@ -98,3 +98,31 @@ pub trait EventSink: Send + Sync {
         std::time::Duration::ZERO
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config's `[hooks]` keys and `events` names are these kinds' names.
+    #[test]
+    fn event_names_are_the_configs() {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, bosun_config::HOOK_EVENTS);
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+    }
+
+    /// The JSON a webhook gets: no unit key when there is none.
+    #[test]
+    fn an_event_serialises_without_an_empty_unit() {
+        let e = Event {
+            event: EventKind::BootFailed,
+            unit: None,
+            reason: "boot failed: x".into(),
+            at_ms: 5,
+        };
+        let j = serde_json::to_string(&e).expect("json");
+        assert_eq!(j, r#"{"event":"boot_failed","reason":"boot failed: x","at_ms":5}"#);
+    }
+}
