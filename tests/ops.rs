@@ -296,14 +296,10 @@ fn check_reports_a_bad_webhook_where_it_is() {
 
 // ---- progress ------------------------------------------------------------------
 
-/// While a backup runs, `ctl status` says what is backed up, how much, how fast,
-/// and (from the second backup on, whose size the first one tells) the total and
-/// an ETA; `/health` lists it without turning unhealthy.
-#[test]
-fn backup_progress_shows_in_ctl_status_and_health() {
-    let s = Scratch::new();
-    // About 3 MiB over about 3 s: slow enough to be seen.
+/// A unit whose ~3 MiB dump and load both take about 3 s, with its snapshots in `store`.
+fn slow_data_config(s: &Scratch, store: &Path) -> PathBuf {
     let dump = "for i in $(seq 1 30); do head -c 100000 /dev/urandom; sleep 0.1; done";
+    let load = "for i in $(seq 1 30); do head -c 100000 > /dev/null; sleep 0.1; done; cat > /dev/null";
     let body = format!(
         r#"
 [service.db]
@@ -311,16 +307,28 @@ run = ["sleep", "1000"]
 
 [service.db.backup]
 dump = "{dump}"
-load = "cat > /dev/null"
+load = "{load}"
 
 [snapshot]
-store = "file://{{dir}}/store"
+store = "file://{store}"
 create_store = true
 keep_daily = 2
 daily_at = "03:00"
-"#
+"#,
+        store = store.display()
     );
-    let config = s.config("", &body);
+    s.config("stop_budget = \"60s\"", &body)
+}
+
+/// While a backup runs, `ctl status` says what is backed up, how much, how fast,
+/// and (from the second backup on, whose size the first one tells) the total and
+/// an ETA; `/health` lists it without turning unhealthy. In a new container the
+/// restore (the unit's load) shows the same way, with the size from the manifest.
+#[test]
+fn backup_and_restore_progress_show_in_ctl_status_and_health() {
+    let s = Scratch::new();
+    let store = s.path("store");
+    let config = slow_data_config(&s, &store);
     let mut pid1 = Pid1::run(&s, &config, &[]);
     let up = eventually(BOOT, || ctl(&s, &["health"]).0 == 0);
     assert!(up, "{}", pid1.output());
@@ -358,6 +366,29 @@ daily_at = "03:00"
     let second = &lines[1];
     assert!(second.contains(" of 2.9 MiB, ") && second.contains("/s, ETA "), "{lines:?}");
     let (code, _, _) = ctl(&s, &["shutdown"]);
+    assert_eq!(code, 0);
+    assert_eq!(pid1.wait(Duration::from_secs(60)), 0, "{}", pid1.output());
+
+    // A new container (empty disk, same store): the load at boot shows its progress.
+    let b = Scratch::new();
+    let config = slow_data_config(&b, &store);
+    let mut pid1 = Pid1::run(&b, &config, &[]);
+    let mut seen = String::new();
+    let shown = eventually(BOOT, || {
+        let (_, out, _) = ctl(&b, &["status"]);
+        if out.contains("restoring: db ") && out.contains(" of 2.9 MiB, ") && out.contains(", ETA ") {
+            seen = out;
+            true
+        } else {
+            false
+        }
+    });
+    assert!(shown, "no restore progress in ctl status\n{seen}\n{}", pid1.output());
+    let up = eventually(BOOT, || ctl(&b, &["health"]).0 == 0);
+    assert!(up, "{}", pid1.output());
+    let st = status(&b).expect("status");
+    assert!(st.transfers.is_empty(), "done transfers are gone: {:?}", st.transfers);
+    let (code, _, _) = ctl(&b, &["shutdown"]);
     assert_eq!(code, 0);
     pid1.wait(Duration::from_secs(60));
 }
