@@ -29,7 +29,9 @@ fn ctl(s: &Scratch, args: &[&str]) -> (i32, String, String) {
 
 fn status(s: &Scratch) -> Option<DaemonStatus> {
     let (code, out, _) = ctl(s, &["status", "--json"]);
-    (code == 0).then(|| serde_json::from_str(&out).ok()).flatten()
+    (code == 0)
+        .then(|| serde_json::from_str(&out).ok())
+        .flatten()
 }
 
 fn free_port() -> u16 {
@@ -184,14 +186,20 @@ webhook = {{ url = "http://127.0.0.1:{port}/bosun/events", events = ["fatal"], t
     let got = rx.got();
     let last = &got[2];
     assert_eq!(last.path, "/bosun/events");
-    assert_eq!(last.authorization.as_deref(), Some(&*format!("Bearer {token}")));
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some(&*format!("Bearer {token}"))
+    );
     assert_eq!(last.body["event"], "fatal");
     assert_eq!(last.body["unit"], "crashy");
     assert!(last.body["at_ms"].as_u64().is_some(), "{:?}", last.body);
     // Two failures, then success: logged, and nothing more is sent.
     pid1.wait_for_output("hook:webhook: fatal posted to", BOOT);
     let out = pid1.output();
-    assert!(out.contains("answered 503 Service Unavailable (attempt 1 of 4)"), "{out}");
+    assert!(
+        out.contains("answered 503 Service Unavailable (attempt 1 of 4)"),
+        "{out}"
+    );
     // web keeps running: supervision went on.
     let web_up = status(&s).is_some_and(|st| st.units.iter().any(|u| u.name == "web" && u.ready));
     assert!(web_up, "{}", pid1.output());
@@ -199,8 +207,16 @@ webhook = {{ url = "http://127.0.0.1:{port}/bosun/events", events = ["fatal"], t
     assert_eq!(code, 0);
     pid1.wait(Duration::from_secs(30));
     let out = pid1.output();
-    assert!(!out.contains(token), "the bearer token reached the log:\n{out}");
-    assert_eq!(rx.got().len(), 3, "no retry after the success: {:?}", rx.got());
+    assert!(
+        !out.contains(token),
+        "the bearer token reached the log:\n{out}"
+    );
+    assert_eq!(
+        rx.got().len(),
+        3,
+        "no retry after the success: {:?}",
+        rx.got()
+    );
 }
 
 /// A boot that fails runs `on_boot_failed` (and `on_fatal` for the task), and
@@ -230,8 +246,15 @@ timeout = "2s"
     let code = pid1.wait(Duration::from_secs(60));
     assert_eq!(code, 1, "{}", pid1.output());
     let seen = s.read("hook-boot_failed.txt");
-    assert!(seen.contains("event=boot_failed unit=<unset>"), "{seen}\n{}", pid1.output());
-    assert!(seen.contains("reason=boot failed: task migrate: task failed (exit 4)"), "{seen}");
+    assert!(
+        seen.contains("event=boot_failed unit=<unset>"),
+        "{seen}\n{}",
+        pid1.output()
+    );
+    assert!(
+        seen.contains("reason=boot failed: task migrate: task failed (exit 4)"),
+        "{seen}"
+    );
     let out = pid1.output();
     assert!(out.contains("hook:on_fatal | stuck"), "{out}");
     assert!(
@@ -273,7 +296,11 @@ timeout = "2s"
     let took = t0.elapsed();
     assert_eq!(exit, 1, "over budget exits 1\n{}", pid1.output());
     let seen = s.read("hook-stop_over_budget.txt");
-    assert!(seen.contains("event=stop_over_budget"), "{seen}\n{}", pid1.output());
+    assert!(
+        seen.contains("event=stop_over_budget"),
+        "{seen}\n{}",
+        pid1.output()
+    );
     assert!(seen.contains("still stopping stubborn"), "{seen}");
     // The budget holds: 6 s plus the sweep and exit, well under the hook's 600 s.
     assert!(took < Duration::from_secs(20), "the stop took {took:?}");
@@ -291,7 +318,10 @@ fn check_reports_a_bad_webhook_where_it_is() {
     assert_eq!(code, 2, "{err}");
     // [bosun] takes 3 lines in the scratch config.
     assert!(err.contains("bosun.toml:9:20:"), "{err}");
-    assert!(err.contains("unknown event \"boot-failed\"; did you mean `boot_failed`?"), "{err}");
+    assert!(
+        err.contains("unknown event \"boot-failed\"; did you mean `boot_failed`?"),
+        "{err}"
+    );
 }
 
 // ---- progress ------------------------------------------------------------------
@@ -299,7 +329,8 @@ fn check_reports_a_bad_webhook_where_it_is() {
 /// A unit whose ~3 MiB dump and load both take about 3 s, with its snapshots in `store`.
 fn slow_data_config(s: &Scratch, store: &Path) -> PathBuf {
     let dump = "for i in $(seq 1 30); do head -c 100000 /dev/urandom; sleep 0.1; done";
-    let load = "for i in $(seq 1 30); do head -c 100000 > /dev/null; sleep 0.1; done; cat > /dev/null";
+    let load =
+        "for i in $(seq 1 30); do head -c 100000 > /dev/null; sleep 0.1; done; cat > /dev/null";
     let body = format!(
         r#"
 [service.db]
@@ -333,7 +364,10 @@ fn backup_and_restore_progress_show_in_ctl_status_and_health() {
     let up = eventually(BOOT, || ctl(&s, &["health"]).0 == 0);
     assert!(up, "{}", pid1.output());
     let st = status(&s).expect("status");
-    assert!(st.next_daily_at_ms.is_some(), "next daily in the status: {st:?}");
+    assert!(
+        st.next_daily_at_ms.is_some(),
+        "next daily in the status: {st:?}"
+    );
     let mut lines = Vec::new();
     for round in 0..2 {
         let sock = s.path("run/ctl.sock");
@@ -351,20 +385,37 @@ fn backup_and_restore_progress_show_in_ctl_status_and_health() {
                 false
             }
         });
-        assert!(shown, "round {round}: no progress line in ctl status\n{seen}\n{}", pid1.output());
+        assert!(
+            shown,
+            "round {round}: no progress line in ctl status\n{seen}\n{}",
+            pid1.output()
+        );
         if round == 1 {
             let (code, health, _) = ctl(&s, &["health", "--json"]);
             let h: serde_json::Value = serde_json::from_str(&health).expect("health JSON");
             assert_eq!(code, 0, "a daily/online backup is not unhealthy: {health}");
-            assert!(h["progress"][0].as_str().is_some_and(|p| p.starts_with("backing up: db ")), "{health}");
+            assert!(
+                h["progress"][0]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("backing up: db ")),
+                "{health}"
+            );
         }
         let (code, out, err) = backup.join().expect("backup thread");
         assert_eq!(code, 0, "ctl backup: {out}{err}");
-        lines.push(seen.lines().find(|l| l.starts_with("backing up:")).unwrap_or("").to_string());
+        lines.push(
+            seen.lines()
+                .find(|l| l.starts_with("backing up:"))
+                .unwrap_or("")
+                .to_string(),
+        );
     }
     // `backing up: db 1.2 MiB of 2.9 MiB, 950.0 KiB/s, ETA 2s`
     let second = &lines[1];
-    assert!(second.contains(" of 2.9 MiB, ") && second.contains("/s, ETA "), "{lines:?}");
+    assert!(
+        second.contains(" of 2.9 MiB, ") && second.contains("/s, ETA "),
+        "{lines:?}"
+    );
     let (code, _, _) = ctl(&s, &["shutdown"]);
     assert_eq!(code, 0);
     assert_eq!(pid1.wait(Duration::from_secs(60)), 0, "{}", pid1.output());
@@ -376,18 +427,27 @@ fn backup_and_restore_progress_show_in_ctl_status_and_health() {
     let mut seen = String::new();
     let shown = eventually(BOOT, || {
         let (_, out, _) = ctl(&b, &["status"]);
-        if out.contains("restoring: db ") && out.contains(" of 2.9 MiB, ") && out.contains(", ETA ") {
+        if out.contains("restoring: db ") && out.contains(" of 2.9 MiB, ") && out.contains(", ETA ")
+        {
             seen = out;
             true
         } else {
             false
         }
     });
-    assert!(shown, "no restore progress in ctl status\n{seen}\n{}", pid1.output());
+    assert!(
+        shown,
+        "no restore progress in ctl status\n{seen}\n{}",
+        pid1.output()
+    );
     let up = eventually(BOOT, || ctl(&b, &["health"]).0 == 0);
     assert!(up, "{}", pid1.output());
     let st = status(&b).expect("status");
-    assert!(st.transfers.is_empty(), "done transfers are gone: {:?}", st.transfers);
+    assert!(
+        st.transfers.is_empty(),
+        "done transfers are gone: {:?}",
+        st.transfers
+    );
     let (code, _, _) = ctl(&b, &["shutdown"]);
     assert_eq!(code, 0);
     pid1.wait(Duration::from_secs(60));
@@ -453,8 +513,15 @@ files = "{dir}/files"
     let restarted = eventually(BOOT, || {
         status(&s).is_some_and(|st| {
             st.phase == bosun_core::status::Phase::Running
-                && st.units.iter().filter(|u| u.name != "flappy").all(|u| u.ready)
-                && st.units.iter().any(|u| u.name == "flappy" && u.restarts >= 1)
+                && st
+                    .units
+                    .iter()
+                    .filter(|u| u.name != "flappy")
+                    .all(|u| u.ready)
+                && st
+                    .units
+                    .iter()
+                    .any(|u| u.name == "flappy" && u.restarts >= 1)
         })
     });
     assert!(restarted, "{}", pid1.output());
@@ -463,23 +530,51 @@ files = "{dir}/files"
     // The timeline in the status JSON: each unit was spawned after its
     // dependency was ready.
     let st = status(&s).expect("status");
-    let tl = |n: &str| st.units.iter().find(|u| u.name == n).expect(n).timeline.clone();
+    let tl = |n: &str| {
+        st.units
+            .iter()
+            .find(|u| u.name == n)
+            .expect(n)
+            .timeline
+            .clone()
+    };
     let (db, web, worker) = (tl("db"), tl("web"), tl("worker"));
-    assert!(db.ready_at_ms.unwrap() <= web.spawned_at_ms.unwrap(), "{db:?} {web:?}");
-    assert!(web.ready_at_ms.unwrap() <= worker.spawned_at_ms.unwrap(), "{web:?} {worker:?}");
-    assert!(web.waiting_at_ms.unwrap() <= db.ready_at_ms.unwrap(), "web waited for db");
+    assert!(
+        db.ready_at_ms.unwrap() <= web.spawned_at_ms.unwrap(),
+        "{db:?} {web:?}"
+    );
+    assert!(
+        web.ready_at_ms.unwrap() <= worker.spawned_at_ms.unwrap(),
+        "{web:?} {worker:?}"
+    );
+    assert!(
+        web.waiting_at_ms.unwrap() <= db.ready_at_ms.unwrap(),
+        "web waited for db"
+    );
     let url = format!("http://127.0.0.1:{port}/");
     // Without a token (`--dump-dom`): the prompt, no unit data.
     let dom = Command::new("timeout")
-        .args(["60", "chromium", "--headless", "--no-sandbox", "--disable-gpu"])
-        .arg(format!("--user-data-dir={}", s.path("chromium-dump").display()))
+        .args([
+            "60",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            s.path("chromium-dump").display()
+        ))
         .args(["--virtual-time-budget=3000", "--dump-dom", &url])
         .stderr(Stdio::null())
         .output()
         .expect("chromium --dump-dom");
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("This API needs the bearer token"), "{dom}");
-    assert!(!dom.contains("class=\"tl-row\""), "no timeline without the token: {dom}");
+    assert!(
+        !dom.contains("class=\"tl-row\""),
+        "no timeline without the token: {dom}"
+    );
     // With it (DevTools): timeline, restarts, log, snapshots, a screenshot.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/status_page.py");
     let shot = s.path("status-page.png");
@@ -498,9 +593,16 @@ files = "{dir}/files"
         pid1.output()
     );
     let kept = keep_screenshot(&shot);
-    println!("screenshot: {} (kept as {})", shot.display(), kept.display());
+    println!(
+        "screenshot: {} (kept as {})",
+        shot.display(),
+        kept.display()
+    );
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("driver JSON");
-    assert!(r["prompt"].as_str().is_some_and(|p| p.contains("token")), "{r}");
+    assert!(
+        r["prompt"].as_str().is_some_and(|p| p.contains("token")),
+        "{r}"
+    );
     assert_eq!(r["bars_before_token"], 0, "{r}");
     let order: Vec<&str> = r["timeline"]
         .as_array()
@@ -518,13 +620,27 @@ files = "{dir}/files"
         );
     }
     let log = r["log"].to_string();
-    assert!(log.contains("web says hello") && log.contains("web on stderr"), "{r}");
+    assert!(
+        log.contains("web says hello") && log.contains("web on stderr"),
+        "{r}"
+    );
     let snaps = r["snapshots"].to_string();
     assert!(snaps.contains("last snapshot: ok"), "{r}");
-    assert!(snaps.contains("next daily snapshot: ") && snaps.contains("03:00 UTC"), "{r}");
+    assert!(
+        snaps.contains("next daily snapshot: ") && snaps.contains("03:00 UTC"),
+        "{r}"
+    );
     let restarts = r["restarts"].as_array().expect("restart rows");
-    let flappy = restarts.iter().find(|x| x["unit"] == "flappy").expect("flappy restarts");
+    let flappy = restarts
+        .iter()
+        .find(|x| x["unit"] == "flappy")
+        .expect("flappy restarts");
     assert!(flappy["ticks"].as_u64().unwrap_or(0) >= 1, "{r}");
-    assert!(fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a real PNG");
+    assert!(
+        fs::metadata(&shot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "a real PNG"
+    );
     drop(pid1);
 }

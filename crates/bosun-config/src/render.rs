@@ -491,7 +491,10 @@ webhook = { url = "http://127.0.0.1:9/hook", events = ["fatal"], token_file = "/
         let env = std::collections::HashMap::new();
         let c = crate::parse(text, Path::new("/etc/bosun.toml"), &env).expect("valid");
         let out = c.to_redacted_toml();
-        assert!(out.contains("[hooks]") && out.contains("on_boot_failed"), "{out}");
+        assert!(
+            out.contains("[hooks]") && out.contains("on_boot_failed"),
+            "{out}"
+        );
         let back = crate::parse(&out, Path::new("/etc/bosun.toml"), &env)
             .unwrap_or_else(|e| panic!("{e:?}\n{out}"));
         assert_eq!(back.hooks, c.hooks);

@@ -123,6 +123,9 @@ mod tests {
             at_ms: 5,
         };
         let j = serde_json::to_string(&e).expect("json");
-        assert_eq!(j, r#"{"event":"boot_failed","reason":"boot failed: x","at_ms":5}"#);
+        assert_eq!(
+            j,
+            r#"{"event":"boot_failed","reason":"boot failed: x","at_ms":5}"#
+        );
     }
 }

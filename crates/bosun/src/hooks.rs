@@ -137,7 +137,11 @@ impl EventSink for HookRunner {
 
     fn stop_warning(&self) -> Duration {
         if self.wanted(EventKind::StopOverBudget) {
-            let web = self.config.webhook.as_ref().map_or(Duration::ZERO, |w| w.timeout);
+            let web = self
+                .config
+                .webhook
+                .as_ref()
+                .map_or(Duration::ZERO, |w| w.timeout);
             self.config.timeout.max(web)
         } else {
             Duration::ZERO
@@ -274,7 +278,10 @@ fn log_output(read: std::os::fd::OwnedFd, name: &str) {
     for (i, line) in reader.split(b'\n').enumerate() {
         let Ok(line) = line else { break };
         if i < MAX_LINES {
-            tracing::info!("hook:{name} | {}", String::from_utf8_lossy(&line).trim_end());
+            tracing::info!(
+                "hook:{name} | {}",
+                String::from_utf8_lossy(&line).trim_end()
+            );
         } else {
             cut += 1;
         }
@@ -299,8 +306,13 @@ async fn call_webhook(w: &Webhook, event: &Event) {
                 return;
             }
             // A 4xx other than 408/429 will not change by asking again.
-            Ok(Ok(status)) if status.is_client_error() && ![408, 429].contains(&status.as_u16()) => {
-                tracing::error!("hook:webhook: {shown} refused {} ({status}); not retried", event.event);
+            Ok(Ok(status))
+                if status.is_client_error() && ![408, 429].contains(&status.as_u16()) =>
+            {
+                tracing::error!(
+                    "hook:webhook: {shown} refused {} ({status}); not retried",
+                    event.event
+                );
                 return;
             }
             Ok(Ok(status)) => format!("answered {status}"),
@@ -337,8 +349,10 @@ async fn post(w: &Webhook, body: Bytes) -> Result<hyper::StatusCode, String> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
+    // The connection ends with the attempt, even if the receiver never answers.
+    let limit = w.timeout;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = tokio::time::timeout(limit, conn).await;
     });
     let mut req = hyper::Request::post(path)
         .header(hyper::header::HOST, host)
@@ -347,9 +361,9 @@ async fn post(w: &Webhook, body: Bytes) -> Result<hyper::StatusCode, String> {
     if let Some(t) = token {
         req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|_| "the request could not be built (a bad header value in the token file?)".to_string())?;
+    let req = req.body(Full::new(body)).map_err(|_| {
+        "the request could not be built (a bad header value in the token file?)".to_string()
+    })?;
     let resp = sender
         .send_request(req)
         .await

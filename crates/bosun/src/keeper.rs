@@ -12,8 +12,8 @@ use bosun_core::piped::{Pipe, PipedProcess};
 use bosun_core::reaper::{Exit, Reaper};
 use bosun_core::spawn::SpawnError;
 use bosun_core::status::{now_ms, BackupInfo, DaemonStatus, TransferStatus};
-use bosun_core::{Event, EventKind};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
+use bosun_core::{Event, EventKind};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
 use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
 
@@ -261,7 +261,10 @@ impl Commands {
 
 /// The status rows of `active`: a backup's total is estimated from the unit's
 /// last good backup (a dump's size is not known before its end).
-fn transfers(st: &DaemonStatus, active: Vec<bosun_snapshot::progress::Transfer>) -> Vec<TransferStatus> {
+fn transfers(
+    st: &DaemonStatus,
+    active: Vec<bosun_snapshot::progress::Transfer>,
+) -> Vec<TransferStatus> {
     active
         .into_iter()
         .map(|t| {

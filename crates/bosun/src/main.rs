@@ -241,7 +241,11 @@ fn run(path: PathBuf) -> i32 {
                 if let Some(r) = &hook_runner {
                     use bosun_core::EventSink;
                     let why = format!("boot failed: {e}");
-                    r.emit(bosun_core::Event::new(bosun_core::EventKind::BootFailed, None, why));
+                    r.emit(bosun_core::Event::new(
+                        bosun_core::EventKind::BootFailed,
+                        None,
+                        why,
+                    ));
                     let budget = config.bosun.stop_budget;
                     r.flush(tokio::time::Instant::now() + budget).await;
                 }

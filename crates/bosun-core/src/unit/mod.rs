@@ -239,7 +239,11 @@ impl Runner {
         let detail = detail.into();
         if let (State::Fatal, Some(sink)) = (state, &self.env.events) {
             let kind = crate::events::EventKind::Fatal;
-            sink.emit(crate::events::Event::new(kind, Some(&self.unit.name), &detail));
+            sink.emit(crate::events::Event::new(
+                kind,
+                Some(&self.unit.name),
+                &detail,
+            ));
         }
         self.set(|s| {
             s.state = state;
