@@ -306,6 +306,58 @@ timeout = "2s"
     assert!(took < Duration::from_secs(20), "the stop took {took:?}");
 }
 
+/// A dump that fails (here through `ctl backup`) runs `on_backup_failed` with the
+/// unit, and the webhook that asked for `backup_failed` only gets that event.
+#[test]
+fn a_failed_backup_runs_on_backup_failed() {
+    let s = Scratch::new();
+    let rx = Receiver::start(vec![200]);
+    let body = format!(
+        r#"
+[service.db]
+run = ["sleep", "1000"]
+start_secs = "100ms"
+
+[service.db.backup]
+dump = "echo partial; echo disk on fire >&2; exit 5"
+load = "cat > /dev/null"
+
+[snapshot]
+store = "file://{{dir}}/store"
+create_store = true
+
+[hooks]
+on_backup_failed = {hook:?}
+webhook = {{ url = "http://127.0.0.1:{port}/b", events = ["backup_failed"] }}
+"#,
+        hook = env_hook(s.dir.path()),
+        port = rx.port
+    );
+    let config = s.config("", &body);
+    let mut pid1 = Pid1::run(&s, &config, &[]);
+    let up = eventually(BOOT, || ctl(&s, &["health"]).0 == 0);
+    assert!(up, "{}", pid1.output());
+    let (code, out, err) = ctl(&s, &["backup"]);
+    assert_ne!(code, 0, "the backup must fail: {out}{err}");
+    let fired = eventually(BOOT, || s.read("hook-backup_failed.txt").contains("---"));
+    assert!(fired, "on_backup_failed did not run\n{}", pid1.output());
+    let seen = s.read("hook-backup_failed.txt");
+    assert!(seen.contains("event=backup_failed unit=db"), "{seen}");
+    assert!(seen.contains("reason=backup of db failed: "), "{seen}");
+    let posted = eventually(BOOT, || {
+        rx.got().iter().any(|r| r.body["event"] == "backup_failed")
+    });
+    assert!(posted, "{:?}\n{}", rx.got(), pid1.output());
+    assert!(
+        rx.got().iter().all(|r| r.body["event"] == "backup_failed"),
+        "{:?}",
+        rx.got()
+    );
+    let (code, _, _) = ctl(&s, &["shutdown"]);
+    assert_eq!(code, 0);
+    pid1.wait(Duration::from_secs(60));
+}
+
 /// `[hooks]` mistakes are caught by `bosun check` with file:line:col.
 #[test]
 fn check_reports_a_bad_webhook_where_it_is() {

@@ -77,16 +77,30 @@ impl HookRunner {
     /// Starts the dispatcher for `config`. `secrets` masks what the config read
     /// from secret variables, should an event's reason quote one.
     pub fn start(config: &HooksConfig, reaper: Reaper, secrets: Redactor) -> Arc<HookRunner> {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let state = Arc::new(Pending::default());
-        let config = Arc::new(config.clone());
+        let (runner, rx) = HookRunner::new(config);
         let ctx = Arc::new(RunCtx {
             reaper,
             secrets,
             timeout: config.timeout,
         });
-        tokio::spawn(dispatch(rx, config.clone(), ctx, state.clone()));
-        Arc::new(HookRunner { tx, state, config })
+        tokio::spawn(dispatch(
+            rx,
+            runner.config.clone(),
+            ctx,
+            runner.state.clone(),
+        ));
+        Arc::new(runner)
+    }
+
+    /// The runner and the queue its dispatcher reads.
+    fn new(config: &HooksConfig) -> (HookRunner, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let runner = HookRunner {
+            tx,
+            state: Arc::new(Pending::default()),
+            config: Arc::new(config.clone()),
+        };
+        (runner, rx)
     }
 
     /// Whether any hook runs on `kind`.
@@ -369,4 +383,68 @@ async fn post(w: &Webhook, body: Bytes) -> Result<hyper::StatusCode, String> {
         .await
         .map_err(|e| format!("send: {e}"))?;
     Ok(resp.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> HooksConfig {
+        let mut c = HooksConfig {
+            commands: Default::default(),
+            webhook: None,
+            timeout: Duration::from_secs(10),
+        };
+        c.commands
+            .insert("fatal".to_string(), Command::Shell("true".into()));
+        c
+    }
+
+    fn fatal() -> Event {
+        Event::new(EventKind::Fatal, Some("web"), "gave up")
+    }
+
+    /// A full queue drops (and counts) instead of waiting; events no hook wants
+    /// are not queued at all; flush gives up at its deadline.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_flush_ends_at_its_deadline() {
+        let (runner, mut rx) = HookRunner::new(&config());
+        for _ in 0..QUEUE + 5 {
+            runner.emit(fatal());
+        }
+        runner.emit(Event::new(EventKind::BootFailed, None, "nobody listens"));
+        assert_eq!(runner.state.dropped.load(Ordering::Relaxed), 5);
+        assert_eq!(runner.state.count.load(Ordering::SeqCst), QUEUE);
+        let t0 = Instant::now();
+        runner.flush(t0 + Duration::from_millis(50)).await;
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        // What was queued is what the dispatcher would get.
+        let mut n = 0;
+        while let Ok(e) = rx.try_recv() {
+            assert_eq!(e.event, EventKind::Fatal);
+            n += 1;
+        }
+        assert_eq!(n, QUEUE);
+    }
+
+    /// With nothing pending, flush returns at once.
+    #[tokio::test]
+    async fn flush_with_nothing_pending_returns_at_once() {
+        let (runner, _rx) = HookRunner::new(&config());
+        let t0 = Instant::now();
+        runner.flush(t0 + Duration::from_secs(30)).await;
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    /// `stop_over_budget` warns the hooks' timeout ahead only when a hook wants it.
+    #[test]
+    fn the_stop_warning_is_the_hook_timeout_when_wanted() {
+        let (runner, _rx) = HookRunner::new(&config());
+        assert_eq!(runner.stop_warning(), Duration::ZERO);
+        let mut c = config();
+        c.commands
+            .insert("stop_over_budget".into(), Command::Shell("true".into()));
+        let (runner, _rx) = HookRunner::new(&c);
+        assert_eq!(runner.stop_warning(), Duration::from_secs(10));
+    }
 }
