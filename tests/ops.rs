@@ -479,7 +479,9 @@ fn backup_and_restore_progress_show_in_ctl_status_and_health() {
     let mut seen = String::new();
     let shown = eventually(BOOT, || {
         let (_, out, _) = ctl(&b, &["status"]);
-        if out.contains("restoring: db ") && out.contains(" of 2.9 MiB, ") && out.contains(", ETA ")
+        if out.contains("\nbooting: restoring db ")
+            && out.contains(" of 2.9 MiB, ")
+            && out.contains(", ETA ")
         {
             seen = out;
             true

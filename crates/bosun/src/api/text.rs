@@ -87,8 +87,14 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
     if let Some(step) = &st.boot_step {
         let _ = write!(out, "\nbooting: {step}");
     }
+    // `booting: restoring postgres 1.2 GiB of 3.4 GiB, …` while the boot waits for
+    // it; `backing up: postgres …` otherwise.
     for t in &st.transfers {
-        let _ = write!(out, "\n{}: {}", t.action, t.line());
+        if st.phase == crate::protocol::Phase::Booting {
+            let _ = write!(out, "\nbooting: {} {}", t.action, t.line());
+        } else {
+            let _ = write!(out, "\n{}: {}", t.action, t.line());
+        }
     }
     out.push('\n');
     // The backup column appears once some unit has backups (snapshots on).
