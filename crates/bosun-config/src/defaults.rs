@@ -45,6 +45,7 @@ impl Default for Config {
             units: IndexMap::new(),
             snapshot: None,
             fleet: None,
+            hooks: None,
             warnings: Vec::new(),
             secrets: Default::default(),
         }

@@ -28,6 +28,8 @@ pub struct Config {
     pub snapshot: Option<SnapshotConfig>,
     /// The `[fleet]` table, when written (its `database` may still be empty: no fleet).
     pub fleet: Option<FleetConfig>,
+    /// The `[hooks]` table, when written.
+    pub hooks: Option<HooksConfig>,
     /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
     pub warnings: Vec<String>,
     /// The secrets of the environment the config was read with (and of its
@@ -384,4 +386,33 @@ impl FleetConfig {
     pub fn enabled(&self) -> bool {
         !self.database.trim().is_empty()
     }
+}
+
+/// The events `[hooks]` can run on, by name (`on_fatal` runs on `fatal`).
+pub const HOOK_EVENTS: [&str; 4] = ["fatal", "backup_failed", "boot_failed", "stop_over_budget"];
+
+/// The `[hooks]` table: what bosun runs or calls when something went wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HooksConfig {
+    /// `on_EVENT = COMMAND`, by event name ([`HOOK_EVENTS`]), in file order.
+    pub commands: IndexMap<String, Command>,
+    /// The webhook, if any.
+    pub webhook: Option<Webhook>,
+    /// Longest a hook command may run (then its process group is killed). Default 10 s.
+    pub timeout: Duration,
+}
+
+/// `[hooks.webhook]`: the event's JSON `POST`ed to an `http://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Where to `POST` (plain http; redirects are not followed).
+    pub url: String,
+    /// The event names it is called on. Default: every event.
+    pub events: Vec<String>,
+    /// A file holding a bearer token, read at each call (never logged).
+    pub token_file: Option<PathBuf>,
+    /// Further attempts after a failed one (1 s, 2 s, 4 s … apart). Default 3.
+    pub retries: u32,
+    /// Longest one attempt may take. Default 5 s.
+    pub timeout: Duration,
 }

@@ -274,6 +274,26 @@ fn fleet(red: &Redactor, f: &FleetConfig) -> Map<String, Value> {
     m
 }
 
+fn hooks(red: &Redactor, h: &HooksConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (event, cmd) in &h.commands {
+        m.insert(format!("on_{event}"), command(red, cmd));
+    }
+    m.insert("timeout".into(), dur(h.timeout));
+    if let Some(w) = &h.webhook {
+        let mut t = Map::new();
+        t.insert("url".into(), text(red, &w.url));
+        t.insert("events".into(), strings(red, &w.events));
+        if let Some(p) = &w.token_file {
+            t.insert("token_file".into(), path(red, p));
+        }
+        t.insert("retries".into(), Value::Integer(i64::from(w.retries)));
+        t.insert("timeout".into(), dur(w.timeout));
+        m.insert("webhook".into(), Value::Table(t));
+    }
+    m
+}
+
 fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("store".into(), text(red, &s.store));
@@ -354,6 +374,11 @@ impl Config {
         if let Some(f) = &self.fleet {
             let mut piece = Map::new();
             piece.insert("fleet".into(), Value::Table(fleet(red, f)));
+            pieces.push(piece);
+        }
+        if let Some(h) = &self.hooks {
+            let mut piece = Map::new();
+            piece.insert("hooks".into(), Value::Table(hooks(red, h)));
             pieces.push(piece);
         }
         let mut out = String::new();
@@ -475,6 +500,33 @@ store = "file:///var/backup"
         }
         let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
         assert_eq!(back.units, c.units, "{out}");
+    }
+
+    /// `[hooks]` shows in `bosun check` and reads back the same.
+    #[test]
+    fn hooks_are_rendered_and_read_back() {
+        let text = r#"
+[service.web]
+run = "web"
+
+[hooks]
+on_fatal = ["/bin/page", "fatal"]
+on_boot_failed = "echo boot | logger"
+timeout = "3s"
+webhook = { url = "http://127.0.0.1:9/hook", events = ["fatal"], token_file = "/run/secrets/t", retries = 2 }
+"#;
+        let env = std::collections::HashMap::new();
+        let c = crate::parse(text, Path::new("/etc/bosun.toml"), &env).expect("valid");
+        let out = c.to_redacted_toml();
+        assert!(
+            out.contains("[hooks]") && out.contains("on_boot_failed"),
+            "{out}"
+        );
+        let back = crate::parse(&out, Path::new("/etc/bosun.toml"), &env)
+            .unwrap_or_else(|e| panic!("{e:?}\n{out}"));
+        assert_eq!(back.hooks, c.hooks);
+        let w = c.hooks.and_then(|h| h.webhook).expect("a webhook");
+        assert_eq!((w.retries, w.events), (2, vec!["fatal".to_string()]));
     }
 
     /// `[fleet]` shows in `bosun check` with its password masked, and reads back.

@@ -178,8 +178,9 @@ async fn tcp(addr: &str, limit: Duration) -> Result<(), ProbeError> {
     }
 }
 
-/// Splits `http://host:port/path` into (`host:port`, `host`, `/path`).
-fn split_http_url(url: &str) -> Result<(String, String, String), ProbeError> {
+/// Splits `http://host:port/path` into (`host:port`, `host`, `/path`); credentials
+/// in the URL are dropped (the webhook of `[hooks]` shares it).
+pub fn split_http_url(url: &str) -> Result<(String, String, String), ProbeError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| ProbeError::NotHttp(url.to_string()))?;

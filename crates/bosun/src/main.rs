@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod ctl;
 mod fleet;
+mod hooks;
 mod import;
 mod keeper;
 mod logging;
@@ -252,10 +253,25 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             env!("CARGO_PKG_VERSION"),
             path
         );
+        let hook_runner = config
+            .hooks
+            .as_ref()
+            .map(|h| hooks::HookRunner::start(h, reaper.clone(), config.secrets.clone()));
         let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
+                if let Some(r) = &hook_runner {
+                    use bosun_core::EventSink;
+                    let why = format!("boot failed: {e}");
+                    r.emit(bosun_core::Event::new(
+                        bosun_core::EventKind::BootFailed,
+                        None,
+                        why,
+                    ));
+                    let budget = config.bosun.stop_budget;
+                    r.flush(tokio::time::Instant::now() + budget).await;
+                }
                 return 1;
             }
         };
@@ -273,6 +289,9 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             }
         };
         let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        if let Some(r) = hook_runner {
+            supervisor.set_events(r);
+        }
         let fleet = fleet.map(|(fleet, commands, permits)| {
             supervisor.set_permits(permits);
             commands.serve(handle.clone(), fleet.clone());
@@ -280,6 +299,7 @@ fn run(paths: Vec<PathBuf>) -> i32 {
         });
         if let Some(k) = &keeper {
             k.set_handle(handle.clone());
+            handle.set_status_extra(k.status_extra());
             k.spawn_daily();
         }
         let snapshots = keeper

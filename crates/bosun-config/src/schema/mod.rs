@@ -9,11 +9,12 @@
 //! positions recorded here in [`Located`].
 //!
 //! A table with many keys is a list of [`Key`] rows (`bosun.rs`, `unit.rs`,
-//! `snapshot.rs`, `fleet.rs`): the row names the key (for the unknown-key check and its
+//! `snapshot.rs`, `fleet.rs`, `hooks.rs`): the row names the key (for the unknown-key check and its
 //! suggestions) and reads its value, so that a key is known and read in one place.
 
 mod bosun;
 mod fleet;
+mod hooks;
 mod probe;
 mod snapshot;
 mod unit;
@@ -62,7 +63,9 @@ pub(crate) struct Walked {
     pub located: Located,
 }
 
-const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot", "fleet"];
+const TOP_KEYS: &[&str] = &[
+    "bosun", "roles", "service", "task", "snapshot", "fleet", "hooks",
+];
 
 /// Walks the whole document.
 /// `env = { DB_PASSWORD = "…" }` literals of every unit, learned before the walk:
@@ -126,6 +129,9 @@ pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
     }
     if let Some(n) = top.get("fleet") {
         w.config.fleet = fleet::fleet(ctx, n);
+    }
+    if let Some(n) = top.get("hooks") {
+        w.config.hooks = hooks::hooks(ctx, n);
     }
     w
 }

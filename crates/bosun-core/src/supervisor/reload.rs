@@ -155,6 +155,9 @@ impl Supervisor {
                 "reload: control_socket and http_listen changes apply at the next start"
             );
         }
+        if config.hooks != self.config.hooks {
+            tracing::warn!("reload: [hooks] changes apply at the next start");
+        }
         // Refused before anything changes: the fleet contends for the singletons it
         // started with, under lease timing validated against them.
         let old = self.handle.units();

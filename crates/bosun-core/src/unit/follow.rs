@@ -85,6 +85,9 @@ impl Runner {
             s.state = State::Ready;
             s.ready = true;
             s.detail = String::new();
+            s.timeline
+                .ready_at_ms
+                .get_or_insert_with(crate::status::now_ms);
         });
         self.supervise(proc, started, &ctx).await
     }

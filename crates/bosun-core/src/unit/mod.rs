@@ -20,7 +20,7 @@ use crate::output::UnitLog;
 use crate::probe;
 use crate::reaper::{Exit, Reaper};
 use crate::spawn::SpawnError;
-use crate::status::{State, UnitStatus};
+use crate::status::{now_ms, State, UnitStatus};
 
 mod follow;
 mod notify;
@@ -158,6 +158,8 @@ pub struct RunnerEnv {
     /// its own (a crash, a failed health check), this unit stops, waits for it to
     /// be ready again, and starts.
     pub follow: Vec<watch::Receiver<UnitStatus>>,
+    /// Where a `fatal` event goes (`[hooks]`).
+    pub events: Option<Arc<dyn crate::events::EventSink>>,
 }
 
 /// Drives one unit.
@@ -234,6 +236,11 @@ impl Runner {
         }
     }
 
+    /// Sends this unit's events to `sink`.
+    pub fn set_events(&mut self, sink: Arc<dyn crate::events::EventSink>) {
+        self.env.events = Some(sink);
+    }
+
     fn set(&self, f: impl FnOnce(&mut UnitStatus)) {
         self.status.send_modify(f);
         self.env.changed.notify_one();
@@ -241,9 +248,28 @@ impl Runner {
 
     fn set_state(&self, state: State, detail: impl Into<String>) {
         let detail = detail.into();
+        if let (State::Fatal, Some(sink)) = (state, &self.env.events) {
+            let kind = crate::events::EventKind::Fatal;
+            sink.emit(crate::events::Event::new(
+                kind,
+                Some(&self.unit.name),
+                &detail,
+            ));
+        }
         self.set(|s| {
             s.state = state;
             s.detail = detail;
+        });
+    }
+
+    /// One more restart, now.
+    fn count_restart(&self) {
+        self.set(|s| {
+            s.restarts += 1;
+            if s.restart_times_ms.len() >= crate::status::RESTARTS_KEPT {
+                s.restart_times_ms.remove(0);
+            }
+            s.restart_times_ms.push(now_ms());
         });
     }
 
@@ -280,6 +306,9 @@ impl Runner {
             s.runs += 1;
             s.state = State::Starting;
             s.detail = "starting".into();
+            if s.timeline.waiting_at_ms.is_none() {
+                s.timeline.waiting_at_ms = Some(now_ms());
+            }
         });
         if !self.wait_deps().await || !self.wait_gates().await {
             return;
@@ -316,7 +345,7 @@ impl Runner {
                     return;
                 }
                 Outcome::Restart => {
-                    self.set(|s| s.restarts += 1);
+                    self.count_restart();
                     continue;
                 }
                 Outcome::Exited { exit, ran, why } => (exit, ran, why),
@@ -378,7 +407,7 @@ impl Runner {
                     }
                 }
             }
-            self.set(|s| s.restarts += 1);
+            self.count_restart();
         }
     }
 
@@ -391,6 +420,7 @@ impl Runner {
                 s.state = State::Exited;
                 s.ready = true;
                 s.detail = "done".into();
+                s.timeline.ready_at_ms.get_or_insert_with(now_ms);
             });
         } else if is_task {
             let msg = format!("task failed ({exit})");

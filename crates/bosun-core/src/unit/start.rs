@@ -33,6 +33,7 @@ impl Runner {
             s.state = State::Starting;
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
+            s.timeline.spawned_at_ms.get_or_insert_with(now_ms);
             s.detail = match &unit.ready.probe {
                 Some(p) => format!("waiting for ready probe {}", p.kind()),
                 None if unit.kind == UnitKind::Task => "running".into(),
