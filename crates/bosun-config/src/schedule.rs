@@ -43,9 +43,11 @@ const SYSTEM_ZONEINFO: &str = "/usr/share/zoneinfo";
 /// transition (DST is at most 2 h anywhere in the tz database; room to spare).
 const SHIFT: i64 = 3;
 
-/// The longest any valid expression waits between two firings: 29 February
-/// after a century that is not a leap year (2096 → 2104) is 8 years.
-const SEARCH_YEARS: i16 = 9;
+/// Longer than any valid expression waits between two firings: 29 February
+/// after a century that is not a leap year (2096 → 2104) is 8 years; a day
+/// that must also be a given weekday (`* * */7 3 sun`: 1 March a Sunday) comes
+/// back within 12 years, and the calendar repeats every 28 (400, with centuries).
+const SEARCH_YEARS: i16 = 30;
 
 /// A validated schedule: a cron expression and the time zone it is read in.
 #[derive(Clone)]
