@@ -138,6 +138,7 @@ impl Unit {
             start_limit: StartLimit::default(),
             essential: false,
             on_demand: false,
+            schedule: None,
             singleton: false,
             stop_signal: Signal::TERM,
             stop_timeout: Duration::from_secs(10),

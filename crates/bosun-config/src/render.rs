@@ -149,6 +149,10 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     });
     o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
     o.put_if(u.singleton, "singleton", |_| Value::Boolean(true));
+    o.put_some("schedule", &u.schedule, |_, s| Value::String(s.expr().into()));
+    o.put_some("timezone", &u.schedule, |_, s| {
+        Value::String(s.timezone().into())
+    });
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -379,6 +383,11 @@ restart = "on-failure"
 run = "update"
 on_demand = true
 
+[task.nightly]
+run = "nightly"
+schedule = "30 2 * * mon-fri"
+timezone = "Europe/Berlin"
+
 [service.web]
 run = ["prog", "--flag"]
 roles = ["web"]
@@ -428,6 +437,8 @@ store = "file:///var/backup"
                 db.iter().any(|k| k == key)
             } else if key == "on_demand" {
                 keys_of("task", "update").iter().any(|k| k == key)
+            } else if key == "schedule" || key == "timezone" {
+                keys_of("task", "nightly").iter().any(|k| k == key)
             } else {
                 web.iter().any(|k| k == key)
             };
