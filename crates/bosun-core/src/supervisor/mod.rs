@@ -17,12 +17,13 @@ use crate::lease::Permits;
 use crate::output::UnitLog;
 use crate::reaper::Reaper;
 use crate::signals::{Sig, Signals};
-use crate::status::{now_ms, BackupInfo, Phase, State, UnitStatus};
+use crate::status::{now_ms, BackupInfo, Phase, ScheduleStatus, State, UnitStatus};
 use crate::unit::{Runner, RunnerEnv, UnitCmd, UnitHandle};
 
 mod handle;
 mod reload;
 mod stop;
+mod timer;
 
 pub use handle::{ActError, Action, Handle, Run, RunOutcome};
 pub use reload::ReloadError;
@@ -109,6 +110,8 @@ pub struct Supervisor {
     notify_dir: PathBuf,
     /// The singletons' permits (from the fleet), by unit name.
     permits: Permits,
+    /// The scheduled tasks' timers.
+    timers: timer::Timers,
 }
 
 /// The status of a unit that has no process yet.
@@ -127,6 +130,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         last_exit: None,
         detail: if active && unit.on_demand {
             format!("on demand: bosun ctl run {}", unit.name)
+        } else if let (true, Some(s)) = (active, &unit.schedule) {
+            format!("scheduled: {} ({})", s.expr(), s.timezone())
         } else if active {
             String::new()
         } else {
@@ -142,6 +147,11 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         runs: 0,
         singleton: unit.singleton,
         lease_term: None,
+        schedule: unit.schedule.as_ref().map(|s| ScheduleStatus {
+            expr: s.expr().to_string(),
+            timezone: s.timezone().to_string(),
+            ..ScheduleStatus::default()
+        }),
     }
 }
 
@@ -189,6 +199,7 @@ impl Supervisor {
             hooks,
             notify_dir,
             permits: Permits::new(),
+            timers: timer::Timers::default(),
         };
         let (units, runners) = sup.build_units(&config, plan, None, &Default::default());
         *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
@@ -234,10 +245,12 @@ impl Supervisor {
                     prev.status.send_modify(|s| {
                         let (restarts, last_exit, last_backup) =
                             (s.restarts, s.last_exit, s.last_backup.clone());
+                        let old_schedule = s.schedule.take();
                         *s = fresh;
                         s.restarts = restarts;
                         s.last_exit = last_exit;
                         s.last_backup = last_backup;
+                        timer::keep_history(&mut s.schedule, old_schedule);
                     });
                     prev.status.clone()
                 }
@@ -351,12 +364,13 @@ impl Supervisor {
             tokio::spawn(runner.run());
         }
         let units = self.handle.units();
-        // On-demand tasks wait for `ctl run`.
-        for u in units.list.iter().filter(|u| !u.config.on_demand) {
+        // On-demand tasks wait for `ctl run`, scheduled ones for their timer.
+        for u in units.list.iter().filter(|u| !u.config.on_request()) {
             if let Some(cmd) = &u.cmd {
                 let _ = cmd.send(UnitCmd::Start(None));
             }
         }
+        self.timers.sync(&self.handle, &self.permits);
         tracing::info!(
             "booting roles {:?}: {} active units in {} start waves",
             units.plan.roles_expr,
@@ -404,11 +418,11 @@ impl Supervisor {
         let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        // On-demand tasks neither hold up the boot nor fail it.
+        // On-demand and scheduled tasks neither hold up the boot nor fail it.
         for u in units
             .list
             .iter()
-            .filter(|u| u.is_active() && !u.config.on_demand)
+            .filter(|u| u.is_active() && !u.config.on_request())
         {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
