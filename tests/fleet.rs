@@ -680,7 +680,11 @@ fn a_scheduled_singleton_fires_on_the_lease_holder_only() {
     );
     std::thread::sleep(Duration::from_secs(5));
     let first = starts(&log);
-    assert_eq!(first.len(), 1, "one run per due time in the fleet: {first:?}");
+    assert_eq!(
+        first.len(),
+        1,
+        "one run per due time in the fleet: {first:?}"
+    );
     let (holder, term, _) = first[0].clone();
     assert!(term >= 1, "{first:?}");
     let other = peers.iter().position(|p| p.name != holder).expect("a peer");
@@ -696,14 +700,19 @@ fn a_scheduled_singleton_fires_on_the_lease_holder_only() {
     peers[h].bosun.signal(SIGKILL);
     peers[h].bosun.wait(Duration::from_secs(20));
     assert!(
-        eventually(MINUTE * 2, || starts(&log).iter().any(|(p, _, _)| *p != holder)),
+        eventually(MINUTE * 2, || starts(&log)
+            .iter()
+            .any(|(p, _, _)| *p != holder)),
         "the other peer never ran it:\n{}",
         peers[other].bosun.output()
     );
     let all = starts(&log);
     let (_, term2, _) = all.last().cloned().expect("a run");
     assert!(term2 > term, "a new lease term: {all:?}");
-    assert!(all.iter().filter(|(p, _, _)| *p == holder).count() == 1, "{all:?}");
+    assert!(
+        all.iter().filter(|(p, _, _)| *p == holder).count() == 1,
+        "{all:?}"
+    );
     peers[other].bosun.signal(SIGTERM);
     assert_eq!(peers[other].bosun.wait(Duration::from_secs(20)), 0);
 }

@@ -67,7 +67,11 @@ fn get(sock: &Path, path: &str) -> String {
     let mut s = UnixStream::connect(sock).expect("connect to the control socket");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: bosun\r\nConnection: close\r\n\r\n").expect("send");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bosun\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -84,17 +88,33 @@ fn a_scheduled_task_runs_on_time_never_overlaps_and_shows_in_status() {
     let st = status(&s);
     let tick = unit(&st, "tick");
     let sc = tick.schedule.clone().expect("a schedule status");
-    assert_eq!((sc.expr.as_str(), sc.timezone.as_str()), ("* * * * *", "UTC"));
+    assert_eq!(
+        (sc.expr.as_str(), sc.timezone.as_str()),
+        ("* * * * *", "UTC")
+    );
     let next = sc.next_run_ms.expect("a next run");
-    assert!(next > now_ms() - 1000 && next <= now_ms() + 61_000, "{sc:?}");
+    assert!(
+        next > now_ms() - 1000 && next <= now_ms() + 61_000,
+        "{sc:?}"
+    );
     assert_eq!(next % 60_000, 0, "on a minute boundary: {sc:?}");
-    assert_eq!((sc.last_run_ms, sc.last_exit_code, sc.skipped), (None, None, 0));
+    assert_eq!(
+        (sc.last_run_ms, sc.last_exit_code, sc.skipped),
+        (None, None, 0)
+    );
     let nightly = unit(&st, "nightly").schedule.expect("a schedule status");
     let local = nightly.next_run_local.expect("a local next run");
     assert!(local.contains(" 02:30 +0"), "Berlin time: {local}");
-    assert_eq!(ctl(&s, &["health"]).0, 0, "a scheduled task is fine in /health");
+    assert_eq!(
+        ctl(&s, &["health"]).0,
+        0,
+        "a scheduled task is fine in /health"
+    );
     let (_, table, _) = ctl(&s, &["status"]);
-    let row = table.lines().find(|l| l.starts_with("tick")).expect("a row");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("tick"))
+        .expect("a row");
     assert!(row.contains("scheduled: * * * * * (UTC); next "), "{table}");
 
     // `ctl run` runs it now, as an on-demand task.
@@ -109,8 +129,13 @@ fn a_scheduled_task_runs_on_time_never_overlaps_and_shows_in_status() {
             .schedule
             .is_some_and(|sc| sc.last_exit_code == Some(0) && sc.last_run_ms.is_some())
     }));
-    let long = unit(&status(&s), "long").schedule.expect("a schedule status");
-    assert!(long.last_run_ms.is_some() && long.last_exit_code.is_none(), "{long:?}");
+    let long = unit(&status(&s), "long")
+        .schedule
+        .expect("a schedule status");
+    assert!(
+        long.last_run_ms.is_some() && long.last_exit_code.is_none(),
+        "{long:?}"
+    );
 
     // A manual run while the scheduled one is going is refused, at once.
     let (code, out, err) = ctl(&s, &["run", "long"]);
@@ -127,7 +152,9 @@ fn a_scheduled_task_runs_on_time_never_overlaps_and_shows_in_status() {
         "{}",
         bosun.output()
     );
-    assert!(bosun.stderr().contains("the previous run is still going: skipped"));
+    assert!(bosun
+        .stderr()
+        .contains("the previous run is still going: skipped"));
     let starts = bosun.stdout().matches("long | long start").count();
     assert_eq!(starts, 1, "never two at once:\n{}", bosun.stdout());
 
@@ -141,7 +168,10 @@ fn a_scheduled_task_runs_on_time_never_overlaps_and_shows_in_status() {
         assert!(metrics.contains(want), "{want} in\n{metrics}");
     }
     let (_, table, _) = ctl(&s, &["status"]);
-    let row = table.lines().find(|l| l.starts_with("long")).expect("a row");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("long"))
+        .expect("a row");
     assert!(row.contains("1 skipped"), "{table}");
 
     bosun.signal(SIGTERM);

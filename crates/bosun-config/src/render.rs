@@ -149,7 +149,9 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     });
     o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
     o.put_if(u.singleton, "singleton", |_| Value::Boolean(true));
-    o.put_some("schedule", &u.schedule, |_, s| Value::String(s.expr().into()));
+    o.put_some("schedule", &u.schedule, |_, s| {
+        Value::String(s.expr().into())
+    });
     o.put_some("timezone", &u.schedule, |_, s| {
         Value::String(s.timezone().into())
     });

@@ -199,11 +199,7 @@ impl Field {
     }
 
     fn value(&self, text: &str, item: &str) -> Result<u8, String> {
-        if let Some(i) = self
-            .names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(text))
-        {
+        if let Some(i) = self.names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
             return Ok(i as u8 + self.min);
         }
         let names = if self.names.is_empty() {
@@ -458,7 +454,10 @@ impl Schedule {
     /// offset (`2026-03-29 03:00 +02:00`), for status lines.
     pub fn local_time(&self, at: SystemTime) -> String {
         match Timestamp::try_from(at) {
-            Ok(ts) => ts.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+            Ok(ts) => ts
+                .to_zoned(self.tz.clone())
+                .strftime("%Y-%m-%d %H:%M %:z")
+                .to_string(),
             Err(_) => "?".to_string(),
         }
     }

@@ -231,9 +231,12 @@ impl DaemonStatus {
         // so is a scheduled one (its last exit code is in its schedule status).
         // A singleton in standby is fine: another container runs it.
         for u in self.units.iter().filter(|u| {
-            u.active && !u.ready && !u.on_demand && u.schedule.is_none() && u.state != State::Standby
-        })
-        {
+            u.active
+                && !u.ready
+                && !u.on_demand
+                && u.schedule.is_none()
+                && u.state != State::Standby
+        }) {
             let mut r = format!("{}: {}", u.name, u.state);
             if !u.detail.is_empty() {
                 r.push_str(&format!(" ({})", u.detail));

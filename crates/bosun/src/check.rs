@@ -74,7 +74,12 @@ pub fn render(config: &Config, plan: &Plan) -> String {
                 .next_after(std::time::SystemTime::now())
                 .map(|t| s.local_time(t))
                 .unwrap_or_else(|| "never".into());
-            let _ = write!(line, "; schedule {:?} ({}), next {next}", s.expr(), s.timezone());
+            let _ = write!(
+                line,
+                "; schedule {:?} ({}), next {next}",
+                s.expr(),
+                s.timezone()
+            );
         }
         let _ = writeln!(out, "{line}");
     }

@@ -259,13 +259,25 @@ fn malformed_expressions_say_what_is_expected() {
     let cases = [
         ("0 6 * *", "has 4 fields: expected five fields"),
         ("0 6 * * * *", "has 6 fields"),
-        ("60 * * * *", "minute field \"60\": \"60\" is not a value from 0 to 59"),
+        (
+            "60 * * * *",
+            "minute field \"60\": \"60\" is not a value from 0 to 59",
+        ),
         ("* 24 * * *", "hour field \"24\""),
-        ("* * 0 * *", "day of month field \"0\": \"0\" is not a value from 1 to 31"),
+        (
+            "* * 0 * *",
+            "day of month field \"0\": \"0\" is not a value from 1 to 31",
+        ),
         ("* * * 13 *", "or a name (jan–dec)"),
         ("* * * * 8", "day of week field \"8\""),
-        ("* * * * monday", "\"monday\" is not a number from 0 to 7 or a name (sun–sat)"),
-        ("*/0 * * * *", "the step after `/` must be a number from 1 to 59"),
+        (
+            "* * * * monday",
+            "\"monday\" is not a number from 0 to 7 or a name (sun–sat)",
+        ),
+        (
+            "*/0 * * * *",
+            "the step after `/` must be a number from 1 to 59",
+        ),
         ("5-1 * * * *", "the range goes backwards (5 > 1)"),
         ("1,,2 * * * *", "\"\" is not a value"),
         ("@fortnightly", "unknown \"@fortnightly\""),
@@ -284,7 +296,9 @@ fn malformed_expressions_say_what_is_expected() {
 
 /// The reference rule, in UTC: does `dt` match the schedule's fields?
 fn matches(s: &Schedule, dt: DateTime) -> bool {
-    s.minutes & (1 << dt.minute()) != 0 && s.hours & (1 << dt.hour()) != 0 && s.day_matches(dt.date())
+    s.minutes & (1 << dt.minute()) != 0
+        && s.hours & (1 << dt.hour()) != 0
+        && s.day_matches(dt.date())
 }
 
 fn field(max: u8, min: u8) -> impl Strategy<Value = String> {
@@ -299,12 +313,17 @@ fn field(max: u8, min: u8) -> impl Strategy<Value = String> {
 
 /// Expressions that fire often enough to check against a minute-by-minute walk.
 fn dense_expr() -> impl Strategy<Value = String> {
-    (field(59, 0), field(23, 0), field(7, 0))
-        .prop_map(|(m, h, w)| format!("{m} {h} * * {w}"))
+    (field(59, 0), field(23, 0), field(7, 0)).prop_map(|(m, h, w)| format!("{m} {h} * * {w}"))
 }
 
 fn any_expr() -> impl Strategy<Value = String> {
-    (field(59, 0), field(23, 0), field(31, 1), field(12, 1), field(7, 0))
+    (
+        field(59, 0),
+        field(23, 0),
+        field(31, 1),
+        field(12, 1),
+        field(7, 0),
+    )
         .prop_map(|(m, h, d, mo, w)| format!("{m} {h} {d} {mo} {w}"))
 }
 

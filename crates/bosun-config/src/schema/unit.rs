@@ -153,14 +153,18 @@ const KEYS: &[Key<Draft>] = &[
         name: "schedule",
         read: |c, k, d| {
             let expected = "a cron expression like \"0 6 * * *\" or \"@daily\"";
-            d.schedule = c.string(k.node, &k.what, expected).map(|v| (v, k.node.pos()));
+            d.schedule = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
         },
     },
     Key {
         name: "timezone",
         read: |c, k, d| {
             let expected = "a time zone name like \"Europe/Berlin\"";
-            d.timezone = c.string(k.node, &k.what, expected).map(|v| (v, k.node.pos()));
+            d.timezone = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
         },
     },
 ];

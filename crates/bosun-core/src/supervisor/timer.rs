@@ -46,7 +46,12 @@ impl Timers {
             .list
             .iter()
             .filter(|u| u.is_active())
-            .filter_map(|u| u.config.schedule.as_ref().map(|s| (u.config.name.as_str(), s)))
+            .filter_map(|u| {
+                u.config
+                    .schedule
+                    .as_ref()
+                    .map(|s| (u.config.name.as_str(), s))
+            })
             .collect();
         self.running.retain(|name, (schedule, task)| {
             let keep = wanted.get(name.as_str()) == Some(&&*schedule);
@@ -68,7 +73,8 @@ impl Timers {
                 permit,
             };
             let task = tokio::spawn(Box::pin(t.run()));
-            self.running.insert(name.to_string(), (schedule.clone(), task));
+            self.running
+                .insert(name.to_string(), (schedule.clone(), task));
         }
     }
 
@@ -101,7 +107,8 @@ struct Timer {
     permit: Option<watch::Receiver<Permit>>,
 }
 
-type Running = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, ActError>> + Send>>;
+type Running =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, ActError>> + Send>>;
 
 impl Timer {
     async fn run(self) {

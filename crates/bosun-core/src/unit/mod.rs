@@ -282,7 +282,10 @@ impl Runner {
                 Outcome::Stopped => return,
                 Outcome::Revoked if self.unit.schedule.is_some() => {
                     // This run is over; the next is the schedule's, where the lease is.
-                    self.set_state(State::Stopped, "singleton: lease lost during the run; stopped");
+                    self.set_state(
+                        State::Stopped,
+                        "singleton: lease lost during the run; stopped",
+                    );
                     return;
                 }
                 Outcome::Revoked => {

@@ -155,7 +155,9 @@ fn render_schedules(out: &mut String, units: &[&UnitStatus]) {
         "counter",
         "Scheduled tasks: runs skipped because the previous run was still going.",
     );
-    per_unit(out, units, skipped, |u| u.schedule.as_ref().map(|s| s.skipped));
+    per_unit(out, units, skipped, |u| {
+        u.schedule.as_ref().map(|s| s.skipped)
+    });
 }
 
 fn render_daemon(out: &mut String, st: &DaemonStatus) {
