@@ -12,7 +12,9 @@
 //! - **Missed runs are not replayed.** After a pause (or a clock jump forward),
 //!   a due instant in the past fires once, at once, however many were missed:
 //!   at most one catch-up; the next is then computed from the present. Runs due
-//!   while bosun was not running are not caught up (nothing is remembered).
+//!   while bosun was not running are not caught up (nothing is remembered). A
+//!   clock set back by less than 3 h keeps the due instant (nothing runs twice);
+//!   by more, the next run is computed from the new time (cronie's rule).
 //! - **Never at boot.** The first due instant is the first one after bosun starts.
 //! - **Singletons.** Under a fleet, a scheduled singleton fires only where its
 //!   lease is held; elsewhere a due run is left to the holder.
@@ -67,10 +69,13 @@ impl Timers {
             let singleton = units.get(name).is_some_and(|u| u.config.singleton);
             let permit = permits.get(name).filter(|_| singleton).cloned();
             let t = Timer {
-                handle: handle.clone(),
+                target: Live {
+                    handle: handle.clone(),
+                    name: name.to_string(),
+                    permit,
+                },
                 name: name.to_string(),
                 schedule: schedule.clone(),
-                permit,
             };
             let task = tokio::spawn(Box::pin(t.run()));
             self.running
@@ -98,22 +103,73 @@ pub(super) fn keep_history(new: &mut Option<ScheduleStatus>, old: Option<Schedul
     }
 }
 
-/// One scheduled unit's timer.
-struct Timer {
-    handle: Handle,
-    name: String,
-    schedule: Schedule,
-    /// The fleet's permit for a scheduled singleton.
-    permit: Option<watch::Receiver<Permit>>,
+/// What a timer drives: the wall clock it reads, the runs it starts, the status it
+/// writes. [`Live`] in bosun (the supervisor's [`Handle`]); a fake with a paused
+/// tokio clock in the tests.
+trait Target: Send + Sync + 'static {
+    /// The wall clock.
+    fn now(&self) -> SystemTime;
+    /// Starts a run now; the future resolves with its outcome.
+    fn start(&self) -> impl std::future::Future<Output = Result<Running, ActError>> + Send;
+    /// The singleton's permit, when the unit is one under a fleet.
+    fn permit(&self) -> Option<Permit>;
+    /// Changes the unit's schedule status.
+    fn update(&self, f: &mut dyn FnMut(&mut ScheduleStatus));
 }
 
 type Running =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, ActError>> + Send>>;
 
-impl Timer {
+/// A unit of the running supervisor.
+struct Live {
+    handle: Handle,
+    name: String,
+    /// The fleet's permit for a scheduled singleton.
+    permit: Option<watch::Receiver<Permit>>,
+}
+
+impl Target for Live {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    async fn start(&self) -> Result<Running, ActError> {
+        let run = self.handle.start_run(&self.name).await?;
+        Ok(Box::pin(run.wait()))
+    }
+
+    fn permit(&self) -> Option<Permit> {
+        self.permit.as_ref().map(|p| p.borrow().clone())
+    }
+
+    fn update(&self, f: &mut dyn FnMut(&mut ScheduleStatus)) {
+        if let Some(u) = self.handle.unit(&self.name) {
+            u.status.send_modify(|s| {
+                if let Some(sc) = s.schedule.as_mut() {
+                    f(sc);
+                }
+            });
+        }
+    }
+}
+
+/// A clock set back by more than this is a reset (cronie's 3 hours): the next
+/// run is computed from the new time. Less (an NTP correction) keeps the due
+/// instant, so nothing runs twice.
+const RESET: Duration = Duration::from_secs(3 * 3600);
+
+/// One scheduled unit's timer.
+struct Timer<T> {
+    target: T,
+    name: String,
+    schedule: Schedule,
+}
+
+impl<T: Target> Timer<T> {
     async fn run(self) {
         let mut run: Option<Running> = None;
-        let mut due = self.next(SystemTime::now());
+        let mut since = self.target.now();
+        let mut due = self.next(since);
         loop {
             let Some(at) = due else {
                 tracing::warn!(unit = %self.name, "schedule {:?} never fires again", self.schedule.expr());
@@ -122,7 +178,13 @@ impl Timer {
                 }
                 return;
             };
-            let now = SystemTime::now();
+            let now = self.target.now();
+            if now + RESET < since {
+                tracing::warn!(unit = %self.name, "the clock went back by {:.0?}: the next run is computed anew", since.duration_since(now).unwrap_or_default());
+                since = now;
+                due = self.next(now);
+                continue;
+            }
             if let Ok(left) = at.duration_since(now) {
                 if !left.is_zero() {
                     let nap = tokio::time::sleep(left.min(CHUNK));
@@ -158,6 +220,7 @@ impl Timer {
             if let Some(r) = self.fire(at, run.is_some()).await {
                 run = Some(r);
             }
+            since = now;
             due = self.next(now);
         }
     }
@@ -165,10 +228,10 @@ impl Timer {
     /// The next due instant after `t`, published in the unit's status.
     fn next(&self, t: SystemTime) -> Option<SystemTime> {
         let next = self.schedule.next_after(t);
-        let local = next.map(|n| self.schedule.local_time(n));
-        self.update(|s| {
+        let mut local = next.map(|n| self.schedule.local_time(n));
+        self.target.update(&mut |s| {
             s.next_run_ms = next.map(ms);
-            s.next_run_local = local;
+            s.next_run_local = local.take();
         });
         next
     }
@@ -176,8 +239,7 @@ impl Timer {
     /// A due run: start it, unless the previous one is still going (skipped) or
     /// another container holds the singleton.
     async fn fire(&self, at: SystemTime, busy: bool) -> Option<Running> {
-        if let Some(p) = &self.permit {
-            let permit = p.borrow().clone();
+        if let Some(permit) = self.target.permit() {
             if permit.term().is_none() {
                 tracing::info!(unit = %self.name, "due, not run here: {}", permit.detail());
                 return None;
@@ -186,17 +248,18 @@ impl Timer {
         let outcome = if busy {
             Err(ActError::AlreadyRunning(self.name.clone()))
         } else {
-            self.handle.start_run(&self.name).await
+            self.target.start().await
         };
         match outcome {
             Ok(run) => {
                 tracing::info!(unit = %self.name, "scheduled run ({})", self.schedule.local_time(at));
-                self.update(|s| s.last_run_ms = Some(ms(SystemTime::now())));
-                Some(Box::pin(run.wait()))
+                let started = ms(self.target.now());
+                self.target.update(&mut |s| s.last_run_ms = Some(started));
+                Some(run)
             }
             Err(ActError::AlreadyRunning(_)) => {
                 let mut n = 0;
-                self.update(|s| {
+                self.target.update(&mut |s| {
                     s.skipped += 1;
                     n = s.skipped;
                 });
@@ -212,23 +275,11 @@ impl Timer {
 
     /// A scheduled run ended: its exit code into the status.
     fn ended(&self, outcome: Result<RunOutcome, ActError>) {
-        let code = match outcome {
-            Ok(o) => o.exit_code,
-            Err(e) => {
-                tracing::warn!(unit = %self.name, "scheduled run: {e}");
-                return;
-            }
-        };
-        self.update(|s| s.last_exit_code = Some(code));
-    }
-
-    fn update(&self, f: impl FnOnce(&mut ScheduleStatus)) {
-        if let Some(u) = self.handle.unit(&self.name) {
-            u.status.send_modify(|s| {
-                if let Some(sc) = s.schedule.as_mut() {
-                    f(sc);
-                }
-            });
+        match outcome {
+            Ok(o) => self
+                .target
+                .update(&mut |s| s.last_exit_code = Some(o.exit_code)),
+            Err(e) => tracing::warn!(unit = %self.name, "scheduled run: {e}"),
         }
     }
 }
@@ -238,3 +289,6 @@ fn ms(t: SystemTime) -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;
