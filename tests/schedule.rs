@@ -177,3 +177,35 @@ fn a_scheduled_task_runs_on_time_never_overlaps_and_shows_in_status() {
     bosun.signal(SIGTERM);
     assert_eq!(bosun.wait(Duration::from_secs(20)), 0, "{}", bosun.output());
 }
+
+#[test]
+fn a_reload_starts_the_timer_of_a_new_scheduled_task_and_runs_no_task_by_itself() {
+    let s = Scratch::new();
+    let web =
+        "[service.web]\nrun = \"exec sleep 300\"\nstart_secs = \"200ms\"\nstop_timeout = \"2s\"\n";
+    let config = s.config("", web);
+    let mut bosun = Pid1::run(&s, &config, &[]);
+    bosun.wait_for_output("boot complete", Duration::from_secs(20));
+    let more = format!(
+        "{web}\n[task.later]\nrun = \"echo LATER-RAN\"\nschedule = \"0 3 * * *\"\n\
+         [task.asked]\nrun = \"echo ASKED-RAN\"\non_demand = true\n"
+    );
+    s.config("", &more);
+    let (code, out, err) = ctl(&s, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("started later, asked"), "{out}");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = bosun.stdout();
+    assert!(
+        !out.contains("LATER-RAN") && !out.contains("ASKED-RAN"),
+        "a reload ran a task:\n{out}"
+    );
+    let later = unit(&status(&s), "later")
+        .schedule
+        .expect("a schedule status");
+    let next = later.next_run_ms.expect("the timer runs after the reload");
+    assert_eq!(next % 86_400_000, 3 * 3_600_000, "03:00 UTC: {later:?}");
+    assert_eq!(ctl(&s, &["health"]).0, 0);
+    bosun.signal(SIGTERM);
+    assert_eq!(bosun.wait(Duration::from_secs(20)), 0, "{}", bosun.output());
+}
