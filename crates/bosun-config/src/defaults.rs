@@ -140,6 +140,7 @@ impl Unit {
             on_demand: false,
             schedule: None,
             singleton: false,
+            instances: None,
             stop_signal: Signal::TERM,
             stop_timeout: Duration::from_secs(10),
             user: None,

@@ -62,7 +62,8 @@ impl<'a> Diag<'a> {
 
     /// A value for a message: redacted, quoted, cut short.
     pub fn quote(&self, s: &str) -> String {
-        self.redactor.quote(s)
+        // A service with `instances` holds `${BOSUN_INSTANCE}` as a placeholder.
+        self.redactor.quote(&crate::instance::unfill(s))
     }
 
     /// Masks `value` from now on when `name` looks secret (an `env` entry).

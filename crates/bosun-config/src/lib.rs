@@ -59,6 +59,7 @@ mod defaults;
 mod diag;
 pub mod env;
 mod error;
+pub mod instance;
 pub mod interp;
 mod model;
 pub mod plan;

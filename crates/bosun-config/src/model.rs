@@ -144,6 +144,9 @@ pub struct Unit {
     pub on_demand: bool,
     /// Across the fleet, runs in exactly one container among those where it is active.
     pub singleton: bool,
+    /// `instances = N` (services only): run N copies, the units `NAME#1` … `NAME#N`
+    /// ([`crate::instance`]); `None`: one process named `NAME`.
+    pub instances: Option<u32>,
     /// A task run by bosun's timer (`schedule`, `timezone`), never at boot.
     pub schedule: Option<crate::Schedule>,
     /// Signal sent to the unit's process group to stop it. Default SIGTERM.

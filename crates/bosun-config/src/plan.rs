@@ -153,10 +153,21 @@ impl Graph {
             .enumerate()
             .map(|(i, (u, _))| (u.name.as_str(), i))
             .collect();
+        // `after = ["worker"]` with worker's instances running: all of them.
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, (u, _)) in units.iter().enumerate() {
+            if let Some((g, _)) = crate::instance::split(&u.name) {
+                groups.entry(g).or_default().push(i);
+            }
+        }
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
         for (i, (u, _)) in units.iter().enumerate() {
             for a in &u.after {
-                if let Some(&j) = index.get(a.as_str()) {
+                let one = index.get(a.as_str()).map(std::slice::from_ref);
+                for &j in one
+                    .or(groups.get(a.as_str()).map(Vec::as_slice))
+                    .unwrap_or(&[])
+                {
                     if j != i && !deps[i].contains(&j) {
                         deps[i].push(j);
                     }

@@ -23,6 +23,9 @@ pub(crate) struct Ctx<'a> {
     /// Errors and warnings.
     pub diag: Diag<'a>,
     env: &'a dyn Vars,
+    /// Reading a service with `instances`: `${BOSUN_INSTANCE}` is kept for each
+    /// instance to fill in ([`crate::instance`]).
+    pub instance_var: bool,
     base: PathBuf,
 }
 
@@ -34,6 +37,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             diag: Diag::new(file, text, Redactor::from_vars(env)),
             env,
+            instance_var: false,
             base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         }
     }
@@ -46,13 +50,22 @@ impl<'a> Ctx<'a> {
 
     /// Interpolates a string value; errors (a `${X:?}`) are reported at `node`.
     fn interp(&mut self, node: &Node, raw: &str, what: &str) -> Option<interp::Expanded> {
-        match interp::expand(raw, self.env) {
+        let with_instance = crate::instance::WithInstance(self.env);
+        let env: &dyn Vars = match self.instance_var {
+            true => &with_instance,
+            false => self.env,
+        };
+        match interp::expand(raw, env) {
             Ok(x) => {
                 for var in &x.unset {
+                    let only = match var.as_str() {
+                        crate::instance::VAR => " (it is set only in a service with `instances`)",
+                        _ => "",
+                    };
                     self.diag.warn_var(
                         var,
                         node.pos(),
-                        format!("`${{{var}}}` is not set; {what} uses an empty string there"),
+                        format!("`${{{var}}}` is not set{only}; {what} uses an empty string there"),
                     );
                 }
                 for var in &x.not_unicode {
@@ -458,7 +471,7 @@ impl<'a> Ctx<'a> {
         let found = self.found_interp(item, &s);
         let problem = if let Some(addr) = s.strip_prefix("tcp://") {
             let addr = addr.strip_suffix('/').unwrap_or(addr);
-            if is_host_port(addr) {
+            if is_host_port(&crate::instance::sample(addr)) {
                 return Some(WaitFor::Tcp(addr.to_string()));
             }
             format!("{what}: expected tcp://host:port, found {found}")

@@ -15,7 +15,8 @@ use crate::value::{format_duration, format_size};
 /// credentials redacted, and `$` doubled where it would otherwise start an
 /// interpolation.
 fn text(red: &Redactor, s: &str) -> Value {
-    Value::String(escape_dollars(&red.redact(s)))
+    let s = escape_dollars(&red.redact(s));
+    Value::String(crate::instance::unfill(&s).into_owned())
 }
 
 fn escape_dollars(s: &str) -> String {
@@ -149,6 +150,9 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     });
     o.put_if(u.on_demand, "on_demand", |_| Value::Boolean(true));
     o.put_if(u.singleton, "singleton", |_| Value::Boolean(true));
+    o.put_some("instances", &u.instances, |_, n| {
+        Value::Integer(i64::from(*n))
+    });
     o.put_some("schedule", &u.schedule, |_, s| {
         Value::String(s.expr().into())
     });
@@ -385,6 +389,10 @@ restart = "on-failure"
 run = "update"
 on_demand = true
 
+[service.worker]
+run = "work --port 900${BOSUN_INSTANCE}"
+instances = 3
+
 [task.nightly]
 run = "nightly"
 schedule = "30 2 * * mon-fri"
@@ -439,6 +447,8 @@ store = "file:///var/backup"
                 db.iter().any(|k| k == key)
             } else if key == "on_demand" {
                 keys_of("task", "update").iter().any(|k| k == key)
+            } else if key == "instances" {
+                keys_of("service", "worker").iter().any(|k| k == key)
             } else if key == "schedule" || key == "timezone" {
                 keys_of("task", "nightly").iter().any(|k| k == key)
             } else {

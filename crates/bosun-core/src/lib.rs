@@ -19,4 +19,4 @@ pub mod unit;
 pub use hooks::{DataHooks, HookError, HookFuture, StopContext};
 // The PID-1 modules keep their old paths (`bosun_core::reaper`, …).
 pub use pid1::{reaper, signals, sweep};
-pub use supervisor::{ActError, Action, Handle, ReloadError, StopCause, Supervisor};
+pub use supervisor::{ActError, Action, Handle, ReloadError, ScaleError, StopCause, Supervisor};

@@ -117,9 +117,23 @@ pub struct UnitStatus {
     /// The lease term this container holds the singleton under, while it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_term: Option<i64>,
+    /// Its number among the instances of its service (`worker#2`: 2), for a
+    /// service with `instances`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u32>,
     /// A scheduled task's timer (`schedule = "0 6 * * *"`): next and last run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleStatus>,
+}
+
+impl UnitStatus {
+    /// Whether units `after` this one may start: it is ready, or it is a singleton in
+    /// `standby`. A standby singleton runs in another container (or will run here
+    /// once the lease says so); waiting for it would hold its dependents for as long
+    /// as another container keeps the lease, which may be forever.
+    pub fn settled(&self) -> bool {
+        self.ready || self.state == State::Standby
+    }
 }
 
 /// A scheduled task's timer, as `ctl status`, `/v1/status` and `/metrics` show it.
@@ -206,6 +220,10 @@ pub struct DaemonStatus {
     /// X: item data (1 of 2), 40 % of 1.2 GiB"). `None` once the units start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_step: Option<String>,
+    /// How many instances each service with `instances` runs now (after `ctl
+    /// scale`), by service name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub instances: std::collections::BTreeMap<String, u32>,
 }
 
 /// The answer of `/health` and `ctl health`.

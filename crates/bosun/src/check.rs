@@ -22,14 +22,16 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
             }
         },
     };
-    let plan = match Plan::new(&config, &expr) {
+    // The plan of what runs: one unit per instance.
+    let runtime = config.instantiated(&Default::default());
+    let plan = match Plan::new(&runtime, &expr) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
             return 2;
         }
     };
-    let fleet = crate::fleet::problems(&config, &plan);
+    let fleet = crate::fleet::problems(&runtime, &plan);
     if !fleet.is_empty() {
         for e in &fleet {
             eprintln!("{}: {e}", path.display());
@@ -40,9 +42,11 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
     0
 }
 
-/// The plan as text.
-pub fn render(config: &Config, plan: &Plan) -> String {
+/// The plan as text; `plan` is made for `config.instantiated` (one unit per
+/// instance), the TOML at the end is the file's (`instances = N`).
+pub fn render(file: &Config, plan: &Plan) -> String {
     use std::fmt::Write;
+    let config = &file.instantiated(&Default::default());
     let mut out = String::new();
     let _ = writeln!(out, "config: {}", config.source.display());
     let _ = writeln!(
@@ -146,7 +150,7 @@ pub fn render(config: &Config, plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "\n# interpolated config (secrets redacted)\n{}",
-        config.to_redacted_toml()
+        file.to_redacted_toml()
     );
     out
 }

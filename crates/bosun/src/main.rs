@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod ctl;
 mod fleet;
+mod import;
 mod keeper;
 mod logging;
 mod protocol;
@@ -43,6 +44,9 @@ enum Cmd {
     },
     /// Talk to a running bosun.
     Ctl(ctl::CtlArgs),
+    /// Translate another supervisor's config into bosun.toml.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Snapshots in the configured store, without a running bosun.
     Snapshot {
         /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Cmd::Run { config } => exit(run(config_path(config))),
         Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
         Cmd::Ctl(args) => exit(ctl::main(args)),
+        Cmd::Import(cmd) => exit(import::main(cmd)),
         Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),
     }
 }
@@ -202,7 +207,9 @@ fn run(path: PathBuf) -> i32 {
                 return 2;
             }
         };
-        let plan = match bosun_config::Plan::new(&config, &roles_expr) {
+        // What runs: one unit per instance (the supervisor keeps the file's config).
+        let runtime = config.instantiated(&Default::default());
+        let plan = match bosun_config::Plan::new(&runtime, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{}: {e}", path.display());
@@ -222,7 +229,7 @@ fn run(path: PathBuf) -> i32 {
             env!("CARGO_PKG_VERSION"),
             path.display()
         );
-        let keeper = match keeper::Keeper::new(&config, &plan, reaper.clone()).await {
+        let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
@@ -233,7 +240,7 @@ fn run(path: PathBuf) -> i32 {
             .clone()
             .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
         let settings = config.bosun.clone();
-        let fleet = match fleet::start(&config, &plan) {
+        let fleet = match fleet::start(&runtime, &plan) {
             Ok(f) => f,
             Err(errors) => {
                 for e in errors {

@@ -7,8 +7,7 @@ uwsgi, celery and cron from the same code:
 
   notes.py web            HTTP on $PORT (8080): POST /notes, GET /notes, GET /stats, GET /health
   notes.py worker         pops note ids from the Redis list `jobs`, counts words into PostgreSQL
-  notes.py tick           once: a row in `ticks`, `last_tick` in Redis (bosun's `schedule` runs it)
-  notes.py cron           the same every $CRON_INTERVAL seconds (60), as a daemon would
+  notes.py cron           every $CRON_INTERVAL seconds (60): a row in `ticks`, `last_tick` in Redis
   notes.py migrate        creates the tables (idempotent); the app tier runs it before web/worker/cron
   notes.py redis-dump     every Redis key as RESP `RESTORE ... REPLACE` commands on stdout:
                           bosun streams that into the snapshot, and feeds it back to
@@ -146,6 +145,9 @@ CREATE TABLE IF NOT EXISTS ticks (
 
 def migrate():
     with cursor() as cur:
+        # Several app containers boot at once: CREATE TABLE IF NOT EXISTS is not safe
+        # against itself (two of them race on pg_type), so they take turns.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('notes migrate'))")
         cur.execute(SCHEMA)
     log("migrate: schema is up to date")
     return 0
@@ -276,32 +278,17 @@ def worker():
 # ----------------------------------------------------------------------------- cron
 
 
-def one_tick():
-    with cursor() as cur:
-        cur.execute("INSERT INTO ticks DEFAULT VALUES RETURNING at::text")
-        (at,) = cur.fetchone()
-    r = Redis(timeout=5)
-    r.call("SET", "last_tick", at)
-    r.close()
-    return at
-
-
-def tick():
-    """One tick, then exit: what bosun's `schedule` runs (no loop, no daemon)."""
-    try:
-        log("tick: %s" % one_tick())
-    except Exception as e:
-        log("tick failed: %s" % e)
-        return 1
-    return 0
-
-
 def cron():
     interval = float(os.environ.get("CRON_INTERVAL", "60"))
     log("cron: a tick every %gs" % interval)
     while not STOP.wait(interval):
         try:
-            one_tick()
+            with cursor() as cur:
+                cur.execute("INSERT INTO ticks DEFAULT VALUES RETURNING at::text")
+                (at,) = cur.fetchone()
+            r = Redis(timeout=5)
+            r.call("SET", "last_tick", at)
+            r.close()
         except Exception as e:
             log("cron: tick failed: %s" % e)
     return 0
@@ -380,7 +367,6 @@ def main(argv):
         "web": web,
         "worker": worker,
         "cron": cron,
-        "tick": tick,
         "migrate": migrate,
         "redis-dump": redis_dump,
     }

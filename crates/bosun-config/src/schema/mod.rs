@@ -52,6 +52,8 @@ pub(crate) struct UnitLoc {
     pub after: Vec<(String, usize)>,
     pub roles: Vec<(String, usize)>,
     pub backup: Option<usize>,
+    /// Where `instances` is, when written.
+    pub instances: Option<usize>,
 }
 
 /// The result of the walk.

@@ -132,7 +132,7 @@ fn probe(ctx: &mut Ctx, t: &Tbl, path: &str, for_ready: bool) -> Option<Probe> {
 
 fn tcp(ctx: &mut Ctx, n: &Node, what: &str) -> Option<Probe> {
     let s = ctx.nonempty(n, what, "an address like \"127.0.0.1:6379\"")?;
-    if !is_host_port(&s) {
+    if !is_host_port(&crate::instance::sample(&s)) {
         let found = ctx.diag.quote(&s);
         ctx.diag.error(
             n.pos(),

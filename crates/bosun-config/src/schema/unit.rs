@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 
 use super::probe::{health, ready};
 use super::{is_name, key_desc, names, path_seg, set, Key, Slot, Tbl, UnitLoc};
+use crate::instance::MAX_INSTANCES;
 use crate::model::*;
 use crate::read::Ctx;
 use crate::schedule::{Schedule, ScheduleError};
@@ -150,6 +151,10 @@ const KEYS: &[Key<Draft>] = &[
         read: |c, k, d| set(&mut d.unit.singleton, c.boolean(k.node, &k.what)),
     },
     Key {
+        name: "instances",
+        read: instances,
+    },
+    Key {
         name: "schedule",
         read: |c, k, d| {
             let expected = "a cron expression like \"0 6 * * *\" or \"@daily\"";
@@ -199,6 +204,37 @@ fn schedule(ctx: &mut Ctx, d: &mut Draft) {
     }
 }
 
+/// `instances = N`: a service run as N copies (1 ..= [`MAX_INSTANCES`]).
+fn instances(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    if d.unit.kind == UnitKind::Task {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: only a service can have instances (a task runs once); make it a [service.{}], or write one task per copy",
+                k.what,
+                path_seg(&d.unit.name)
+            ),
+        );
+        return;
+    }
+    let n = match &k.node.val {
+        Val::Int(i) if (1..=i64::from(MAX_INSTANCES)).contains(i) => *i as u32,
+        _ => {
+            ctx.diag.error(
+                k.node.pos(),
+                format!(
+                    "{}: expected an integer from 1 to {MAX_INSTANCES}, found {}",
+                    k.what,
+                    k.node.found()
+                ),
+            );
+            return;
+        }
+    };
+    d.loc.instances = Some(k.node.pos());
+    d.unit.instances = Some(n);
+}
+
 /// `on_demand = true`: a task that does not run at boot, only on `bosun ctl run`.
 fn on_demand(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
     let Some(v) = ctx.boolean(k.node, &k.what) else {
@@ -235,6 +271,7 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
             after: Vec::new(),
             roles: Vec::new(),
             backup: None,
+            instances: None,
         },
         schedule: None,
         timezone: None,
@@ -255,13 +292,39 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
         ctx.diag.error(node.pos(), format!("missing `run` in [{path}]: expected the command, e.g. run = [\"/usr/bin/prog\", \"--flag\"]"));
     }
     let refused = refuse_other_kind(ctx, &t, kind, name);
+    // Known before any value is read: `${BOSUN_INSTANCE}` is kept for each instance.
+    ctx.instance_var = kind == UnitKind::Service && t.get("instances").is_some();
     t.read(
         ctx,
         KEYS.iter().filter(|k| !refused.contains(&k.name)),
         &mut d,
     );
+    ctx.instance_var = false;
+    if d.unit.instances.is_some() {
+        refuse_with_instances(ctx, &t, &d, &path);
+    }
     schedule(ctx, &mut d);
     (d.unit, d.loc)
+}
+
+/// What a service with `instances` cannot have: a `backup` (each copy would
+/// dump the same data), `singleton` (one per fleet, not N), one `log_file` for
+/// all (each instance rotates its own file).
+fn refuse_with_instances(ctx: &mut Ctx, t: &Tbl, d: &Draft, path: &str) {
+    if let Some(at) = d.loc.backup {
+        ctx.diag.error(at, format!("`backup` in [{path}]: a service with `instances` cannot have a backup (each copy would dump the same data); put the data in a service of its own"));
+    }
+    if let (true, Some(n)) = (d.unit.singleton, t.get("singleton")) {
+        ctx.diag.error(n.pos(), format!("`singleton` in [{path}]: a service with `instances` cannot be a singleton (it runs N copies, a singleton one per fleet)"));
+    }
+    let shared_log = d.unit.log_file.as_ref().is_some_and(|l| {
+        !l.path
+            .to_string_lossy()
+            .contains(crate::instance::PLACEHOLDER)
+    });
+    if let (true, Some(n)) = (shared_log, t.get("log_file")) {
+        ctx.diag.error(n.pos(), format!("`log_file` in [{path}]: each instance needs a file of its own: put ${{BOSUN_INSTANCE}} in the path, e.g. \"/var/log/{}-${{BOSUN_INSTANCE}}.log\"", d.unit.name));
+    }
 }
 
 /// The keys of the other kind are errors, and are not read: a task has no

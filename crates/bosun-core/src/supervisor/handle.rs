@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{ReloadError, Request, Shared, Units};
+use super::{ReloadError, Request, ScaleError, Shared, Units};
 use crate::status::{BackupInfo, DaemonStatus, Phase, State};
 use crate::unit::{StopReport, UnitCmd, UnitError, UnitHandle};
 
@@ -76,6 +76,34 @@ pub enum ActError {
     /// `ctl run` of a task whose previous run has not ended.
     #[error("{0} is already running: wait for it to end (`bosun ctl logs -f {0}`) or stop it (`bosun ctl stop {0}`)")]
     AlreadyRunning(String),
+    /// A command for one unit (`logs`) given a service with `instances`.
+    #[error("{group} runs as {count} instances: name one ({first} … {last}), e.g. {first}")]
+    OneInstance {
+        /// The service.
+        group: String,
+        /// How many instances it runs.
+        count: usize,
+        /// Its first instance.
+        first: String,
+        /// Its last instance.
+        last: String,
+    },
+    /// In a rolling restart: the instance did not become ready again.
+    #[error("{unit} did not become ready again ({why}); the rolling restart stops here")]
+    NotReady {
+        /// The instance.
+        unit: String,
+        /// Its state and detail, or the time waited.
+        why: String,
+    },
+    /// In a rolling restart: not restarted, since an instance before it failed.
+    #[error("{unit} not restarted: the rolling restart stopped at {at}")]
+    RollingStopped {
+        /// The instance left alone.
+        unit: String,
+        /// The instance the restart stopped at.
+        at: String,
+    },
 }
 
 /// How an on-demand run ended.
@@ -115,6 +143,7 @@ impl Handle {
                 .collect(),
             last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
             boot_step: self.boot_step(),
+            instances: super::rolling::counts(&units),
         }
     }
 
@@ -189,6 +218,26 @@ impl Handle {
         rx.await.map_err(|_| ReloadError::Stopping)?
     }
 
+    /// Runs `count` instances of the service `group` (`ctl scale`): new ones
+    /// start, the highest numbers stop, the others are left alone. Lasts until
+    /// bosun restarts (a reload keeps it unless the file changes the count).
+    pub async fn scale(&self, group: &str, count: u32) -> Result<String, ScaleError> {
+        if *self.shared.phase.borrow() == Phase::Stopping {
+            return Err(ScaleError::Stopping);
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Scale {
+            group: group.to_string(),
+            count,
+            reply,
+        };
+        self.shared
+            .requests
+            .send(req)
+            .map_err(|_| ScaleError::Stopping)?;
+        rx.await.map_err(|_| ScaleError::Stopping)?
+    }
+
     /// Watches bosun's phase.
     pub fn phase(&self) -> watch::Receiver<Phase> {
         self.shared.phase.subscribe()
@@ -197,6 +246,7 @@ impl Handle {
     /// The units a control target names, from one consistent unit table:
     ///
     /// - a unit name: that unit (even when it is not active: [`Handle::act`] says so);
+    /// - a service with `instances`: each of its instances, in order;
     /// - `all`: every unit active in this container;
     /// - `role:NAME`: every active unit whose `roles` lists NAME.
     ///
@@ -207,6 +257,9 @@ impl Handle {
         let units = self.units();
         if units.get(target).is_some() {
             return Ok(vec![target.to_string()]);
+        }
+        if let Some(names) = super::rolling::instances_of(&units, target) {
+            return Ok(names);
         }
         let role = target.strip_prefix("role:");
         if target != "all" && role.is_none() {
@@ -266,6 +319,18 @@ impl Handle {
 
     /// Applies `action` to unit `name`; the answer is a short message.
     pub async fn act(&self, name: &str, action: Action) -> Result<String, ActError> {
+        self.act_with(name, action, true).await
+    }
+
+    /// [`Handle::act`]; `dependents`: a restart also restarts the unit's
+    /// dependents under `restart_dependents` (a rolling restart does that once,
+    /// after its last instance).
+    pub(super) async fn act_with(
+        &self,
+        name: &str,
+        action: Action,
+        dependents: bool,
+    ) -> Result<String, ActError> {
         let units = self.units();
         let Some(u) = units.get(name) else {
             return Err(ActError::NoSuchUnit(name.to_string()));
@@ -307,7 +372,8 @@ impl Handle {
         };
         cmd.send(msg).map_err(|_| gone())?;
         let answer = rx.await.map_err(|_| gone())?;
-        if action == Action::Restart && u.config.restart_dependents && answer.is_ok() {
+        if action == Action::Restart && dependents && u.config.restart_dependents && answer.is_ok()
+        {
             let deps = units
                 .plan
                 .unit(name)
@@ -320,7 +386,7 @@ impl Handle {
 
     /// After `unit` is ready again, restart `deps` (and, through their own
     /// `restart_dependents`, so on down).
-    fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
+    pub(super) fn restart_when_ready(&self, unit: &UnitHandle, deps: Vec<String>) {
         let mut st = unit.status.subscribe();
         let handle = self.clone();
         self.shared.spawn_background(async move {

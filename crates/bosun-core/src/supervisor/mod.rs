@@ -22,11 +22,14 @@ use crate::unit::{Runner, RunnerEnv, UnitCmd, UnitHandle};
 
 mod handle;
 mod reload;
+mod rolling;
+mod scale;
 mod stop;
 mod timer;
 
 pub use handle::{ActError, Action, Handle, Run, RunOutcome};
 pub use reload::ReloadError;
+pub use scale::ScaleError;
 
 /// Why the container is stopping, and the exit code that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,12 @@ impl StopCause {
 enum Request {
     Shutdown,
     Reload(oneshot::Sender<Result<String, ReloadError>>),
+    /// `ctl scale GROUP N`.
+    Scale {
+        group: String,
+        count: u32,
+        reply: oneshot::Sender<Result<String, ScaleError>>,
+    },
 }
 
 /// The unit table and the plan it was built from; replaced whole by a reload.
@@ -101,7 +110,11 @@ impl Shared {
 
 /// The orchestrator.
 pub struct Supervisor {
+    /// The config file as read: a service with `instances` is one template unit
+    /// here; the unit table runs `config.instantiated(&scale)`.
     config: Config,
+    /// Instance counts set by `ctl scale`, over the file's `instances`.
+    scale: bosun_config::instance::Scale,
     handle: Handle,
     runners: Vec<Runner>,
     changed: Arc<Notify>,
@@ -147,6 +160,7 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         runs: 0,
         singleton: unit.singleton,
         lease_term: None,
+        instance: bosun_config::instance::split(&unit.name).map(|(_, i)| i),
         schedule: unit.schedule.as_ref().map(|s| ScheduleStatus {
             expr: s.expr().to_string(),
             timezone: s.timezone().to_string(),
@@ -156,7 +170,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
 }
 
 impl Supervisor {
-    /// Builds every unit (active or not) from `config` and `plan`; `hooks`
+    /// Builds every unit (active or not) from `config` (the file's) and `plan`
+    /// (made for `config.instantiated`, with one unit per instance); `hooks`
     /// keep the data (restore on boot, backup on stop) when snapshots are configured.
     pub fn new(
         config: Config,
@@ -192,6 +207,7 @@ impl Supervisor {
         };
         let mut sup = Supervisor {
             config: config.clone(),
+            scale: Default::default(),
             handle: handle.clone(),
             runners: Vec::new(),
             changed: Arc::new(Notify::new()),
@@ -201,7 +217,8 @@ impl Supervisor {
             permits: Permits::new(),
             timers: timer::Timers::default(),
         };
-        let (units, runners) = sup.build_units(&config, plan, None, &Default::default());
+        let runtime = config.instantiated(&sup.scale);
+        let (units, runners) = sup.build_units(&runtime, plan, None, &Default::default());
         *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
         sup.runners = runners;
         (sup, handle)
@@ -337,6 +354,10 @@ impl Supervisor {
                         let step = self.handle.boot_step().unwrap_or_default();
                         let _ = reply.send(Err(ReloadError::Booting { step }));
                     }
+                    Request::Scale { reply, .. } => {
+                        let step = self.handle.boot_step().unwrap_or_default();
+                        let _ = reply.send(Err(ScaleError::Booting { step }));
+                    }
                 },
             }
         }
@@ -394,6 +415,9 @@ impl Supervisor {
                     Some(Request::Shutdown) | None => break StopCause::Requested("ctl shutdown".into()),
                     Some(Request::Reload(reply)) => {
                         let _ = reply.send(self.reload().await);
+                    }
+                    Some(Request::Scale { group, count, reply }) => {
+                        let _ = reply.send(self.scale(&group, count).await);
                     }
                 },
                 _ = self.changed.notified() => {
@@ -453,7 +477,7 @@ impl Supervisor {
                 )));
             }
             // A singleton held elsewhere neither holds up the boot nor fails it.
-            all_ready &= s.ready || s.state == State::Standby;
+            all_ready &= s.settled();
         }
         if booting && all_ready {
             shared.phase.send_replace(Phase::Running);

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_config::{ConfigError, Plan, Unit};
+use bosun_config::instance::Scale;
+use bosun_config::{Config, ConfigError, Plan, Unit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -73,11 +74,65 @@ pub enum ReloadError {
         /// Why not (an unknown role, a dependency cycle).
         reason: String,
     },
+    /// The change is one the running fleet cannot take: `[fleet]` itself, or which
+    /// units are singletons (the fleet contends for the set it started with).
+    #[error("{}: {what} changed; the fleet applies it only at a start: restart the container (nothing changed)", path.display())]
+    NeedsRestart {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// What changed, in words, naming the keys.
+        what: String,
+    },
+}
+
+/// What of the fleet's part of the config a reload from `old` to `new` would change:
+/// `[fleet]` (compared whole; the message names no value, the database URL holds a
+/// password) or the active singletons with their `stop_timeout`s (the lease timing
+/// was checked against them). `None` when neither changed.
+fn fleet_change(
+    old: &bosun_config::Config,
+    new: &bosun_config::Config,
+    old_plan: &Plan,
+    new_plan: &Plan,
+) -> Option<String> {
+    if old.fleet != new.fleet {
+        return Some("[fleet]".to_string());
+    }
+    let singletons = |c: &bosun_config::Config, p: &Plan| -> Vec<(String, Duration)> {
+        p.units
+            .iter()
+            .filter_map(|u| c.units.get(&u.name))
+            .filter(|u| u.singleton)
+            .map(|u| (u.name.clone(), u.stop_timeout))
+            .collect()
+    };
+    let fleet_on = new.fleet.as_ref().is_some_and(|f| f.enabled());
+    if fleet_on && singletons(old, old_plan) != singletons(new, new_plan) {
+        return Some("the singleton units (singleton = true, or their stop_timeout)".to_string());
+    }
+    None
 }
 
 fn lines(errors: &[ConfigError]) -> String {
     let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     lines.join("\n")
+}
+
+/// What applying a config changed (unit names).
+pub(super) struct Applied {
+    pub(super) added: Vec<String>,
+    pub(super) changed: Vec<String>,
+    pub(super) removed: Vec<String>,
+    pub(super) unchanged: usize,
+}
+
+/// `a, b`, or `-` for none.
+pub(super) fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.join(", ")
+    }
 }
 
 impl Supervisor {
@@ -86,12 +141,53 @@ impl Supervisor {
         // Not `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
         let config = bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
+        let scale = super::scale::kept(&self.config, &config, &self.scale);
+        let source = config.source.clone();
+        if config.bosun.control_socket != self.config.bosun.control_socket
+            || config.bosun.http_listen != self.config.bosun.http_listen
+        {
+            tracing::warn!(
+                "reload: control_socket and http_listen changes apply at the next start"
+            );
+        }
+        // Refused before anything changes: the fleet contends for the singletons it
+        // started with, under lease timing validated against them.
         let old = self.handle.units();
-        let plan =
-            Plan::new(&config, &old.plan.roles_expr).map_err(|reason| ReloadError::Plan {
-                path: config.source.clone(),
+        if let Ok(plan) = Plan::new(&config.instantiated(&scale), &old.plan.roles_expr) {
+            if let Some(what) = fleet_change(&self.config, &config, &old.plan, &plan) {
+                return Err(ReloadError::NeedsRestart {
+                    path: source.clone(),
+                    what,
+                });
+            }
+        }
+        drop(old);
+        let a = self
+            .apply(config, scale)
+            .await
+            .map_err(|reason| ReloadError::Plan {
+                path: source.clone(),
                 reason,
             })?;
+        let report = format!(
+            "reloaded {}: started {}; stopped {}; restarted {}; unchanged {}",
+            source.display(),
+            list(&a.added),
+            list(&a.removed),
+            list(&a.changed),
+            a.unchanged
+        );
+        tracing::info!("{report}");
+        Ok(report)
+    }
+
+    /// Runs `config` (a file's, with the instance counts of `scale`) by its
+    /// difference from what runs now; it becomes the supervisor's config.
+    /// `Err`: it cannot be planned for the running roles (nothing changed).
+    pub(super) async fn apply(&mut self, config: Config, scale: Scale) -> Result<Applied, String> {
+        let runtime = config.instantiated(&scale);
+        let old = self.handle.units();
+        let plan = Plan::new(&runtime, &old.plan.roles_expr)?;
         let running: Vec<(&str, &Unit)> = old
             .list
             .iter()
@@ -101,7 +197,7 @@ impl Supervisor {
         let wanted: Vec<(&str, &Unit)> = plan
             .units
             .iter()
-            .map(|p| (p.name.as_str(), &config.units[&p.name]))
+            .map(|p| (p.name.as_str(), &runtime.units[&p.name]))
             .collect();
         let ReloadDiff {
             added,
@@ -121,7 +217,7 @@ impl Supervisor {
             }
         }
         while stops.join_next().await.is_some() {}
-        let (units, runners) = self.build_units(&config, plan, Some(&old), &keep);
+        let (units, runners) = self.build_units(&runtime, plan, Some(&old), &keep);
         // On-demand and scheduled tasks are not run by a reload: `ctl run` and
         // their timers do that.
         let starts: Vec<_> = added
@@ -145,31 +241,14 @@ impl Supervisor {
             let _ = cmd.send(UnitCmd::Start(None));
         }
         self.timers.sync(&self.handle, &self.permits);
-        if config.bosun.control_socket != self.config.bosun.control_socket
-            || config.bosun.http_listen != self.config.bosun.http_listen
-        {
-            tracing::warn!(
-                "reload: control_socket and http_listen changes apply at the next start"
-            );
-        }
         self.config = config;
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        let report = format!(
-            "reloaded {}: started {}; stopped {}; restarted {}; unchanged {}",
-            self.config.source.display(),
-            list(&added),
-            list(&removed),
-            list(&changed),
-            keep.len()
-        );
-        tracing::info!("{report}");
-        Ok(report)
+        self.scale = scale;
+        Ok(Applied {
+            added,
+            changed,
+            removed,
+            unchanged: keep.len(),
+        })
     }
 }
 

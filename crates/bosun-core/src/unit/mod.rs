@@ -383,15 +383,16 @@ impl Runner {
         }
     }
 
-    /// Waits until every dependency is ready (service) or done (task).
-    /// False when a stop came first.
+    /// Waits until every dependency is ready (service) or done (task), or is a
+    /// singleton in standby ([`UnitStatus::settled`]). False when a stop came first.
     async fn wait_deps(&mut self) -> bool {
         loop {
             let pending: Vec<String> = self
                 .env
                 .deps
                 .iter()
-                .filter(|d| !d.borrow().ready)
+                // A dependency whose unit is gone (an instance scaled away) holds nothing up.
+                .filter(|d| !d.borrow().settled() && d.has_changed().is_ok())
                 .map(|d| d.borrow().name.clone())
                 .collect();
             if pending.is_empty() {
@@ -403,7 +404,10 @@ impl Runner {
             );
             let deps = &mut self.env.deps;
             let any_change = async {
-                let futs = deps.iter_mut().map(|d| Box::pin(d.changed()));
+                let futs = deps
+                    .iter_mut()
+                    .filter(|d| d.has_changed().is_ok())
+                    .map(|d| Box::pin(d.changed()));
                 let _ = futures_select_all(futs).await;
             };
             tokio::select! {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use bosun_core::{ActError, ReloadError};
+use bosun_core::{ActError, ReloadError, ScaleError};
 use hyper::header::{HeaderValue, ALLOW, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
@@ -29,6 +29,12 @@ pub enum ApiError {
     /// A reload that changed nothing.
     #[error(transparent)]
     Reload(#[from] ReloadError),
+    /// A scale that changed nothing.
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
+    /// A scale request without a count.
+    #[error("how many? send {{\"instances\": N}} (1 to 1000)")]
+    NoCount,
     /// A snapshot request that failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -74,7 +80,18 @@ impl ApiError {
             ApiError::Reload(ReloadError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
             // Booting: 409 as before (bosun answered, the answer is "not now").
             ApiError::Reload(
-                ReloadError::Booting { .. } | ReloadError::Invalid(_) | ReloadError::Plan { .. },
+                ReloadError::Booting { .. }
+                | ReloadError::Invalid(_)
+                | ReloadError::Plan { .. }
+                | ReloadError::NeedsRestart { .. },
+            ) => StatusCode::CONFLICT,
+            ApiError::Scale(ScaleError::NoSuchUnit(_)) => StatusCode::NOT_FOUND,
+            ApiError::Scale(ScaleError::NotInstanced(_) | ScaleError::Count { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Scale(ScaleError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Scale(
+                ScaleError::NotActive { .. } | ScaleError::Booting { .. } | ScaleError::Plan(_),
             ) => StatusCode::CONFLICT,
             ApiError::Snapshot(SnapshotError::NotConfigured) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Snapshot(SnapshotError::List(_)) => StatusCode::BAD_GATEWAY,
@@ -84,6 +101,7 @@ impl ApiError {
             ApiError::UnknownFormat(_)
             | ApiError::BadLineCount
             | ApiError::NoSignal
+            | ApiError::NoCount
             | ApiError::UnknownSignal(_)
             | ApiError::Body(_)
             | ApiError::BadFleetCommand(_)
@@ -137,8 +155,10 @@ pub fn act_status(e: &ActError) -> StatusCode {
         | ActError::Booting { .. }
         | ActError::Gone(_)
         | ActError::AlreadyRunning(_)
-        | ActError::Unit(_) => StatusCode::CONFLICT,
-        ActError::NotOnDemand(_) => StatusCode::BAD_REQUEST,
+        | ActError::Unit(_)
+        | ActError::NotReady { .. }
+        | ActError::RollingStopped { .. } => StatusCode::CONFLICT,
+        ActError::NotOnDemand(_) | ActError::OneInstance { .. } => StatusCode::BAD_REQUEST,
     }
 }
 

@@ -31,13 +31,14 @@ use super::snapshots::{SnapshotError, Snapshots};
 use super::{metrics, text, Ctx};
 use crate::protocol::{
     parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
-    FleetCommandRequest, LogLine, MessageReply, RunEvent, SignalRequest, Stream, UnitResult,
+    FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest, Stream,
+    UnitResult,
 };
 
 /// The status page, embedded: no build step, no files to install.
 const STATUS_PAGE: &str = include_str!("../status_page.html");
 
-/// Largest request body read (only `signal` takes one, a few bytes).
+/// Largest request body read (`signal` and `scale` take one, a few bytes).
 const MAX_BODY: usize = 4096;
 
 /// Chunk size when sending a log backlog: big enough to be cheap, small
@@ -71,6 +72,10 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         }
         ["v1", "units", name, "logs"] if get => answer(unit_logs(ctx, name, &query)),
         ["v1", "units", task, "run"] if post => answer(unit_run(ctx, task).await),
+        ["v1", "units", service, "scale"] if post => {
+            let service = service.to_string();
+            answer(unit_scale(ctx, &service, req).await)
+        }
         ["v1", "shutdown"] if post => shutdown(ctx),
         ["v1", "reload"] if post => answer(reload(ctx).await),
         ["v1", "snapshots"] if get => answer(snapshots(ctx).await),
@@ -90,7 +95,7 @@ pub async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         | ["v1", "snapshots"]
         | ["v1", "fleet"]
         | ["v1", "fleet", "commands", _] => ApiError::MethodNotAllowed("GET, HEAD").response(),
-        ["v1", "units", _, "start" | "stop" | "restart" | "signal" | "run"]
+        ["v1", "units", _, "start" | "stop" | "restart" | "signal" | "run" | "scale"]
         | ["v1", "shutdown" | "reload" | "backup"]
         | ["v1", "fleet", "commands"] => ApiError::MethodNotAllowed("POST").response(),
         _ => ApiError::NoSuchPath(path).response(),
@@ -291,10 +296,11 @@ fn unit_logs(
     name: &str,
     query: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let unit = ctx
-        .handle
-        .unit(name)
-        .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
+    let unit = ctx.handle.unit(name).ok_or_else(|| {
+        ctx.handle
+            .one_instance_error(name)
+            .unwrap_or_else(|| ActError::NoSuchUnit(name.to_string()))
+    })?;
     let n = match query.get("n").map(|n| n.parse::<usize>()) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -506,8 +512,28 @@ fn parse_query(q: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// `POST /v1/units/{service}/scale` with `{"instances": N}`: run N instances
+/// of a service with `instances` (new ones start, the highest numbers stop,
+/// the others are left alone).
+async fn unit_scale(
+    ctx: &Arc<Ctx>,
+    service: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::Body(e.to_string()))?
+        .to_bytes();
+    let want: ScaleRequest = serde_json::from_slice(&body).map_err(|_| ApiError::NoCount)?;
+    tracing::info!("control API: scale {service} to {}", want.instances);
+    let message = ctx.handle.scale(service, want.instances).await?;
+    Ok(json(StatusCode::OK, &MessageReply { message }))
+}
+
 /// Applies `action` to every unit of `target`; 200 when all accepted, else the
-/// first failure's status with every result.
+/// first failure's status with every result. A restart of a service with
+/// `instances` is a rolling one: one instance at a time, each ready first.
 async fn unit_action(ctx: &Arc<Ctx>, target: &str, action: Action) -> Response<Body> {
     let names = match ctx.handle.expand(target, action) {
         Ok(n) => n,
@@ -519,7 +545,34 @@ async fn unit_action(ctx: &Arc<Ctx>, target: &str, action: Action) -> Response<B
     } else {
         tracing::info!("control API: {action:?} {target}");
     }
-    let mut outcomes: Vec<(StatusCode, UnitResult)> = if names.len() == 1 {
+    let rolling = action == Action::Restart && ctx.handle.instances_of(target).is_some();
+    let mut outcomes: Vec<(StatusCode, UnitResult)> = if rolling {
+        let results = ctx.handle.rolling_restart(&names).await;
+        results
+            .into_iter()
+            .map(|(unit, r)| match r {
+                Ok(message) => (
+                    StatusCode::OK,
+                    UnitResult {
+                        unit,
+                        ok: true,
+                        message,
+                    },
+                ),
+                Err(e) => {
+                    let message = e.to_string();
+                    (
+                        act_status(&e),
+                        UnitResult {
+                            unit,
+                            ok: false,
+                            message,
+                        },
+                    )
+                }
+            })
+            .collect()
+    } else if names.len() == 1 {
         vec![act_one(ctx, &names[0], action).await]
     } else {
         let mut set = tokio::task::JoinSet::new();

@@ -25,8 +25,27 @@ pub fn render(st: &DaemonStatus) -> String {
     let mut out = String::with_capacity(512 + st.units.len() * 900);
     let units: Vec<&UnitStatus> = st.units.iter().filter(|u| u.active).collect();
     render_units(&mut out, &units);
+    render_instances(&mut out, st);
     render_daemon(&mut out, st);
     out
+}
+
+/// How many instances each service with `instances` runs (after `ctl scale`);
+/// the instances' own series carry `unit="worker#2"`.
+fn render_instances(out: &mut String, st: &DaemonStatus) {
+    if st.instances.is_empty() {
+        return;
+    }
+    let name = "bosun_service_instances";
+    family(
+        out,
+        name,
+        "gauge",
+        "Instances a service with `instances` runs now.",
+    );
+    for (service, n) in &st.instances {
+        sample(out, name, &[("service", service)], n);
+    }
 }
 
 /// The fleet's gauges: live peers (this one included; absent when the database
@@ -302,6 +321,7 @@ mod tests {
             singleton: false,
             schedule: None,
             lease_term: None,
+            instance: None,
         }
     }
 
@@ -318,6 +338,7 @@ mod tests {
             units: vec![unit("we\"b", true), unit("other", false)],
             last_snapshot: None,
             boot_step: None,
+            instances: [("worker".to_string(), 2)].into(),
         };
         let m = render(&st);
         assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");
@@ -329,5 +350,9 @@ mod tests {
         assert!(m.contains("bosun_reaped_orphans_total 7\n"));
         assert!(m.contains("bosun_build_info{version=\"0.1.0\"} 1\n"));
         assert!(!m.contains("other"), "inactive units are left out");
+        assert!(
+            m.contains("bosun_service_instances{service=\"worker\"} 2\n"),
+            "{m}"
+        );
     }
 }

@@ -22,7 +22,8 @@ use crate::api::text;
 use crate::protocol::paths;
 use crate::protocol::{
     ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, RunEvent,
-    SignalRequest, SnapshotEntry, Stream, DEFAULT_SOCKET, SOCKET_ENV, TOKEN_ENV,
+    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitStatus, DEFAULT_SOCKET, SOCKET_ENV,
+    TOKEN_ENV,
 };
 use http::{Client, Endpoint, EndpointError, Response, Unreachable};
 
@@ -94,11 +95,20 @@ enum Cmd {
         #[arg(required = true)]
         units: Vec<String>,
     },
-    /// Restart units.
+    /// Restart units; a service with `instances` one instance at a time, each
+    /// ready before the next (`worker#2`: that instance only).
     Restart {
         /// Unit targets.
         #[arg(required = true)]
         units: Vec<String>,
+    },
+    /// Run N instances of a service with `instances`: new ones start, the
+    /// highest numbers stop, the others are left alone (until bosun restarts).
+    Scale {
+        /// The service (`worker`, not `worker#2`).
+        service: String,
+        /// How many instances, 1-1000.
+        instances: u32,
     },
     /// Send a signal to units' main processes: `ctl signal HUP web`.
     Signal {
@@ -237,6 +247,7 @@ pub fn main(args: CtlArgs) -> i32 {
             run(&client, &task)
         }
         Cmd::Reload => message(&client.patient(), "POST", paths::RELOAD),
+        Cmd::Scale { service, instances } => scale(&client.patient(), &service, instances),
         Cmd::Backup => message(&client.patient(), "POST", paths::BACKUP),
         Cmd::Snapshots => snapshots(&client),
         Cmd::Shutdown => message(&client, "POST", paths::SHUTDOWN),
@@ -390,15 +401,16 @@ fn status(client: &Client, json: bool, only: &[String]) -> Result<i32, Unreachab
             return Ok(1);
         }
     };
-    if let Some(missing) = only
-        .iter()
-        .find(|n| !st.units.iter().any(|u| &u.name == *n))
-    {
+    // A service with `instances` stands for its instances.
+    let picked = |u: &UnitStatus, n: &String| {
+        &u.name == n || (u.instance.is_some() && bosun_config::instance::group_of(&u.name) == n)
+    };
+    if let Some(missing) = only.iter().find(|n| !st.units.iter().any(|u| picked(u, n))) {
         eprintln!("bosun ctl: no unit named {missing:?}");
         return Ok(1);
     }
     if !only.is_empty() {
-        st.units.retain(|u| only.contains(&u.name));
+        st.units.retain(|u| only.iter().any(|n| picked(u, n)));
     }
     let text = if json {
         let mut v = serde_json::to_vec(&st).unwrap_or_default();
@@ -455,6 +467,24 @@ fn act(
         }
     }
     Ok(code)
+}
+
+/// `ctl scale SERVICE N`: the daemon's answer (what started and stopped).
+fn scale(client: &Client, service: &str, instances: u32) -> Result<i32, Unreachable> {
+    let body = serde_json::to_vec(&ScaleRequest { instances }).unwrap_or_default();
+    let resp = client.request("POST", &paths::unit_action(service, "scale"), Some(&body))?;
+    let status = resp.status;
+    let bytes = resp.bytes()?;
+    match serde_json::from_slice::<MessageReply>(&bytes) {
+        Ok(m) if status == 200 => {
+            let _ = out(format!("{}\n", m.message).as_bytes());
+            Ok(0)
+        }
+        _ => {
+            eprintln!("bosun ctl: {}", api_error(status, &bytes));
+            Ok(1)
+        }
+    }
 }
 
 /// `ctl run TASK`: streams the task's output (its stdout to ours, its stderr to

@@ -29,8 +29,8 @@ pub use fleet::{
 };
 pub use paths::{parse_signal, percent_decode, signal_name};
 pub use replies::{
-    ActionReply, BackupReply, ErrorReply, MessageReply, RunEvent, SignalRequest, SnapshotEntry,
-    SnapshotSeries, UnitResult,
+    ActionReply, BackupReply, ErrorReply, MessageReply, RunEvent, ScaleRequest, SignalRequest,
+    SnapshotEntry, SnapshotSeries, UnitResult,
 };
 
 /// Where bosun listens and `bosun ctl` connects when nothing else is said:

@@ -27,7 +27,9 @@ pub const FLEET: &str = "/v1/fleet";
 pub const FLEET_COMMANDS: &str = "/v1/fleet/commands";
 // `GET /v1/fleet/commands/{id}`: a command and its answers so far.
 
-/// `POST /v1/units/{target}/{verb}` for a unit target (a name, `all`, `role:NAME`).
+/// `POST /v1/units/{target}/{verb}` for a unit target (a name, an instance
+/// `worker#2`, which goes as `worker%232`, `all`, `role:NAME`); `scale` takes
+/// a service with `instances` and a `ScaleRequest`.
 pub fn unit_action(target: &str, verb: &str) -> String {
     format!("/v1/units/{}/{verb}", percent_encode(target))
 }
@@ -128,6 +130,11 @@ mod tests {
             "/v1/units/role:web/restart"
         );
         assert_eq!(unit_action("a b", "stop"), "/v1/units/a%20b/stop");
+        assert_eq!(
+            unit_action("worker#2", "restart"),
+            "/v1/units/worker%232/restart"
+        );
+        assert_eq!(percent_decode("worker%232"), "worker#2");
         assert_eq!(unit_logs("web", None, false), "/v1/units/web/logs");
         assert_eq!(unit_logs("web", Some(5), false), "/v1/units/web/logs?n=5");
         assert_eq!(unit_logs("web", None, true), "/v1/units/web/logs?follow=1");

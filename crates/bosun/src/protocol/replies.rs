@@ -49,6 +49,14 @@ pub struct SignalRequest {
     pub signal: String,
 }
 
+/// The body of `POST /v1/units/{service}/scale`: `{"instances": 6}`, how many
+/// instances of a service with `instances` to run from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    /// The new count, 1 to 1000.
+    pub instances: u32,
+}
+
 /// The series a snapshot belongs to, as `GET /v1/snapshots` and `ctl snapshots`
 /// spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
