@@ -334,8 +334,26 @@ pub struct SnapshotConfig {
     pub s3_endpoint: Option<String>,
     /// S3 region. Default `us-east-1`.
     pub s3_region: String,
-    /// Daily snapshots kept. Default 14; 0 disables daily snapshots.
+    /// Regular snapshots kept (the newest N complete ones; `LATEST` always). Default 7.
+    pub keep_last: u32,
+    /// Daily series: the newest snapshot of each of the N newest days. Default 14.
+    /// `keep_daily`, `keep_weekly` and `keep_monthly` all 0 disable daily snapshots.
     pub keep_daily: u32,
+    /// Daily series: the newest snapshot of each of the N newest ISO weeks. Default 0.
+    pub keep_weekly: u32,
+    /// Daily series: the newest snapshot of each of the N newest months. Default 0.
+    pub keep_monthly: u32,
+    /// age recipients new snapshots are encrypted to: `age1…` public keys, or absolute
+    /// paths of recipients files (one `age1…` a line, `#` comments). Empty: no encryption.
+    pub encrypt_to: Vec<String>,
+    /// The age identity file (one or more `AGE-SECRET-KEY-1…` lines) restores and
+    /// verification decrypt with. Holds secrets: never shown.
+    pub identity_file: Option<PathBuf>,
+    /// Read every object of a snapshot back (sizes, checksums) right after its commit.
+    pub verify_after_commit: bool,
+    /// A writer marker on the store prefix older than this is stale (its container was
+    /// killed) and taken over. Default 30 min; the marker is refreshed every third of it.
+    pub writer_stale_after: Duration,
     /// Time of day (UTC, hour and minute) of the daily snapshot.
     pub daily_at: Option<(u8, u8)>,
     /// `[snapshot.paths]`: item name → file or directory.

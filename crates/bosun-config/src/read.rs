@@ -269,6 +269,11 @@ impl<'a> Ctx<'a> {
         Some(self.resolve(&s))
     }
 
+    /// A path given inside another value (a list entry), resolved like [`Self::path`].
+    pub fn path_str(&self, s: &str) -> String {
+        self.resolve(s).display().to_string()
+    }
+
     fn resolve(&self, s: &str) -> PathBuf {
         let p = PathBuf::from(s);
         if p.is_absolute() {

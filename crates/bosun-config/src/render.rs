@@ -282,7 +282,25 @@ fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
         m.insert("create_store".into(), Value::Boolean(true));
     }
     m.insert("s3_region".into(), text(red, &s.s3_region));
-    m.insert("keep_daily".into(), Value::Integer(i64::from(s.keep_daily)));
+    for (k, v) in [
+        ("keep_last", s.keep_last),
+        ("keep_daily", s.keep_daily),
+        ("keep_weekly", s.keep_weekly),
+        ("keep_monthly", s.keep_monthly),
+    ] {
+        m.insert(k.into(), Value::Integer(i64::from(v)));
+    }
+    if !s.encrypt_to.is_empty() {
+        let to = s.encrypt_to.iter().map(|r| text(red, r)).collect();
+        m.insert("encrypt_to".into(), Value::Array(to));
+    }
+    if let Some(p) = &s.identity_file {
+        m.insert("identity_file".into(), path(red, p));
+    }
+    if s.verify_after_commit {
+        m.insert("verify_after_commit".into(), Value::Boolean(true));
+    }
+    m.insert("writer_stale_after".into(), dur(s.writer_stale_after));
     if let Some((h, mi)) = s.daily_at {
         m.insert("daily_at".into(), Value::String(format!("{h:02}:{mi:02}")));
     }

@@ -160,6 +160,71 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
     }
 }
 
+/// What a [`Tap`] saw: bytes, their sha256, whether the source ended or failed.
+#[derive(Default)]
+pub(crate) struct TapState {
+    hasher: Sha256,
+    /// Bytes read so far.
+    pub(crate) bytes: u64,
+    /// The source reached its end.
+    pub(crate) eof: bool,
+    /// The source itself failed (the network, the disk), not a layer above it.
+    pub(crate) failed: bool,
+}
+
+impl TapState {
+    /// The sha256 (hex) of what passed so far.
+    pub(crate) fn digest(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+}
+
+/// Like [`Hashing`], with its state shared, so it can be read from under layers
+/// (decryption) that do not hand their inner reader back.
+pub(crate) struct Tap<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<TapState>>,
+}
+
+impl<R> Tap<R> {
+    pub(crate) fn new(inner: R) -> (Tap<R>, std::sync::Arc<std::sync::Mutex<TapState>>) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TapState::default()));
+        (
+            Tap {
+                inner,
+                state: state.clone(),
+            },
+            state,
+        )
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let mut st = this.state.lock().expect("poisoned");
+        match &r {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() && buf.remaining() > 0 {
+                    st.eof = true;
+                }
+                st.hasher.update(new);
+                st.bytes += new.len() as u64;
+            }
+            Poll::Ready(Err(_)) => st.failed = true,
+            Poll::Pending => {}
+        }
+        r
+    }
+}
+
 /// One message from a blocking producer.
 #[derive(Debug)]
 pub(crate) enum Chunk {

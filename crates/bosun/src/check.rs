@@ -187,17 +187,57 @@ fn render_snapshot(
             config.redact(&path.display().to_string())
         );
     }
-    match (snap.keep_daily, snap.daily_at) {
-        (0, _) => {}
-        (keep, Some((h, m))) => {
-            let _ = writeln!(out, "  daily at {h:02}:{m:02} UTC, kept {keep} days");
+    let retention = crate::keeper::retention(snap);
+    match (retention.daily_off(), snap.daily_at) {
+        (true, _) => {}
+        (false, Some((h, m))) => {
+            let _ = writeln!(out, "  daily snapshot at {h:02}:{m:02} UTC");
         }
-        (_, None) => {
+        (false, None) => {
             let _ = writeln!(
                 out,
                 "  no daily snapshots: keep_daily is set but daily_at is not"
             );
         }
+    }
+    match crate::keeper::keys(snap) {
+        Ok((Some(r), ids)) => {
+            let _ = writeln!(
+                out,
+                "  encryption: age to {}; restores decrypt with {}",
+                r.names().join(", "),
+                ids.map_or("no identity_file (restoring needs one)".into(), |i| {
+                    format!("the identities in {}", i.file().display())
+                })
+            );
+        }
+        Ok((None, Some(i))) => {
+            let _ = writeln!(out, "  encryption: none for new snapshots; encrypted ones restore with the identities in {}", i.file().display());
+        }
+        Ok((None, None)) => {
+            let _ = writeln!(
+                out,
+                "  encryption: none (set encrypt_to to encrypt at rest)"
+            );
+        }
+        // A warning, not an error: keys are often mounted only at run time, after an
+        // image build ran `bosun check`; `bosun run` refuses to start without them.
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "warning: [snapshot]: {e} (bosun run refuses to start like this)"
+            );
+        }
+    }
+    if snap.verify_after_commit {
+        let _ = writeln!(
+            out,
+            "  every snapshot is read back and verified after its commit"
+        );
+    }
+    let _ = writeln!(out, "  retention (after every commit):");
+    for line in retention.describe() {
+        let _ = writeln!(out, "    {line}");
     }
     if let Some(took) = crate::keeper::last_stop_backup(&config.bosun.state_dir) {
         let _ = writeln!(out, "  last stop backup took {took:.1?}");

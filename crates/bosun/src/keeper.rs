@@ -14,13 +14,44 @@ use bosun_core::spawn::SpawnError;
 use bosun_core::status::{now_ms, BackupInfo};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
-use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
+use bosun_snapshot::{
+    DataCommands, Identities, ItemReader, Lifecycle, Recipients, Retention, SnapshotKind,
+    SnapshotWriter, Store,
+};
 
 pub use bosun_snapshot::lifecycle::human_bytes;
 
 /// The last measured stop-backup time recorded in `state_dir`, if any.
 pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
     DiskState::read(state_dir).last_stop_backup()
+}
+
+/// The `keep_*` keys of `[snapshot]` as a retention policy.
+pub fn retention(snap: &bosun_config::SnapshotConfig) -> Retention {
+    Retention {
+        keep_last: snap.keep_last,
+        keep_daily: snap.keep_daily,
+        keep_weekly: snap.keep_weekly,
+        keep_monthly: snap.keep_monthly,
+    }
+}
+
+/// `encrypt_to` and `identity_file`, loaded: a config that asks for encryption and
+/// cannot get its keys refuses to start (never a silent plaintext upload).
+pub fn keys(
+    snap: &bosun_config::SnapshotConfig,
+) -> Result<(Option<Recipients>, Option<Identities>), bosun_snapshot::Error> {
+    let recipients = if snap.encrypt_to.is_empty() {
+        None
+    } else {
+        Some(Recipients::load(&snap.encrypt_to)?)
+    };
+    let identities = snap
+        .identity_file
+        .as_deref()
+        .map(Identities::load)
+        .transpose()?;
+    Ok((recipients, identities))
 }
 
 /// Why a unit's dump or load failed.
@@ -52,9 +83,10 @@ pub struct Keeper {
     life: Lifecycle,
     cmds: Arc<Commands>,
     daily_at: Option<(u8, u8)>,
-    keep_daily: u32,
-    /// The daily snapshot task, ended when the stop begins.
-    daily: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `keep_daily`, `keep_weekly` and `keep_monthly` are all 0: no daily snapshots.
+    daily_off: bool,
+    /// The daily snapshot and marker refresh tasks, ended when the stop begins.
+    daily: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Keeper {
@@ -70,6 +102,7 @@ impl Keeper {
         if snap.create_store {
             bosun_snapshot::create_file_store(&snap.store)?;
         }
+        let (recipients, identities) = keys(&snap)?;
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
                 .await?;
@@ -86,7 +119,11 @@ impl Keeper {
             paths: snap.paths.clone().into_iter().collect(),
             data_units,
             state_dir: config.bosun.state_dir.clone(),
-            keep_daily: snap.keep_daily,
+            retention: retention(&snap),
+            recipients,
+            identities,
+            verify_after_commit: snap.verify_after_commit,
+            writer_stale_after: snap.writer_stale_after,
         };
         let cmds = Arc::new(Commands {
             units: config
@@ -101,8 +138,8 @@ impl Keeper {
             life: Lifecycle::new(store, settings, cmds.clone()),
             cmds,
             daily_at: snap.daily_at,
-            keep_daily: snap.keep_daily,
-            daily: Mutex::new(None),
+            daily_off: retention(&snap).daily_off(),
+            daily: Mutex::new(Vec::new()),
         })))
     }
 
@@ -121,19 +158,25 @@ impl Keeper {
         self.life.backup_now(kind).await
     }
 
-    /// Takes a daily snapshot at `daily_at` (UTC) and prunes old ones, until the stop.
+    /// Until the stop: refreshes the writer marker every third of
+    /// `writer_stale_after`, and takes a daily snapshot at `daily_at` (UTC).
     pub fn spawn_daily(self: &Arc<Self>) {
-        let Some((h, m)) = self.daily_at.filter(|_| self.keep_daily > 0) else {
+        let keeper = self.clone();
+        let beat = tokio::spawn(async move { keeper.life.run_heartbeat().await });
+        let mut tasks = self.daily.lock().expect("poisoned");
+        tasks.push(beat);
+        let Some((h, m)) = self.daily_at.filter(|_| !self.daily_off) else {
             return;
         };
         let keeper = self.clone();
-        let task = tokio::spawn(async move { keeper.life.run_daily(h, m).await });
-        *self.daily.lock().expect("poisoned") = Some(task);
+        tasks.push(tokio::spawn(
+            async move { keeper.life.run_daily(h, m).await },
+        ));
     }
 
     /// The stop has begun: no daily snapshot starts or goes on beside it.
     fn end_daily(&self) {
-        if let Some(task) = self.daily.lock().expect("poisoned").take() {
+        for task in self.daily.lock().expect("poisoned").drain(..) {
             task.abort();
         }
     }

@@ -10,6 +10,7 @@ mod import;
 mod keeper;
 mod logging;
 mod protocol;
+mod snapshot_cmd;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -53,18 +54,7 @@ enum Cmd {
         #[arg(short, long)]
         config: Option<PathBuf>,
         #[command(subcommand)]
-        action: SnapshotCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum SnapshotCmd {
-    /// List snapshots: id, time, host, size, complete.
-    List,
-    /// Make snapshot ID the one restored at the next start (sets LATEST).
-    Restore {
-        /// The snapshot id, as `bosun snapshot list` shows it.
-        id: String,
+        action: snapshot_cmd::SnapshotCmd,
     },
 }
 
@@ -74,7 +64,7 @@ fn config_path(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/bosun/bosun.toml"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     // One thread: bosun waits on processes, pipes and sockets; it never computes
     // for long. One thread keeps it small and its scheduling simple.
     // The only other threads are short-lived spawners (see bosun-core's unit
@@ -123,13 +113,13 @@ fn main() -> ExitCode {
         Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
         Cmd::Ctl(args) => exit(ctl::main(args)),
         Cmd::Import(cmd) => exit(import::main(cmd)),
-        Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),
+        Cmd::Snapshot { config, action } => exit(snapshot_cmd::main(config_path(config), action)),
     }
 }
 
 /// Loads and validates the config, printing every error (file:line:col: what is
 /// wrong); `None` after errors, which every command answers with exit code 2.
-fn load_config(
+pub(crate) fn load_config(
     path: &std::path::Path,
     env: &dyn bosun_config::Vars,
 ) -> Option<bosun_config::Config> {
@@ -279,74 +269,5 @@ fn run(path: PathBuf) -> i32 {
         api.shutdown().await;
         tracing::info!("bosun exits with code {code}");
         code
-    })
-}
-
-fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
-    let Some(config) = load_config(&path, &bosun_config::Env::current()) else {
-        return 2;
-    };
-    let Some(snap) = config.snapshot else {
-        eprintln!("bosun: {} has no [snapshot] table", path.display());
-        return 2;
-    };
-    runtime().block_on(async move {
-        let store = match bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("bosun: snapshot store: {e}");
-                return 1;
-            }
-        };
-        match action {
-            SnapshotCmd::List => match bosun_snapshot::list_snapshots(store.as_ref()).await {
-                Ok(list) => {
-                    println!("{:<40} {:<6} {:<20} {:>10}  {:<8} LATEST", "ID", "KIND", "HOST", "SIZE", "COMPLETE");
-                    for s in list {
-                        println!(
-                            "{:<40} {:<6} {:<20} {:>10}  {:<8} {}",
-                            s.id.to_string(),
-                            if s.kind == bosun_snapshot::SnapshotKind::Daily { "daily" } else { "stop" },
-                            s.host,
-                            keeper::human_bytes(s.size),
-                            if s.complete { "yes" } else { "no" },
-                            if s.latest { "*" } else { "" }
-                        );
-                    }
-                    0
-                }
-                Err(e) => {
-                    eprintln!("bosun: listing snapshots: {e}");
-                    1
-                }
-            },
-            SnapshotCmd::Restore { id } => {
-                let list = match bosun_snapshot::list_snapshots(store.as_ref()).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("bosun: listing snapshots: {e}");
-                        return 1;
-                    }
-                };
-                let Some(found) = list.into_iter().find(|s| s.id.to_string() == id) else {
-                    eprintln!("bosun: no snapshot {id:?} (see: bosun snapshot list)");
-                    return 1;
-                };
-                if !found.complete {
-                    eprintln!("bosun: snapshot {id} is incomplete (no manifest): it cannot be restored");
-                    return 1;
-                }
-                match bosun_snapshot::set_latest(store.as_ref(), &found.id).await {
-                    Ok(()) => {
-                        println!("snapshot {id} is now LATEST: the next start of a container on a disk that does not hold it restores it");
-                        0
-                    }
-                    Err(e) => {
-                        eprintln!("bosun: {e}");
-                        1
-                    }
-                }
-            }
-        }
     })
 }
