@@ -141,6 +141,7 @@ impl Unit {
             start_limit: StartLimit::default(),
             essential: false,
             on_demand: false,
+            schedule: None,
             singleton: false,
             instances: None,
             stop_signal: Signal::TERM,

@@ -71,6 +71,7 @@ pub mod plan;
 mod read;
 pub mod redact;
 mod render;
+pub mod schedule;
 mod schema;
 mod tree;
 mod validate;
@@ -82,6 +83,7 @@ pub use error::ConfigError;
 pub use interp::Vars;
 pub use model::*;
 pub use plan::{Plan, PlannedUnit};
+pub use schedule::{Schedule, ScheduleError};
 
 use std::path::{Path, PathBuf};
 

@@ -73,6 +73,14 @@ pub enum UnitKind {
     Task,
 }
 
+impl Unit {
+    /// Runs only when asked (`on_demand`) or when its `schedule` is due, never at
+    /// boot: it neither holds up the boot nor can be `after`.
+    pub fn on_request(&self) -> bool {
+        self.on_demand || self.schedule.is_some()
+    }
+}
+
 impl UnitKind {
     /// `"service"` or `"task"`, as in the config table name and in status output.
     pub fn as_str(self) -> &'static str {
@@ -148,6 +156,8 @@ pub struct Unit {
     /// `instances = N` (services only): run N copies, the units `NAME#1` … `NAME#N`
     /// ([`crate::instance`]); `None`: one process named `NAME`.
     pub instances: Option<u32>,
+    /// A task run by bosun's timer (`schedule`, `timezone`), never at boot.
+    pub schedule: Option<crate::Schedule>,
     /// Signal sent to the unit's process group to stop it. Default SIGTERM.
     pub stop_signal: Signal,
     /// Grace after `stop_signal` before SIGKILL. Default 10 s.

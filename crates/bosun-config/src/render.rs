@@ -153,6 +153,12 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     o.put_some("instances", &u.instances, |_, n| {
         Value::Integer(i64::from(*n))
     });
+    o.put_some("schedule", &u.schedule, |_, s| {
+        Value::String(s.expr().into())
+    });
+    o.put_some("timezone", &u.schedule, |_, s| {
+        Value::String(s.timezone().into())
+    });
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -438,6 +444,11 @@ on_demand = true
 run = "work --port 900${BOSUN_INSTANCE}"
 instances = 3
 
+[task.nightly]
+run = "nightly"
+schedule = "30 2 * * mon-fri"
+timezone = "Europe/Berlin"
+
 [service.web]
 run = ["prog", "--flag"]
 roles = ["web"]
@@ -490,6 +501,8 @@ store = "file:///var/backup"
                 keys_of("task", "update").iter().any(|k| k == key)
             } else if key == "instances" {
                 keys_of("service", "worker").iter().any(|k| k == key)
+            } else if key == "schedule" || key == "timezone" {
+                keys_of("task", "nightly").iter().any(|k| k == key)
             } else {
                 web.iter().any(|k| k == key)
             };

@@ -132,6 +132,9 @@ pub struct UnitStatus {
     /// The times of its last restarts (at most [`RESTARTS_KEPT`]), Unix ms, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_times_ms: Vec<u64>,
+    /// A scheduled task's timer (`schedule = "0 6 * * *"`): next and last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
 }
 
 /// How many restart times a unit's status keeps.
@@ -213,6 +216,28 @@ impl UnitStatus {
     pub fn settled(&self) -> bool {
         self.ready || self.state == State::Standby
     }
+}
+
+/// A scheduled task's timer, as `ctl status`, `/v1/status` and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The cron expression as written (`0 6 * * *`, `@daily`).
+    pub expr: String,
+    /// The time zone it is read in (`UTC` unless `timezone` says otherwise).
+    pub timezone: String,
+    /// When it is due next, Unix time in milliseconds (`None`: the timer is not
+    /// running: the unit is not active here, or bosun is stopping).
+    pub next_run_ms: Option<u64>,
+    /// `next_run_ms` as a local time in `timezone` (`2026-12-02 06:00 +01:00`).
+    pub next_run_local: Option<String>,
+    /// When the schedule last started it, Unix time in milliseconds.
+    pub last_run_ms: Option<u64>,
+    /// The exit code of the last scheduled run that ended (128+n for a signal,
+    /// 1 when it could not start).
+    pub last_exit_code: Option<i32>,
+    /// Runs that were due while the previous run (scheduled or `ctl run`) was
+    /// still going, and were skipped.
+    pub skipped: u64,
 }
 
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).
@@ -312,13 +337,16 @@ impl DaemonStatus {
         if let Some(step) = &self.boot_step {
             reasons.push(format!("bosun is booting: {step}"));
         }
-        // An on-demand task is fine whatever its last run did: `ctl run` reports that.
+        // An on-demand task is fine whatever its last run did: `ctl run` reports that;
+        // so is a scheduled one (its last exit code is in its schedule status).
         // A singleton in standby is fine: another container runs it.
-        for u in self
-            .units
-            .iter()
-            .filter(|u| u.active && !u.ready && !u.on_demand && u.state != State::Standby)
-        {
+        for u in self.units.iter().filter(|u| {
+            u.active
+                && !u.ready
+                && !u.on_demand
+                && u.schedule.is_none()
+                && u.state != State::Standby
+        }) {
             let mut r = format!("{}: {}", u.name, u.state);
             if !u.detail.is_empty() {
                 r.push_str(&format!(" ({})", u.detail));

@@ -112,6 +112,18 @@ pub fn render(file: &Config, plan: &Plan) -> String {
         if u.on_demand {
             let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
         }
+        if let Some(s) = &u.schedule {
+            let next = s
+                .next_after(std::time::SystemTime::now())
+                .map(|t| s.local_time(t))
+                .unwrap_or_else(|| "never".into());
+            let _ = write!(
+                line,
+                "; schedule {:?} ({}), next {next}",
+                s.expr(),
+                s.timezone()
+            );
+        }
         let _ = writeln!(out, "{line}");
     }
     if !plan.inactive.is_empty() {

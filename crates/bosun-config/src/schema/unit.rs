@@ -19,12 +19,17 @@ use super::{is_name, key_desc, names, path_seg, set, Key, Slot, Tbl, UnitLoc};
 use crate::instance::MAX_INSTANCES;
 use crate::model::*;
 use crate::read::Ctx;
+use crate::schedule::{Schedule, ScheduleError};
 use crate::tree::{Entry, Node, Val};
 
 /// A unit as it is read: the model value and where its parts are.
 struct Draft {
     unit: Unit,
     loc: UnitLoc,
+    /// `schedule` and `timezone` as read, with their positions: they become one
+    /// [`Schedule`] once both are known ([`schedule`]).
+    schedule: Option<(String, usize)>,
+    timezone: Option<(String, usize)>,
 }
 
 /// The keys of a unit table. Their order is the known-keys list of messages, the
@@ -153,7 +158,55 @@ const KEYS: &[Key<Draft>] = &[
         name: "env_files",
         read: env_files,
     },
+    Key {
+        name: "schedule",
+        read: |c, k, d| {
+            let expected = "a cron expression like \"0 6 * * *\" or \"@daily\"";
+            d.schedule = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
+        },
+    },
+    Key {
+        name: "timezone",
+        read: |c, k, d| {
+            let expected = "a time zone name like \"Europe/Berlin\"";
+            d.timezone = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
+        },
+    },
 ];
+
+/// `schedule` (and its `timezone`): a task run by bosun's own timer. Only a task
+/// can have one, `timezone` only with it, and `on_demand` is redundant beside it.
+fn schedule(ctx: &mut Ctx, d: &mut Draft) {
+    let table = format!("[{}.{}]", d.unit.kind.as_str(), path_seg(&d.unit.name));
+    let Some((expr, pos)) = d.schedule.take() else {
+        if let Some((_, pos)) = d.timezone {
+            ctx.diag.error(pos, format!("`timezone` in {table}: only a scheduled task has a time zone; add schedule = \"0 6 * * *\" or drop timezone"));
+        }
+        return;
+    };
+    if d.unit.kind == UnitKind::Service {
+        let fix = format!("make it a [task.{}]", path_seg(&d.unit.name));
+        ctx.diag.error(pos, format!("`schedule` in {table}: only a task can run on a schedule (a service runs for good); {fix}"));
+        return;
+    }
+    if d.unit.on_demand {
+        ctx.diag.error(pos, format!("`schedule` in {table}: a scheduled task runs on its schedule and on `bosun ctl run` already; drop on_demand = true"));
+        return;
+    }
+    let tz = d.timezone.as_ref().map(|(t, _)| t.as_str());
+    match Schedule::new(&expr, tz) {
+        Ok(s) => d.unit.schedule = Some(s),
+        Err(e @ ScheduleError::TimeZone { .. }) => {
+            let at = d.timezone.as_ref().map_or(pos, |(_, p)| *p);
+            ctx.diag.error(at, format!("`timezone` in {table}: {e}"));
+        }
+        Err(e) => ctx.diag.error(pos, format!("`schedule` in {table}: {e}")),
+    }
+}
 
 /// `instances = N`: a service run as N copies (1 ..= [`MAX_INSTANCES`]).
 fn instances(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
@@ -224,6 +277,8 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
             backup: None,
             instances: None,
         },
+        schedule: None,
+        timezone: None,
     };
     let path = format!("{}.{}", kind.as_str(), path_seg(name));
     let example = "{ run = [\"prog\"] }";
@@ -252,6 +307,7 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
     if d.unit.instances.is_some() {
         refuse_with_instances(ctx, &t, &d, &path);
     }
+    schedule(ctx, &mut d);
     (d.unit, d.loc)
 }
 

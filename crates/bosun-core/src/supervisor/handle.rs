@@ -308,7 +308,7 @@ impl Handle {
         Ok(names)
     }
 
-    /// Starts on-demand task `name` once; [`Run::wait`] waits for it to end. Two
+    /// Starts on-demand (or scheduled) task `name` once; [`Run::wait`] waits for it to end. Two
     /// runs of one task never overlap: the second is refused. Every refusal
     /// (not on demand, already running, booting, stopping) comes from here,
     /// before anything runs. The output reaches whoever follows the unit's log
@@ -318,7 +318,7 @@ impl Handle {
         let u = units
             .get(name)
             .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
-        if !u.config.on_demand {
+        if !u.config.on_request() {
             return Err(ActError::NotOnDemand(name.to_string()));
         }
         let slot = RunSlot::take(&self.shared, name)?;

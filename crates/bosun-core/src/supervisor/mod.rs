@@ -18,7 +18,7 @@ use crate::lease::Permits;
 use crate::output::UnitLog;
 use crate::reaper::Reaper;
 use crate::signals::{Sig, Signals};
-use crate::status::{now_ms, BackupInfo, Phase, State, UnitStatus};
+use crate::status::{now_ms, BackupInfo, Phase, ScheduleStatus, State, UnitStatus};
 use crate::unit::{Runner, RunnerEnv, UnitCmd, UnitHandle};
 
 mod handle;
@@ -26,6 +26,7 @@ mod reload;
 mod rolling;
 mod scale;
 mod stop;
+mod timer;
 
 pub use handle::{ActError, Action, Handle, Run, RunOutcome};
 pub use reload::ReloadError;
@@ -130,6 +131,8 @@ pub struct Supervisor {
     notify_dir: PathBuf,
     /// The singletons' permits (from the fleet), by unit name.
     permits: Permits,
+    /// The scheduled tasks' timers.
+    timers: timer::Timers,
 }
 
 /// The status of a unit that has no process yet.
@@ -149,6 +152,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         last_exit: None,
         detail: if active && unit.on_demand {
             format!("on demand: bosun ctl run {}", unit.name)
+        } else if let (true, Some(s)) = (active, &unit.schedule) {
+            format!("scheduled: {} ({})", s.expr(), s.timezone())
         } else if active {
             String::new()
         } else {
@@ -167,6 +172,11 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         instance: bosun_config::instance::split(&unit.name).map(|(_, i)| i),
         timeline: Default::default(),
         restart_times_ms: Vec::new(),
+        schedule: unit.schedule.as_ref().map(|s| ScheduleStatus {
+            expr: s.expr().to_string(),
+            timezone: s.timezone().to_string(),
+            ..ScheduleStatus::default()
+        }),
     }
 }
 
@@ -218,6 +228,7 @@ impl Supervisor {
             hooks,
             notify_dir,
             permits: Permits::new(),
+            timers: timer::Timers::default(),
         };
         let runtime = config.instantiated(&sup.scale);
         let (units, runners) = sup.build_units(&runtime, plan, None, &Default::default());
@@ -278,12 +289,14 @@ impl Supervisor {
                             (s.restarts, s.last_exit, s.last_backup.clone());
                         let times = std::mem::take(&mut s.restart_times_ms);
                         let timeline = std::mem::take(&mut s.timeline);
+                        let old_schedule = s.schedule.take();
                         *s = fresh;
                         s.restarts = restarts;
                         s.last_exit = last_exit;
                         s.last_backup = last_backup;
                         s.restart_times_ms = times;
                         s.timeline = timeline;
+                        timer::keep_history(&mut s.schedule, old_schedule);
                     });
                     prev.status.clone()
                 }
@@ -415,12 +428,13 @@ impl Supervisor {
             tokio::spawn(runner.run());
         }
         let units = self.handle.units();
-        // On-demand tasks wait for `ctl run`.
-        for u in units.list.iter().filter(|u| !u.config.on_demand) {
+        // On-demand tasks wait for `ctl run`, scheduled ones for their timer.
+        for u in units.list.iter().filter(|u| !u.config.on_request()) {
             if let Some(cmd) = &u.cmd {
                 let _ = cmd.send(UnitCmd::Start(None));
             }
         }
+        self.timers.sync(&self.handle, &self.permits);
         tracing::info!(
             "booting roles {:?}: {} active units in {} start waves",
             units.plan.roles_expr,
@@ -471,11 +485,11 @@ impl Supervisor {
         let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        // On-demand tasks neither hold up the boot nor fail it.
+        // On-demand and scheduled tasks neither hold up the boot nor fail it.
         for u in units
             .list
             .iter()
-            .filter(|u| u.is_active() && !u.config.on_demand)
+            .filter(|u| u.is_active() && !u.config.on_request())
         {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {

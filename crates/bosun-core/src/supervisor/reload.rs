@@ -226,10 +226,14 @@ impl Supervisor {
         }
         while stops.join_next().await.is_some() {}
         let (units, runners) = self.build_units(&runtime, plan, Some(&old), &keep);
+        // On-demand and scheduled tasks are not run by a reload: `ctl run` and
+        // their timers do that.
         let starts: Vec<_> = added
             .iter()
             .chain(&changed)
-            .filter_map(|n| units.get(n).and_then(|u| u.cmd.clone()))
+            .filter_map(|n| units.get(n))
+            .filter(|u| !u.config.on_request())
+            .filter_map(|u| u.cmd.clone())
             .collect();
         *self
             .handle
@@ -244,6 +248,7 @@ impl Supervisor {
         for cmd in starts {
             let _ = cmd.send(UnitCmd::Start(None));
         }
+        self.timers.sync(&self.handle, &self.permits);
         self.config = config;
         self.scale = scale;
         Ok(Applied {

@@ -103,6 +103,7 @@ impl Supervisor {
         let booted = *shared.phase.borrow() == Phase::Running;
         shared.phase.send_replace(Phase::Stopping);
         shared.abort_background();
+        self.timers.abort_all();
         let budget = self.config.bosun.stop_budget;
         let began = Instant::now();
         let ctx = StopContext {

@@ -335,6 +335,14 @@ impl Runner {
                     }
                     continue;
                 }
+                Outcome::Revoked if self.unit.schedule.is_some() => {
+                    // This run is over; the next is the schedule's, where the lease is.
+                    self.set_state(
+                        State::Stopped,
+                        "singleton: lease lost during the run; stopped",
+                    );
+                    return;
+                }
                 Outcome::Revoked => {
                     tracing::info!(unit = %self.unit.name, "singleton stopped: its lease is no longer held here");
                     continue;
@@ -551,6 +559,17 @@ impl Runner {
                 self.term = Some(term);
                 self.set(|s| s.lease_term = Some(term));
                 return true;
+            }
+            if self.unit.schedule.is_some() {
+                // A scheduled run does not wait for the lease: the holder runs it.
+                let detail = format!("not run here: {}", permit.detail());
+                self.set(|s| {
+                    s.state = State::Stopped;
+                    s.ready = false;
+                    s.lease_term = None;
+                    s.detail = detail;
+                });
+                return false;
             }
             if shown.as_ref() != Some(&permit) {
                 let detail = permit.detail();
