@@ -234,14 +234,18 @@ struct Peer {
 
 impl Peer {
     fn start(name: &str, pg: &Pg, shared: &Path) -> Peer {
-        let scratch = Scratch::new();
+        Peer::start_with(name, pg, shared, "")
+    }
+
+    /// The peer's config with `extra` (more units) appended.
+    fn config(name: &str, pg: &Pg, shared: &Path, lease_ttl: &str, extra: &str) -> String {
         let log = shared.join("cron.log");
-        let body = format!(
+        format!(
             r#"
 [fleet]
 database = "{url}"
 name = "{name}"
-lease_ttl = "5s"
+lease_ttl = "{lease_ttl}"
 renew_every = "500ms"
 
 [service.web]
@@ -260,10 +264,17 @@ stop_timeout = "1s"
 on_demand = true
 run = "echo hello from $PEER"
 env = {{ PEER = "{name}" }}
+{extra}
 "#,
             url = pg.url(),
             log = log.display(),
-        );
+        )
+    }
+
+    /// A peer with more units (`extra`) than the standard web, cron and hello.
+    fn start_with(name: &str, pg: &Pg, shared: &Path, extra: &str) -> Peer {
+        let scratch = Scratch::new();
+        let body = Peer::config(name, pg, shared, "5s", extra);
         let config = scratch.config("", &body);
         let bosun = Pid1::run(&scratch, &config, &[]);
         Peer {
@@ -624,4 +635,137 @@ fn the_database_down_stops_only_the_singleton_and_it_comes_back() {
         assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
     }
     assert_no_overlap(&log, &[]);
+}
+
+/// The state column of `ctl status UNIT`.
+fn unit_state(p: &Peer, unit: &str) -> String {
+    let (_, out, _) = p.ctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v["units"]
+        .as_array()
+        .and_then(|us| us.iter().find(|u| u["name"] == unit))
+        .and_then(|u| u["state"].as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// `after = ["cron"]` where cron is a singleton: on the peer where cron is in
+/// standby the dependent starts anyway (it used to wait for a lease another peer
+/// holds, forever), and both peers are healthy.
+#[test]
+fn a_unit_after_a_singleton_in_standby_starts() {
+    const T: Duration = Duration::from_secs(60);
+    let pg = Pg::start();
+    let shared = Scratch::new();
+    let log = shared.path("cron.log");
+    let extra = r#"
+[service.reporter]
+after = ["cron"]
+run = "exec sleep 300"
+start_secs = "100ms"
+stop_timeout = "1s"
+"#;
+    let peers: Vec<Peer> = ["dep-a", "dep-b"]
+        .iter()
+        .map(|n| Peer::start_with(n, &pg, shared.dir.path(), extra))
+        .collect();
+    assert!(eventually(T, || starts(&log).len() == 1), "no holder");
+    let holder = starts(&log)[0].0.clone();
+    for p in &peers {
+        let healthy = eventually(T, || p.ctl(&["health"]).0 == 0);
+        assert!(
+            healthy,
+            "{} (holder {holder}) never healthy: {:?}",
+            p.name,
+            p.ctl(&["status"])
+        );
+        assert_eq!(unit_state(p, "reporter"), "ready", "{}", p.name);
+    }
+    let standby = peers
+        .iter()
+        .find(|p| p.name != holder)
+        .expect("a standby peer");
+    assert_eq!(unit_state(standby, "cron"), "standby");
+    for mut p in peers {
+        p.bosun.signal(SIGTERM);
+        assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
+    }
+}
+
+/// `ctl reload` with a changed `[fleet]` (or a changed singleton) is refused, says a
+/// restart is needed, names no password, and changes nothing; other changes still
+/// reload.
+#[test]
+fn reload_refuses_a_changed_fleet_and_says_to_restart() {
+    const T: Duration = Duration::from_secs(60);
+    let pg = Pg::start();
+    let shared = Scratch::new();
+    let p = Peer::start("reload-a", &pg, shared.dir.path());
+    assert!(
+        eventually(T, || p.ctl(&["health"]).0 == 0),
+        "{}",
+        p.bosun.output()
+    );
+    let web_pid = || p.ctl(&["status", "--json"]).1;
+    let pid = |out: String| {
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["units"]
+            .as_array()
+            .and_then(|us| us.iter().find(|u| u["name"] == "web"))
+            .and_then(|u| u["pid"].as_i64())
+    };
+    let before = pid(web_pid());
+    assert!(before.is_some());
+    let write = |lease_ttl: &str, extra: &str| {
+        p.scratch.config(
+            "",
+            &Peer::config(&p.name, &pg, shared.dir.path(), lease_ttl, extra),
+        );
+    };
+
+    // [fleet] lease_ttl 5s -> 6s.
+    write("6s", "");
+    let (code, out, err) = p.ctl(&["reload"]);
+    let said = format!("{out}{err}");
+    assert_ne!(code, 0, "{said}");
+    assert!(
+        said.contains("[fleet]") && said.contains("restart"),
+        "{said}"
+    );
+    assert!(!said.contains(PG_PASSWORD), "{said}");
+
+    // A new singleton under the same [fleet].
+    let new_singleton = r#"
+[service.second]
+singleton = true
+run = "exec sleep 300"
+stop_timeout = "1s"
+"#;
+    write("5s", new_singleton);
+    let (code, out, err) = p.ctl(&["reload"]);
+    let said = format!("{out}{err}");
+    assert_ne!(code, 0, "{said}");
+    assert!(
+        said.contains("singleton") && said.contains("restart"),
+        "{said}"
+    );
+    assert_eq!(
+        unit_state(&p, "second"),
+        "?",
+        "a refused reload added a unit"
+    );
+    assert_eq!(pid(web_pid()), before, "a refused reload touched web");
+
+    // Anything else still reloads.
+    write(
+        "5s",
+        "[service.plain]\nrun = \"exec sleep 300\"\nstart_secs = \"100ms\"\n",
+    );
+    let (code, out, err) = p.ctl(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(eventually(T, || unit_state(&p, "plain") == "ready"));
+    assert_eq!(pid(web_pid()), before);
+    let mut p = p;
+    p.bosun.signal(SIGTERM);
+    assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
 }

@@ -59,4 +59,8 @@ if [ "${BOSUN_SKIP_E2E:-0}" != 1 ]; then
   log "e2e: docker/example under podman (tests/e2e/podman.sh)"
   cargo build -q -p bosun
   BOSUN_BIN="$PWD/target/debug/bosun" tests/e2e/podman.sh
+  # The same image as a fleet: sql:redis + two web:worker:cron containers (cron a
+  # singleton), ctl fleet, ctl fleet run, failover on podman stop (~1 min).
+  log "e2e: docker/example as a fleet under podman (tests/e2e/fleet.sh)"
+  BOSUN_BIN="$PWD/target/debug/bosun" tests/e2e/fleet.sh
 fi

@@ -5,7 +5,8 @@
 #
 #   tests/support/install.sh tests    cargo test: PostgreSQL 15, supervisor, util-linux
 #                                     (unshare, setpriv, runuser), procps, curl, python3
-#                                     with prometheus_client, Chromium, and Garage (S3)
+#                                     with prometheus_client, Chromium, Garage (S3), and
+#                                     PyPI kubernetes-validate in a venv (tests/k8s.rs)
 #   tests/support/install.sh e2e      tests/e2e/podman.sh: netavark + aardvark-dns, then
 #                                     podman, runc, conmon, debootstrap, iptables,
 #                                     slirp4netns; and podman's network backend is netavark
@@ -71,6 +72,32 @@ tests_part() {
             die "python3 ($(command -v python3)) cannot import prometheus_client: pip install prometheus_client"
     fi
     garage_part
+    k8s_part
+}
+
+# PyPI kubernetes-validate (the Kubernetes JSON schemas, and PyYAML) for tests/k8s.rs,
+# in a venv of its own under the cache dir: Debian 12's python3 is "externally managed"
+# (PEP 668), so `pip install` outside a venv needs --break-system-packages and would mix
+# PyPI packages into the system's; a venv needs no root, is removed with one rm -rf, and
+# pins the version. Debian's python3 has no ensurepip without python3-venv.
+K8S_VALIDATE_VERSION=1.37.0
+k8s_part() {
+    local venv=${BOSUN_K8S_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/bosun/kubernetes-validate}
+    if [[ $("$venv/bin/kubernetes-validate" --version 2>/dev/null) == "$K8S_VALIDATE_VERSION" ]]; then
+        return 0
+    fi
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    say "pip install kubernetes-validate==$K8S_VALIDATE_VERSION into $venv"
+    rm -rf "$venv"
+    local out
+    out=$(mktemp /tmp/bosun-install.XXXXXX)
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check \
+        "kubernetes-validate==$K8S_VALIDATE_VERSION"; } </dev/null >"$out" 2>&1; then
+        tail -n 20 "$out" >&2
+        rm -f "$out"
+        die "could not install kubernetes-validate into $venv (above; it needs PyPI): python3 -m venv $venv && $venv/bin/pip install kubernetes-validate==$K8S_VALIDATE_VERSION"
+    fi
+    rm -f "$out"
 }
 
 # The PIDs of running `cargo install ... garage...` processes (read only: nothing is

@@ -123,6 +123,16 @@ pub struct UnitStatus {
     pub instance: Option<u32>,
 }
 
+impl UnitStatus {
+    /// Whether units `after` this one may start: it is ready, or it is a singleton in
+    /// `standby`. A standby singleton runs in another container (or will run here
+    /// once the lease says so); waiting for it would hold its dependents for as long
+    /// as another container keeps the lease, which may be forever.
+    pub fn settled(&self) -> bool {
+        self.ready || self.state == State::Standby
+    }
+}
+
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupInfo {

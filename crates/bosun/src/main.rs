@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod ctl;
 mod fleet;
+mod import;
 mod keeper;
 mod logging;
 mod protocol;
@@ -43,6 +44,9 @@ enum Cmd {
     },
     /// Talk to a running bosun.
     Ctl(ctl::CtlArgs),
+    /// Translate another supervisor's config into bosun.toml.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Snapshots in the configured store, without a running bosun.
     Snapshot {
         /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         Cmd::Run { config } => exit(run(config_path(config))),
         Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
         Cmd::Ctl(args) => exit(ctl::main(args)),
+        Cmd::Import(cmd) => exit(import::main(cmd)),
         Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),
     }
 }

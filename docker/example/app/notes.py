@@ -145,6 +145,9 @@ CREATE TABLE IF NOT EXISTS ticks (
 
 def migrate():
     with cursor() as cur:
+        # Several app containers boot at once: CREATE TABLE IF NOT EXISTS is not safe
+        # against itself (two of them race on pg_type), so they take turns.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('notes migrate'))")
         cur.execute(SCHEMA)
     log("migrate: schema is up to date")
     return 0

@@ -463,7 +463,7 @@ impl Supervisor {
                 )));
             }
             // A singleton held elsewhere neither holds up the boot nor fails it.
-            all_ready &= s.ready || s.state == State::Standby;
+            all_ready &= s.settled();
         }
         if booting && all_ready {
             shared.phase.send_replace(Phase::Running);

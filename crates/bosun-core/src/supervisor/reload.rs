@@ -74,6 +74,43 @@ pub enum ReloadError {
         /// Why not (an unknown role, a dependency cycle).
         reason: String,
     },
+    /// The change is one the running fleet cannot take: `[fleet]` itself, or which
+    /// units are singletons (the fleet contends for the set it started with).
+    #[error("{}: {what} changed; the fleet applies it only at a start: restart the container (nothing changed)", path.display())]
+    NeedsRestart {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// What changed, in words, naming the keys.
+        what: String,
+    },
+}
+
+/// What of the fleet's part of the config a reload from `old` to `new` would change:
+/// `[fleet]` (compared whole; the message names no value, the database URL holds a
+/// password) or the active singletons with their `stop_timeout`s (the lease timing
+/// was checked against them). `None` when neither changed.
+fn fleet_change(
+    old: &bosun_config::Config,
+    new: &bosun_config::Config,
+    old_plan: &Plan,
+    new_plan: &Plan,
+) -> Option<String> {
+    if old.fleet != new.fleet {
+        return Some("[fleet]".to_string());
+    }
+    let singletons = |c: &bosun_config::Config, p: &Plan| -> Vec<(String, Duration)> {
+        p.units
+            .iter()
+            .filter_map(|u| c.units.get(&u.name))
+            .filter(|u| u.singleton)
+            .map(|u| (u.name.clone(), u.stop_timeout))
+            .collect()
+    };
+    let fleet_on = new.fleet.as_ref().is_some_and(|f| f.enabled());
+    if fleet_on && singletons(old, old_plan) != singletons(new, new_plan) {
+        return Some("the singleton units (singleton = true, or their stop_timeout)".to_string());
+    }
+    None
 }
 
 fn lines(errors: &[ConfigError]) -> String {
@@ -113,6 +150,18 @@ impl Supervisor {
                 "reload: control_socket and http_listen changes apply at the next start"
             );
         }
+        // Refused before anything changes: the fleet contends for the singletons it
+        // started with, under lease timing validated against them.
+        let old = self.handle.units();
+        if let Ok(plan) = Plan::new(&config.instantiated(&scale), &old.plan.roles_expr) {
+            if let Some(what) = fleet_change(&self.config, &config, &old.plan, &plan) {
+                return Err(ReloadError::NeedsRestart {
+                    path: source.clone(),
+                    what,
+                });
+            }
+        }
+        drop(old);
         let a = self
             .apply(config, scale)
             .await

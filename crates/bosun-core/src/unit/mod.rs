@@ -375,8 +375,8 @@ impl Runner {
         }
     }
 
-    /// Waits until every dependency is ready (service) or done (task).
-    /// False when a stop came first.
+    /// Waits until every dependency is ready (service) or done (task), or is a
+    /// singleton in standby ([`UnitStatus::settled`]). False when a stop came first.
     async fn wait_deps(&mut self) -> bool {
         loop {
             let pending: Vec<String> = self
@@ -384,7 +384,7 @@ impl Runner {
                 .deps
                 .iter()
                 // A dependency whose unit is gone (an instance scaled away) holds nothing up.
-                .filter(|d| !d.borrow().ready && d.has_changed().is_ok())
+                .filter(|d| !d.borrow().settled() && d.has_changed().is_ok())
                 .map(|d| d.borrow().name.clone())
                 .collect();
             if pending.is_empty() {

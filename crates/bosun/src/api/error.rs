@@ -80,7 +80,10 @@ impl ApiError {
             ApiError::Reload(ReloadError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
             // Booting: 409 as before (bosun answered, the answer is "not now").
             ApiError::Reload(
-                ReloadError::Booting { .. } | ReloadError::Invalid(_) | ReloadError::Plan { .. },
+                ReloadError::Booting { .. }
+                | ReloadError::Invalid(_)
+                | ReloadError::Plan { .. }
+                | ReloadError::NeedsRestart { .. },
             ) => StatusCode::CONFLICT,
             ApiError::Scale(ScaleError::NoSuchUnit(_)) => StatusCode::NOT_FOUND,
             ApiError::Scale(ScaleError::NotInstanced(_) | ScaleError::Count { .. }) => {
