@@ -5,12 +5,11 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::fleetdb::{Pg, PG_PASSWORD};
 use common::{bosun, bosun_bin, eventually, Pid1, Scratch, SIGKILL, SIGTERM};
 
 /// A fleet config with one singleton whose `stop_timeout` is `stop`.
@@ -95,135 +94,6 @@ name = "web-1"
 }
 
 // ---- a real fleet ----------------------------------------------------------
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-const PG_PASSWORD: &str = "fleet-wiring-pw-91c2";
-
-/// A PostgreSQL 15 on 127.0.0.1 (SCRAM password over TCP), run as `postgres`.
-struct Pg {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-fn postgres_user() -> Option<(u32, u32)> {
-    let line = fs::read_to_string("/etc/passwd")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("postgres:"))?
-        .to_string();
-    let f: Vec<&str> = line.split(':').collect();
-    Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
-}
-
-fn pg_command(bin: &str) -> Command {
-    let mut cmd = Command::new(format!("{PG_BIN}/{bin}"));
-    let (uid, gid) = postgres_user().expect("a postgres user (apt-get install postgresql)");
-    cmd.uid(uid).gid(gid);
-    cmd
-}
-
-impl Pg {
-    fn start() -> Pg {
-        assert!(
-            Path::new(&format!("{PG_BIN}/postgres")).exists(),
-            "PostgreSQL 15 is not installed (apt-get install postgresql); tests/run.sh installs it"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("bosun-fleet-pg-")
-            .tempdir()
-            .expect("tempdir");
-        let d = dir.path().to_str().expect("utf8").to_string();
-        fs::write(dir.path().join("pw"), PG_PASSWORD).expect("pwfile");
-        let st = Command::new("chown")
-            .args(["-R", "postgres:postgres", &d])
-            .status()
-            .expect("chown");
-        assert!(st.success());
-        let st = pg_command("initdb")
-            .args(["-D", &format!("{d}/data"), "-U", "postgres", "--no-sync"])
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .args(["--pwfile", &format!("{d}/pw")])
-            .stdout(Stdio::null())
-            .status()
-            .expect("initdb");
-        assert!(st.success(), "initdb failed");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Pg::launch(dir.path(), port);
-        let pg = Pg {
-            dir,
-            port,
-            child: Some(child),
-        };
-        pg.wait_ready();
-        pg
-    }
-
-    fn launch(dir: &Path, port: u16) -> Child {
-        let d = dir.to_str().expect("utf8");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("postgres.log"))
-            .expect("log");
-        pg_command("postgres")
-            .args(["-D", &format!("{d}/data"), "-p", &port.to_string(), "-k", d])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("postgres")
-    }
-
-    fn wait_ready(&self) {
-        let d = self.dir.path().to_str().expect("utf8");
-        let ready = eventually(Duration::from_secs(30), || {
-            Command::new(format!("{PG_BIN}/pg_isready"))
-                .args(["-q", "-h", d, "-p", &self.port.to_string()])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        });
-        assert!(ready, "postgres did not start: {}", self.log());
-    }
-
-    /// Immediate shutdown (SIGQUIT), waited for.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    /// Back on the same port and data.
-    fn restart(&mut self) {
-        self.stop();
-        self.child = Some(Pg::launch(self.dir.path(), self.port));
-        self.wait_ready();
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
-            self.port
-        )
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// One bosun of the fleet.
 struct Peer {

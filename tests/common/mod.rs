@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fleetdb;
+
 /// The bosun binary under test.
 pub fn bosun_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bosun"))
@@ -63,11 +65,56 @@ pub struct Pid1 {
 impl Pid1 {
     /// `bosun ARGS...` as PID 1, with extra env.
     pub fn start(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Pid1 {
+        Pid1::spawn(scratch, &[], None, args, env)
+    }
+
+    /// Like [`Pid1::start`], with `unshare` run by `prefix` (which must exec it, not
+    /// fork: e.g. `nsenter --net=/run/netns/NS`), so bosun can live in another
+    /// network namespace.
+    pub fn start_in(
+        scratch: &Scratch,
+        prefix: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Pid1 {
+        Pid1::spawn(scratch, prefix, None, args, env)
+    }
+
+    /// `bosun run -c CONFIG` as PID 1 with its own hostname (a UTS namespace too):
+    /// another container, as far as snapshot ids and writer markers go.
+    pub fn run_as_host(
+        scratch: &Scratch,
+        config: &Path,
+        hostname: &str,
+        env: &[(&str, &str)],
+    ) -> Pid1 {
+        let args = ["run", "-c", config.to_str().expect("utf8 path")];
+        Pid1::spawn(scratch, &[], Some(hostname), &args, env)
+    }
+
+    fn spawn(
+        scratch: &Scratch,
+        prefix: &[&str],
+        hostname: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Pid1 {
         let stdout_path = scratch.path("bosun.stdout");
         let stderr_path = scratch.path("bosun.stderr");
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(bosun_bin())
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("unshare");
+                c
+            }
+            None => Command::new("unshare"),
+        };
+        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if let Some(h) = hostname {
+            // sh sets the hostname, then execs bosun: bosun is still PID 1.
+            cmd.args(["--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"", h]);
+        }
+        cmd.arg(bosun_bin())
             .args(args)
             .env("BOSUN_LOG", "debug")
             .stdin(Stdio::null())

@@ -38,11 +38,14 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             source: PathBuf::new(),
+            files: Vec::new(),
+            sources: Vec::new(),
             bosun: Settings::default(),
             roles: IndexMap::new(),
             units: IndexMap::new(),
             snapshot: None,
             fleet: None,
+            hooks: None,
             warnings: Vec::new(),
             secrets: Default::default(),
         }
@@ -148,6 +151,7 @@ impl Unit {
             umask: None,
             env: IndexMap::new(),
             env_file: None,
+            env_files: IndexMap::new(),
             output: Output::Prefix,
             log_file: None,
             health: None,
@@ -192,15 +196,23 @@ impl UnitBackup {
 }
 
 impl SnapshotConfig {
-    /// `[snapshot]` before its keys are read: no store yet, `us-east-1`, 14
-    /// daily snapshots kept, no daily time, no paths.
+    /// `[snapshot]` before its keys are read: no store yet, `us-east-1`, 7 regular
+    /// and 14 daily snapshots kept, no daily time, no paths, no encryption, writer
+    /// markers stale after 30 min.
     pub(crate) fn unread() -> SnapshotConfig {
         SnapshotConfig {
             store: String::new(),
             create_store: false,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
+            keep_last: 7,
             keep_daily: 14,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            encrypt_to: Vec::new(),
+            identity_file: None,
+            verify_after_commit: false,
+            writer_stale_after: Duration::from_secs(30 * 60),
             daily_at: None,
             paths: IndexMap::new(),
         }

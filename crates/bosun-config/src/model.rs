@@ -9,8 +9,15 @@ use indexmap::IndexMap;
 /// A whole, validated `bosun.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The file this configuration was read from (used in messages).
+    /// The file this configuration was read from (used in messages); the first
+    /// one when there are several.
     pub source: PathBuf,
+    /// The files named on the command line (`-c base.toml -c site.toml`, or
+    /// `$BOSUN_CONFIG`), in order: what a reload reads again (their `include`s
+    /// anew).
+    pub files: Vec<PathBuf>,
+    /// Every file read, in the order they were merged (the `include`d ones too).
+    pub sources: Vec<PathBuf>,
     /// The `[bosun]` table.
     pub bosun: Settings,
     /// The `[roles]` table: alias name → the roles (or aliases) it stands for.
@@ -21,6 +28,8 @@ pub struct Config {
     pub snapshot: Option<SnapshotConfig>,
     /// The `[fleet]` table, when written (its `database` may still be empty: no fleet).
     pub fleet: Option<FleetConfig>,
+    /// The `[hooks]` table, when written.
+    pub hooks: Option<HooksConfig>,
     /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
     pub warnings: Vec<String>,
     /// The secrets of the environment the config was read with (and of its
@@ -155,6 +164,10 @@ pub struct Unit {
     pub env: IndexMap<String, String>,
     /// A `KEY=VALUE` file read at each start.
     pub env_file: Option<PathBuf>,
+    /// `env_files = { NAME = "/run/secrets/x" }`: variables whose value is the
+    /// whole content of a file (one trailing newline cut), read at each start and
+    /// never shown. Distinct from `env_file` (one dotenv file of many variables).
+    pub env_files: IndexMap<String, PathBuf>,
     /// Where stdout/stderr go.
     pub output: Output,
     /// Optional per-unit log file with size rotation.
@@ -324,8 +337,26 @@ pub struct SnapshotConfig {
     pub s3_endpoint: Option<String>,
     /// S3 region. Default `us-east-1`.
     pub s3_region: String,
-    /// Daily snapshots kept. Default 14; 0 disables daily snapshots.
+    /// Regular snapshots kept (the newest N complete ones; `LATEST` always). Default 7.
+    pub keep_last: u32,
+    /// Daily series: the newest snapshot of each of the N newest days. Default 14.
+    /// `keep_daily`, `keep_weekly` and `keep_monthly` all 0 disable daily snapshots.
     pub keep_daily: u32,
+    /// Daily series: the newest snapshot of each of the N newest ISO weeks. Default 0.
+    pub keep_weekly: u32,
+    /// Daily series: the newest snapshot of each of the N newest months. Default 0.
+    pub keep_monthly: u32,
+    /// age recipients new snapshots are encrypted to: `age1…` public keys, or absolute
+    /// paths of recipients files (one `age1…` a line, `#` comments). Empty: no encryption.
+    pub encrypt_to: Vec<String>,
+    /// The age identity file (one or more `AGE-SECRET-KEY-1…` lines) restores and
+    /// verification decrypt with. Holds secrets: never shown.
+    pub identity_file: Option<PathBuf>,
+    /// Read every object of a snapshot back (sizes, checksums) right after its commit.
+    pub verify_after_commit: bool,
+    /// A writer marker on the store prefix older than this is stale (its container was
+    /// killed) and taken over. Default 30 min; the marker is refreshed every third of it.
+    pub writer_stale_after: Duration,
     /// Time of day (UTC, hour and minute) of the daily snapshot.
     pub daily_at: Option<(u8, u8)>,
     /// `[snapshot.paths]`: item name → file or directory.
@@ -355,4 +386,33 @@ impl FleetConfig {
     pub fn enabled(&self) -> bool {
         !self.database.trim().is_empty()
     }
+}
+
+/// The events `[hooks]` can run on, by name (`on_fatal` runs on `fatal`).
+pub const HOOK_EVENTS: [&str; 4] = ["fatal", "backup_failed", "boot_failed", "stop_over_budget"];
+
+/// The `[hooks]` table: what bosun runs or calls when something went wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HooksConfig {
+    /// `on_EVENT = COMMAND`, by event name ([`HOOK_EVENTS`]), in file order.
+    pub commands: IndexMap<String, Command>,
+    /// The webhook, if any.
+    pub webhook: Option<Webhook>,
+    /// Longest a hook command may run (then its process group is killed). Default 10 s.
+    pub timeout: Duration,
+}
+
+/// `[hooks.webhook]`: the event's JSON `POST`ed to an `http://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Where to `POST` (plain http; redirects are not followed).
+    pub url: String,
+    /// The event names it is called on. Default: every event.
+    pub events: Vec<String>,
+    /// A file holding a bearer token, read at each call (never logged).
+    pub token_file: Option<PathBuf>,
+    /// Further attempts after a failed one (1 s, 2 s, 4 s … apart). Default 3.
+    pub retries: u32,
+    /// Longest one attempt may take. Default 5 s.
+    pub timeout: Duration,
 }

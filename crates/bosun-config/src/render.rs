@@ -178,6 +178,14 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
         |_| Value::Boolean(u.restart_dependents),
     );
     o.put_if(!u.env.is_empty(), "env", |r| env_table(r, &u.env));
+    o.put_if(!u.env_files.is_empty(), "env_files", |r| {
+        let mut t = Out::new(r);
+        for (k, p) in &u.env_files {
+            // The path is shown, never the file's content.
+            t.put(k, path(r, p));
+        }
+        Value::Table(t.m)
+    });
     o.put_if(u.ready != d.ready, "ready", |r| ready_table(r, &u.ready));
     o.put_if(u.backoff != d.backoff, "backoff", |_| {
         backoff_table(&u.backoff)
@@ -266,6 +274,26 @@ fn fleet(red: &Redactor, f: &FleetConfig) -> Map<String, Value> {
     m
 }
 
+fn hooks(red: &Redactor, h: &HooksConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (event, cmd) in &h.commands {
+        m.insert(format!("on_{event}"), command(red, cmd));
+    }
+    m.insert("timeout".into(), dur(h.timeout));
+    if let Some(w) = &h.webhook {
+        let mut t = Map::new();
+        t.insert("url".into(), text(red, &w.url));
+        t.insert("events".into(), strings(red, &w.events));
+        if let Some(p) = &w.token_file {
+            t.insert("token_file".into(), path(red, p));
+        }
+        t.insert("retries".into(), Value::Integer(i64::from(w.retries)));
+        t.insert("timeout".into(), dur(w.timeout));
+        m.insert("webhook".into(), Value::Table(t));
+    }
+    m
+}
+
 fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("store".into(), text(red, &s.store));
@@ -276,7 +304,25 @@ fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
         m.insert("create_store".into(), Value::Boolean(true));
     }
     m.insert("s3_region".into(), text(red, &s.s3_region));
-    m.insert("keep_daily".into(), Value::Integer(i64::from(s.keep_daily)));
+    for (k, v) in [
+        ("keep_last", s.keep_last),
+        ("keep_daily", s.keep_daily),
+        ("keep_weekly", s.keep_weekly),
+        ("keep_monthly", s.keep_monthly),
+    ] {
+        m.insert(k.into(), Value::Integer(i64::from(v)));
+    }
+    if !s.encrypt_to.is_empty() {
+        let to = s.encrypt_to.iter().map(|r| text(red, r)).collect();
+        m.insert("encrypt_to".into(), Value::Array(to));
+    }
+    if let Some(p) = &s.identity_file {
+        m.insert("identity_file".into(), path(red, p));
+    }
+    if s.verify_after_commit {
+        m.insert("verify_after_commit".into(), Value::Boolean(true));
+    }
+    m.insert("writer_stale_after".into(), dur(s.writer_stale_after));
     if let Some((h, mi)) = s.daily_at {
         m.insert("daily_at".into(), Value::String(format!("{h:02}:{mi:02}")));
     }
@@ -328,6 +374,11 @@ impl Config {
         if let Some(f) = &self.fleet {
             let mut piece = Map::new();
             piece.insert("fleet".into(), Value::Table(fleet(red, f)));
+            pieces.push(piece);
+        }
+        if let Some(h) = &self.hooks {
+            let mut piece = Map::new();
+            piece.insert("hooks".into(), Value::Table(hooks(red, h)));
             pieces.push(piece);
         }
         let mut out = String::new();
@@ -407,6 +458,7 @@ cwd = "/srv"
 umask = "027"
 env = { MODE = "prod" }
 env_file = "/etc/app.env"
+env_files = { DB_PASSWORD = "/run/secrets/db_password" }
 output = "inherit"
 log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
 health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }
@@ -448,6 +500,33 @@ store = "file:///var/backup"
         }
         let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
         assert_eq!(back.units, c.units, "{out}");
+    }
+
+    /// `[hooks]` shows in `bosun check` and reads back the same.
+    #[test]
+    fn hooks_are_rendered_and_read_back() {
+        let text = r#"
+[service.web]
+run = "web"
+
+[hooks]
+on_fatal = ["/bin/page", "fatal"]
+on_boot_failed = "echo boot | logger"
+timeout = "3s"
+webhook = { url = "http://127.0.0.1:9/hook", events = ["fatal"], token_file = "/run/secrets/t", retries = 2 }
+"#;
+        let env = std::collections::HashMap::new();
+        let c = crate::parse(text, Path::new("/etc/bosun.toml"), &env).expect("valid");
+        let out = c.to_redacted_toml();
+        assert!(
+            out.contains("[hooks]") && out.contains("on_boot_failed"),
+            "{out}"
+        );
+        let back = crate::parse(&out, Path::new("/etc/bosun.toml"), &env)
+            .unwrap_or_else(|e| panic!("{e:?}\n{out}"));
+        assert_eq!(back.hooks, c.hooks);
+        let w = c.hooks.and_then(|h| h.webhook).expect("a webhook");
+        assert_eq!((w.retries, w.events), (2, vec!["fatal".to_string()]));
     }
 
     /// `[fleet]` shows in `bosun check` with its password masked, and reads back.

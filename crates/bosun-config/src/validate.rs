@@ -56,11 +56,11 @@ fn check_unit_roles(ctx: &mut Diag, located: &Located) {
     for (name, u) in &located.units {
         for (r, pos) in &u.roles {
             if let Some((apos, _)) = located.aliases.get(r) {
-                let line = ctx.line_of(*apos);
+                let line = ctx.place_of(*apos);
                 ctx.error(
                     *pos,
                     format!(
-                        "`roles` in {}: `{r}` is an alias in [roles] (line {line}); a unit names concrete roles: list the roles the alias stands for, or rename the alias",
+                        "`roles` in {}: `{r}` is an alias in [roles] ({line}); a unit names concrete roles: list the roles the alias stands for, or rename the alias",
                         unit_table(located, name)
                     ),
                 );

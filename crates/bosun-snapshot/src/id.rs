@@ -23,7 +23,8 @@ pub enum SnapshotKind {
     /// `"stop"` in `/v1/snapshots` (the API contract); `"regular"` is read too.
     #[serde(rename = "latest", alias = "regular")]
     Regular,
-    /// Daily snapshots under `daily/`, kept `keep_daily` days by the date in their name;
+    /// Daily snapshots under `daily/`, kept by `keep_daily`/`keep_weekly`/`keep_monthly`
+    /// by the date in their name (see [`crate::plan_prune`]);
     /// committing one does not move `LATEST` (use [`crate::set_latest`] to restore one).
     Daily,
 }

@@ -9,7 +9,13 @@
 //! snapshots/<id>/MANIFEST.json    items, sizes, sha256s, versions: written after the items
 //! LATEST                          id of the newest complete snapshot: written last
 //! daily/<id>/...                  daily snapshots, same format, kept by the date in the name
+//! snapshots/<id>/VERIFIED.json    the last verification of a snapshot ([`verify_snapshot`])
+//! running/<roles>                 the writer marker: one writer per prefix ([`lifecycle`])
 //! ```
+//!
+//! Items may be encrypted with age ([`Recipients`], [`Identities`]): stored as
+//! `<item>.zst.age`, the manifest naming the recipients. Retention ([`Retention`],
+//! [`plan_prune`], [`prune`]) runs after every commit in the [`Lifecycle`].
 //!
 //! A snapshot exists once its manifest is written, and becomes the one restored at boot
 //! once `LATEST` names it. [`SnapshotWriter`] streams items into the store (compressing
@@ -28,10 +34,13 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod crypto;
 mod error;
 mod id;
 pub mod lifecycle;
 mod manifest;
+pub mod progress;
+mod prune;
 mod reader;
 mod retention;
 mod safe_fs;
@@ -41,19 +50,24 @@ mod tarball;
 /// The one civil-date routine of bosun (UTC, no time zone database).
 pub mod time;
 mod unpack;
+mod verify;
 mod writer;
 
+pub use crypto::{Identities, Recipients, AGE_X25519};
 pub use error::{Error, IntegrityError, Result};
 pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
 pub use lifecycle::{DataCommands, Lifecycle};
-pub use manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+pub use manifest::{ItemEncryption, ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+pub use prune::{plan_prune, PrunePlan, Retention};
 pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
 pub use retention::{
-    delete_snapshot, gc_incomplete, list_snapshots, prune_daily, prune_snapshots, set_latest,
-    SnapshotInfo,
+    delete_snapshot, gc_incomplete, list_snapshots, prune, set_latest, SnapshotInfo,
 };
 pub use store::{
     create_file_store, open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store,
 };
 pub use tarball::RestoreOutcome;
+pub use verify::{
+    last_verified, verify_snapshot, Depth, ItemCheck, Verification, VerifyProgress, VERIFIED_NAME,
+};
 pub use writer::{SnapshotWriter, BOSUN_VERSION};

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use crate::id::{check_item_name, SnapshotId, SnapshotKind, MANIFEST_NAME};
 
-/// Version of the manifest format.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// Newest version of the manifest format this bosun reads. 2 adds encrypted items; a
+/// snapshot without any is still written as format 1, which older bosuns read.
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// How an item's raw bytes are to be understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +37,21 @@ pub struct ManifestItem {
     pub stored_size: u64,
     /// sha256 (hex) of the raw bytes.
     pub sha256_raw: String,
-    /// sha256 (hex) of the stored bytes.
+    /// sha256 (hex) of the stored bytes (the ciphertext when encrypted: checkable
+    /// without a key).
     pub sha256_stored: String,
+    /// How the stored bytes are encrypted; absent: they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ItemEncryption>,
+}
+
+/// An encrypted item: to whom (public keys only, never an identity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemEncryption {
+    /// `age-x25519`.
+    pub scheme: String,
+    /// The recipients' public keys (`age1…`): any of their identities decrypts it.
+    pub recipients: Vec<String>,
 }
 
 /// `MANIFEST.json`: written after every item, before `LATEST`.
@@ -67,6 +81,11 @@ impl Manifest {
     /// The item with that name.
     pub fn item(&self, name: &str) -> Option<&ManifestItem> {
         self.items.iter().find(|i| i.name == name)
+    }
+
+    /// Whether any item is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.items.iter().any(|i| i.encryption.is_some())
     }
 
     /// Total stored size of its items.
@@ -99,7 +118,22 @@ impl Manifest {
             if item.name == MANIFEST_NAME || !seen.insert(item.name.as_str()) {
                 return Err(bad("twice (or named like the manifest)"));
             }
-            let object = item.kind.object_name(&item.name);
+            let mut object = item.kind.object_name(&item.name);
+            if let Some(enc) = &item.encryption {
+                object.push_str(".age");
+                let keys_ok = !enc.recipients.is_empty()
+                    && enc
+                        .recipients
+                        .iter()
+                        .all(|r| r.starts_with("age1") && r.len() < 200);
+                if enc.scheme != crate::crypto::AGE_X25519 || !keys_ok {
+                    return Err(bad(&format!(
+                        "encrypted with {:?} to {} recipient(s) this bosun cannot use",
+                        enc.scheme,
+                        enc.recipients.len()
+                    )));
+                }
+            }
             if item.object != object {
                 return Err(bad(&format!(
                     "stored as {:?} instead of {object:?}",

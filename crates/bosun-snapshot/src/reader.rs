@@ -3,17 +3,19 @@
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_compression::tokio::bufread::ZstdDecoder;
 use tokio::io::{AsyncBufRead, AsyncRead, BufReader, ReadBuf};
+use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
+use crate::crypto::Identities;
 use crate::error::{Error, IntegrityError, Result};
 use crate::id::{SnapshotId, LATEST_KEY};
 use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
-use crate::store::{ObjectReader, Store};
-use crate::stream::{Hashing, Progress};
+use crate::store::Store;
+use crate::stream::{Hashing, Progress, Tap, TapState};
 use crate::tarball::RestoreOutcome;
 use crate::unpack;
 
@@ -89,6 +91,8 @@ pub struct SnapshotReader {
     store: Arc<dyn Store>,
     id: SnapshotId,
     manifest: Manifest,
+    /// `identity_file`, for encrypted items.
+    identities: Option<Identities>,
 }
 
 impl SnapshotReader {
@@ -99,7 +103,47 @@ impl SnapshotReader {
             store,
             id,
             manifest,
+            identities: None,
         })
+    }
+
+    /// Decrypts encrypted items with `identities` (`identity_file`).
+    pub fn with_identities(mut self, identities: Option<Identities>) -> SnapshotReader {
+        self.identities = identities;
+        self
+    }
+
+    /// Fails at once, before any byte is read, when an encrypted item cannot be
+    /// decrypted with the identities at hand: none configured (naming `identity_file`),
+    /// or none of them is one the item was encrypted to (naming the file and the keys
+    /// needed). `Ok` for a snapshot without encrypted items.
+    pub fn check_keys(&self) -> Result<()> {
+        for item in &self.manifest.items {
+            self.check_item_keys(item)?;
+        }
+        Ok(())
+    }
+
+    fn check_item_keys(&self, item: &ManifestItem) -> Result<()> {
+        let Some(enc) = &item.encryption else {
+            return Ok(());
+        };
+        let to = enc.recipients.join(", ");
+        match &self.identities {
+            None => Err(Error::Refused(format!(
+                "item '{}' of snapshot {} is encrypted (to {to}): reading it needs the                  matching age identity; set identity_file in [snapshot] to the file that                  holds it. Nothing was read or changed",
+                item.name, self.id
+            ))),
+            Some(ids) if !ids.can_open(&enc.recipients) => Err(Error::Refused(format!(
+                "item '{}' of snapshot {} is encrypted to {to}, and no identity in {}                  (public keys {}) is one of those: add the identity of one of them to {}                  (it may hold several, e.g. the old key after a rotation). Nothing was                  read or changed",
+                item.name,
+                self.id,
+                ids.file().display(),
+                ids.public().join(", "),
+                ids.file().display()
+            ))),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Opens the snapshot that `LATEST` names; `Ok(None)` only when the store has no
@@ -148,8 +192,95 @@ impl SnapshotReader {
 
     async fn open_item(&self, name: &str, action: &'static str) -> Result<ItemReader> {
         let item = self.item(name)?.clone();
+        self.check_item_keys(&item)?;
         let source = self.store.get(&self.id.key(&item.object)).await?;
-        Ok(ItemReader::new(source, item, self.id.to_string(), action))
+        let (tap, stored) = Tap::new(source);
+        let compressed: Source = match (&item.encryption, &self.identities) {
+            (Some(_), Some(ids)) => {
+                let buffered = BufReader::with_capacity(READ_BUF, tap).compat();
+                let decryptor = age::Decryptor::new_async_buffered(buffered)
+                    .await
+                    .map_err(|e| self.age_error(&item, &stored, e))?;
+                let plain = decryptor
+                    .decrypt_async(ids.as_dyn())
+                    .map_err(|e| self.age_error(&item, &stored, e))?;
+                Box::pin(plain.compat())
+            }
+            _ => Box::pin(tap),
+        };
+        Ok(ItemReader::new(
+            compressed,
+            stored,
+            item,
+            self.id.to_string(),
+            action,
+        ))
+    }
+
+    /// An age header that does not open: the store failed, the key is not one it was
+    /// encrypted to, or the header is damaged.
+    fn age_error(
+        &self,
+        item: &ManifestItem,
+        stored: &Arc<Mutex<TapState>>,
+        e: age::DecryptError,
+    ) -> Error {
+        let failed = stored.lock().expect("poisoned").failed;
+        match e {
+            age::DecryptError::Io(io) if failed => Error::io(
+                format!("reading item '{}' of snapshot {}", item.name, self.id),
+                io,
+            ),
+            // The manifest names a key we hold (checked before): the header was
+            // tampered with or replaced.
+            age::DecryptError::NoMatchingKeys => Error::Integrity(IntegrityError {
+                snapshot: self.id.to_string(),
+                item: item.name.clone(),
+                detail: format!(
+                    "the age header of {} does not open with the identity the manifest names (tampered or replaced)",
+                    item.object
+                ),
+            }),
+            other => Error::Integrity(IntegrityError {
+                snapshot: self.id.to_string(),
+                item: item.name.clone(),
+                detail: format!("the age header of {} does not open ({other})", item.object),
+            }),
+        }
+    }
+
+    /// Reads an item's stored object to its end and checks its size and sha256 against
+    /// the manifest, without decrypting or decompressing it: what can be checked
+    /// without a key. Returns the stored size.
+    pub async fn verify_stored(&self, name: &str) -> Result<u64> {
+        let item = self.item(name)?.clone();
+        let source = self.store.get(&self.id.key(&item.object)).await?;
+        let mut hashing = Hashing::new(source, None);
+        let context = || format!("verifying item '{name}' of snapshot {}", self.id);
+        tokio::io::copy(&mut hashing, &mut tokio::io::sink())
+            .await
+            .map_err(|e| Error::io(context(), e))?;
+        let (size, digest) = (hashing.bytes(), hashing.digest());
+        let bad = |detail: String| {
+            Error::Integrity(IntegrityError {
+                snapshot: self.id.to_string(),
+                item: name.to_string(),
+                detail,
+            })
+        };
+        if size != item.stored_size {
+            return Err(bad(format!(
+                "stored size {size} bytes, manifest says {} (truncated or damaged object {})",
+                item.stored_size, item.object
+            )));
+        }
+        if digest != item.sha256_stored {
+            return Err(bad(format!(
+                "stored sha256 {digest}, manifest says {} (object {})",
+                item.sha256_stored, item.object
+            )));
+        }
+        Ok(size)
     }
 
     /// Reads an item to its end without keeping any of it, checking sizes and sha256s:
@@ -211,7 +342,9 @@ impl SnapshotReader {
     }
 }
 
-type Decoder = ZstdDecoder<BufReader<Hashing<ObjectReader>>>;
+/// The compressed stream of an item: the stored object, decrypted when encrypted.
+type Source = Pin<Box<dyn AsyncRead + Send>>;
+type Decoder = ZstdDecoder<BufReader<Source>>;
 
 /// An item's raw bytes, verified at end of stream (see
 /// [`SnapshotReader::item_stream`]).
@@ -219,6 +352,8 @@ pub struct ItemReader {
     /// `restoring` or `verifying`, for log lines.
     action: &'static str,
     decoder: Hashing<Decoder>,
+    /// What was read of the stored object.
+    stored: Arc<Mutex<TapState>>,
     item: ManifestItem,
     snapshot: String,
     state: State,
@@ -244,18 +379,20 @@ impl std::fmt::Debug for ItemReader {
 
 impl ItemReader {
     fn new(
-        source: ObjectReader,
+        source: Source,
+        stored: Arc<Mutex<TapState>>,
         item: ManifestItem,
         snapshot: String,
         action: &'static str,
     ) -> ItemReader {
-        let stored = Hashing::new(source, None);
-        let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, stored));
+        let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, source));
         decoder.multiple_members(true);
         let progress = Progress::new(action, &snapshot, &item.name);
+        progress.expect(item.raw_size);
         ItemReader {
             action,
             decoder: Hashing::new(decoder, Some(progress)),
+            stored,
             item,
             snapshot,
             state: State::Reading,
@@ -272,7 +409,7 @@ impl ItemReader {
         .into()
     }
 
-    fn stored(&mut self) -> &mut BufReader<Hashing<ObjectReader>> {
+    fn stored(&mut self) -> &mut BufReader<Source> {
         self.decoder.get_mut().get_mut()
     }
 
@@ -292,10 +429,19 @@ impl ItemReader {
         }
     }
 
-    /// Checks the stored bytes (size and sha256).
-    fn check_stored(&mut self) -> io::Result<()> {
-        let stored = self.decoder.get_mut().get_mut().get_mut();
-        let (size, digest) = (stored.bytes(), stored.digest());
+    /// Checks the stored bytes (size and sha256). `failure`: why reading them to their
+    /// end failed, when it did without a store failure (decryption refused them).
+    fn check_stored(&mut self, failure: Option<String>) -> io::Result<()> {
+        let (size, digest, eof) = {
+            let st = self.stored.lock().expect("poisoned");
+            (st.bytes, st.digest(), st.eof)
+        };
+        if let (Some(why), false) = (&failure, eof) {
+            return Err(self.integrity(format!(
+                "the stored bytes of {} fail to decrypt after {size} bytes (damaged or tampered): {why}",
+                self.item.object
+            )));
+        }
         if size != self.item.stored_size {
             return Err(self.integrity(format!(
                 "stored size {size} bytes, manifest says {} (truncated or damaged object {})",
@@ -346,8 +492,9 @@ impl AsyncRead for ItemReader {
                     };
                     this.state = State::Done;
                     let decode_error = this.decode_error.take();
-                    if let Err(e) = drained {
-                        let e = decode_error.unwrap_or(e);
+                    let source_failed = this.stored.lock().expect("poisoned").failed;
+                    if let (Err(e), true) = (&drained, source_failed) {
+                        let e = decode_error.as_ref().unwrap_or(e);
                         return Poll::Ready(Err(io::Error::new(
                             e.kind(),
                             format!(
@@ -357,7 +504,13 @@ impl AsyncRead for ItemReader {
                         )));
                     }
                     // Damaged stored bytes explain any decoding failure: say so first.
-                    this.check_stored()?;
+                    let failure = drained
+                        .err()
+                        .or(decode_error
+                            .as_ref()
+                            .map(|e| io::Error::new(e.kind(), e.to_string())))
+                        .map(|e| e.to_string());
+                    this.check_stored(failure)?;
                     if let Some(e) = decode_error {
                         return Poll::Ready(Err(this.integrity(format!(
                             "the stored bytes match but do not decompress: {e}"

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
+use crate::prune::{plan_prune, PrunePlan, Retention};
 use crate::reader::{latest, read_manifest};
 use crate::store::Store;
-use crate::time;
 
 /// One snapshot found in a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,62 +96,27 @@ pub async fn delete_snapshot(store: &dyn Store, id: &SnapshotId) -> Result<()> {
     Ok(())
 }
 
-/// Daily retention by the date in the name (never by mtime): keeps the daily snapshots
-/// of the last `keep_daily` UTC days counting today (`now`), deletes older ones. Always
-/// keeps the newest complete daily snapshot (so a container that was off for a month
-/// does not lose its last daily) and the one `LATEST` names. Returns the deleted ids.
-pub async fn prune_daily(
+/// Applies `policy` (see [`crate::plan_prune`]) to the store: lists both series, plans,
+/// and, unless `dry_run`, deletes what the plan removes, logging each. `protect`: ids a
+/// restore reads; `min_age`: incomplete snapshots younger than this stay (another
+/// writer may still be at work). Returns the plan (what was, or would be, removed).
+pub async fn prune(
     store: &dyn Store,
-    keep_daily: u32,
-    now: SystemTime,
-) -> Result<Vec<SnapshotId>> {
-    let today = time::unix_secs(now).div_euclid(86_400);
-    let first_kept_day = today - i64::from(keep_daily) + 1;
-    let all: Vec<SnapshotInfo> = list_snapshots(store)
-        .await?
-        .into_iter()
-        .filter(|s| s.kind == SnapshotKind::Daily)
-        .collect();
-    let newest_complete = all.iter().rev().find(|s| s.complete).map(|s| s.id.clone());
-    let mut deleted = Vec::new();
-    for s in &all {
-        if s.id.day() >= first_kept_day || s.latest || Some(&s.id) == newest_complete.as_ref() {
-            continue;
-        }
-        delete_snapshot(store, &s.id).await?;
-        deleted.push(s.id.clone());
+    policy: &Retention,
+    protect: &[SnapshotId],
+    min_age: Duration,
+    dry_run: bool,
+) -> Result<PrunePlan> {
+    let all = list_snapshots(store).await?;
+    let plan = plan_prune(&all, policy, protect, SystemTime::now(), min_age);
+    if dry_run {
+        return Ok(plan);
     }
-    Ok(deleted)
-}
-
-/// Retention of the regular series: keeps the newest `keep` complete snapshots (at least
-/// one) and the one `LATEST` names; deletes older complete ones and incomplete ones older
-/// than the newest complete one. Returns the deleted ids.
-pub async fn prune_snapshots(store: &dyn Store, keep: usize) -> Result<Vec<SnapshotId>> {
-    let all: Vec<SnapshotInfo> = list_snapshots(store)
-        .await?
-        .into_iter()
-        .filter(|s| s.kind == SnapshotKind::Regular)
-        .collect();
-    let complete: Vec<&SnapshotInfo> = all.iter().filter(|s| s.complete).collect();
-    let Some(newest) = complete.last().map(|s| s.id.clone()) else {
-        return Ok(Vec::new());
-    };
-    let kept: Vec<SnapshotId> = complete
-        .iter()
-        .rev()
-        .take(keep.max(1))
-        .map(|s| s.id.clone())
-        .collect();
-    let mut deleted = Vec::new();
-    for s in &all {
-        if s.latest || kept.contains(&s.id) || s.id > newest {
-            continue;
-        }
-        delete_snapshot(store, &s.id).await?;
-        deleted.push(s.id.clone());
+    for (id, why) in &plan.remove {
+        delete_snapshot(store, id).await?;
+        tracing::info!(snapshot = %id, "pruned snapshot {id}: {why}");
     }
-    Ok(deleted)
+    Ok(plan)
 }
 
 /// Deletes incomplete snapshots (no manifest) older than the newest complete one of the

@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     snapshot: String,
     started: Instant,
     last: Instant,
+    /// What status readers see of it (`crate::progress::active`).
+    live: crate::progress::Live,
 }
 
 impl Progress {
@@ -33,7 +35,13 @@ impl Progress {
             snapshot: snapshot.into(),
             started: now,
             last: now,
+            live: crate::progress::Live::register(action, snapshot, item),
         }
+    }
+
+    /// The item's size, when known (a restore: from the manifest).
+    pub(crate) fn expect(&self, total: u64) {
+        self.live.set_total(total);
     }
 
     fn rate(&self, bytes: u64) -> f64 {
@@ -42,6 +50,7 @@ impl Progress {
     }
 
     pub(crate) fn tick(&mut self, bytes: u64) {
+        self.live.set_done(bytes);
         if self.last.elapsed() >= PROGRESS_EVERY {
             self.last = Instant::now();
             tracing::info!(
@@ -157,6 +166,71 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
             }
             other => other,
         }
+    }
+}
+
+/// What a [`Tap`] saw: bytes, their sha256, whether the source ended or failed.
+#[derive(Default)]
+pub(crate) struct TapState {
+    hasher: Sha256,
+    /// Bytes read so far.
+    pub(crate) bytes: u64,
+    /// The source reached its end.
+    pub(crate) eof: bool,
+    /// The source itself failed (the network, the disk), not a layer above it.
+    pub(crate) failed: bool,
+}
+
+impl TapState {
+    /// The sha256 (hex) of what passed so far.
+    pub(crate) fn digest(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+}
+
+/// Like [`Hashing`], with its state shared, so it can be read from under layers
+/// (decryption) that do not hand their inner reader back.
+pub(crate) struct Tap<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<TapState>>,
+}
+
+impl<R> Tap<R> {
+    pub(crate) fn new(inner: R) -> (Tap<R>, std::sync::Arc<std::sync::Mutex<TapState>>) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TapState::default()));
+        (
+            Tap {
+                inner,
+                state: state.clone(),
+            },
+            state,
+        )
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let mut st = this.state.lock().expect("poisoned");
+        match &r {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() && buf.remaining() > 0 {
+                    st.eof = true;
+                }
+                st.hasher.update(new);
+                st.bytes += new.len() as u64;
+            }
+            Poll::Ready(Err(_)) => st.failed = true,
+            Poll::Pending => {}
+        }
+        r
     }
 }
 

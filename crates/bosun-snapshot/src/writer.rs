@@ -9,9 +9,10 @@ use async_compression::Level;
 use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
+use crate::crypto::{Encrypting, Recipients, AGE_X25519};
 use crate::error::{Error, Result};
 use crate::id::{check_item_name, SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
-use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
+use crate::manifest::{ItemEncryption, ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 use crate::store::Store;
 use crate::stream::{ChannelReader, ChannelWriter, Chunk, Hashing, Progress};
 use crate::tarball;
@@ -31,7 +32,7 @@ const READ_BUF: usize = 256 * 1024;
 /// [`commit`](SnapshotWriter::commit) has written the manifest and then `LATEST`: a writer
 /// that is aborted, dropped, or whose process dies leaves `LATEST` (and the snapshot it
 /// names) untouched. Objects of an uncommitted snapshot may remain in the store; they
-/// never become `LATEST`, and [`crate::gc_incomplete`] removes them.
+/// never become `LATEST`, and retention ([`crate::prune`]) removes them.
 #[derive(Debug)]
 pub struct SnapshotWriter {
     store: Arc<dyn Store>,
@@ -40,6 +41,36 @@ pub struct SnapshotWriter {
     started: SystemTime,
     items: Vec<ManifestItem>,
     finished: bool,
+    /// `encrypt_to`: every item is encrypted to these.
+    recipients: Option<Recipients>,
+}
+
+/// The stored bytes of an item: the compressed stream, encrypted or not.
+enum Body<R> {
+    Plain(R),
+    Age(Encrypting<R>),
+}
+
+impl<R> Body<R> {
+    fn inner_mut(&mut self) -> &mut R {
+        match self {
+            Body::Plain(r) => r,
+            Body::Age(e) => e.get_mut(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Body<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Body::Plain(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            Body::Age(e) => std::pin::Pin::new(e).poll_read(cx, buf),
+        }
+    }
 }
 
 impl SnapshotWriter {
@@ -97,7 +128,13 @@ impl SnapshotWriter {
             started,
             items: Vec::new(),
             finished: false,
+            recipients: None,
         })
+    }
+
+    /// Encrypts every item written from now on to `recipients` (age, streaming).
+    pub fn encrypt_to(&mut self, recipients: Recipients) {
+        self.recipients = Some(recipients);
     }
 
     /// The id of the snapshot being written.
@@ -187,13 +224,24 @@ impl SnapshotWriter {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let object = kind.object_name(name);
+        let mut object = kind.object_name(name);
+        let encryption = self.recipients.as_ref().map(|r| ItemEncryption {
+            scheme: AGE_X25519.into(),
+            recipients: r.names(),
+        });
+        if encryption.is_some() {
+            object.push_str(".age");
+        }
         let progress = Progress::new("backing up", &self.id.to_string(), name);
         let raw = Hashing::new(reader, Some(progress));
         let compressed =
             // Level 1: a stop has a budget; database dumps still shrink several-fold.
             ZstdEncoder::with_quality(BufReader::with_capacity(READ_BUF, raw), Level::Fastest);
-        let mut stored = Hashing::new(compressed, None);
+        let body = match &self.recipients {
+            Some(r) => Body::Age(Encrypting::new(compressed, r)?),
+            None => Body::Plain(compressed),
+        };
+        let mut stored = Hashing::new(body, None);
         let key = self.id.key(&object);
         let written = self
             .store
@@ -207,7 +255,7 @@ impl SnapshotWriter {
                 other => other,
             })?;
         let (stored_size, sha256_stored) = (stored.bytes(), stored.digest());
-        let raw = stored.get_mut().get_mut().get_mut();
+        let raw = stored.get_mut().inner_mut().get_mut().get_mut();
         let item = ManifestItem {
             name: name.to_string(),
             kind,
@@ -217,6 +265,7 @@ impl SnapshotWriter {
             stored_size,
             sha256_raw: raw.digest(),
             sha256_stored,
+            encryption,
         };
         if written != item.stored_size {
             return Err(Error::Invalid(format!(
@@ -237,7 +286,12 @@ impl SnapshotWriter {
     /// write failed, in which case the snapshot is complete but not `LATEST`).
     pub async fn commit(mut self) -> Result<Manifest> {
         let manifest = Manifest {
-            format: MANIFEST_FORMAT,
+            // Format 1 when nothing is encrypted: older bosuns read it.
+            format: if self.items.iter().any(|i| i.encryption.is_some()) {
+                MANIFEST_FORMAT
+            } else {
+                1
+            },
             id: self.id.to_string(),
             kind: self.id.kind(),
             host: self.id.host().to_string(),

@@ -52,9 +52,9 @@ async fn file_corruption_detected() {
 }
 
 #[tokio::test]
-async fn file_prune_daily_by_name() {
+async fn file_retention_by_name() {
     let (_d, s) = store();
-    prune_daily_by_name(s).await;
+    retention_by_name(s).await;
 }
 
 #[tokio::test]
@@ -218,4 +218,16 @@ async fn file_symlinked_data_dir() {
         .file_type()
         .is_symlink());
     assert_eq!(describe_tree(&volume), expected);
+}
+
+#[tokio::test]
+async fn file_encrypted_roundtrip() {
+    let (_d, s) = store();
+    encrypted_roundtrip(s, 3 * MIB + 17).await;
+}
+
+#[tokio::test]
+async fn file_verify_names_damage() {
+    let (_d, s) = store();
+    verify_names_damage(s).await;
 }

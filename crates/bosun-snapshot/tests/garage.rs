@@ -59,9 +59,9 @@ async fn garage_damaged_latest() {
 }
 
 #[tokio::test]
-async fn garage_prune_daily_by_name() {
+async fn garage_retention_by_name() {
     let g = garage_or_skip!("prune");
-    prune_daily_by_name(garage_store(&g, "prune-daily", |_| {}).await).await;
+    retention_by_name(garage_store(&g, "prune-daily", |_| {}).await).await;
 }
 
 /// A stream larger than 16 MiB with the default 8 MiB parts: a multipart upload of 3
@@ -160,4 +160,17 @@ async fn garage_cancelled_multipart_is_aborted() {
     assert!(store.list("").await.expect("list").is_empty());
     let err = store.get_small("obj-failed").await.expect_err("absent");
     assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn garage_encrypted_roundtrip() {
+    let g = garage_or_skip!("encrypted");
+    let s = garage_store(&g, "encrypted", |o| o.part_size = 5 * MIB as usize).await;
+    encrypted_roundtrip(s, 7 * MIB + 17).await;
+}
+
+#[tokio::test]
+async fn garage_verify_names_damage() {
+    let g = garage_or_skip!("verify");
+    verify_names_damage(garage_store(&g, "verify", |_| {}).await).await;
 }

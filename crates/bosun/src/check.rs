@@ -2,22 +2,24 @@
 //! active units and why, start and stop waves, the worst-case stop time against
 //! `stop_budget`, and the interpolated config with secrets redacted.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use bosun_config::{Config, Env, Plan, UnitKind};
 
-/// Runs the check; returns 0 when the config is valid, 2 when not.
-pub fn check(path: &Path, roles: Option<&str>) -> i32 {
+/// Runs the check; returns 0 when the config is valid, 2 when not. `origin`:
+/// also list where each value was set.
+pub fn check(paths: &[PathBuf], roles: Option<&str>, origin: bool) -> i32 {
     let env = Env::current();
-    let Some(config) = crate::load_config(path, &env) else {
+    let Some(config) = crate::load_config(paths, &env) else {
         return 2;
     };
+    let path = crate::shown(paths);
     let expr = match roles {
         Some(r) => r.to_string(),
         None => match config.roles_expr_checked(&env) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                eprintln!("{path}: {e}");
                 return 2;
             }
         },
@@ -27,19 +29,44 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
     let plan = match Plan::new(&runtime, &expr) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{path}: {e}");
             return 2;
         }
     };
     let fleet = crate::fleet::problems(&runtime, &plan);
     if !fleet.is_empty() {
         for e in &fleet {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{path}: {e}");
         }
         return 2;
     }
     print!("{}", render(&config, &plan));
+    if origin {
+        print!("{}", origins(&config));
+    }
     0
+}
+
+/// `bosun check --origin`: every value and the file:line:col that set it (values
+/// are not repeated here: the rendered config above shows them, redacted).
+fn origins(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\n# where each value was set\n");
+    match bosun_config::origins(&config.files) {
+        Ok(list) => {
+            let width = list.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, at) in list {
+                let _ = writeln!(out, "{key:<width$}  {at}");
+            }
+        }
+        // The files changed since they were loaded a moment ago.
+        Err(errors) => {
+            for e in errors {
+                let _ = writeln!(out, "# {e}");
+            }
+        }
+    }
+    out
 }
 
 /// The plan as text; `plan` is made for `config.instantiated` (one unit per
@@ -48,7 +75,19 @@ pub fn render(file: &Config, plan: &Plan) -> String {
     use std::fmt::Write;
     let config = &file.instantiated(&Default::default());
     let mut out = String::new();
-    let _ = writeln!(out, "config: {}", config.source.display());
+    let files: Vec<String> = config
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    match files.len() {
+        0 => {
+            let _ = writeln!(out, "config: {}", config.source.display());
+        }
+        _ => {
+            let _ = writeln!(out, "config: {}", files.join(" + "));
+        }
+    }
     let _ = writeln!(
         out,
         "roles: {} -> [{}]",
@@ -175,17 +214,57 @@ fn render_snapshot(
             config.redact(&path.display().to_string())
         );
     }
-    match (snap.keep_daily, snap.daily_at) {
-        (0, _) => {}
-        (keep, Some((h, m))) => {
-            let _ = writeln!(out, "  daily at {h:02}:{m:02} UTC, kept {keep} days");
+    let retention = crate::keeper::retention(snap);
+    match (retention.daily_off(), snap.daily_at) {
+        (true, _) => {}
+        (false, Some((h, m))) => {
+            let _ = writeln!(out, "  daily snapshot at {h:02}:{m:02} UTC");
         }
-        (_, None) => {
+        (false, None) => {
             let _ = writeln!(
                 out,
                 "  no daily snapshots: keep_daily is set but daily_at is not"
             );
         }
+    }
+    match crate::keeper::keys(snap) {
+        Ok((Some(r), ids)) => {
+            let _ = writeln!(
+                out,
+                "  encryption: age to {}; restores decrypt with {}",
+                r.names().join(", "),
+                ids.map_or("no identity_file (restoring needs one)".into(), |i| {
+                    format!("the identities in {}", i.file().display())
+                })
+            );
+        }
+        Ok((None, Some(i))) => {
+            let _ = writeln!(out, "  encryption: none for new snapshots; encrypted ones restore with the identities in {}", i.file().display());
+        }
+        Ok((None, None)) => {
+            let _ = writeln!(
+                out,
+                "  encryption: none (set encrypt_to to encrypt at rest)"
+            );
+        }
+        // A warning, not an error: keys are often mounted only at run time, after an
+        // image build ran `bosun check`; `bosun run` refuses to start without them.
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "warning: [snapshot]: {e} (bosun run refuses to start like this)"
+            );
+        }
+    }
+    if snap.verify_after_commit {
+        let _ = writeln!(
+            out,
+            "  every snapshot is read back and verified after its commit"
+        );
+    }
+    let _ = writeln!(out, "  retention (after every commit):");
+    for line in retention.describe() {
+        let _ = writeln!(out, "    {line}");
     }
     if let Some(took) = crate::keeper::last_stop_backup(&config.bosun.state_dir) {
         let _ = writeln!(out, "  last stop backup took {took:.1?}");

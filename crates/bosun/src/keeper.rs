@@ -11,16 +11,48 @@ use bosun_config::{Config, Plan, Unit};
 use bosun_core::piped::{Pipe, PipedProcess};
 use bosun_core::reaper::{Exit, Reaper};
 use bosun_core::spawn::SpawnError;
-use bosun_core::status::{now_ms, BackupInfo};
+use bosun_core::status::{now_ms, BackupInfo, DaemonStatus, TransferStatus};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
+use bosun_core::{Event, EventKind};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
-use bosun_snapshot::{DataCommands, ItemReader, Lifecycle, SnapshotKind, SnapshotWriter, Store};
+use bosun_snapshot::{
+    DataCommands, Identities, ItemReader, Lifecycle, Recipients, Retention, SnapshotKind,
+    SnapshotWriter, Store,
+};
 
 pub use bosun_snapshot::lifecycle::human_bytes;
 
 /// The last measured stop-backup time recorded in `state_dir`, if any.
 pub fn last_stop_backup(state_dir: &std::path::Path) -> Option<Duration> {
     DiskState::read(state_dir).last_stop_backup()
+}
+
+/// The `keep_*` keys of `[snapshot]` as a retention policy.
+pub fn retention(snap: &bosun_config::SnapshotConfig) -> Retention {
+    Retention {
+        keep_last: snap.keep_last,
+        keep_daily: snap.keep_daily,
+        keep_weekly: snap.keep_weekly,
+        keep_monthly: snap.keep_monthly,
+    }
+}
+
+/// `encrypt_to` and `identity_file`, loaded: a config that asks for encryption and
+/// cannot get its keys refuses to start (never a silent plaintext upload).
+pub fn keys(
+    snap: &bosun_config::SnapshotConfig,
+) -> Result<(Option<Recipients>, Option<Identities>), bosun_snapshot::Error> {
+    let recipients = if snap.encrypt_to.is_empty() {
+        None
+    } else {
+        Some(Recipients::load(&snap.encrypt_to)?)
+    };
+    let identities = snap
+        .identity_file
+        .as_deref()
+        .map(Identities::load)
+        .transpose()?;
+    Ok((recipients, identities))
 }
 
 /// Why a unit's dump or load failed.
@@ -52,9 +84,10 @@ pub struct Keeper {
     life: Lifecycle,
     cmds: Arc<Commands>,
     daily_at: Option<(u8, u8)>,
-    keep_daily: u32,
-    /// The daily snapshot task, ended when the stop begins.
-    daily: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `keep_daily`, `keep_weekly` and `keep_monthly` are all 0: no daily snapshots.
+    daily_off: bool,
+    /// The daily snapshot and marker refresh tasks, ended when the stop begins.
+    daily: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Keeper {
@@ -70,6 +103,7 @@ impl Keeper {
         if snap.create_store {
             bosun_snapshot::create_file_store(&snap.store)?;
         }
+        let (recipients, identities) = keys(&snap)?;
         let store =
             bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region)
                 .await?;
@@ -86,7 +120,11 @@ impl Keeper {
             paths: snap.paths.clone().into_iter().collect(),
             data_units,
             state_dir: config.bosun.state_dir.clone(),
-            keep_daily: snap.keep_daily,
+            retention: retention(&snap),
+            recipients,
+            identities,
+            verify_after_commit: snap.verify_after_commit,
+            writer_stale_after: snap.writer_stale_after,
         };
         let cmds = Arc::new(Commands {
             units: config
@@ -101,8 +139,8 @@ impl Keeper {
             life: Lifecycle::new(store, settings, cmds.clone()),
             cmds,
             daily_at: snap.daily_at,
-            keep_daily: snap.keep_daily,
-            daily: Mutex::new(None),
+            daily_off: retention(&snap).daily_off(),
+            daily: Mutex::new(Vec::new()),
         })))
     }
 
@@ -121,19 +159,39 @@ impl Keeper {
         self.life.backup_now(kind).await
     }
 
-    /// Takes a daily snapshot at `daily_at` (UTC) and prunes old ones, until the stop.
+    /// Until the stop: refreshes the writer marker every third of
+    /// `writer_stale_after`, and takes a daily snapshot at `daily_at` (UTC).
     pub fn spawn_daily(self: &Arc<Self>) {
-        let Some((h, m)) = self.daily_at.filter(|_| self.keep_daily > 0) else {
+        let keeper = self.clone();
+        let beat = tokio::spawn(async move { keeper.life.run_heartbeat().await });
+        let mut tasks = self.daily.lock().expect("poisoned");
+        tasks.push(beat);
+        let Some((h, m)) = self.daily_at.filter(|_| !self.daily_off) else {
             return;
         };
         let keeper = self.clone();
-        let task = tokio::spawn(async move { keeper.life.run_daily(h, m).await });
-        *self.daily.lock().expect("poisoned") = Some(task);
+        tasks.push(tokio::spawn(
+            async move { keeper.life.run_daily(h, m).await },
+        ));
+    }
+
+    /// Fills in what core does not know: the transfers under way and the next
+    /// daily snapshot (for `ctl status`, `/health`, the status page).
+    pub fn status_extra(&self) -> bosun_core::supervisor::StatusExtra {
+        let daily = self.daily_at.filter(|_| !self.daily_off);
+        Box::new(move |st: &mut DaemonStatus| {
+            st.transfers = transfers(st, bosun_snapshot::progress::active());
+            st.next_daily_at_ms = daily.map(|(h, m)| {
+                let now = now_ms();
+                let wait = bosun_snapshot::lifecycle::until_next_daily(now / 1000, h, m);
+                now + wait.as_millis() as u64
+            });
+        })
     }
 
     /// The stop has begun: no daily snapshot starts or goes on beside it.
     fn end_daily(&self) {
-        if let Some(task) = self.daily.lock().expect("poisoned").take() {
+        for task in self.daily.lock().expect("poisoned").drain(..) {
             task.abort();
         }
     }
@@ -244,6 +302,38 @@ impl Commands {
     }
 }
 
+/// The status rows of `active`: a backup's total is estimated from the unit's
+/// last good backup (a dump's size is not known before its end).
+fn transfers(
+    st: &DaemonStatus,
+    active: Vec<bosun_snapshot::progress::Transfer>,
+) -> Vec<TransferStatus> {
+    active
+        .into_iter()
+        .map(|t| {
+            let total = t.total.or_else(|| {
+                st.units
+                    .iter()
+                    .find(|u| u.name == t.item)
+                    .and_then(|u| u.last_backup.as_ref())
+                    .filter(|b| b.ok && b.bytes > 0)
+                    .map(|b| b.bytes)
+            });
+            let rate = (t.done * 1000).checked_div(t.elapsed_ms).unwrap_or(0);
+            let eta = total.and_then(|tot| tot.saturating_sub(t.done).checked_div(rate));
+            TransferStatus {
+                action: t.action.to_string(),
+                item: t.item,
+                snapshot: t.snapshot,
+                done_bytes: t.done,
+                total_bytes: total,
+                rate_bytes_per_sec: rate,
+                eta_secs: eta,
+            }
+        })
+        .collect()
+}
+
 fn info(r: Report) -> BackupInfo {
     BackupInfo {
         at_ms: now_ms(),
@@ -277,12 +367,20 @@ impl DataCommands for Commands {
 
     fn unit_backup(&self, unit: &str, report: Report) {
         if let Some(h) = self.handle.get() {
+            if !report.ok {
+                let why = format!("backup of {unit} failed: {}", report.detail);
+                h.emit(Event::new(EventKind::BackupFailed, Some(unit), why));
+            }
             h.set_unit_backup(unit, info(report));
         }
     }
 
     fn snapshot(&self, report: Report) {
         if let Some(h) = self.handle.get() {
+            if !report.ok {
+                let why = format!("snapshot failed: {}", report.detail);
+                h.emit(Event::new(EventKind::BackupFailed, None, why));
+            }
             h.set_last_snapshot(info(report));
         }
     }

@@ -6,10 +6,12 @@ mod api;
 mod check;
 mod ctl;
 mod fleet;
+mod hooks;
 mod import;
 mod keeper;
 mod logging;
 mod protocol;
+mod snapshot_cmd;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -29,18 +31,23 @@ struct Cli {
 enum Cmd {
     /// Run the supervisor (the image's ENTRYPOINT).
     Run {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays, later files win (default:
+        /// $BOSUN_CONFIG, `:`-separated, else /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
     },
     /// Validate the config and print the plan.
     Check {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays, later files win (default:
+        /// $BOSUN_CONFIG, `:`-separated, else /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         /// Role expression to plan for (default: from the roles env var, else roles_default).
         #[arg(long)]
         roles: Option<String>,
+        /// Also list every value with the file:line:col that set it (overlays, includes).
+        #[arg(long)]
+        origin: bool,
     },
     /// Talk to a running bosun.
     Ctl(ctl::CtlArgs),
@@ -49,32 +56,44 @@ enum Cmd {
     Import(import::ImportCmd),
     /// Snapshots in the configured store, without a running bosun.
     Snapshot {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays (default: $BOSUN_CONFIG, else
+        /// /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         #[command(subcommand)]
-        action: SnapshotCmd,
+        action: snapshot_cmd::SnapshotCmd,
     },
 }
 
-#[derive(Subcommand)]
-enum SnapshotCmd {
-    /// List snapshots: id, time, host, size, complete.
-    List,
-    /// Make snapshot ID the one restored at the next start (sets LATEST).
-    Restore {
-        /// The snapshot id, as `bosun snapshot list` shows it.
-        id: String,
-    },
+/// The config files: every `-c`, else `$BOSUN_CONFIG` (several separated by
+/// `:`, like `$PATH`), else the default.
+fn config_path(arg: Vec<PathBuf>) -> Vec<PathBuf> {
+    if !arg.is_empty() {
+        return arg;
+    }
+    let from_env: Vec<PathBuf> = std::env::var_os("BOSUN_CONFIG")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if from_env.is_empty() {
+        return vec![PathBuf::from("/etc/bosun/bosun.toml")];
+    }
+    from_env
 }
 
-/// The config path: `-c`, else `$BOSUN_CONFIG`, else the default.
-fn config_path(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("BOSUN_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/etc/bosun/bosun.toml"))
+/// The config files for messages: `base.toml + site.toml`.
+fn shown(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     // One thread: bosun waits on processes, pipes and sockets; it never computes
     // for long. One thread keeps it small and its scheduling simple.
     // The only other threads are short-lived spawners (see bosun-core's unit
@@ -124,20 +143,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run { config } => exit(run(config_path(config))),
-        Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
+        Cmd::Check {
+            config,
+            roles,
+            origin,
+        } => exit(check::check(&config_path(config), roles.as_deref(), origin)),
         Cmd::Ctl(args) => exit(ctl::main(args)),
         Cmd::Import(cmd) => exit(import::main(cmd)),
-        Cmd::Snapshot { config, action } => exit(snapshot_cmd(config_path(config), action)),
+        Cmd::Snapshot { config, action } => exit(snapshot_cmd::main(config_path(config), action)),
     }
 }
 
 /// Loads and validates the config, printing every error (file:line:col: what is
 /// wrong); `None` after errors, which every command answers with exit code 2.
-fn load_config(
-    path: &std::path::Path,
+pub(crate) fn load_config(
+    paths: &[PathBuf],
     env: &dyn bosun_config::Vars,
 ) -> Option<bosun_config::Config> {
-    match bosun_config::load(path, env) {
+    match bosun_config::load_all(paths, env) {
         Ok(c) => Some(c),
         Err(errors) => {
             for e in &errors {
@@ -146,7 +169,7 @@ fn load_config(
             eprintln!(
                 "bosun: {} config error(s) in {}",
                 errors.len(),
-                path.display()
+                shown(paths)
             );
             None
         }
@@ -183,7 +206,8 @@ fn tini_mode(argv: &[OsString]) -> i32 {
     })
 }
 
-fn run(path: PathBuf) -> i32 {
+fn run(paths: Vec<PathBuf>) -> i32 {
+    let path = shown(&paths);
     let rt = runtime();
     rt.block_on(async {
         bosun_core::pid1::raise_fd_limit();
@@ -197,7 +221,7 @@ fn run(path: PathBuf) -> i32 {
         };
         // Never `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let Some(config) = load_config(&path, &env) else {
+        let Some(config) = load_config(&paths, &env) else {
             return 2;
         };
         let _log_guard = logging::init(config.bosun.log_file.as_deref());
@@ -207,7 +231,7 @@ fn run(path: PathBuf) -> i32 {
         let roles_expr = match config.roles_expr_checked(&env) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("{}: {e}", path.display());
+                tracing::error!("{}: {e}", path);
                 return 2;
             }
         };
@@ -216,7 +240,7 @@ fn run(path: PathBuf) -> i32 {
         let plan = match bosun_config::Plan::new(&runtime, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!("{}: {e}", path.display());
+                tracing::error!("{}: {e}", path);
                 return 2;
             }
         };
@@ -231,12 +255,27 @@ fn run(path: PathBuf) -> i32 {
             pid = std::process::id(),
             "bosun {} starting with {}",
             env!("CARGO_PKG_VERSION"),
-            path.display()
+            path
         );
+        let hook_runner = config
+            .hooks
+            .as_ref()
+            .map(|h| hooks::HookRunner::start(h, reaper.clone(), config.secrets.clone()));
         let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
+                if let Some(r) = &hook_runner {
+                    use bosun_core::EventSink;
+                    let why = format!("boot failed: {e}");
+                    r.emit(bosun_core::Event::new(
+                        bosun_core::EventKind::BootFailed,
+                        None,
+                        why,
+                    ));
+                    let budget = config.bosun.stop_budget;
+                    r.flush(tokio::time::Instant::now() + budget).await;
+                }
                 return 1;
             }
         };
@@ -248,12 +287,15 @@ fn run(path: PathBuf) -> i32 {
             Ok(f) => f,
             Err(errors) => {
                 for e in errors {
-                    tracing::error!("{}: {e}", path.display());
+                    tracing::error!("{}: {e}", path);
                 }
                 return 2;
             }
         };
         let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        if let Some(r) = hook_runner {
+            supervisor.set_events(r);
+        }
         let fleet = fleet.map(|(fleet, commands, permits)| {
             supervisor.set_permits(permits);
             commands.serve(handle.clone(), fleet.clone());
@@ -261,6 +303,7 @@ fn run(path: PathBuf) -> i32 {
         });
         if let Some(k) = &keeper {
             k.set_handle(handle.clone());
+            handle.set_status_extra(k.status_extra());
             k.spawn_daily();
         }
         let snapshots = keeper
@@ -283,74 +326,5 @@ fn run(path: PathBuf) -> i32 {
         api.shutdown().await;
         tracing::info!("bosun exits with code {code}");
         code
-    })
-}
-
-fn snapshot_cmd(path: PathBuf, action: SnapshotCmd) -> i32 {
-    let Some(config) = load_config(&path, &bosun_config::Env::current()) else {
-        return 2;
-    };
-    let Some(snap) = config.snapshot else {
-        eprintln!("bosun: {} has no [snapshot] table", path.display());
-        return 2;
-    };
-    runtime().block_on(async move {
-        let store = match bosun_snapshot::open_store(&snap.store, snap.s3_endpoint.as_deref(), &snap.s3_region).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("bosun: snapshot store: {e}");
-                return 1;
-            }
-        };
-        match action {
-            SnapshotCmd::List => match bosun_snapshot::list_snapshots(store.as_ref()).await {
-                Ok(list) => {
-                    println!("{:<40} {:<6} {:<20} {:>10}  {:<8} LATEST", "ID", "KIND", "HOST", "SIZE", "COMPLETE");
-                    for s in list {
-                        println!(
-                            "{:<40} {:<6} {:<20} {:>10}  {:<8} {}",
-                            s.id.to_string(),
-                            if s.kind == bosun_snapshot::SnapshotKind::Daily { "daily" } else { "stop" },
-                            s.host,
-                            keeper::human_bytes(s.size),
-                            if s.complete { "yes" } else { "no" },
-                            if s.latest { "*" } else { "" }
-                        );
-                    }
-                    0
-                }
-                Err(e) => {
-                    eprintln!("bosun: listing snapshots: {e}");
-                    1
-                }
-            },
-            SnapshotCmd::Restore { id } => {
-                let list = match bosun_snapshot::list_snapshots(store.as_ref()).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("bosun: listing snapshots: {e}");
-                        return 1;
-                    }
-                };
-                let Some(found) = list.into_iter().find(|s| s.id.to_string() == id) else {
-                    eprintln!("bosun: no snapshot {id:?} (see: bosun snapshot list)");
-                    return 1;
-                };
-                if !found.complete {
-                    eprintln!("bosun: snapshot {id} is incomplete (no manifest): it cannot be restored");
-                    return 1;
-                }
-                match bosun_snapshot::set_latest(store.as_ref(), &found.id).await {
-                    Ok(()) => {
-                        println!("snapshot {id} is now LATEST: the next start of a container on a disk that does not hold it restores it");
-                        0
-                    }
-                    Err(e) => {
-                        eprintln!("bosun: {e}");
-                        1
-                    }
-                }
-            }
-        }
     })
 }

@@ -40,8 +40,36 @@ const KEYS: &[Key<Draft>] = &[
         },
     },
     Key {
+        name: "keep_last",
+        read: |c, k, d| set(&mut d.s.keep_last, c.uint(k.node, &k.what, 1)),
+    },
+    Key {
         name: "keep_daily",
         read: |c, k, d| set(&mut d.s.keep_daily, c.uint(k.node, &k.what, 0)),
+    },
+    Key {
+        name: "keep_weekly",
+        read: |c, k, d| set(&mut d.s.keep_weekly, c.uint(k.node, &k.what, 0)),
+    },
+    Key {
+        name: "keep_monthly",
+        read: |c, k, d| set(&mut d.s.keep_monthly, c.uint(k.node, &k.what, 0)),
+    },
+    Key {
+        name: "encrypt_to",
+        read: encrypt_to,
+    },
+    Key {
+        name: "identity_file",
+        read: |c, k, d| d.s.identity_file = c.optional_path(k.node, &k.what),
+    },
+    Key {
+        name: "verify_after_commit",
+        read: |c, k, d| set(&mut d.s.verify_after_commit, c.boolean(k.node, &k.what)),
+    },
+    Key {
+        name: "writer_stale_after",
+        read: writer_stale_after,
     },
     Key {
         name: "daily_at",
@@ -117,6 +145,60 @@ fn s3_endpoint(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
         let found = ctx.diag.quote(&v);
         ctx.diag.error(k.node.pos(), format!("{}: expected an endpoint URL like \"http://127.0.0.1:3900\" or \"https://s3.example.com\", found {found}", k.what));
     }
+}
+
+/// `encrypt_to`: `age1…` recipients (checked for shape here; a file's content and a
+/// key's checksum when bosun starts) or paths of recipients files.
+fn encrypt_to(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let example = "[\"age1…\", \"/run/secrets/backup.recipients\"]";
+    let list = ctx.string_list(k.node, &k.what, example);
+    if list.is_empty() && matches!(k.node.val, Val::Array(_)) {
+        ctx.diag.error(
+            k.node.pos(),
+            format!("{}: the list is empty; remove the key for no encryption, or name a recipient like {example}", k.what),
+        );
+    }
+    for (v, pos) in list {
+        let v = v.trim().to_string();
+        if let Some(rest) = v.strip_prefix("age1") {
+            let ok = rest.len() > 6
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                let found = ctx.diag.quote(&v);
+                ctx.diag.error(pos, format!("{}: {found} is not an age X25519 recipient (expected \"age1\" and lowercase bech32, as `age-keygen -y` prints)", k.what));
+                continue;
+            }
+            d.s.encrypt_to.push(v);
+        } else if v.starts_with("AGE-SECRET-KEY-") {
+            ctx.diag.error(pos, format!("{}: this is a secret key (an identity), not a recipient: put the identity in identity_file and its public key (`age-keygen -y FILE`) here", k.what));
+        } else if v.is_empty() {
+            ctx.diag.error(
+                pos,
+                format!("{}: an empty recipient; expected {example}", k.what),
+            );
+        } else {
+            d.s.encrypt_to.push(ctx.path_str(pos, &v));
+        }
+    }
+}
+
+fn writer_stale_after(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Some(v) = ctx.duration(k.node, &k.what) else {
+        return;
+    };
+    if v < std::time::Duration::from_secs(10) {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: at least 10s (the marker is refreshed every third of it), found {v:?}",
+                k.what
+            ),
+        );
+        return;
+    }
+    d.s.writer_stale_after = v;
 }
 
 fn daily_at(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {

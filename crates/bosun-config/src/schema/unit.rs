@@ -149,6 +149,10 @@ const KEYS: &[Key<Draft>] = &[
         name: "instances",
         read: instances,
     },
+    Key {
+        name: "env_files",
+        read: env_files,
+    },
 ];
 
 /// `instances = N`: a service run as N copies (1 ..= [`MAX_INSTANCES`]).
@@ -408,6 +412,55 @@ fn env_table(ctx: &mut Ctx, k: &Slot) -> IndexMap<String, String> {
         }
     }
     out
+}
+
+/// `env_files = { DB_PASSWORD = "/run/secrets/db_password" }`: each variable's
+/// value is a file's content, read at each start (`bosun-core` `spawn::unit_env`).
+/// Only the paths are read here: a file missing now is a warning, not an error
+/// (at build time, or in `bosun check` on a laptop, the secret is not mounted yet).
+fn env_files(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Val::Table(entries) = &k.node.val else {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: expected a table like {{ DB_PASSWORD = \"/run/secrets/db_password\" }}, found {}",
+                k.what,
+                k.node.found()
+            ),
+        );
+        return;
+    };
+    for e in entries {
+        let what = key_desc(&k.sub, &e.key);
+        if e.key.is_empty() || e.key.contains('=') || e.key.contains('\0') {
+            ctx.diag.error(
+                e.key_pos(),
+                format!("bad environment variable name {:?} in [{}]", e.key, k.sub),
+            );
+            continue;
+        }
+        if d.unit.env.contains_key(&e.key) {
+            ctx.diag.error(
+                e.key_pos(),
+                format!("{what}: `{}` is also set in `env`; set it in one of them (env_files reads the value from a file)", e.key),
+            );
+            continue;
+        }
+        let Some(path) = ctx.path(&e.node, &what) else {
+            continue;
+        };
+        if !ctx.instance_var && std::fs::symlink_metadata(&path).is_err() {
+            ctx.diag.warn(
+                e.node.pos(),
+                format!(
+                    "{what}: {} does not exist now; {} will not start unless it exists then",
+                    path.display(),
+                    path_seg(&d.unit.name)
+                ),
+            );
+        }
+        d.unit.env_files.insert(e.key.clone(), path);
+    }
 }
 
 /// An `env` value: a string, or a number or boolean taken as its text.

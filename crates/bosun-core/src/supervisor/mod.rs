@@ -12,6 +12,7 @@ use bosun_config::{Config, Plan, Unit, UnitKind};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
+use crate::events::{Event, EventKind, EventSink};
 use crate::hooks::DataHooks;
 use crate::lease::Permits;
 use crate::output::UnitLog;
@@ -90,7 +91,14 @@ struct Shared {
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// On-demand tasks with a `ctl run` in progress.
     running: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What the binary adds to every status (transfers, the next daily snapshot).
+    status_extra: std::sync::OnceLock<StatusExtra>,
+    /// Where events go (`[hooks]`), once the binary set a sink.
+    events: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
+
+/// Fills in the parts of a status that the binary knows (see [`Handle::set_status_extra`]).
+pub type StatusExtra = Box<dyn Fn(&mut crate::status::DaemonStatus) + Send + Sync>;
 
 impl Shared {
     /// Runs `task` in the background until it ends or the stop begins.
@@ -137,6 +145,7 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         pid: None,
         started_at_ms: None,
         restarts: 0,
+        own_restarts: 0,
         last_exit: None,
         detail: if active && unit.on_demand {
             format!("on demand: bosun ctl run {}", unit.name)
@@ -156,6 +165,8 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         singleton: unit.singleton,
         lease_term: None,
         instance: bosun_config::instance::split(&unit.name).map(|(_, i)| i),
+        timeline: Default::default(),
+        restart_times_ms: Vec::new(),
     }
 }
 
@@ -191,6 +202,8 @@ impl Supervisor {
             boot_step: std::sync::Mutex::new(None),
             background: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             running: std::sync::Mutex::new(std::collections::HashSet::new()),
+            status_extra: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
         };
         let handle = Handle {
             shared: Arc::new(shared),
@@ -211,6 +224,18 @@ impl Supervisor {
         *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
         sup.runners = runners;
         (sup, handle)
+    }
+
+    /// Sends the events (`fatal`, `boot_failed`, `stop_over_budget`, and the
+    /// `backup_failed` the binary reports through [`Handle::emit`]) to `sink`.
+    /// Call before [`run`].
+    ///
+    /// [`run`]: Supervisor::run
+    pub fn set_events(&mut self, sink: Arc<dyn EventSink>) {
+        for r in &mut self.runners {
+            r.set_events(sink.clone());
+        }
+        let _ = self.handle.shared.events.set(sink);
     }
 
     /// Gates the singleton units on `permits` (one per unit name, fed by the
@@ -251,10 +276,14 @@ impl Supervisor {
                     prev.status.send_modify(|s| {
                         let (restarts, last_exit, last_backup) =
                             (s.restarts, s.last_exit, s.last_backup.clone());
+                        let times = std::mem::take(&mut s.restart_times_ms);
+                        let timeline = std::mem::take(&mut s.timeline);
                         *s = fresh;
                         s.restarts = restarts;
                         s.last_exit = last_exit;
                         s.last_backup = last_backup;
+                        s.restart_times_ms = times;
+                        s.timeline = timeline;
                     });
                     prev.status.clone()
                 }
@@ -290,9 +319,17 @@ impl Supervisor {
                 .iter()
                 .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
                 .collect();
+            let follow = planned
+                .deps
+                .iter()
+                .filter_map(|d| by_name.get(d).map(|&j| &list[j]))
+                .filter(|dep| dep.config.restart_dependents)
+                .map(|dep| dep.status.subscribe())
+                .collect();
             let env = RunnerEnv {
                 reaper: self.handle.shared.reaper.clone(),
                 deps,
+                follow,
                 changed: self.changed.clone(),
                 notify_dir: self.notify_dir.clone(),
                 hooks: self.hooks.clone(),
@@ -301,6 +338,7 @@ impl Supervisor {
                     .singleton
                     .then(|| self.permits.get(&name).cloned())
                     .flatten(),
+                events: self.handle.shared.events.get().cloned(),
             };
             let u = &mut list[i];
             let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
@@ -362,8 +400,13 @@ impl Supervisor {
                 if code == 0 {
                     tracing::warn!("{msg}")
                 } else {
-                    tracing::error!("{msg}")
+                    tracing::error!("{msg}");
+                    self.handle
+                        .emit(Event::new(EventKind::BootFailed, None, msg.as_str()));
                 }
+                // No unit ran: the hooks may have the stop budget.
+                self.flush_events(Instant::now() + self.config.bosun.stop_budget)
+                    .await;
                 crate::sweep::sweep(self.config.bosun.sweep_timeout).await;
                 return code;
             }
@@ -475,6 +518,13 @@ impl Supervisor {
             crate::pid1::release_boot_pages();
         }
         None
+    }
+
+    /// Lets the hooks still running finish, until `until` at the latest.
+    async fn flush_events(&self, until: Instant) {
+        if let Some(sink) = self.handle.shared.events.get() {
+            sink.flush(until).await;
+        }
     }
 
     fn log_states(&self) {

@@ -140,7 +140,12 @@ impl Supervisor {
     pub(super) async fn reload(&mut self) -> Result<String, ReloadError> {
         // Not `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let config = bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
+        // The whole set again: every `-c` file, their `include`s globbed anew.
+        let config = match self.config.files.is_empty() {
+            true => bosun_config::load(&self.config.source, &env),
+            false => bosun_config::load_all(&self.config.files, &env),
+        }
+        .map_err(ReloadError::Invalid)?;
         let scale = super::scale::kept(&self.config, &config, &self.scale);
         let source = config.source.clone();
         if config.bosun.control_socket != self.config.bosun.control_socket
@@ -149,6 +154,9 @@ impl Supervisor {
             tracing::warn!(
                 "reload: control_socket and http_listen changes apply at the next start"
             );
+        }
+        if config.hooks != self.config.hooks {
+            tracing::warn!("reload: [hooks] changes apply at the next start");
         }
         // Refused before anything changes: the fleet contends for the singletons it
         // started with, under lease timing validated against them.

@@ -21,6 +21,10 @@ pub struct DiskState {
     /// `bosun check` compares it with `stop_budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_stop_backup_ms: Option<u64>,
+    /// This disk's writer instance id (the running marker names it): a container
+    /// restarted on this disk is the same writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl DiskState {
@@ -70,6 +74,7 @@ mod tests {
             snapshot: Some("20260101T000000Z-h".into()),
             clean: true,
             last_stop_backup_ms: Some(1500),
+            instance: Some("0123abcd".into()),
         };
         st.write(&dir.path().join("deeper")).expect("write");
         assert_eq!(DiskState::read(&dir.path().join("deeper")), st);

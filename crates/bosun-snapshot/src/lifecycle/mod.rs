@@ -19,9 +19,11 @@
 
 mod disk;
 mod policy;
+mod writer;
 
 pub use disk::{DiskState, STATE_FILE};
 pub use policy::{foreign_items, running_marker_key, RestorePlan};
+pub use writer::{claim, Claim, WriterMarker};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -32,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
-    Error, ItemReader, Manifest, Result, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter,
-    Store,
+    Error, Identities, ItemReader, Manifest, Recipients, Result, Retention, SnapshotId,
+    SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 
 /// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
@@ -92,9 +94,21 @@ pub struct Settings {
     pub data_units: Vec<(String, Duration)>,
     /// `state_dir`.
     pub state_dir: PathBuf,
-    /// Daily snapshots kept (`keep_daily`).
-    pub keep_daily: u32,
+    /// How many snapshots of each series are kept (`keep_last`, `keep_daily`, …).
+    pub retention: Retention,
+    /// `encrypt_to`: new snapshots are encrypted to these.
+    pub recipients: Option<Recipients>,
+    /// `identity_file`: encrypted snapshots are restored with these.
+    pub identities: Option<Identities>,
+    /// `verify_after_commit`: every snapshot is read back right after its commit.
+    pub verify_after_commit: bool,
+    /// `writer_stale_after`: another writer's marker older than this is taken over.
+    pub writer_stale_after: Duration,
 }
+
+/// Incomplete snapshots younger than this are never pruned: another writer (a
+/// misconfigured second container, a slow stop) may still be at work on them.
+pub const PRUNE_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// One container's snapshot lifecycle.
 pub struct Lifecycle {
@@ -115,6 +129,8 @@ pub struct Lifecycle {
     stop_bytes: AtomicU64,
     /// One snapshot at a time (the stop's commit, `ctl backup`, daily).
     busy: tokio::sync::Mutex<()>,
+    /// This container's instance id (from `state_dir`), set at boot.
+    instance: Mutex<Option<String>>,
     /// One dump of a unit at a time: a daily snapshot and the stop never dump
     /// the same unit at once.
     dump_locks: HashMap<String, tokio::sync::Mutex<()>>,
@@ -145,6 +161,7 @@ impl Lifecycle {
             stop_began: Mutex::new(None),
             stop_bytes: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
+            instance: Mutex::new(None),
             dump_locks,
         }
     }
@@ -207,9 +224,24 @@ impl Lifecycle {
             );
         }
         let latest = self.latest_with_retries().await?;
+        let instance = match disk.instance.clone() {
+            Some(i) => i,
+            None => {
+                // Kept at once: a boot that fails later is still this disk's writer.
+                let i = new_instance_id();
+                DiskState {
+                    instance: Some(i.clone()),
+                    ..disk.clone()
+                }
+                .write(&self.s.state_dir)?;
+                i
+            }
+        };
+        *self.instance.lock().expect("poisoned") = Some(instance.clone());
         self.mark_running(&disk).await;
         let mut next = DiskState {
             clean: false,
+            instance: Some(instance),
             ..disk.clone()
         };
         match RestorePlan::decide(&disk, latest) {
@@ -233,24 +265,132 @@ impl Lifecycle {
         next.write(&self.s.state_dir)
     }
 
-    /// The store-side marker: warns when the previous container never finished
-    /// its stop, then says this one runs.
+    /// The store-side marker at boot: warns when the previous writer never finished
+    /// its stop, then claims the prefix for this container, unless another live
+    /// container holds it (then this one boots, but will not commit).
     async fn mark_running(&self, disk: &DiskState) {
         let marker = running_marker_key(&self.s.roles);
-        if let Ok(prev) = self.store.get_small(&marker).await {
-            if disk.snapshot.is_none() || disk.clean {
-                tracing::warn!(
-                    "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
-                    String::from_utf8_lossy(&prev).trim().escape_debug()
-                );
+        let found = match self.store.get_small(&marker).await {
+            Ok(data) => WriterMarker::parse(&data),
+            Err(_) => None,
+        };
+        if found.is_some() && (disk.snapshot.is_none() || disk.clean) {
+            if let Some(m) = &found {
+                if matches!(self.claim_of(Some(m)), Claim::Live(_)) {
+                    tracing::warn!(
+                        "found an unclean stop, or a second writer: {} has not removed its marker; either it was killed before it finished its stop, or it still runs on this prefix",
+                        m.describe(unix_now())
+                    );
+                } else {
+                    tracing::warn!(
+                        "found an unclean stop: the previous container ({}) never finished its stop; restoring the last complete snapshot",
+                        m.describe(unix_now())
+                    );
+                }
             }
         }
-        let secs = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let note = format!("{} since {secs}", self.s.host);
-        if let Err(e) = self.store.put_small(&marker, note.as_bytes()).await {
-            tracing::warn!("cannot write the running marker {marker}: {e}");
+        if let Err(e) = self.claim_writer().await {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn me(&self) -> (String, String) {
+        let instance = self.instance.lock().expect("poisoned").clone();
+        (self.s.host.clone(), instance.unwrap_or_default())
+    }
+
+    fn claim_of(&self, found: Option<&WriterMarker>) -> Claim {
+        let (host, instance) = self.me();
+        claim(
+            found,
+            &host,
+            &instance,
+            unix_now(),
+            self.s.writer_stale_after,
+        )
+    }
+
+    /// Claims (or refreshes) this role set's writer marker: `Ok` when it is this
+    /// container's now; refused, naming both containers and the fix, while another
+    /// live container holds it.
+    async fn claim_writer(&self) -> Result<()> {
+        let key = running_marker_key(&self.s.roles);
+        let found = match self.store.get_small(&key).await {
+            Ok(data) => {
+                let m = WriterMarker::parse(&data);
+                if m.is_none() {
+                    tracing::warn!("the writer marker {key} is unreadable: taking it over");
+                }
+                m
+            }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let now = unix_now();
+        let (host, instance) = self.me();
+        let since = match self.claim_of(found.as_ref()) {
+            Claim::Live(other) => {
+                return Err(Error::Refused(format!(
+                    "another container writes this store prefix ({}, marker {key}): {}. This container is {} (instance {}). \
+                     Two containers committing to one prefix overwrite each other's LATEST, so this one does not commit. \
+                     Fix: give each container its own prefix (e.g. store = \"s3://bucket/app/${{HOSTNAME}}\"), or stop the other one; \
+                     a marker not refreshed for writer_stale_after ({:?}) is taken over automatically",
+                    self.s.store_url,
+                    other.describe(now),
+                    host.escape_debug(),
+                    instance,
+                    self.s.writer_stale_after
+                )))
+            }
+            Claim::Stale(other) => {
+                tracing::warn!(
+                    "taking over the store prefix {} from {}: its marker is older than writer_stale_after ({:?})",
+                    self.s.store_url,
+                    other.describe(now),
+                    self.s.writer_stale_after
+                );
+                now
+            }
+            Claim::Own => found.map_or(now, |m| m.since),
+            Claim::Free => now,
+        };
+        let mine = WriterMarker {
+            host,
+            instance,
+            since,
+            heartbeat: now,
+        };
+        let json = serde_json::to_vec(&mine).expect("the marker serializes");
+        self.store.put_small(&key, &json).await
+    }
+
+    /// Forever, every third of `writer_stale_after`: refreshes this container's writer
+    /// marker (the caller aborts it at the stop). One small GET and PUT each time.
+    pub async fn run_heartbeat(&self) {
+        let every = self.s.writer_stale_after / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            if self.instance.lock().expect("poisoned").is_none() {
+                continue; // not booted yet
+            }
+            if let Err(e) = self.claim_writer().await {
+                tracing::warn!("refreshing the writer marker: {e}");
+            }
+        }
+    }
+
+    /// Removes the writer marker at a clean stop, when it is this container's.
+    async fn release_writer(&self) {
+        let key = running_marker_key(&self.s.roles);
+        let found = match self.store.get_small(&key).await {
+            Ok(data) => WriterMarker::parse(&data),
+            Err(_) => return,
+        };
+        if self.claim_of(found.as_ref()) != Claim::Own {
+            return;
+        }
+        if let Err(e) = self.store.delete(&key).await {
+            tracing::warn!("cannot remove the running marker: {e}");
         }
     }
 
@@ -258,7 +398,15 @@ impl Lifecycle {
     /// this disk holds afterwards: `id` when nothing is left to load, else none
     /// until the last load succeeded.
     async fn restore_paths(&self, id: SnapshotId) -> Result<Option<String>> {
-        let reader = SnapshotReader::open(self.store.clone(), id.clone()).await?;
+        let reader = SnapshotReader::open(self.store.clone(), id.clone())
+            .await?
+            .with_identities(self.s.identities.clone());
+        // An encrypted snapshot without its key fails here, before anything is touched.
+        reader.check_keys().map_err(|e| {
+            Error::Refused(format!(
+                "cannot restore snapshot {id}: {e}. Or pick another snapshot with `bosun snapshot list` and `bosun snapshot restore ID`"
+            ))
+        })?;
         tracing::info!("restoring snapshot {id} from {}", self.s.store_url);
         let manifest = reader.manifest().clone();
         for (name, path) in &self.s.paths {
@@ -423,6 +571,14 @@ impl Lifecycle {
             .get_or_insert_with(Instant::now);
         let mut slot = self.stop_writer.lock().await;
         if slot.is_none() {
+            // Another live writer on this prefix: upload nothing (checked again at the commit).
+            if let Err(e) = self.claim_writer().await {
+                self.stop_failed
+                    .lock()
+                    .expect("poisoned")
+                    .push(e.to_string());
+                return Err(e);
+            }
             *slot = Some(self.begin(SnapshotKind::Regular).await?);
         }
         let writer = slot.as_mut().expect("just set");
@@ -442,14 +598,18 @@ impl Lifecycle {
     }
 
     async fn begin(&self, kind: SnapshotKind) -> Result<SnapshotWriter> {
-        SnapshotWriter::begin(self.store.clone(), &self.s.host, &self.s.roles, kind)
+        let mut w = SnapshotWriter::begin(self.store.clone(), &self.s.host, &self.s.roles, kind)
             .await
             .map_err(|e| {
                 Error::Refused(format!(
                     "cannot begin a snapshot in {}: {e}",
                     self.s.store_url
                 ))
-            })
+            })?;
+        if let Some(r) = &self.s.recipients {
+            w.encrypt_to(r.clone());
+        }
+        Ok(w)
     }
 
     /// After every unit stopped: the paths, the commit, the running marker gone,
@@ -492,13 +652,13 @@ impl Lifecycle {
                 return Err(Error::Refused(format!("{e}; LATEST is unchanged")));
             }
         };
-        if let Err(e) = self.store.delete(&running_marker_key(&self.s.roles)).await {
-            tracing::warn!("cannot remove the running marker: {e}");
-        }
+        self.release_writer().await;
+        let disk = self.disk();
         DiskState {
-            snapshot: id.or_else(|| self.disk().snapshot),
+            snapshot: id.or(disk.snapshot),
             clean: true,
             last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
+            instance: disk.instance,
         }
         .write(&self.s.state_dir)
     }
@@ -537,6 +697,10 @@ impl Lifecycle {
         began: Instant,
         dumped: u64,
     ) -> Result<Option<String>> {
+        if let Err(e) = self.claim_writer().await {
+            writer.abort();
+            return Err(e);
+        }
         if let Err(e) = self.check_foreign().await {
             writer.abort();
             return Err(e);
@@ -568,7 +732,8 @@ impl Lifecycle {
             writer.abort();
             return Ok(None);
         }
-        let id = writer.id().to_string();
+        let writer_id = writer.id().clone();
+        let id = writer_id.to_string();
         writer
             .commit()
             .await
@@ -584,7 +749,70 @@ impl Lifecycle {
             human_bytes(bytes),
             began.elapsed()
         );
+        if self.s.verify_after_commit {
+            self.verify_committed(writer_id, began).await;
+        }
+        self.prune_after_commit().await;
         Ok(Some(id))
+    }
+
+    /// `verify_after_commit`: reads what was just written back from the store. A
+    /// damaged snapshot is reported (log, status) as a failed snapshot; it stays, for
+    /// the operator to look at (`bosun snapshot verify`, `bosun snapshot restore`).
+    async fn verify_committed(&self, id: SnapshotId, began: Instant) {
+        let t0 = Instant::now();
+        let r = crate::verify_snapshot(
+            self.store.clone(),
+            &id,
+            self.s.identities.clone(),
+            &self.s.host,
+            &mut |_| {},
+        )
+        .await;
+        match r {
+            Ok(v) if v.ok => tracing::info!(
+                "snapshot {id} verified after its commit ({:?}) in {:.1?}",
+                v.depth,
+                t0.elapsed()
+            ),
+            Ok(v) => {
+                let msg = format!(
+                    "snapshot {id} is damaged right after its commit: {}; check the store, then `bosun snapshot verify --all`",
+                    v.damage.unwrap_or_default()
+                );
+                tracing::error!("{msg}");
+                self.failed(began, &msg);
+            }
+            Err(e) => tracing::warn!("cannot verify snapshot {id} after its commit: {e}"),
+        }
+    }
+
+    /// Retention after a commit: a failure is logged, never fails the snapshot (it is
+    /// committed; what was not pruned now is at the next commit). A snapshot this boot
+    /// still restores from is never pruned.
+    async fn prune_after_commit(&self) {
+        let protect: Vec<SnapshotId> = if self.pending_loads.lock().expect("poisoned").is_empty() {
+            Vec::new()
+        } else {
+            let restoring = self.restored_id.lock().expect("poisoned").clone();
+            restoring.and_then(|r| r.parse().ok()).into_iter().collect()
+        };
+        let policy = self.s.retention;
+        match crate::prune(self.store.as_ref(), &policy, &protect, PRUNE_MIN_AGE, false).await {
+            Ok(plan) if !plan.remove.is_empty() => {
+                let gone: Vec<String> = plan.remove.iter().map(|(id, _)| id.to_string()).collect();
+                tracing::info!(
+                    "retention removed {} snapshot(s): {}",
+                    gone.len(),
+                    gone.join(", ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "pruning old snapshots in {}: {e}; they stay until the next commit",
+                self.s.store_url
+            ),
+        }
     }
 
     fn failed(&self, started: Instant, msg: &str) {
@@ -610,6 +838,8 @@ impl Lifecycle {
     }
 
     async fn online(&self, kind: SnapshotKind, started: Instant) -> Result<String> {
+        // Another live writer on this prefix: upload nothing (checked again at the commit).
+        self.claim_writer().await?;
         let mut writer = self.begin(kind).await?;
         let mut bytes = 0;
         for (name, _) in &self.s.data_units {
@@ -658,20 +888,32 @@ impl Lifecycle {
         }
     }
 
-    /// A daily snapshot, then the daily series pruned to `keep_daily`.
+    /// A daily snapshot (retention runs after its commit, as after every commit).
     pub async fn daily(&self) -> Result<String> {
-        let id = self.backup_now(SnapshotKind::Daily).await?;
-        match crate::prune_daily(self.store.as_ref(), self.s.keep_daily, SystemTime::now()).await {
-            Ok(gone) if !gone.is_empty() => tracing::info!(
-                "pruned {} daily snapshots older than {} days",
-                gone.len(),
-                self.s.keep_daily
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("pruning daily snapshots: {e}"),
-        }
-        Ok(id)
+        self.backup_now(SnapshotKind::Daily).await
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new instance id: 16 hex digits from the kernel's random source (time and pid
+/// if that cannot be read). Kept in `state_dir`, it tells this disk's container apart
+/// from another with the same hostname.
+fn new_instance_id() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if random.is_err() {
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    crate::stream::hex(&b)
 }
 
 /// "restoring snapshot X: item data (1 of 2), 40 % of 1.2 GiB": the item about to be

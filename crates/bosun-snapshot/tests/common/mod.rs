@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bosun_snapshot::{
-    gc_incomplete, latest, list_snapshots, prune_daily, set_latest, ItemKind, S3Options, S3Store,
-    SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
+    gc_incomplete, latest, list_snapshots, prune, set_latest, ItemKind, Retention, S3Options,
+    S3Store, SnapshotId, SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -632,8 +632,10 @@ pub async fn corruption_detected(store: Arc<dyn Store>) {
     assert!(err.to_string().contains("'db'"), "{err}");
 }
 
-/// Daily retention goes by the date in the name.
-pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
+/// Retention goes by the date in the name: keep_last for the regular series, restic's
+/// keep_daily/keep_monthly for the daily one, LATEST never removed, incomplete debris
+/// removed, a dry run removes nothing.
+pub async fn retention_by_name(store: Arc<dyn Store>) {
     let day = |y: i64, m: u32, d: u32, h: u32| -> SystemTime {
         // Days from civil (same algorithm as the crate, kept independent here).
         let y2 = if m <= 2 { y - 1 } else { y };
@@ -645,21 +647,31 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
         let days = era * 146_097 + doe - 719_468;
         UNIX_EPOCH + Duration::from_secs((days * 86_400 + i64::from(h) * 3600) as u64)
     };
-    let regular = commit_small(&store, "host-d", b"regular").await;
+    let put = |kind: SnapshotKind, at: SystemTime, commit: bool| {
+        let store = store.clone();
+        async move {
+            let mut w = SnapshotWriter::begin_at(store, "host-d", &roles(), kind, at)
+                .await
+                .expect("begin");
+            w.put_stream("data", &b"kept?"[..]).await.expect("put");
+            let id = w.id().clone();
+            if commit {
+                w.commit().await.expect("commit");
+            } else {
+                w.abort();
+            }
+            id
+        }
+    };
+    let mut regular = Vec::new();
+    for d in 1..=9 {
+        regular.push(put(SnapshotKind::Regular, day(2026, 1, d, 12), true).await);
+    }
+    // A stop killed half-way, older than the newest complete snapshot.
+    let debris = put(SnapshotKind::Regular, day(2026, 1, 8, 18), false).await;
     let mut ids = Vec::new();
     for (m, d) in [(2, 20), (3, 5), (3, 7), (3, 19), (3, 20)] {
-        let mut w = SnapshotWriter::begin_at(
-            store.clone(),
-            "host-d",
-            &roles(),
-            SnapshotKind::Daily,
-            day(2026, m, d, 6),
-        )
-        .await
-        .expect("begin daily");
-        w.put_stream("data", &b"daily"[..]).await.expect("put");
-        ids.push(w.id().clone());
-        w.commit().await.expect("commit");
+        ids.push(put(SnapshotKind::Daily, day(2026, m, d, 6), true).await);
     }
     assert!(
         ids[0].to_string().starts_with("daily/20260220T060000Z-"),
@@ -669,43 +681,58 @@ pub async fn prune_daily_by_name(store: Arc<dyn Store>) {
     // Dailies do not move LATEST.
     assert_eq!(
         latest(store.as_ref()).await.expect("latest"),
-        Some(regular.clone())
+        Some(regular[8].clone())
     );
-
-    let deleted = prune_daily(store.as_ref(), 14, day(2026, 3, 20, 12))
+    // An old restore point stays whatever keep_last says.
+    set_latest(store.as_ref(), &regular[0]).await.expect("set");
+    let policy = Retention {
+        keep_last: 3,
+        keep_daily: 2,
+        keep_weekly: 0,
+        keep_monthly: 2,
+    };
+    let before = list_snapshots(store.as_ref()).await.expect("list");
+    let dry = prune(store.as_ref(), &policy, &[], Duration::ZERO, true)
+        .await
+        .expect("dry run");
+    assert_eq!(list_snapshots(store.as_ref()).await.expect("list"), before);
+    let plan = prune(store.as_ref(), &policy, &[], Duration::ZERO, false)
         .await
         .expect("prune");
-    assert_eq!(deleted, vec![ids[0].clone(), ids[1].clone()]);
+    assert_eq!(plan, dry, "the dry run shows what goes");
+    let removed: Vec<SnapshotId> = plan.remove.iter().map(|(id, _)| id.clone()).collect();
+    let mut expected = regular[1..6].to_vec();
+    expected.push(debris.clone());
+    expected.extend([ids[1].clone(), ids[2].clone()]);
+    expected.sort();
+    assert_eq!(removed, expected);
     let left: Vec<SnapshotId> = list_snapshots(store.as_ref())
         .await
         .expect("list")
         .into_iter()
-        .filter(|s| s.kind == SnapshotKind::Daily)
         .map(|s| s.id)
         .collect();
-    assert_eq!(left, ids[2..].to_vec());
+    let mut want = vec![regular[0].clone()];
+    want.extend(regular[6..].iter().cloned());
+    want.extend([ids[0].clone(), ids[3].clone(), ids[4].clone()]);
+    want.sort();
+    assert_eq!(left, want);
 
-    // Months later: everything is old, but the newest daily stays.
-    let deleted = prune_daily(store.as_ref(), 14, day(2026, 6, 1, 0))
-        .await
-        .expect("prune");
-    assert_eq!(deleted, vec![ids[2].clone(), ids[3].clone()]);
-    let snaps = list_snapshots(store.as_ref()).await.expect("list");
-    assert!(snaps.iter().any(|s| s.id == ids[4]));
-    assert!(
-        snaps.iter().any(|s| s.id == regular),
-        "the regular series is untouched"
-    );
-
-    // A daily can be made LATEST for a restore, and is then never pruned.
-    set_latest(store.as_ref(), &ids[4])
+    // A daily made LATEST for a restore is never pruned.
+    set_latest(store.as_ref(), &ids[0])
         .await
         .expect("set_latest daily");
-    assert_eq!(
-        latest(store.as_ref()).await.expect("latest"),
-        Some(ids[4].clone())
-    );
-    assert_eq!(read_item(&store, &ids[4], "data").await, b"daily");
+    let policy = Retention {
+        keep_daily: 1,
+        keep_monthly: 0,
+        ..policy
+    };
+    let plan = prune(store.as_ref(), &policy, &[], Duration::ZERO, false)
+        .await
+        .expect("prune");
+    let removed: Vec<SnapshotId> = plan.remove.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(removed, vec![regular[0].clone(), ids[3].clone()]);
+    assert_eq!(read_item(&store, &ids[0], "data").await, b"kept?");
 }
 
 /// A LATEST that is garbage, or names a snapshot without manifest, is an error that a
@@ -723,4 +750,266 @@ pub async fn damaged_latest(store: Arc<dyn Store>) {
     store.put_small("LATEST", b"garbage").await.expect("put");
     let err = latest(store.as_ref()).await.expect_err("garbage");
     assert!(!err.is_not_found(), "{err}");
+}
+
+/// An age key pair for tests: the identity file's path and the public key.
+pub fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("# test key\n{}\n", id.to_string().expose_secret()),
+    )
+    .expect("write identity");
+    (path, id.to_public().to_string())
+}
+
+/// Encrypted snapshots: round trip (stream and tree), a missing identity and a wrong one
+/// fail at once and change nothing, key rotation keeps old snapshots readable with
+/// an identity file that holds both keys, damaged ciphertext is caught.
+pub async fn encrypted_roundtrip(store: Arc<dyn Store>, big: u64) {
+    use bosun_snapshot::{Identities, Recipients};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (old_file, old_pub) = age_key(tmp.path(), "old.key");
+    let (new_file, new_pub) = age_key(tmp.path(), "new.key");
+    let both = tmp.path().join("both.key");
+    std::fs::write(
+        &both,
+        std::fs::read_to_string(&old_file).expect("read")
+            + &std::fs::read_to_string(&new_file).expect("read"),
+    )
+    .expect("write");
+    let src = tmp.path().join("files");
+    make_tree(&src);
+
+    let mut w = SnapshotWriter::begin(store.clone(), "host-e", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.encrypt_to(Recipients::load(std::slice::from_ref(&old_pub)).expect("recipients"));
+    w.put_stream("db", RandReader::new(11, big))
+        .await
+        .expect("put");
+    w.put_path("files", &src).await.expect("put path");
+    let old = w.id().clone();
+    let manifest = w.commit().await.expect("commit");
+    assert_eq!(manifest.format, 2);
+    for item in &manifest.items {
+        let enc = item.encryption.as_ref().expect("encrypted");
+        assert_eq!(enc.recipients, vec![old_pub.clone()]);
+        assert!(item.object.ends_with(".zst.age"), "{}", item.object);
+        let stored = store.get_small(&old.key(&item.object)).await.expect("get");
+        assert!(
+            stored.starts_with(b"age-encryption.org/v1\n"),
+            "an age file"
+        );
+        assert!(
+            !stored.windows(6).any(|w| w == b"alpha\n"),
+            "no plaintext in the store"
+        );
+    }
+    let json = store
+        .get_small(&old.manifest_key())
+        .await
+        .expect("manifest");
+    assert!(!String::from_utf8_lossy(&json).contains("AGE-SECRET-KEY"));
+
+    // Without identity: fails at once, naming identity_file.
+    let bare = SnapshotReader::open(store.clone(), old.clone())
+        .await
+        .expect("open");
+    let err = bare.check_keys().expect_err("no identity");
+    assert!(err.to_string().contains("identity_file"), "{err}");
+    let err = bare.item_stream("db").await.expect_err("no identity");
+    assert!(err.to_string().contains("identity_file"), "{err}");
+    // The stored bytes can still be checked without a key.
+    assert_eq!(
+        bare.verify_stored("db").await.expect("ciphertext checks"),
+        manifest.item("db").expect("db").stored_size
+    );
+
+    // The wrong identity: named, nothing on disk changed.
+    let wrong = bare
+        .clone()
+        .with_identities(Some(Identities::load(&new_file).expect("load")));
+    let err = wrong.check_keys().expect_err("wrong key");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&new_file.display().to_string()) && msg.contains(&old_pub),
+        "{msg}"
+    );
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir_all(&dest).expect("mkdir");
+    std::fs::write(dest.join("precious"), b"keep me").expect("write");
+    let before = describe_tree(&dest);
+    wrong
+        .restore_path("files", &dest)
+        .await
+        .expect_err("wrong key");
+    assert_eq!(describe_tree(&dest), before, "destination unchanged");
+
+    // The right one.
+    let right = bare
+        .clone()
+        .with_identities(Some(Identities::load(&old_file).expect("load")));
+    right.check_keys().expect("keys");
+    let (n, digest) = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect("read");
+    assert_eq!((n, digest), (big, RandReader::digest(11, big)));
+    right.restore_path("files", &dest).await.expect("restore");
+    let mut want = describe_tree(&src);
+    want.remove(Path::new("fifo")); // never archived
+    assert_eq!(describe_tree(&dest), want);
+
+    // Rotation: new snapshots to the new key; an identity file with both reads both.
+    let mut w = SnapshotWriter::begin(store.clone(), "host-e", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.encrypt_to(Recipients::load(std::slice::from_ref(&new_pub)).expect("recipients"));
+    w.put_stream("db", &b"after rotation"[..])
+        .await
+        .expect("put");
+    let new = w.id().clone();
+    w.commit().await.expect("commit");
+    let ids = Identities::load(&both).expect("both");
+    for (id, want) in [(&old, big), (&new, 14)] {
+        let r = SnapshotReader::open(store.clone(), id.clone())
+            .await
+            .expect("open")
+            .with_identities(Some(ids.clone()));
+        let (n, _) = digest_stream(r.item_stream("db").await.expect("stream"))
+            .await
+            .expect("read");
+        assert_eq!(n, want);
+    }
+
+    // Damaged ciphertext (a flipped byte; a truncated object) is an integrity error.
+    let key = old.key("db.zst.age");
+    let data = store.get_small(&key).await.expect("get");
+    let mut flipped = data.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    store.put_small(&key, &flipped).await.expect("damage");
+    let err = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect_err("damage detected");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("'db'"), "{err}");
+    let err = right
+        .verify_stored("db")
+        .await
+        .expect_err("damage detected");
+    assert!(err.is_integrity(), "{err}");
+    store
+        .put_small(&key, &data[..data.len() - 100])
+        .await
+        .expect("truncate");
+    let err = digest_stream(right.item_stream("db").await.expect("stream"))
+        .await
+        .expect_err("truncation detected");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+}
+
+/// `verify_snapshot` reads every object: ok on an intact snapshot (recorded beside the
+/// manifest), damage named by object for a flipped byte and a truncated object,
+/// ciphertext-only checks for an encrypted snapshot without its identity.
+pub async fn verify_names_damage(store: Arc<dyn Store>) {
+    use bosun_snapshot::{last_verified, verify_snapshot, Depth, Recipients};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("files");
+    make_tree(&src);
+    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.put_stream("db", RandReader::new(5, 2 * MIB))
+        .await
+        .expect("put");
+    w.put_path("files", &src).await.expect("put path");
+    let id = w.id().clone();
+    w.commit().await.expect("commit");
+    assert_eq!(
+        last_verified(store.as_ref(), &id).await.expect("read"),
+        None
+    );
+    let mut ticks = 0;
+    let v = verify_snapshot(store.clone(), &id, None, "verifier", &mut |_| ticks += 1)
+        .await
+        .expect("verify");
+    assert!(v.ok && v.depth == Depth::Full, "{v:?}");
+    assert_eq!(v.items.len(), 2);
+    assert!(ticks > 0, "progress was reported");
+    let rec = last_verified(store.as_ref(), &id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(rec, v);
+    // The record does not make the snapshot look different.
+    let listed = list_snapshots(store.as_ref()).await.expect("list");
+    assert!(listed.iter().any(|s| s.id == id && s.complete));
+    SnapshotReader::open(store.clone(), id.clone())
+        .await
+        .expect("manifest intact");
+
+    // A flipped byte.
+    let key = id.key("db.zst");
+    let data = store.get_small(&key).await.expect("get");
+    let mut bad = data.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x20;
+    store.put_small(&key, &bad).await.expect("damage");
+    let v = verify_snapshot(store.clone(), &id, None, "verifier", &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(!v.ok, "{v:?}");
+    let damage = v.damage.clone().expect("damage");
+    assert!(
+        damage.contains(&key) && damage.contains("checksum"),
+        "{damage}"
+    );
+    assert!(
+        !last_verified(store.as_ref(), &id)
+            .await
+            .expect("read")
+            .expect("rec")
+            .ok
+    );
+    store.put_small(&key, &data).await.expect("repair");
+    // A truncated object.
+    let key = id.key("files.tar.zst");
+    let data = store.get_small(&key).await.expect("get");
+    store
+        .put_small(&key, &data[..data.len() - 1])
+        .await
+        .expect("truncate");
+    let v = verify_snapshot(store.clone(), &id, None, "verifier", &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(
+        v.damage.as_deref().is_some_and(|d| d.contains(&key)),
+        "{v:?}"
+    );
+    // A missing object.
+    store.delete(&key).await.expect("delete");
+    let v = verify_snapshot(store.clone(), &id, None, "verifier", &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(
+        v.damage.as_deref().is_some_and(|d| d.contains(&key)),
+        "{v:?}"
+    );
+
+    // Encrypted, no identity: only the ciphertext is checked, and it says so.
+    let (_key, public) = age_key(tmp.path(), "k");
+    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.encrypt_to(Recipients::load(&[public]).expect("recipients"));
+    w.put_stream("db", &b"secret rows"[..]).await.expect("put");
+    let enc = w.id().clone();
+    w.commit().await.expect("commit");
+    let v = verify_snapshot(store.clone(), &enc, None, "verifier", &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(v.ok && v.depth == Depth::Ciphertext, "{v:?}");
 }

@@ -273,6 +273,7 @@ mod tests {
             pid: Some(42),
             started_at_ms: Some(1_700_000_000_500),
             restarts: 3,
+            own_restarts: 0,
             last_exit: Some(ExitInfo {
                 code: 137,
                 signal: Some(9),
@@ -286,6 +287,8 @@ mod tests {
             singleton: false,
             lease_term: None,
             instance: None,
+            timeline: Default::default(),
+            restart_times_ms: Vec::new(),
         }
     }
 
@@ -303,6 +306,8 @@ mod tests {
             last_snapshot: None,
             boot_step: None,
             instances: [("worker".to_string(), 2)].into(),
+            transfers: Vec::new(),
+            next_daily_at_ms: None,
         };
         let m = render(&st);
         assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");

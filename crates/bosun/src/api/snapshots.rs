@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::time::UNIX_EPOCH;
 
 use crate::keeper::Keeper;
-use crate::protocol::{SnapshotEntry, SnapshotSeries};
+use crate::protocol::{SnapshotEntry, SnapshotSeries, SnapshotVerified};
 
 /// A boxed future, so the trait stays object-safe.
 pub type SnapFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SnapshotError>> + Send + 'a>>;
@@ -38,8 +38,18 @@ pub enum SnapshotError {
 impl Snapshots for Keeper {
     fn list(&self) -> SnapFuture<'_, Vec<SnapshotEntry>> {
         Box::pin(async move {
-            let list = bosun_snapshot::list_snapshots(self.store().as_ref()).await?;
-            Ok(list.into_iter().map(entry).collect())
+            let store = self.store();
+            let list = bosun_snapshot::list_snapshots(store.as_ref()).await?;
+            let mut out = Vec::with_capacity(list.len());
+            for s in list {
+                // A record that cannot be read is shown as "never verified".
+                let v = bosun_snapshot::last_verified(store.as_ref(), &s.id)
+                    .await
+                    .ok()
+                    .flatten();
+                out.push(entry(s, v));
+            }
+            Ok(out)
         })
     }
 
@@ -53,7 +63,10 @@ impl Snapshots for Keeper {
 }
 
 /// A store's description of a snapshot, as the wire carries it.
-fn entry(s: bosun_snapshot::SnapshotInfo) -> SnapshotEntry {
+fn entry(
+    s: bosun_snapshot::SnapshotInfo,
+    v: Option<bosun_snapshot::Verification>,
+) -> SnapshotEntry {
     SnapshotEntry {
         id: s.id.to_string(),
         kind: if s.kind == bosun_snapshot::SnapshotKind::Daily {
@@ -70,5 +83,13 @@ fn entry(s: bosun_snapshot::SnapshotInfo) -> SnapshotEntry {
         size: s.size,
         complete: s.complete,
         latest: s.latest,
+        verified: v.map(|v| SnapshotVerified {
+            at_ms: v.at_ms,
+            ok: v.ok,
+            depth: match v.depth {
+                bosun_snapshot::Depth::Full => "full".into(),
+                bosun_snapshot::Depth::Ciphertext => "ciphertext".into(),
+            },
+        }),
     }
 }

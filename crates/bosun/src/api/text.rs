@@ -75,9 +75,6 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
         duration(now.saturating_sub(st.started_at_ms) / 1000),
         st.reaped_orphans
     );
-    if let Some(step) = &st.boot_step {
-        let _ = write!(out, "\nbooting: {step}");
-    }
     if let Some(snap) = &st.last_snapshot {
         let _ = write!(
             out,
@@ -85,6 +82,19 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
             if snap.ok { "ok" } else { "FAILED" },
             duration(now.saturating_sub(snap.at_ms) / 1000)
         );
+    }
+    // Under the header line, not inside it.
+    if let Some(step) = &st.boot_step {
+        let _ = write!(out, "\nbooting: {step}");
+    }
+    // `booting: restoring postgres 1.2 GiB of 3.4 GiB, …` while the boot waits for
+    // it; `backing up: postgres …` otherwise.
+    for t in &st.transfers {
+        if st.phase == crate::protocol::Phase::Booting {
+            let _ = write!(out, "\nbooting: {} {}", t.action, t.line());
+        } else {
+            let _ = write!(out, "\n{}: {}", t.action, t.line());
+        }
     }
     out.push('\n');
     // The backup column appears once some unit has backups (snapshots on).

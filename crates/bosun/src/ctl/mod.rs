@@ -683,17 +683,26 @@ fn snapshots(client: &Client) -> Result<i32, Unreachable> {
         }
     };
     let mut t = format!(
-        "{:<40} {:<6} {:<24} {:>12}  {:<8} LATEST\n",
-        "ID", "KIND", "TIME", "SIZE", "COMPLETE"
+        "{:<40} {:<6} {:<24} {:>12}  {:<8} {:<35} LATEST\n",
+        "ID", "KIND", "TIME", "SIZE", "COMPLETE", "VERIFIED"
     );
     for s in &list {
+        let verified = s.verified.as_ref().map_or("never".to_string(), |v| {
+            let how = match (v.ok, v.depth.as_str()) {
+                (false, _) => "DAMAGED",
+                (true, "full") => "ok",
+                (true, _) => "ok(cipher)",
+            };
+            format!("{} {how}", utc(v.at_ms))
+        });
         t.push_str(&format!(
-            "{:<40} {:<6} {:<24} {:>12}  {:<8} {}\n",
+            "{:<40} {:<6} {:<24} {:>12}  {:<8} {:<35} {}\n",
             s.id,
             s.kind.as_str(),
             utc(s.time_ms),
             s.size,
             if s.complete { "yes" } else { "no" },
+            verified,
             if s.latest { "*" } else { "" }
         ));
     }

@@ -30,7 +30,7 @@ pub use fleet::{
 pub use paths::{parse_signal, percent_decode, signal_name};
 pub use replies::{
     ActionReply, BackupReply, ErrorReply, MessageReply, RunEvent, ScaleRequest, SignalRequest,
-    SnapshotEntry, SnapshotSeries, UnitResult,
+    SnapshotEntry, SnapshotSeries, SnapshotVerified, UnitResult,
 };
 
 /// Where bosun listens and `bosun ctl` connects when nothing else is said:

@@ -97,6 +97,21 @@ pub struct SnapshotEntry {
     pub complete: bool,
     /// It is the one LATEST names (what the next start on an empty disk restores).
     pub latest: bool,
+    /// Its last verification (`bosun snapshot verify`, `verify_after_commit`); absent
+    /// when never verified (or from an older bosun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<SnapshotVerified>,
+}
+
+/// When a snapshot was last verified, and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVerified {
+    /// When, Unix time in milliseconds.
+    pub at_ms: u64,
+    /// Every item checked out.
+    pub ok: bool,
+    /// `full`, or `ciphertext` (encrypted, checked without a key).
+    pub depth: String,
 }
 
 /// The answer of `POST /v1/backup`: the message `ctl backup` prints, and the
@@ -123,6 +138,7 @@ mod tests {
             size: 2,
             complete: true,
             latest: false,
+            verified: None,
         };
         let json = serde_json::to_string(&e).expect("serialise");
         assert_eq!(
