@@ -529,6 +529,7 @@ impl Supervisor {
                 boot_started.elapsed(),
                 units.plan.units.len()
             );
+            crate::pid1::release_boot_pages();
         }
         None
     }
