@@ -639,3 +639,94 @@ stop_timeout = "1s"
     p.bosun.signal(SIGTERM);
     assert_eq!(p.bosun.wait(T), 0, "{}", p.bosun.output());
 }
+
+/// A peer whose only singleton is a scheduled task: `* * * * *`, one line per run.
+fn scheduled_peer(name: &str, pg: &Pg, log: &Path) -> Peer {
+    let scratch = Scratch::new();
+    let body = format!(
+        r#"
+[fleet]
+database = "{url}"
+name = "{name}"
+lease_ttl = "5s"
+renew_every = "500ms"
+
+[task.report]
+singleton = true
+schedule = "* * * * *"
+env = {{ PEER = "{name}" }}
+run = "echo \"start $PEER $BOSUN_LEASE_TERM $(date +%s.%N)\" >> {log}"
+stop_timeout = "1s"
+"#,
+        url = pg.url(),
+        log = log.display(),
+    );
+    let config = scratch.config("", &body);
+    let bosun = Pid1::run(&scratch, &config, &[]);
+    Peer {
+        name: name.to_string(),
+        scratch,
+        bosun,
+    }
+}
+
+#[test]
+fn a_scheduled_singleton_fires_on_the_lease_holder_only() {
+    // Two real minute boundaries at most (the timer is unit-tested elsewhere).
+    const MINUTE: Duration = Duration::from_secs(75);
+    let pg = Pg::start();
+    let shared = Scratch::new();
+    let log = shared.path("report.log");
+    let mut peers: Vec<Peer> = ["peer-a", "peer-b"]
+        .iter()
+        .map(|n| scheduled_peer(n, &pg, &log))
+        .collect();
+    for p in &peers {
+        let healthy = eventually(Duration::from_secs(30), || p.ctl(&["health"]).0 == 0);
+        assert!(healthy, "{}:\n{}", p.name, p.bosun.output());
+    }
+    // The first boundary: one run in the fleet, by the holder.
+    assert!(
+        eventually(MINUTE, || !starts(&log).is_empty()),
+        "no run:\n{}\n{}",
+        peers[0].bosun.output(),
+        peers[1].bosun.output()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let first = starts(&log);
+    assert_eq!(
+        first.len(),
+        1,
+        "one run per due time in the fleet: {first:?}"
+    );
+    let (holder, term, _) = first[0].clone();
+    assert!(term >= 1, "{first:?}");
+    let other = peers.iter().position(|p| p.name != holder).expect("a peer");
+    let waiting = &peers[other];
+    assert!(
+        waiting.bosun.stderr().contains("due, not run here"),
+        "{}",
+        waiting.bosun.output()
+    );
+    // The holder dies; at a later boundary the other peer, now holding the
+    // lease, runs it (and only it).
+    let h = peers.iter().position(|p| p.name == holder).expect("holder");
+    peers[h].bosun.signal(SIGKILL);
+    peers[h].bosun.wait(Duration::from_secs(20));
+    assert!(
+        eventually(MINUTE * 2, || starts(&log)
+            .iter()
+            .any(|(p, _, _)| *p != holder)),
+        "the other peer never ran it:\n{}",
+        peers[other].bosun.output()
+    );
+    let all = starts(&log);
+    let (_, term2, _) = all.last().cloned().expect("a run");
+    assert!(term2 > term, "a new lease term: {all:?}");
+    assert!(
+        all.iter().filter(|(p, _, _)| *p == holder).count() == 1,
+        "{all:?}"
+    );
+    peers[other].bosun.signal(SIGTERM);
+    assert_eq!(peers[other].bosun.wait(Duration::from_secs(20)), 0);
+}

@@ -38,11 +38,14 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             source: PathBuf::new(),
+            files: Vec::new(),
+            sources: Vec::new(),
             bosun: Settings::default(),
             roles: IndexMap::new(),
             units: IndexMap::new(),
             snapshot: None,
             fleet: None,
+            hooks: None,
             warnings: Vec::new(),
             secrets: Default::default(),
         }
@@ -138,6 +141,7 @@ impl Unit {
             start_limit: StartLimit::default(),
             essential: false,
             on_demand: false,
+            schedule: None,
             singleton: false,
             instances: None,
             stop_signal: Signal::TERM,
@@ -148,6 +152,7 @@ impl Unit {
             umask: None,
             env: IndexMap::new(),
             env_file: None,
+            env_files: IndexMap::new(),
             output: Output::Prefix,
             log_file: None,
             health: None,

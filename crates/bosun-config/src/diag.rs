@@ -1,26 +1,87 @@
-//! The diagnostics of one file: errors and warnings located by byte offset, turned
-//! into line:column here, redacted all at once at the end, and the "did you mean"
-//! suggestions that go into them.
+//! The diagnostics of a config (one file, or a base and its overlays): errors and
+//! warnings located by byte offset, turned into file:line:column here, redacted all
+//! at once at the end, and the "did you mean" suggestions that go into them.
+//!
+//! Several files share one offset space ([`Sources`]): each file's spans are
+//! shifted by its base, so that a value merged from an overlay still says which
+//! file it came from.
 //!
 //! Every reader and check reports through [`Diag`]; nothing returns at the first
 //! problem. [`Diag::finish`] is the one place that redacts messages, so no message
 //! can forget to.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
 use crate::redact::Redactor;
 
-/// Collects the errors and warnings of one file.
+/// One config file's text, at `base` in the shared offset space.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub path: PathBuf,
+    pub text: String,
+    pub base: usize,
+}
+
+/// The files of one config, in the order they are merged.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    pub files: Vec<Source>,
+}
+
+impl Sources {
+    /// One file.
+    #[cfg(test)]
+    pub fn one(path: &Path, text: &str) -> Sources {
+        let mut s = Sources::default();
+        s.add(path, text.to_string());
+        s
+    }
+
+    /// Adds a file; its offsets start at the returned base.
+    pub fn add(&mut self, path: &Path, text: String) -> usize {
+        // One byte of gap: the end of a file is not the start of the next.
+        let base = self
+            .files
+            .last()
+            .map(|f| f.base + f.text.len() + 1)
+            .unwrap_or(0);
+        self.files.push(Source {
+            path: path.to_path_buf(),
+            text,
+            base,
+        });
+        base
+    }
+
+    /// The file holding offset `pos` and the offset within it.
+    pub fn locate(&self, pos: usize) -> Option<(&Source, usize)> {
+        let f = self.files.iter().rev().find(|f| f.base <= pos)?;
+        Some((f, pos - f.base))
+    }
+
+    /// `file`, `line`, `column` of `pos` (the first file's name and 0:0 when none).
+    fn place(&self, pos: usize) -> (String, usize, usize) {
+        match self.locate(pos) {
+            Some((f, local)) => {
+                let (l, c) = line_col(&f.text, local);
+                (f.path.display().to_string(), l, c)
+            }
+            None => (String::new(), 0, 0),
+        }
+    }
+}
+
+/// Collects the errors and warnings of a config.
 ///
 /// Messages are stored as written; [`Diag::finish`] redacts them, and
 /// [`Diag::quote`] quotes a value redacted before cutting it short (so that no
 /// part of a secret survives the cut).
 pub(crate) struct Diag<'a> {
-    file: String,
-    text: &'a str,
-    errors: Vec<ConfigError>,
+    sources: &'a Sources,
+    /// Each with the offset it was reported at (`usize::MAX`: nowhere), to sort by.
+    errors: Vec<(usize, ConfigError)>,
     warnings: Vec<String>,
     /// The secrets of the environment, and of secret-named `env` entries as the
     /// walk reads them.
@@ -38,11 +99,10 @@ pub(crate) struct Findings {
 }
 
 impl<'a> Diag<'a> {
-    /// Diagnostics for `text`, read from `file` (named in every message).
-    pub fn new(file: &Path, text: &'a str, redactor: Redactor) -> Self {
+    /// Diagnostics for the files of `sources` (each message names its file).
+    pub fn new(sources: &'a Sources, redactor: Redactor) -> Self {
         Diag {
-            file: file.display().to_string(),
-            text,
+            sources,
             errors: Vec::new(),
             warnings: Vec::new(),
             redactor,
@@ -50,14 +110,37 @@ impl<'a> Diag<'a> {
         }
     }
 
-    /// The source text.
-    pub fn text(&self) -> &'a str {
-        self.text
+    /// The text at `range` (shared offsets), when it lies in one file.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Option<&'a str> {
+        let (f, start) = self.sources.locate(range.start)?;
+        f.text.get(start..start + range.len())
     }
 
-    /// The 1-based line of byte offset `pos` (for "… (line 3)" in messages).
-    pub fn line_of(&self, pos: usize) -> usize {
-        line_col(self.text, pos).0
+    /// The directory of the file holding offset `pos` (what relative paths there
+    /// are relative to).
+    pub fn dir_of(&self, pos: usize) -> PathBuf {
+        self.sources
+            .locate(pos)
+            .and_then(|(f, _)| f.path.parent().map(Path::to_path_buf))
+            .unwrap_or_default()
+    }
+
+    /// Where `pos` is, for "… (line 3)" in messages: `line 3`, or `site.toml line 3`
+    /// when the config has several files.
+    pub fn place_of(&self, pos: usize) -> String {
+        let (file, line, _) = self.sources.place(pos);
+        match self.sources.files.len() {
+            0 | 1 => format!("line {line}"),
+            _ => format!("{file} line {line}"),
+        }
+    }
+
+    fn first_file(&self) -> String {
+        self.sources
+            .files
+            .first()
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_default()
     }
 
     /// A value for a message: redacted, quoted, cut short.
@@ -78,31 +161,44 @@ impl<'a> Diag<'a> {
 
     /// Records an error at byte offset `pos`.
     pub fn error(&mut self, pos: usize, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, pos);
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
+        let (file, line, column) = self.sources.place(pos);
+        let e = ConfigError {
+            file,
             line,
             column,
             message: message.into(),
-        });
+        };
+        self.errors.push((pos, e));
+    }
+
+    /// Records an error about a whole file (line 0), e.g. one that cannot be read.
+    pub fn error_in(&mut self, file: &Path, message: impl Into<String>) {
+        let e = ConfigError {
+            file: file.display().to_string(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        };
+        self.errors.push((usize::MAX, e));
     }
 
     /// Records an error with no single place (line 0).
     pub fn error_nowhere(&mut self, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
+        let e = ConfigError {
+            file: self.first_file(),
             line: 0,
             column: 0,
             message: message.into(),
-        });
+        };
+        self.errors.push((usize::MAX, e));
     }
 
     /// Records a warning at byte offset `pos`.
     pub fn warn(&mut self, pos: usize, message: impl AsRef<str>) {
-        let (line, column) = line_col(self.text, pos);
+        let (file, line, column) = self.sources.place(pos);
         self.warnings.push(format!(
             "{}:{}:{}: {}",
-            self.file,
+            file,
             line,
             column,
             message.as_ref()
@@ -111,8 +207,8 @@ impl<'a> Diag<'a> {
 
     /// Records a warning with no single place.
     pub fn warn_nowhere(&mut self, message: impl AsRef<str>) {
-        self.warnings
-            .push(format!("{}: {}", self.file, message.as_ref()));
+        let file = self.first_file();
+        self.warnings.push(format!("{file}: {}", message.as_ref()));
     }
 
     /// Records a warning about variable `var` at `pos`, unless it already has one.
@@ -132,16 +228,18 @@ impl<'a> Diag<'a> {
             }
         }
         let r = &self.redactor;
-        for e in &mut self.errors {
+        for (_, e) in &mut self.errors {
             e.message = r.redact(&e.message);
         }
         for w in &mut self.warnings {
             *w = r.redact(w);
         }
-        self.errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
-        self.errors.dedup();
+        // By place: file order, then position; what has no place last.
+        self.errors.sort_by_key(|(pos, _)| *pos);
+        let mut errors: Vec<ConfigError> = self.errors.into_iter().map(|(_, e)| e).collect();
+        errors.dedup();
         Findings {
-            errors: self.errors,
+            errors,
             warnings: self.warnings,
             redactor: self.redactor,
         }
@@ -267,7 +365,8 @@ mod tests {
         let env: std::collections::HashMap<String, String> =
             [("DB_PASSWORD".to_string(), "hunter2-long".to_string())].into();
         let text = "a = 1\nb = 2\n";
-        let mut d = Diag::new(Path::new("x.toml"), text, Redactor::from_vars(&env));
+        let sources = Sources::one(Path::new("x.toml"), text);
+        let mut d = Diag::new(&sources, Redactor::from_vars(&env));
         d.error_nowhere("a cycle");
         d.error(6, "second line, says hunter2-long");
         d.error(0, "first line");

@@ -147,6 +147,7 @@ pub fn instance(t: &Unit, i: u32) -> Unit {
     u.group.iter_mut().for_each(f);
     u.cwd.iter_mut().for_each(fp);
     u.env_file.iter_mut().for_each(fp);
+    u.env_files.values_mut().for_each(fp);
     if let Some(l) = &mut u.log_file {
         fp(&mut l.path);
     }

@@ -18,8 +18,12 @@
 //! - Signals: `"SIGINT"`, `"INT"`, `"sigint"`, or a number 1–31.
 //! - `umask`: an octal string (`"022"`) or an integer (`0o022`; a decimal integer
 //!   is taken at its value, with a warning).
-//! - Relative paths (`cwd`, `env_file`, `log_file`, `file` probes, `[bosun]` paths,
-//!   `[snapshot.paths]`) are relative to the config file's directory.
+//! - Relative paths (`cwd`, `env_file`, `env_files`, `log_file`, `file` probes,
+//!   `[bosun]` paths, `[snapshot.paths]`) are relative to the directory of the
+//!   config file they are written in.
+//! - A config may be several files ([`load_all`]: `-c base.toml -c site.toml`) and
+//!   a file may `include = ["conf.d/*.toml"]` (top level): later files win, tables
+//!   merge, anything else is replaced; every error names its file (`overlay`).
 //! - Optional strings that are empty after interpolation count as not set
 //!   (`http_listen = "${HTTP:-}"`, `s3_endpoint = "${S3ENDPOINTURL:-}"`), and a
 //!   `wait_for` entry that interpolates to nothing is dropped (a gate that exists
@@ -29,7 +33,7 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use std::path::Path;
+//! use std::path::{Path, PathBuf};
 //!
 //! let text = r#"
 //! [service.web]
@@ -44,8 +48,8 @@
 //!
 //! # Layout
 //!
-//! [`parse`] is the recipe: `tree` (the TOML text as a tree of values that keep
-//! their byte spans, from `toml_edit`) → `schema` (the walk, table by table, into
+//! [`parse`] is the recipe: `overlay` (the files, each parsed by `tree` into a
+//! tree of values that keep their byte spans, from `toml_edit`, then merged) → `schema` (the walk, table by table, into
 //! the model; values read by `read`, with the syntaxes of [`value`] and the
 //! `${…}` of [`interp`]) → `validate` (checks across tables) → `diag` (every
 //! error and warning collected, located as line:column, redacted with
@@ -62,10 +66,12 @@ mod error;
 pub mod instance;
 pub mod interp;
 mod model;
+mod overlay;
 pub mod plan;
 mod read;
 pub mod redact;
 mod render;
+pub mod schedule;
 mod schema;
 mod tree;
 mod validate;
@@ -77,25 +83,27 @@ pub use error::ConfigError;
 pub use interp::Vars;
 pub use model::*;
 pub use plan::{Plan, PlannedUnit};
+pub use schedule::{Schedule, ScheduleError};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Reads, interpolates (against `env`: an [`Env`], e.g. [`Env::current`], or a
-/// plain `HashMap<String, String>`) and validates a config file.
+/// plain `HashMap<String, String>`) and validates a config file (and the files it
+/// `include`s).
 pub fn load(path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the config file: {e}"),
-        }]
-    })?;
-    parse(&text, path, env)
+    load_all(&[path.to_path_buf()], env)
+}
+
+/// [`load`] for a config made of several files (`-c base.toml -c site.toml`):
+/// later files win, tables merge, anything else is replaced (`overlay`). Every
+/// error names the file (and line:column) it is in.
+pub fn load_all(paths: &[PathBuf], env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
+    finish(overlay::read(paths, None), paths, env)
 }
 
 /// Parses config text; `path` is only used in messages, as `Config::source`, and
-/// to resolve relative paths in the config (against its directory).
+/// to resolve relative paths in the config (against its directory) and its
+/// `include`s (read from disk).
 ///
 /// Every problem found is returned, sorted by position, each with its file, line
 /// and column; a TOML syntax error stops at that error. Non-fatal findings (an
@@ -104,32 +112,78 @@ pub fn load(path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
 /// redacted ([`redact::Redactor`]) against the secrets of `env` and of the
 /// config's own secret-named `env` entries.
 pub fn parse(text: &str, path: &Path, env: &dyn Vars) -> Result<Config, Vec<ConfigError>> {
-    let mut ctx = read::Ctx::new(path, text, env);
-    let root = match tree::parse_document(text) {
-        Ok(root) => root,
-        Err(e) => {
-            let message = format!("TOML syntax error: {}", one_line(e.message()));
-            match e.span() {
-                Some(span) => ctx.diag.error(span.start, message),
-                None => ctx.diag.error_nowhere(message),
-            }
-            return Err(ctx.finish().errors);
-        }
+    let paths = [path.to_path_buf()];
+    finish(overlay::read(&paths, Some(text)), &paths, env)
+}
+
+/// Where each value of the config made of `paths` was set: (`service.web.run`,
+/// `site.toml:3:7`), in the merged order. Values are not shown (they may be
+/// secrets). For `bosun check --origin`.
+pub fn origins(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
+    let set = overlay::read(paths, None);
+    let env = std::collections::HashMap::<String, String>::new();
+    let mut ctx = read::Ctx::new(&set.sources, &env);
+    let Some(root) = set.root.as_ref().filter(|_| set.problems.is_empty()) else {
+        report(&mut ctx, set.problems);
+        return Err(ctx.finish().errors);
     };
-    let walked = schema::walk(&mut ctx, &root, path);
+    let located = overlay::leaves(root)
+        .into_iter()
+        .map(|(key, pos)| {
+            let at = match set.sources.locate(pos) {
+                Some((f, local)) => {
+                    let (l, c) = diag::line_col(&f.text, local);
+                    format!("{}:{l}:{c}", f.path.display())
+                }
+                None => String::new(),
+            };
+            (key, at)
+        })
+        .collect();
+    Ok(located)
+}
+
+fn report(ctx: &mut read::Ctx, problems: Vec<overlay::Problem>) {
+    for p in problems {
+        match p {
+            overlay::Problem::At(pos, msg) => ctx.diag.error(pos, msg),
+            overlay::Problem::File(file, msg) => ctx.diag.error_in(&file, msg),
+        }
+    }
+}
+
+/// The walk over the merged files: the config, or every error. A file that
+/// cannot be read or parsed stops before the walk.
+fn finish(
+    set: overlay::Set,
+    paths: &[PathBuf],
+    env: &dyn Vars,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut ctx = read::Ctx::new(&set.sources, env);
+    let Some(root) = set.root.as_ref().filter(|_| set.problems.is_empty()) else {
+        report(&mut ctx, set.problems);
+        if ctx.diag.error_count() == 0 {
+            ctx.diag.error_nowhere("no config file could be read");
+        }
+        return Err(ctx.finish().errors);
+    };
+    let source = paths.first().cloned().unwrap_or_default();
+    let walked = schema::walk(&mut ctx, root, &source);
     validate::check(&mut ctx.diag, &walked.config, &walked.located);
     let found = ctx.finish();
     if !found.errors.is_empty() {
         return Err(found.errors);
     }
     let mut config = walked.config;
+    config.files = paths.to_vec();
+    config.sources = set.sources.files.iter().map(|f| f.path.clone()).collect();
     config.warnings = found.warnings;
     config.secrets = found.redactor;
     Ok(config)
 }
 
 /// A multi-line message from `toml` on one line.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

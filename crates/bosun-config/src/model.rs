@@ -9,8 +9,15 @@ use indexmap::IndexMap;
 /// A whole, validated `bosun.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The file this configuration was read from (used in messages).
+    /// The file this configuration was read from (used in messages); the first
+    /// one when there are several.
     pub source: PathBuf,
+    /// The files named on the command line (`-c base.toml -c site.toml`, or
+    /// `$BOSUN_CONFIG`), in order: what a reload reads again (their `include`s
+    /// anew).
+    pub files: Vec<PathBuf>,
+    /// Every file read, in the order they were merged (the `include`d ones too).
+    pub sources: Vec<PathBuf>,
     /// The `[bosun]` table.
     pub bosun: Settings,
     /// The `[roles]` table: alias name → the roles (or aliases) it stands for.
@@ -21,6 +28,8 @@ pub struct Config {
     pub snapshot: Option<SnapshotConfig>,
     /// The `[fleet]` table, when written (its `database` may still be empty: no fleet).
     pub fleet: Option<FleetConfig>,
+    /// The `[hooks]` table, when written.
+    pub hooks: Option<HooksConfig>,
     /// Non-fatal findings (an unset `${VAR}` without a default, …), for `bosun check`.
     pub warnings: Vec<String>,
     /// The secrets of the environment the config was read with (and of its
@@ -62,6 +71,14 @@ pub enum UnitKind {
     Service,
     /// One-shot, must exit 0 (`[task.NAME]`).
     Task,
+}
+
+impl Unit {
+    /// Runs only when asked (`on_demand`) or when its `schedule` is due, never at
+    /// boot: it neither holds up the boot nor can be `after`.
+    pub fn on_request(&self) -> bool {
+        self.on_demand || self.schedule.is_some()
+    }
 }
 
 impl UnitKind {
@@ -139,6 +156,8 @@ pub struct Unit {
     /// `instances = N` (services only): run N copies, the units `NAME#1` … `NAME#N`
     /// ([`crate::instance`]); `None`: one process named `NAME`.
     pub instances: Option<u32>,
+    /// A task run by bosun's timer (`schedule`, `timezone`), never at boot.
+    pub schedule: Option<crate::Schedule>,
     /// Signal sent to the unit's process group to stop it. Default SIGTERM.
     pub stop_signal: Signal,
     /// Grace after `stop_signal` before SIGKILL. Default 10 s.
@@ -155,6 +174,10 @@ pub struct Unit {
     pub env: IndexMap<String, String>,
     /// A `KEY=VALUE` file read at each start.
     pub env_file: Option<PathBuf>,
+    /// `env_files = { NAME = "/run/secrets/x" }`: variables whose value is the
+    /// whole content of a file (one trailing newline cut), read at each start and
+    /// never shown. Distinct from `env_file` (one dotenv file of many variables).
+    pub env_files: IndexMap<String, PathBuf>,
     /// Where stdout/stderr go.
     pub output: Output,
     /// Optional per-unit log file with size rotation.
@@ -377,4 +400,33 @@ impl FleetConfig {
     pub fn enabled(&self) -> bool {
         !self.database.trim().is_empty()
     }
+}
+
+/// The events `[hooks]` can run on, by name (`on_fatal` runs on `fatal`).
+pub const HOOK_EVENTS: [&str; 4] = ["fatal", "backup_failed", "boot_failed", "stop_over_budget"];
+
+/// The `[hooks]` table: what bosun runs or calls when something went wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HooksConfig {
+    /// `on_EVENT = COMMAND`, by event name ([`HOOK_EVENTS`]), in file order.
+    pub commands: IndexMap<String, Command>,
+    /// The webhook, if any.
+    pub webhook: Option<Webhook>,
+    /// Longest a hook command may run (then its process group is killed). Default 10 s.
+    pub timeout: Duration,
+}
+
+/// `[hooks.webhook]`: the event's JSON `POST`ed to an `http://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Where to `POST` (plain http; redirects are not followed).
+    pub url: String,
+    /// The event names it is called on. Default: every event.
+    pub events: Vec<String>,
+    /// A file holding a bearer token, read at each call (never logged).
+    pub token_file: Option<PathBuf>,
+    /// Further attempts after a failed one (1 s, 2 s, 4 s … apart). Default 3.
+    pub retries: u32,
+    /// Longest one attempt may take. Default 5 s.
+    pub timeout: Duration,
 }

@@ -59,7 +59,7 @@ impl Plan {
         })?;
         let (stop_level, worst_case_stop) = graph.stop_levels(&order, |i| units[i].0.stop_cost());
         let name = |i: usize| units[i].0.name.clone();
-        let on_demand = |n: &str| units.iter().any(|(u, _)| u.name == n && u.on_demand);
+        let on_demand = |n: &str| units.iter().any(|(u, _)| u.name == n && u.on_request());
         let planned = units
             .iter()
             .enumerate()
@@ -79,7 +79,7 @@ impl Plan {
             roles,
             units: planned,
             inactive,
-            // On-demand tasks do not start at boot (`ctl run` starts them).
+            // On-demand and scheduled tasks do not start at boot (`ctl run` and the timer start them).
             start_waves: waves(&level, name)
                 .into_iter()
                 .map(|w| w.into_iter().filter(|n| !on_demand(n)).collect::<Vec<_>>())

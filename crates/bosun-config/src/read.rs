@@ -6,10 +6,10 @@
 //! after reporting, and the caller keeps its default, so that the walk goes on
 //! and reports the next problem too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::diag::{did_you_mean, Diag, Findings};
+use crate::diag::{did_you_mean, Diag, Findings, Sources};
 use crate::interp::{self, Vars};
 use crate::model::{Command, Signal, WaitFor};
 use crate::redact::Redactor;
@@ -17,8 +17,8 @@ use crate::tree::{Node, Val};
 use crate::value::{is_host_port, parse_duration, parse_size, parse_umask};
 
 /// What the walk reads values with: where messages go, and what strings are
-/// interpolated against (the environment) and paths resolved against (the
-/// config file's directory).
+/// interpolated against (the environment). Relative paths are resolved against
+/// the directory of the file each value was written in.
 pub(crate) struct Ctx<'a> {
     /// Errors and warnings.
     pub diag: Diag<'a>,
@@ -26,19 +26,17 @@ pub(crate) struct Ctx<'a> {
     /// Reading a service with `instances`: `${BOSUN_INSTANCE}` is kept for each
     /// instance to fill in ([`crate::instance`]).
     pub instance_var: bool,
-    base: PathBuf,
 }
 
 const DURATION_HINT: &str = "expected a duration like \"30s\" or \"100ms\"";
 
 impl<'a> Ctx<'a> {
-    /// The context for reading `text` from `file` against `env`.
-    pub fn new(file: &Path, text: &'a str, env: &'a dyn Vars) -> Self {
+    /// The context for reading the files of `sources` against `env`.
+    pub fn new(sources: &'a Sources, env: &'a dyn Vars) -> Self {
         Ctx {
-            diag: Diag::new(file, text, Redactor::from_vars(env)),
+            diag: Diag::new(sources, Redactor::from_vars(env)),
             env,
             instance_var: false,
-            base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         }
     }
 
@@ -266,27 +264,33 @@ impl<'a> Ctx<'a> {
     /// A path; relative paths are resolved against the config file's directory.
     pub fn path(&mut self, node: &Node, what: &str) -> Option<PathBuf> {
         let s = self.nonempty(node, what, "a path")?;
-        Some(self.resolve(&s))
+        Some(self.resolve(node, &s))
     }
 
-    /// A path given inside another value (a list entry), resolved like [`Self::path`].
-    pub fn path_str(&self, s: &str) -> String {
-        self.resolve(s).display().to_string()
+    /// A path given inside another value (a list entry at `pos`), resolved like
+    /// [`Self::path`].
+    pub fn path_str(&self, pos: usize, s: &str) -> String {
+        self.resolve_at(pos, s).display().to_string()
     }
 
-    fn resolve(&self, s: &str) -> PathBuf {
+    /// `s` written at `node`: relative to the directory of the file it is in.
+    fn resolve(&self, node: &Node, s: &str) -> PathBuf {
+        self.resolve_at(node.pos(), s)
+    }
+
+    fn resolve_at(&self, pos: usize, s: &str) -> PathBuf {
         let p = PathBuf::from(s);
         if p.is_absolute() {
             p
         } else {
-            self.base.join(p)
+            self.diag.dir_of(pos).join(p)
         }
     }
 
     /// An optional path: an empty string means "not set".
     pub fn optional_path(&mut self, node: &Node, what: &str) -> Option<PathBuf> {
         self.optional(node, what, "a path")
-            .map(|s| self.resolve(&s))
+            .map(|s| self.resolve(node, &s))
     }
 
     /// An argv array or a shell string; empty is an error.
@@ -405,7 +409,7 @@ impl<'a> Ctx<'a> {
         let literal = node
             .span
             .as_ref()
-            .and_then(|r| self.diag.text().get(r.clone()))
+            .and_then(|r| self.diag.slice(r.clone()))
             .unwrap_or("");
         if v > 7 && !literal.trim_start_matches('+').starts_with("0o") {
             self.diag.warn(

@@ -153,6 +153,12 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
     o.put_some("instances", &u.instances, |_, n| {
         Value::Integer(i64::from(*n))
     });
+    o.put_some("schedule", &u.schedule, |_, s| {
+        Value::String(s.expr().into())
+    });
+    o.put_some("timezone", &u.schedule, |_, s| {
+        Value::String(s.timezone().into())
+    });
     o.put_if(u.stop_signal != d.stop_signal, "stop_signal", |_| {
         Value::String(u.stop_signal.name.into())
     });
@@ -181,6 +187,14 @@ fn unit(red: &Redactor, u: &Unit) -> Map<String, Value> {
         Value::String(format_size(*n))
     });
     o.put_if(!u.env.is_empty(), "env", |r| env_table(r, &u.env));
+    o.put_if(!u.env_files.is_empty(), "env_files", |r| {
+        let mut t = Out::new(r);
+        for (k, p) in &u.env_files {
+            // The path is shown, never the file's content.
+            t.put(k, path(r, p));
+        }
+        Value::Table(t.m)
+    });
     o.put_if(u.ready != d.ready, "ready", |r| ready_table(r, &u.ready));
     o.put_if(u.backoff != d.backoff, "backoff", |_| {
         backoff_table(&u.backoff)
@@ -269,6 +283,26 @@ fn fleet(red: &Redactor, f: &FleetConfig) -> Map<String, Value> {
     m
 }
 
+fn hooks(red: &Redactor, h: &HooksConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (event, cmd) in &h.commands {
+        m.insert(format!("on_{event}"), command(red, cmd));
+    }
+    m.insert("timeout".into(), dur(h.timeout));
+    if let Some(w) = &h.webhook {
+        let mut t = Map::new();
+        t.insert("url".into(), text(red, &w.url));
+        t.insert("events".into(), strings(red, &w.events));
+        if let Some(p) = &w.token_file {
+            t.insert("token_file".into(), path(red, p));
+        }
+        t.insert("retries".into(), Value::Integer(i64::from(w.retries)));
+        t.insert("timeout".into(), dur(w.timeout));
+        m.insert("webhook".into(), Value::Table(t));
+    }
+    m
+}
+
 fn snapshot(red: &Redactor, s: &SnapshotConfig) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("store".into(), text(red, &s.store));
@@ -351,6 +385,11 @@ impl Config {
             piece.insert("fleet".into(), Value::Table(fleet(red, f)));
             pieces.push(piece);
         }
+        if let Some(h) = &self.hooks {
+            let mut piece = Map::new();
+            piece.insert("hooks".into(), Value::Table(hooks(red, h)));
+            pieces.push(piece);
+        }
         let mut out = String::new();
         for piece in pieces {
             match toml::to_string(&Value::Table(piece)) {
@@ -408,6 +447,11 @@ on_demand = true
 run = "work --port 900${BOSUN_INSTANCE}"
 instances = 3
 
+[task.nightly]
+run = "nightly"
+schedule = "30 2 * * mon-fri"
+timezone = "Europe/Berlin"
+
 [service.web]
 run = ["prog", "--flag"]
 roles = ["web"]
@@ -428,6 +472,7 @@ cwd = "/srv"
 umask = "027"
 env = { MODE = "prod" }
 env_file = "/etc/app.env"
+env_files = { DB_PASSWORD = "/run/secrets/db_password" }
 output = "inherit"
 log_file = { path = "/var/log/web.log", max_bytes = "1MB", backups = 2 }
 health = { tcp = "127.0.0.1:8080", interval = "5s", timeout = "1s", failures = 2 }
@@ -460,6 +505,8 @@ store = "file:///var/backup"
                 keys_of("task", "update").iter().any(|k| k == key)
             } else if key == "instances" {
                 keys_of("service", "worker").iter().any(|k| k == key)
+            } else if key == "schedule" || key == "timezone" {
+                keys_of("task", "nightly").iter().any(|k| k == key)
             } else {
                 web.iter().any(|k| k == key)
             };
@@ -470,6 +517,33 @@ store = "file:///var/backup"
         }
         let back = crate::parse(&out, path, &env).expect("the rendered config reads back");
         assert_eq!(back.units, c.units, "{out}");
+    }
+
+    /// `[hooks]` shows in `bosun check` and reads back the same.
+    #[test]
+    fn hooks_are_rendered_and_read_back() {
+        let text = r#"
+[service.web]
+run = "web"
+
+[hooks]
+on_fatal = ["/bin/page", "fatal"]
+on_boot_failed = "echo boot | logger"
+timeout = "3s"
+webhook = { url = "http://127.0.0.1:9/hook", events = ["fatal"], token_file = "/run/secrets/t", retries = 2 }
+"#;
+        let env = std::collections::HashMap::new();
+        let c = crate::parse(text, Path::new("/etc/bosun.toml"), &env).expect("valid");
+        let out = c.to_redacted_toml();
+        assert!(
+            out.contains("[hooks]") && out.contains("on_boot_failed"),
+            "{out}"
+        );
+        let back = crate::parse(&out, Path::new("/etc/bosun.toml"), &env)
+            .unwrap_or_else(|e| panic!("{e:?}\n{out}"));
+        assert_eq!(back.hooks, c.hooks);
+        let w = c.hooks.and_then(|h| h.webhook).expect("a webhook");
+        assert_eq!((w.retries, w.events), (2, vec!["fatal".to_string()]));
     }
 
     /// `[fleet]` shows in `bosun check` with its password masked, and reads back.

@@ -56,11 +56,11 @@ fn check_unit_roles(ctx: &mut Diag, located: &Located) {
     for (name, u) in &located.units {
         for (r, pos) in &u.roles {
             if let Some((apos, _)) = located.aliases.get(r) {
-                let line = ctx.line_of(*apos);
+                let line = ctx.place_of(*apos);
                 ctx.error(
                     *pos,
                     format!(
-                        "`roles` in {}: `{r}` is an alias in [roles] (line {line}); a unit names concrete roles: list the roles the alias stands for, or rename the alias",
+                        "`roles` in {}: `{r}` is an alias in [roles] ({line}); a unit names concrete roles: list the roles the alias stands for, or rename the alias",
                         unit_table(located, name)
                     ),
                 );
@@ -161,12 +161,26 @@ fn check_after(ctx: &mut Diag, located: &Located) {
     }
 }
 
-/// Nothing can be `after` an on-demand task: it does not run at boot, so its
-/// dependents would never start.
+/// Nothing can be `after` an on-demand or scheduled task: it does not run at
+/// boot, so its dependents would never start.
 fn check_on_demand(ctx: &mut Diag, config: &Config, located: &Located) {
     for (name, u) in &located.units {
         for (a, pos) in &u.after {
-            if config.units.get(a).is_some_and(|t| t.on_demand) {
+            let Some(t) = config.units.get(a) else {
+                continue;
+            };
+            if let Some(s) = &t.schedule {
+                ctx.error(
+                    *pos,
+                    format!(
+                        "`after` in {} names `{a}`, a scheduled task ({:?}) that does not run at boot: \
+                         {name} would never start; drop it from `after` (a scheduled task can be `after` \
+                         others, not the other way round)",
+                        unit_table(located, name),
+                        s.expr()
+                    ),
+                );
+            } else if t.on_demand {
                 ctx.error(
                     *pos,
                     format!(

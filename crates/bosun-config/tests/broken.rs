@@ -6,6 +6,11 @@
 //! same way) and `# never: TEXT` (a secret no error may show, with or without the
 //! env). Every file must fail to parse, with an error containing the expected text,
 //! at that position when one is given; nothing may panic.
+//!
+//! A case made of several files `include`s the others (kept in `parts/`, which
+//! is not a case itself); `# in: parts/NAME.toml` says the error is in that file
+//! (its `# at:` is a position there). Such a case is read from its real path, so
+//! that its includes are found.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,8 @@ struct Case {
     at: Option<(usize, usize)>,
     env: HashMap<String, String>,
     never: Vec<String>,
+    /// The file the error is in, relative to the corpus (`# in:`), when not the case.
+    within: Option<String>,
 }
 
 fn cases() -> Vec<Case> {
@@ -39,10 +46,14 @@ fn cases() -> Vec<Case> {
             let mut at = None;
             let mut env = HashMap::new();
             let mut never = Vec::new();
+            let mut within = None;
             for line in text.lines().take_while(|l| l.starts_with('#')) {
                 if let Some(e) = line.strip_prefix("# env:") {
                     let (k, v) = e.trim().split_once('=').expect("# env: NAME=VALUE");
                     env.insert(k.to_string(), v.to_string());
+                }
+                if let Some(f) = line.strip_prefix("# in:") {
+                    within = Some(f.trim().to_string());
                 }
                 if let Some(n) = line.strip_prefix("# never:") {
                     never.push(n.trim().to_string());
@@ -63,6 +74,7 @@ fn cases() -> Vec<Case> {
                 at,
                 env,
                 never,
+                within,
             }
         })
         .collect()
@@ -93,8 +105,13 @@ fn every_broken_config_fails_where_and_how_it_should() {
             .and_then(|n| n.to_str())
             .unwrap_or("?")
             .to_string();
-        let result =
-            std::panic::catch_unwind(|| bosun_config::parse(&case.text, Path::new(&name), env));
+        // With includes: from where it is, so that they are found.
+        let several = case.within.is_some() || case.text.lines().any(|l| l.starts_with("include"));
+        let read_as = match several {
+            true => case.path.clone(),
+            false => PathBuf::from(&name),
+        };
+        let result = std::panic::catch_unwind(|| bosun_config::parse(&case.text, &read_as, env));
         let errors = match result {
             Err(_) => {
                 failures.push(format!("{name}: PANICKED"));
@@ -128,8 +145,17 @@ fn every_broken_config_fails_where_and_how_it_should() {
                 ))
             }
             (Some(e), _) => {
-                assert_eq!(e.file, name);
-                assert!(e.to_string().starts_with(&format!("{name}:")), "{e}");
+                let file = match &case.within {
+                    Some(f) => corpus_dir().join(f).display().to_string(),
+                    None => read_as.display().to_string(),
+                };
+                if e.file != file {
+                    failures.push(format!(
+                        "{name}: error {:?} in {}, expected in {file}",
+                        e.message, e.file
+                    ));
+                }
+                assert!(e.to_string().starts_with(&format!("{}:", e.file)), "{e}");
             }
         }
     }

@@ -42,15 +42,28 @@ fn docassemble_all() {
             vec!["initialize"],
             vec!["syslogng", "exim4", "postgres", "redis", "rabbitmq"],
             vec!["create_tables"],
-            vec!["uwsgi", "websockets", "celery", "cron"],
+            // Scheduled tasks (cron_*) wait for their timer, not the boot.
+            vec!["uwsgi", "websockets", "celery"],
             vec!["nginx"],
         ]
     );
     assert_eq!(
         waves(&p.stop_waves),
         vec![
-            // A running on-demand task is stopped with the first wave.
-            vec!["syslogng", "exim4", "reset", "update", "sync", "nginx", "celery", "cron"],
+            // A running on-demand or scheduled task is stopped with the first wave.
+            vec![
+                "syslogng",
+                "exim4",
+                "reset",
+                "update",
+                "sync",
+                "nginx",
+                "celery",
+                "cron_hourly",
+                "cron_daily",
+                "cron_weekly",
+                "cron_monthly",
+            ],
             vec!["uwsgi", "websockets"],
             vec!["rabbitmq", "create_tables"],
             vec!["postgres", "redis"],
@@ -124,7 +137,8 @@ fn docassemble_web_celery() {
         inactive.contains(&("postgres", "roles sql not active")),
         "{inactive:?}"
     );
-    assert_eq!(inactive.len(), 6);
+    // postgres, redis, rabbitmq, syslogng, exim4 and the four cron_* tasks.
+    assert_eq!(inactive.len(), 9);
     // nginx 60 → uwsgi 60 → create_tables 10 → initialize 25; celery 120 → 10 → 25
     assert_eq!(p.worst_case_stop, 155 * S);
     // `,` works as a separator too, and aliases expand.

@@ -4,6 +4,7 @@
 //! The arrow points one way: this crate reads `bosun-config`'s validated model
 //! and knows nothing of the CLI or the control API, which use [`Handle`].
 
+pub mod events;
 pub mod hooks;
 pub mod lease;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod tini;
 pub mod unit;
 pub mod usage;
 
+pub use events::{Event, EventKind, EventSink};
 pub use hooks::{DataHooks, HookError, HookFuture, StopContext};
 // The PID-1 modules keep their old paths (`bosun_core::reaper`, …).
 pub use pid1::{reaper, signals, sweep};

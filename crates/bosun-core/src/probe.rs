@@ -116,7 +116,7 @@ pub struct ProbeCtx<'a> {
     /// Identity the unit runs as (`exec` probes run as the unit's user).
     pub identity: Option<&'a Identity>,
     /// Environment of the unit.
-    pub env: &'a [(String, String)],
+    pub env: &'a [(String, std::ffi::OsString)],
     /// Set by the output pump when the `log` regex matched.
     pub log_matched: Option<&'a tokio::sync::watch::Receiver<bool>>,
     /// Set by the notify socket on `READY=1`.
@@ -178,8 +178,9 @@ async fn tcp(addr: &str, limit: Duration) -> Result<(), ProbeError> {
     }
 }
 
-/// Splits `http://host:port/path` into (`host:port`, `host`, `/path`).
-fn split_http_url(url: &str) -> Result<(String, String, String), ProbeError> {
+/// Splits `http://host:port/path` into (`host:port`, `host`, `/path`); credentials
+/// in the URL are dropped (the webhook of `[hooks]` shares it).
+pub fn split_http_url(url: &str) -> Result<(String, String, String), ProbeError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| ProbeError::NotHttp(url.to_string()))?;

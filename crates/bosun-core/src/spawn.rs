@@ -50,6 +50,28 @@ pub enum SpawnError {
         /// Why not.
         source: std::io::Error,
     },
+    /// A file of `env_files` cannot be read (the unit does not start).
+    #[error("cannot read the file of env_files.{var} for {unit}: {}: {source}", path.display())]
+    SecretFile {
+        /// The unit.
+        unit: String,
+        /// The variable it is for.
+        var: String,
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A file of `env_files` holds a NUL byte, which no environment value can.
+    #[error("the file of env_files.{var} for {unit} holds a NUL byte, which an environment variable cannot: {}", path.display())]
+    SecretNul {
+        /// The unit.
+        unit: String,
+        /// The variable it is for.
+        var: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// A line of the `env_file` is not `KEY=VALUE` (the line itself is not
     /// echoed: it may hold a secret).
     #[error("{}:{line}: expected KEY=VALUE", path.display())]
@@ -175,8 +197,9 @@ fn supplementary_groups(user: &str, primary: Gid) -> Vec<Gid> {
 pub struct Spec<'a> {
     /// argv, non-empty.
     pub argv: Vec<String>,
-    /// Extra environment on top of bosun's own (later entries win).
-    pub env: Vec<(String, String)>,
+    /// Extra environment on top of bosun's own (later entries win). Values are
+    /// `OsString`: a secret file's content need not be UTF-8.
+    pub env: Vec<(String, OsString)>,
     /// Working directory.
     pub cwd: Option<&'a Path>,
     /// User and groups.
@@ -200,7 +223,7 @@ impl<'a> Spec<'a> {
     pub fn for_unit(
         unit: &'a Unit,
         identity: Option<&'a Identity>,
-        env: Vec<(String, String)>,
+        env: Vec<(String, OsString)>,
         argv: Vec<String>,
     ) -> Spec<'a> {
         Spec {
@@ -301,36 +324,78 @@ impl<'a> Spec<'a> {
 }
 
 /// The environment a unit gets on top of bosun's: `env_file` (read now, at each
-/// start, so an edited file applies on restart), then `env`.
-pub fn unit_env(unit: &Unit) -> Result<Vec<(String, String)>, SpawnError> {
+/// start, so an edited file applies on restart), then `env`, then `env_files`
+/// (each file read now too: a rotated secret applies on restart).
+pub fn unit_env(unit: &Unit) -> Result<Vec<(String, OsString)>, SpawnError> {
     let mut env = Vec::new();
     if let Some(path) = &unit.env_file {
-        let text = std::fs::read_to_string(path).map_err(|source| SpawnError::EnvFile {
-            path: path.clone(),
-            source,
-        })?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let Some((k, v)) = line.split_once('=') else {
-                // The line itself is not echoed: it may hold a secret.
-                return Err(SpawnError::EnvFileLine {
-                    path: path.clone(),
-                    line: n + 1,
-                });
-            };
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(v);
-            env.push((k.trim().to_string(), v.to_string()));
-        }
+        env.extend(
+            dotenv(path)?
+                .into_iter()
+                .map(|(k, v)| (k, OsString::from(v))),
+        );
     }
-    env.extend(unit.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(unit.env.iter().map(|(k, v)| (k.clone(), OsString::from(v))));
+    for (var, path) in &unit.env_files {
+        env.push((var.clone(), secret_file(unit, var, path)?));
+    }
+    Ok(env)
+}
+
+/// The value of one `env_files` entry: the file's bytes as they are (they need
+/// not be UTF-8), less one trailing `\n` or `\r\n` (what `echo` and most editors
+/// leave at the end, and what Docker and Kubernetes secrets often carry). The
+/// content is never put in an error.
+fn secret_file(unit: &Unit, var: &str, path: &Path) -> Result<OsString, SpawnError> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = std::fs::read(path).map_err(|source| SpawnError::SecretFile {
+        unit: unit.name.clone(),
+        var: var.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+    if bytes.contains(&0) {
+        return Err(SpawnError::SecretNul {
+            unit: unit.name.clone(),
+            var: var.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(OsString::from_vec(bytes))
+}
+
+/// The `KEY=VALUE` lines of an `env_file`.
+fn dotenv(path: &Path) -> Result<Vec<(String, String)>, SpawnError> {
+    let mut env = Vec::new();
+    let text = std::fs::read_to_string(path).map_err(|source| SpawnError::EnvFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            // The line itself is not echoed: it may hold a secret.
+            return Err(SpawnError::EnvFileLine {
+                path: path.to_path_buf(),
+                line: n + 1,
+            });
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        env.push((k.trim().to_string(), v.to_string()));
+    }
     Ok(env)
 }

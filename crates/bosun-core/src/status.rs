@@ -125,6 +125,91 @@ pub struct UnitStatus {
     /// `processes`: sampled when a status is asked for) and `memory_restarts`.
     #[serde(flatten)]
     pub usage: crate::usage::Usage,
+    /// Restarts the unit made on its own (a crash, a failed health check), not on
+    /// request: the units `after` it that follow it (`restart_dependents`) stop
+    /// when this grows. Internal: not in the API.
+    #[serde(skip)]
+    pub own_restarts: u64,
+    /// When its first run in this bosun's life passed each step: the boot timeline.
+    #[serde(default)]
+    pub timeline: Timeline,
+    /// The times of its last restarts (at most [`RESTARTS_KEPT`]), Unix ms, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_times_ms: Vec<u64>,
+    /// A scheduled task's timer (`schedule = "0 6 * * *"`): next and last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
+}
+
+/// How many restart times a unit's status keeps.
+pub const RESTARTS_KEPT: usize = 20;
+
+/// A unit's first run, step by step (Unix ms): asked to start and waiting for its
+/// dependencies and gates, spawned (waiting for its ready probe), ready (or done).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Asked to start: from here it waits for its dependencies and `wait_for` gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_at_ms: Option<u64>,
+    /// Its process was spawned: from here it waits for its ready probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_at_ms: Option<u64>,
+    /// Ready (a service) or done (a task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at_ms: Option<u64>,
+}
+
+/// A restore or backup under way, as `ctl status`, `/health` and the page show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferStatus {
+    /// `restoring` or `backing up`.
+    pub action: String,
+    /// The item: a unit's name or a `[snapshot.paths]` name.
+    pub item: String,
+    /// The snapshot it belongs to.
+    pub snapshot: String,
+    /// Bytes done so far (uncompressed).
+    pub done_bytes: u64,
+    /// The item's size: known for a restore, estimated from the unit's last backup
+    /// for a backup, else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// Bytes per second since it began.
+    pub rate_bytes_per_sec: u64,
+    /// Seconds left at that rate, when the total is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<u64>,
+}
+
+impl TransferStatus {
+    /// `postgres 1.2 of 3.4 GiB, 85.0 MiB/s, ETA 27s` (`backing up: ` is the caller's).
+    pub fn line(&self) -> String {
+        let mut s = match self.total_bytes {
+            Some(t) => format!("{} {} of {}", self.item, human(self.done_bytes), human(t)),
+            None => format!("{} {} so far", self.item, human(self.done_bytes)),
+        };
+        s.push_str(&format!(", {}/s", human(self.rate_bytes_per_sec)));
+        if let Some(eta) = self.eta_secs {
+            s.push_str(&format!(", ETA {eta}s"));
+        }
+        s
+    }
+}
+
+/// `1.2 GiB`, `512 B`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 impl UnitStatus {
@@ -135,6 +220,28 @@ impl UnitStatus {
     pub fn settled(&self) -> bool {
         self.ready || self.state == State::Standby
     }
+}
+
+/// A scheduled task's timer, as `ctl status`, `/v1/status` and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The cron expression as written (`0 6 * * *`, `@daily`).
+    pub expr: String,
+    /// The time zone it is read in (`UTC` unless `timezone` says otherwise).
+    pub timezone: String,
+    /// When it is due next, Unix time in milliseconds (`None`: the timer is not
+    /// running: the unit is not active here, or bosun is stopping).
+    pub next_run_ms: Option<u64>,
+    /// `next_run_ms` as a local time in `timezone` (`2026-12-02 06:00 +01:00`).
+    pub next_run_local: Option<String>,
+    /// When the schedule last started it, Unix time in milliseconds.
+    pub last_run_ms: Option<u64>,
+    /// The exit code of the last scheduled run that ended (128+n for a signal,
+    /// 1 when it could not start).
+    pub last_exit_code: Option<i32>,
+    /// Runs that were due while the previous run (scheduled or `ctl run`) was
+    /// still going, and were skipped.
+    pub skipped: u64,
 }
 
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).
@@ -203,6 +310,12 @@ pub struct DaemonStatus {
     /// scale`), by service name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub instances: std::collections::BTreeMap<String, u32>,
+    /// Restores and backups under way now (filled by the binary, which keeps the data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<TransferStatus>,
+    /// When the next daily snapshot is due, Unix ms (with `keep_daily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_daily_at_ms: Option<u64>,
 }
 
 /// The answer of `/health` and `ctl health`.
@@ -212,6 +325,10 @@ pub struct HealthReport {
     pub healthy: bool,
     /// One line per active unit that is not: `"web: backoff (exit 1)"`.
     pub reasons: Vec<String>,
+    /// Restores and backups under way (`backing up: postgres 1.2 of 3.4 GiB, …`);
+    /// they do not make bosun unhealthy by themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<String>,
 }
 
 impl DaemonStatus {
@@ -224,13 +341,16 @@ impl DaemonStatus {
         if let Some(step) = &self.boot_step {
             reasons.push(format!("bosun is booting: {step}"));
         }
-        // An on-demand task is fine whatever its last run did: `ctl run` reports that.
+        // An on-demand task is fine whatever its last run did: `ctl run` reports that;
+        // so is a scheduled one (its last exit code is in its schedule status).
         // A singleton in standby is fine: another container runs it.
-        for u in self
-            .units
-            .iter()
-            .filter(|u| u.active && !u.ready && !u.on_demand && u.state != State::Standby)
-        {
+        for u in self.units.iter().filter(|u| {
+            u.active
+                && !u.ready
+                && !u.on_demand
+                && u.schedule.is_none()
+                && u.state != State::Standby
+        }) {
             let mut r = format!("{}: {}", u.name, u.state);
             if !u.detail.is_empty() {
                 r.push_str(&format!(" ({})", u.detail));
@@ -240,6 +360,11 @@ impl DaemonStatus {
         HealthReport {
             healthy: reasons.is_empty(),
             reasons,
+            progress: self
+                .transfers
+                .iter()
+                .map(|t| format!("{}: {}", t.action, t.line()))
+                .collect(),
         }
     }
 }

@@ -379,6 +379,10 @@ mod tests {
             lease_term: None,
             instance: None,
             usage: Usage::default(),
+            own_restarts: 0,
+            timeline: Default::default(),
+            restart_times_ms: Vec::new(),
+            schedule: None,
         }
     }
 }

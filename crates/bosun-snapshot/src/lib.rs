@@ -39,6 +39,7 @@ mod error;
 mod id;
 pub mod lifecycle;
 mod manifest;
+pub mod progress;
 mod prune;
 mod reader;
 mod retention;

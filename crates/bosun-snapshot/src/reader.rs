@@ -388,6 +388,7 @@ impl ItemReader {
         let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, source));
         decoder.multiple_members(true);
         let progress = Progress::new(action, &snapshot, &item.name);
+        progress.expect(item.raw_size);
         ItemReader {
             action,
             decoder: Hashing::new(decoder, Some(progress)),

@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     snapshot: String,
     started: Instant,
     last: Instant,
+    /// What status readers see of it (`crate::progress::active`).
+    live: crate::progress::Live,
 }
 
 impl Progress {
@@ -33,7 +35,13 @@ impl Progress {
             snapshot: snapshot.into(),
             started: now,
             last: now,
+            live: crate::progress::Live::register(action, snapshot, item),
         }
+    }
+
+    /// The item's size, when known (a restore: from the manifest).
+    pub(crate) fn expect(&self, total: u64) {
+        self.live.set_total(total);
     }
 
     fn rate(&self, bytes: u64) -> f64 {
@@ -42,6 +50,7 @@ impl Progress {
     }
 
     pub(crate) fn tick(&mut self, bytes: u64) {
+        self.live.set_done(bytes);
         if self.last.elapsed() >= PROGRESS_EVERY {
             self.last = Instant::now();
             tracing::info!(

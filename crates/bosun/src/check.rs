@@ -2,22 +2,24 @@
 //! active units and why, start and stop waves, the worst-case stop time against
 //! `stop_budget`, and the interpolated config with secrets redacted.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use bosun_config::{Config, Env, Plan, UnitKind};
 
-/// Runs the check; returns 0 when the config is valid, 2 when not.
-pub fn check(path: &Path, roles: Option<&str>) -> i32 {
+/// Runs the check; returns 0 when the config is valid, 2 when not. `origin`:
+/// also list where each value was set.
+pub fn check(paths: &[PathBuf], roles: Option<&str>, origin: bool) -> i32 {
     let env = Env::current();
-    let Some(config) = crate::load_config(path, &env) else {
+    let Some(config) = crate::load_config(paths, &env) else {
         return 2;
     };
+    let path = crate::shown(paths);
     let expr = match roles {
         Some(r) => r.to_string(),
         None => match config.roles_expr_checked(&env) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                eprintln!("{path}: {e}");
                 return 2;
             }
         },
@@ -27,19 +29,44 @@ pub fn check(path: &Path, roles: Option<&str>) -> i32 {
     let plan = match Plan::new(&runtime, &expr) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{path}: {e}");
             return 2;
         }
     };
     let fleet = crate::fleet::problems(&runtime, &plan);
     if !fleet.is_empty() {
         for e in &fleet {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{path}: {e}");
         }
         return 2;
     }
     print!("{}", render(&config, &plan));
+    if origin {
+        print!("{}", origins(&config));
+    }
     0
+}
+
+/// `bosun check --origin`: every value and the file:line:col that set it (values
+/// are not repeated here: the rendered config above shows them, redacted).
+fn origins(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\n# where each value was set\n");
+    match bosun_config::origins(&config.files) {
+        Ok(list) => {
+            let width = list.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, at) in list {
+                let _ = writeln!(out, "{key:<width$}  {at}");
+            }
+        }
+        // The files changed since they were loaded a moment ago.
+        Err(errors) => {
+            for e in errors {
+                let _ = writeln!(out, "# {e}");
+            }
+        }
+    }
+    out
 }
 
 /// The plan as text; `plan` is made for `config.instantiated` (one unit per
@@ -48,7 +75,19 @@ pub fn render(file: &Config, plan: &Plan) -> String {
     use std::fmt::Write;
     let config = &file.instantiated(&Default::default());
     let mut out = String::new();
-    let _ = writeln!(out, "config: {}", config.source.display());
+    let files: Vec<String> = config
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    match files.len() {
+        0 => {
+            let _ = writeln!(out, "config: {}", config.source.display());
+        }
+        _ => {
+            let _ = writeln!(out, "config: {}", files.join(" + "));
+        }
+    }
     let _ = writeln!(
         out,
         "roles: {} -> [{}]",
@@ -72,6 +111,18 @@ pub fn render(file: &Config, plan: &Plan) -> String {
         }
         if u.on_demand {
             let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
+        }
+        if let Some(s) = &u.schedule {
+            let next = s
+                .next_after(std::time::SystemTime::now())
+                .map(|t| s.local_time(t))
+                .unwrap_or_else(|| "never".into());
+            let _ = write!(
+                line,
+                "; schedule {:?} ({}), next {next}",
+                s.expr(),
+                s.timezone()
+            );
         }
         let _ = writeln!(out, "{line}");
     }

@@ -11,8 +11,9 @@ use bosun_config::{Config, Plan, Unit};
 use bosun_core::piped::{Pipe, PipedProcess};
 use bosun_core::reaper::{Exit, Reaper};
 use bosun_core::spawn::SpawnError;
-use bosun_core::status::{now_ms, BackupInfo};
+use bosun_core::status::{now_ms, BackupInfo, DaemonStatus, TransferStatus};
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
+use bosun_core::{Event, EventKind};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
 use bosun_snapshot::{
     DataCommands, Identities, ItemReader, Lifecycle, Recipients, Retention, SnapshotKind,
@@ -174,6 +175,20 @@ impl Keeper {
         ));
     }
 
+    /// Fills in what core does not know: the transfers under way and the next
+    /// daily snapshot (for `ctl status`, `/health`, the status page).
+    pub fn status_extra(&self) -> bosun_core::supervisor::StatusExtra {
+        let daily = self.daily_at.filter(|_| !self.daily_off);
+        Box::new(move |st: &mut DaemonStatus| {
+            st.transfers = transfers(st, bosun_snapshot::progress::active());
+            st.next_daily_at_ms = daily.map(|(h, m)| {
+                let now = now_ms();
+                let wait = bosun_snapshot::lifecycle::until_next_daily(now / 1000, h, m);
+                now + wait.as_millis() as u64
+            });
+        })
+    }
+
     /// The stop has begun: no daily snapshot starts or goes on beside it.
     fn end_daily(&self) {
         for task in self.daily.lock().expect("poisoned").drain(..) {
@@ -287,6 +302,38 @@ impl Commands {
     }
 }
 
+/// The status rows of `active`: a backup's total is estimated from the unit's
+/// last good backup (a dump's size is not known before its end).
+fn transfers(
+    st: &DaemonStatus,
+    active: Vec<bosun_snapshot::progress::Transfer>,
+) -> Vec<TransferStatus> {
+    active
+        .into_iter()
+        .map(|t| {
+            let total = t.total.or_else(|| {
+                st.units
+                    .iter()
+                    .find(|u| u.name == t.item)
+                    .and_then(|u| u.last_backup.as_ref())
+                    .filter(|b| b.ok && b.bytes > 0)
+                    .map(|b| b.bytes)
+            });
+            let rate = (t.done * 1000).checked_div(t.elapsed_ms).unwrap_or(0);
+            let eta = total.and_then(|tot| tot.saturating_sub(t.done).checked_div(rate));
+            TransferStatus {
+                action: t.action.to_string(),
+                item: t.item,
+                snapshot: t.snapshot,
+                done_bytes: t.done,
+                total_bytes: total,
+                rate_bytes_per_sec: rate,
+                eta_secs: eta,
+            }
+        })
+        .collect()
+}
+
 fn info(r: Report) -> BackupInfo {
     BackupInfo {
         at_ms: now_ms(),
@@ -320,12 +367,20 @@ impl DataCommands for Commands {
 
     fn unit_backup(&self, unit: &str, report: Report) {
         if let Some(h) = self.handle.get() {
+            if !report.ok {
+                let why = format!("backup of {unit} failed: {}", report.detail);
+                h.emit(Event::new(EventKind::BackupFailed, Some(unit), why));
+            }
             h.set_unit_backup(unit, info(report));
         }
     }
 
     fn snapshot(&self, report: Report) {
         if let Some(h) = self.handle.get() {
+            if !report.ok {
+                let why = format!("snapshot failed: {}", report.detail);
+                h.emit(Event::new(EventKind::BackupFailed, None, why));
+            }
             h.set_last_snapshot(info(report));
         }
     }

@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod ctl;
 mod fleet;
+mod hooks;
 mod import;
 mod keeper;
 mod logging;
@@ -30,18 +31,23 @@ struct Cli {
 enum Cmd {
     /// Run the supervisor (the image's ENTRYPOINT).
     Run {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays, later files win (default:
+        /// $BOSUN_CONFIG, `:`-separated, else /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
     },
     /// Validate the config and print the plan.
     Check {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays, later files win (default:
+        /// $BOSUN_CONFIG, `:`-separated, else /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         /// Role expression to plan for (default: from the roles env var, else roles_default).
         #[arg(long)]
         roles: Option<String>,
+        /// Also list every value with the file:line:col that set it (overlays, includes).
+        #[arg(long)]
+        origin: bool,
     },
     /// Talk to a running bosun.
     Ctl(ctl::CtlArgs),
@@ -50,18 +56,41 @@ enum Cmd {
     Import(import::ImportCmd),
     /// Snapshots in the configured store, without a running bosun.
     Snapshot {
-        /// Config file (default: $BOSUN_CONFIG, else /etc/bosun/bosun.toml).
+        /// Config file; repeat it for overlays (default: $BOSUN_CONFIG, else
+        /// /etc/bosun/bosun.toml).
         #[arg(short, long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         #[command(subcommand)]
         action: snapshot_cmd::SnapshotCmd,
     },
 }
 
-/// The config path: `-c`, else `$BOSUN_CONFIG`, else the default.
-fn config_path(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("BOSUN_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/etc/bosun/bosun.toml"))
+/// The config files: every `-c`, else `$BOSUN_CONFIG` (several separated by
+/// `:`, like `$PATH`), else the default.
+fn config_path(arg: Vec<PathBuf>) -> Vec<PathBuf> {
+    if !arg.is_empty() {
+        return arg;
+    }
+    let from_env: Vec<PathBuf> = std::env::var_os("BOSUN_CONFIG")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if from_env.is_empty() {
+        return vec![PathBuf::from("/etc/bosun/bosun.toml")];
+    }
+    from_env
+}
+
+/// The config files for messages: `base.toml + site.toml`.
+fn shown(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
@@ -107,10 +136,18 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "--") {
         return exit(tini_mode(&args[2..]));
     }
+    // The status query a probe or a watch loop runs most, without clap's cost.
+    if let Some(ctl_args) = ctl::CtlArgs::quick(&args[1..]) {
+        return exit(ctl::main(ctl_args));
+    }
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run { config } => exit(run(config_path(config))),
-        Cmd::Check { config, roles } => exit(check::check(&config_path(config), roles.as_deref())),
+        Cmd::Check {
+            config,
+            roles,
+            origin,
+        } => exit(check::check(&config_path(config), roles.as_deref(), origin)),
         Cmd::Ctl(args) => exit(ctl::main(args)),
         Cmd::Import(cmd) => exit(import::main(cmd)),
         Cmd::Snapshot { config, action } => exit(snapshot_cmd::main(config_path(config), action)),
@@ -120,10 +157,10 @@ fn main() -> ExitCode {
 /// Loads and validates the config, printing every error (file:line:col: what is
 /// wrong); `None` after errors, which every command answers with exit code 2.
 pub(crate) fn load_config(
-    path: &std::path::Path,
+    paths: &[PathBuf],
     env: &dyn bosun_config::Vars,
 ) -> Option<bosun_config::Config> {
-    match bosun_config::load(path, env) {
+    match bosun_config::load_all(paths, env) {
         Ok(c) => Some(c),
         Err(errors) => {
             for e in &errors {
@@ -132,7 +169,7 @@ pub(crate) fn load_config(
             eprintln!(
                 "bosun: {} config error(s) in {}",
                 errors.len(),
-                path.display()
+                shown(paths)
             );
             None
         }
@@ -169,7 +206,8 @@ fn tini_mode(argv: &[OsString]) -> i32 {
     })
 }
 
-fn run(path: PathBuf) -> i32 {
+fn run(paths: Vec<PathBuf>) -> i32 {
+    let path = shown(&paths);
     let rt = runtime();
     rt.block_on(async {
         bosun_core::pid1::raise_fd_limit();
@@ -183,7 +221,7 @@ fn run(path: PathBuf) -> i32 {
         };
         // Never `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let Some(config) = load_config(&path, &env) else {
+        let Some(config) = load_config(&paths, &env) else {
             return 2;
         };
         let _log_guard = logging::init(config.bosun.log_file.as_deref());
@@ -193,7 +231,7 @@ fn run(path: PathBuf) -> i32 {
         let roles_expr = match config.roles_expr_checked(&env) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("{}: {e}", path.display());
+                tracing::error!("{}: {e}", path);
                 return 2;
             }
         };
@@ -202,7 +240,7 @@ fn run(path: PathBuf) -> i32 {
         let plan = match bosun_config::Plan::new(&runtime, &roles_expr) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!("{}: {e}", path.display());
+                tracing::error!("{}: {e}", path);
                 return 2;
             }
         };
@@ -217,12 +255,27 @@ fn run(path: PathBuf) -> i32 {
             pid = std::process::id(),
             "bosun {} starting with {}",
             env!("CARGO_PKG_VERSION"),
-            path.display()
+            path
         );
+        let hook_runner = config
+            .hooks
+            .as_ref()
+            .map(|h| hooks::HookRunner::start(h, reaper.clone(), config.secrets.clone()));
         let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!("boot failed: {e}");
+                if let Some(r) = &hook_runner {
+                    use bosun_core::EventSink;
+                    let why = format!("boot failed: {e}");
+                    r.emit(bosun_core::Event::new(
+                        bosun_core::EventKind::BootFailed,
+                        None,
+                        why,
+                    ));
+                    let budget = config.bosun.stop_budget;
+                    r.flush(tokio::time::Instant::now() + budget).await;
+                }
                 return 1;
             }
         };
@@ -234,12 +287,15 @@ fn run(path: PathBuf) -> i32 {
             Ok(f) => f,
             Err(errors) => {
                 for e in errors {
-                    tracing::error!("{}: {e}", path.display());
+                    tracing::error!("{}: {e}", path);
                 }
                 return 2;
             }
         };
         let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+        if let Some(r) = hook_runner {
+            supervisor.set_events(r);
+        }
         let fleet = fleet.map(|(fleet, commands, permits)| {
             supervisor.set_permits(permits);
             commands.serve(handle.clone(), fleet.clone());
@@ -247,6 +303,7 @@ fn run(path: PathBuf) -> i32 {
         });
         if let Some(k) = &keeper {
             k.set_handle(handle.clone());
+            handle.set_status_extra(k.status_extra());
             k.spawn_daily();
         }
         let snapshots = keeper

@@ -44,12 +44,12 @@ pub enum SnapshotCmd {
 }
 
 /// Runs one `bosun snapshot` command; its exit code.
-pub fn main(path: PathBuf, action: SnapshotCmd) -> i32 {
-    let Some(config) = crate::load_config(&path, &bosun_config::Env::current()) else {
+pub fn main(paths: Vec<PathBuf>, action: SnapshotCmd) -> i32 {
+    let Some(config) = crate::load_config(&paths, &bosun_config::Env::current()) else {
         return 2;
     };
     let Some(snap) = config.snapshot else {
-        eprintln!("bosun: {} has no [snapshot] table", path.display());
+        eprintln!("bosun: {} has no [snapshot] table", crate::shown(&paths));
         return 2;
     };
     crate::runtime().block_on(async move {

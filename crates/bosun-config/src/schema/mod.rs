@@ -9,11 +9,12 @@
 //! positions recorded here in [`Located`].
 //!
 //! A table with many keys is a list of [`Key`] rows (`bosun.rs`, `unit.rs`,
-//! `snapshot.rs`, `fleet.rs`): the row names the key (for the unknown-key check and its
+//! `snapshot.rs`, `fleet.rs`, `hooks.rs`): the row names the key (for the unknown-key check and its
 //! suggestions) and reads its value, so that a key is known and read in one place.
 
 mod bosun;
 mod fleet;
+mod hooks;
 mod probe;
 mod snapshot;
 mod unit;
@@ -62,7 +63,9 @@ pub(crate) struct Walked {
     pub located: Located,
 }
 
-const TOP_KEYS: &[&str] = &["bosun", "roles", "service", "task", "snapshot", "fleet"];
+const TOP_KEYS: &[&str] = &[
+    "bosun", "roles", "service", "task", "snapshot", "fleet", "hooks",
+];
 
 /// Walks the whole document.
 /// `env = { DB_PASSWORD = "…" }` literals of every unit, learned before the walk:
@@ -127,6 +130,9 @@ pub(crate) fn walk(ctx: &mut Ctx, root: &Node, source: &Path) -> Walked {
     if let Some(n) = top.get("fleet") {
         w.config.fleet = fleet::fleet(ctx, n);
     }
+    if let Some(n) = top.get("hooks") {
+        w.config.hooks = hooks::hooks(ctx, n);
+    }
     w
 }
 
@@ -177,11 +183,11 @@ fn new_unit_name(ctx: &mut Ctx, kind: UnitKind, u: &Entry, located: &Located) ->
     let Some(prev) = located.units.get(&u.key) else {
         return true;
     };
-    let line = ctx.diag.line_of(prev.pos);
+    let line = ctx.diag.place_of(prev.pos);
     ctx.diag.error(
         pos,
         format!(
-            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] (line {line}); names are unique across services and tasks",
+            "duplicate unit name `{}`: [{}.{seg}] and [{}.{seg}] ({line}); names are unique across services and tasks",
             u.key,
             kind.as_str(),
             prev.kind.as_str(),
@@ -220,6 +226,10 @@ impl<'n> Tbl<'n> {
         for e in entries.iter().filter(|e| !known.contains(&e.key.as_str())) {
             let pos = e.key_span.as_ref().map(|r| r.start).unwrap_or(node.pos());
             let hint = match did_you_mean(&e.key, known.iter().copied()) {
+                // `include` under the first `[table]`: TOML puts it in that table.
+                _ if e.key == "include" && !path.is_empty() => {
+                    "; `include` is a top-level key: write it before the first [table]".to_string()
+                }
                 h if !h.is_empty() => h,
                 _ => format!("; known keys: {}", known.join(", ")),
             };

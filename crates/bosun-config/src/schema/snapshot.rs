@@ -179,7 +179,7 @@ fn encrypt_to(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
                 format!("{}: an empty recipient; expected {example}", k.what),
             );
         } else {
-            d.s.encrypt_to.push(ctx.path_str(&v));
+            d.s.encrypt_to.push(ctx.path_str(pos, &v));
         }
     }
 }

@@ -19,12 +19,17 @@ use super::{is_name, key_desc, names, path_seg, set, Key, Slot, Tbl, UnitLoc};
 use crate::instance::MAX_INSTANCES;
 use crate::model::*;
 use crate::read::Ctx;
+use crate::schedule::{Schedule, ScheduleError};
 use crate::tree::{Entry, Node, Val};
 
 /// A unit as it is read: the model value and where its parts are.
 struct Draft {
     unit: Unit,
     loc: UnitLoc,
+    /// `schedule` and `timezone` as read, with their positions: they become one
+    /// [`Schedule`] once both are known ([`schedule`]).
+    schedule: Option<(String, usize)>,
+    timezone: Option<(String, usize)>,
 }
 
 /// The keys of a unit table. Their order is the known-keys list of messages, the
@@ -153,6 +158,28 @@ const KEYS: &[Key<Draft>] = &[
         name: "max_memory",
         read: max_memory,
     },
+    Key {
+        name: "env_files",
+        read: env_files,
+    },
+    Key {
+        name: "schedule",
+        read: |c, k, d| {
+            let expected = "a cron expression like \"0 6 * * *\" or \"@daily\"";
+            d.schedule = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
+        },
+    },
+    Key {
+        name: "timezone",
+        read: |c, k, d| {
+            let expected = "a time zone name like \"Europe/Berlin\"";
+            d.timezone = c
+                .string(k.node, &k.what, expected)
+                .map(|v| (v, k.node.pos()));
+        },
+    },
 ];
 
 /// The smallest `max_memory`: below it no process tree runs at all, so the
@@ -187,6 +214,36 @@ fn max_memory(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
         return;
     }
     d.unit.max_memory = Some(n);
+}
+
+/// `schedule` (and its `timezone`): a task run by bosun's own timer. Only a task
+/// can have one, `timezone` only with it, and `on_demand` is redundant beside it.
+fn schedule(ctx: &mut Ctx, d: &mut Draft) {
+    let table = format!("[{}.{}]", d.unit.kind.as_str(), path_seg(&d.unit.name));
+    let Some((expr, pos)) = d.schedule.take() else {
+        if let Some((_, pos)) = d.timezone {
+            ctx.diag.error(pos, format!("`timezone` in {table}: only a scheduled task has a time zone; add schedule = \"0 6 * * *\" or drop timezone"));
+        }
+        return;
+    };
+    if d.unit.kind == UnitKind::Service {
+        let fix = format!("make it a [task.{}]", path_seg(&d.unit.name));
+        ctx.diag.error(pos, format!("`schedule` in {table}: only a task can run on a schedule (a service runs for good); {fix}"));
+        return;
+    }
+    if d.unit.on_demand {
+        ctx.diag.error(pos, format!("`schedule` in {table}: a scheduled task runs on its schedule and on `bosun ctl run` already; drop on_demand = true"));
+        return;
+    }
+    let tz = d.timezone.as_ref().map(|(t, _)| t.as_str());
+    match Schedule::new(&expr, tz) {
+        Ok(s) => d.unit.schedule = Some(s),
+        Err(e @ ScheduleError::TimeZone { .. }) => {
+            let at = d.timezone.as_ref().map_or(pos, |(_, p)| *p);
+            ctx.diag.error(at, format!("`timezone` in {table}: {e}"));
+        }
+        Err(e) => ctx.diag.error(pos, format!("`schedule` in {table}: {e}")),
+    }
 }
 
 /// `instances = N`: a service run as N copies (1 ..= [`MAX_INSTANCES`]).
@@ -258,6 +315,8 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
             backup: None,
             instances: None,
         },
+        schedule: None,
+        timezone: None,
     };
     let path = format!("{}.{}", kind.as_str(), path_seg(name));
     let example = "{ run = [\"prog\"] }";
@@ -286,6 +345,7 @@ pub(super) fn unit(ctx: &mut Ctx, kind: UnitKind, e: &Entry) -> (Unit, UnitLoc) 
     if d.unit.instances.is_some() {
         refuse_with_instances(ctx, &t, &d, &path);
     }
+    schedule(ctx, &mut d);
     (d.unit, d.loc)
 }
 
@@ -446,6 +506,55 @@ fn env_table(ctx: &mut Ctx, k: &Slot) -> IndexMap<String, String> {
         }
     }
     out
+}
+
+/// `env_files = { DB_PASSWORD = "/run/secrets/db_password" }`: each variable's
+/// value is a file's content, read at each start (`bosun-core` `spawn::unit_env`).
+/// Only the paths are read here: a file missing now is a warning, not an error
+/// (at build time, or in `bosun check` on a laptop, the secret is not mounted yet).
+fn env_files(ctx: &mut Ctx, k: &Slot, d: &mut Draft) {
+    let Val::Table(entries) = &k.node.val else {
+        ctx.diag.error(
+            k.node.pos(),
+            format!(
+                "{}: expected a table like {{ DB_PASSWORD = \"/run/secrets/db_password\" }}, found {}",
+                k.what,
+                k.node.found()
+            ),
+        );
+        return;
+    };
+    for e in entries {
+        let what = key_desc(&k.sub, &e.key);
+        if e.key.is_empty() || e.key.contains('=') || e.key.contains('\0') {
+            ctx.diag.error(
+                e.key_pos(),
+                format!("bad environment variable name {:?} in [{}]", e.key, k.sub),
+            );
+            continue;
+        }
+        if d.unit.env.contains_key(&e.key) {
+            ctx.diag.error(
+                e.key_pos(),
+                format!("{what}: `{}` is also set in `env`; set it in one of them (env_files reads the value from a file)", e.key),
+            );
+            continue;
+        }
+        let Some(path) = ctx.path(&e.node, &what) else {
+            continue;
+        };
+        if !ctx.instance_var && std::fs::symlink_metadata(&path).is_err() {
+            ctx.diag.warn(
+                e.node.pos(),
+                format!(
+                    "{what}: {} does not exist now; {} will not start unless it exists then",
+                    path.display(),
+                    path_seg(&d.unit.name)
+                ),
+            );
+        }
+        d.unit.env_files.insert(e.key.clone(), path);
+    }
 }
 
 /// An `env` value: a string, or a number or boolean taken as its text.

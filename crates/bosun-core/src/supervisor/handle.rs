@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{ReloadError, Request, ScaleError, Shared, Units};
+use super::{ReloadError, Request, ScaleError, Shared, StatusExtra, Units};
 use crate::status::{BackupInfo, DaemonStatus, Phase, State};
 use crate::unit::{StopReport, UnitCmd, UnitError, UnitHandle};
 
@@ -128,7 +128,7 @@ impl Handle {
     pub fn status(&self) -> DaemonStatus {
         let s = &self.shared;
         let units = self.units();
-        DaemonStatus {
+        let mut st = DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id() as i32,
             roles_expr: units.plan.roles_expr.clone(),
@@ -144,6 +144,27 @@ impl Handle {
             last_snapshot: s.last_snapshot.lock().expect("poisoned").clone(),
             boot_step: self.boot_step(),
             instances: super::rolling::counts(&units),
+            transfers: Vec::new(),
+            next_daily_at_ms: None,
+        };
+        if let Some(extra) = s.status_extra.get() {
+            extra(&mut st);
+        }
+        st
+    }
+
+    /// Adds what core does not know to every status (the transfers under way,
+    /// the next daily snapshot): the binary, which keeps the data, sets it once.
+    pub fn set_status_extra(&self, f: StatusExtra) {
+        let _ = self.shared.status_extra.set(f);
+    }
+
+    /// Reports `event` to the hook runner, if one is set ([`Supervisor::set_events`]).
+    ///
+    /// [`Supervisor::set_events`]: super::Supervisor::set_events
+    pub fn emit(&self, event: crate::events::Event) {
+        if let Some(sink) = self.shared.events.get() {
+            sink.emit(event);
         }
     }
 
@@ -287,7 +308,7 @@ impl Handle {
         Ok(names)
     }
 
-    /// Starts on-demand task `name` once; [`Run::wait`] waits for it to end. Two
+    /// Starts on-demand (or scheduled) task `name` once; [`Run::wait`] waits for it to end. Two
     /// runs of one task never overlap: the second is refused. Every refusal
     /// (not on demand, already running, booting, stopping) comes from here,
     /// before anything runs. The output reaches whoever follows the unit's log
@@ -297,7 +318,7 @@ impl Handle {
         let u = units
             .get(name)
             .ok_or_else(|| ActError::NoSuchUnit(name.to_string()))?;
-        if !u.config.on_demand {
+        if !u.config.on_request() {
             return Err(ActError::NotOnDemand(name.to_string()));
         }
         let slot = RunSlot::take(&self.shared, name)?;

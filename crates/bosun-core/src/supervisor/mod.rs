@@ -12,12 +12,13 @@ use bosun_config::{Config, Plan, Unit, UnitKind};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
+use crate::events::{Event, EventKind, EventSink};
 use crate::hooks::DataHooks;
 use crate::lease::Permits;
 use crate::output::UnitLog;
 use crate::reaper::Reaper;
 use crate::signals::{Sig, Signals};
-use crate::status::{now_ms, BackupInfo, Phase, State, UnitStatus};
+use crate::status::{now_ms, BackupInfo, Phase, ScheduleStatus, State, UnitStatus};
 use crate::unit::{Runner, RunnerEnv, UnitCmd, UnitHandle};
 
 mod handle;
@@ -25,6 +26,7 @@ mod reload;
 mod rolling;
 mod scale;
 mod stop;
+mod timer;
 
 pub use handle::{ActError, Action, Handle, Run, RunOutcome};
 pub use reload::ReloadError;
@@ -90,7 +92,14 @@ struct Shared {
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// On-demand tasks with a `ctl run` in progress.
     running: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What the binary adds to every status (transfers, the next daily snapshot).
+    status_extra: std::sync::OnceLock<StatusExtra>,
+    /// Where events go (`[hooks]`), once the binary set a sink.
+    events: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
+
+/// Fills in the parts of a status that the binary knows (see [`Handle::set_status_extra`]).
+pub type StatusExtra = Box<dyn Fn(&mut crate::status::DaemonStatus) + Send + Sync>;
 
 impl Shared {
     /// Runs `task` in the background until it ends or the stop begins.
@@ -122,6 +131,8 @@ pub struct Supervisor {
     notify_dir: PathBuf,
     /// The singletons' permits (from the fleet), by unit name.
     permits: Permits,
+    /// The scheduled tasks' timers.
+    timers: timer::Timers,
 }
 
 /// The status of a unit that has no process yet.
@@ -137,9 +148,12 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         pid: None,
         started_at_ms: None,
         restarts: 0,
+        own_restarts: 0,
         last_exit: None,
         detail: if active && unit.on_demand {
             format!("on demand: bosun ctl run {}", unit.name)
+        } else if let (true, Some(s)) = (active, &unit.schedule) {
+            format!("scheduled: {} ({})", s.expr(), s.timezone())
         } else if active {
             String::new()
         } else {
@@ -157,6 +171,13 @@ fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
         lease_term: None,
         instance: bosun_config::instance::split(&unit.name).map(|(_, i)| i),
         usage: Default::default(),
+        timeline: Default::default(),
+        restart_times_ms: Vec::new(),
+        schedule: unit.schedule.as_ref().map(|s| ScheduleStatus {
+            expr: s.expr().to_string(),
+            timezone: s.timezone().to_string(),
+            ..ScheduleStatus::default()
+        }),
     }
 }
 
@@ -192,6 +213,8 @@ impl Supervisor {
             boot_step: std::sync::Mutex::new(None),
             background: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             running: std::sync::Mutex::new(std::collections::HashSet::new()),
+            status_extra: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
         };
         let handle = Handle {
             shared: Arc::new(shared),
@@ -206,12 +229,25 @@ impl Supervisor {
             hooks,
             notify_dir,
             permits: Permits::new(),
+            timers: timer::Timers::default(),
         };
         let runtime = config.instantiated(&sup.scale);
         let (units, runners) = sup.build_units(&runtime, plan, None, &Default::default());
         *handle.shared.units.write().expect("unit table poisoned") = Arc::new(units);
         sup.runners = runners;
         (sup, handle)
+    }
+
+    /// Sends the events (`fatal`, `boot_failed`, `stop_over_budget`, and the
+    /// `backup_failed` the binary reports through [`Handle::emit`]) to `sink`.
+    /// Call before [`run`].
+    ///
+    /// [`run`]: Supervisor::run
+    pub fn set_events(&mut self, sink: Arc<dyn EventSink>) {
+        for r in &mut self.runners {
+            r.set_events(sink.clone());
+        }
+        let _ = self.handle.shared.events.set(sink);
     }
 
     /// Gates the singleton units on `permits` (one per unit name, fed by the
@@ -252,10 +288,16 @@ impl Supervisor {
                     prev.status.send_modify(|s| {
                         let (restarts, last_exit, last_backup) =
                             (s.restarts, s.last_exit, s.last_backup.clone());
+                        let times = std::mem::take(&mut s.restart_times_ms);
+                        let timeline = std::mem::take(&mut s.timeline);
+                        let old_schedule = s.schedule.take();
                         *s = fresh;
                         s.restarts = restarts;
                         s.last_exit = last_exit;
                         s.last_backup = last_backup;
+                        s.restart_times_ms = times;
+                        s.timeline = timeline;
+                        timer::keep_history(&mut s.schedule, old_schedule);
                     });
                     prev.status.clone()
                 }
@@ -291,9 +333,17 @@ impl Supervisor {
                 .iter()
                 .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
                 .collect();
+            let follow = planned
+                .deps
+                .iter()
+                .filter_map(|d| by_name.get(d).map(|&j| &list[j]))
+                .filter(|dep| dep.config.restart_dependents)
+                .map(|dep| dep.status.subscribe())
+                .collect();
             let env = RunnerEnv {
                 reaper: self.handle.shared.reaper.clone(),
                 deps,
+                follow,
                 changed: self.changed.clone(),
                 notify_dir: self.notify_dir.clone(),
                 hooks: self.hooks.clone(),
@@ -302,6 +352,7 @@ impl Supervisor {
                     .singleton
                     .then(|| self.permits.get(&name).cloned())
                     .flatten(),
+                events: self.handle.shared.events.get().cloned(),
             };
             let u = &mut list[i];
             let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
@@ -363,8 +414,13 @@ impl Supervisor {
                 if code == 0 {
                     tracing::warn!("{msg}")
                 } else {
-                    tracing::error!("{msg}")
+                    tracing::error!("{msg}");
+                    self.handle
+                        .emit(Event::new(EventKind::BootFailed, None, msg.as_str()));
                 }
+                // No unit ran: the hooks may have the stop budget.
+                self.flush_events(Instant::now() + self.config.bosun.stop_budget)
+                    .await;
                 crate::sweep::sweep(self.config.bosun.sweep_timeout).await;
                 return code;
             }
@@ -373,12 +429,13 @@ impl Supervisor {
             tokio::spawn(runner.run());
         }
         let units = self.handle.units();
-        // On-demand tasks wait for `ctl run`.
-        for u in units.list.iter().filter(|u| !u.config.on_demand) {
+        // On-demand tasks wait for `ctl run`, scheduled ones for their timer.
+        for u in units.list.iter().filter(|u| !u.config.on_request()) {
             if let Some(cmd) = &u.cmd {
                 let _ = cmd.send(UnitCmd::Start(None));
             }
         }
+        self.timers.sync(&self.handle, &self.permits);
         tracing::info!(
             "booting roles {:?}: {} active units in {} start waves",
             units.plan.roles_expr,
@@ -429,11 +486,11 @@ impl Supervisor {
         let units = self.handle.units();
         let booting = *shared.phase.borrow() == Phase::Booting;
         let mut all_ready = true;
-        // On-demand tasks neither hold up the boot nor fail it.
+        // On-demand and scheduled tasks neither hold up the boot nor fail it.
         for u in units
             .list
             .iter()
-            .filter(|u| u.is_active() && !u.config.on_demand)
+            .filter(|u| u.is_active() && !u.config.on_request())
         {
             let s = u.status.borrow();
             if u.config.essential && matches!(s.state, State::Exited | State::Fatal) {
@@ -473,8 +530,16 @@ impl Supervisor {
                 boot_started.elapsed(),
                 units.plan.units.len()
             );
+            crate::pid1::release_boot_pages();
         }
         None
+    }
+
+    /// Lets the hooks still running finish, until `until` at the latest.
+    async fn flush_events(&self, until: Instant) {
+        if let Some(sink) = self.handle.shared.events.get() {
+            sink.flush(until).await;
+        }
     }
 
     fn log_states(&self) {

@@ -140,7 +140,12 @@ impl Supervisor {
     pub(super) async fn reload(&mut self) -> Result<String, ReloadError> {
         // Not `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
-        let config = bosun_config::load(&self.config.source, &env).map_err(ReloadError::Invalid)?;
+        // The whole set again: every `-c` file, their `include`s globbed anew.
+        let config = match self.config.files.is_empty() {
+            true => bosun_config::load(&self.config.source, &env),
+            false => bosun_config::load_all(&self.config.files, &env),
+        }
+        .map_err(ReloadError::Invalid)?;
         let scale = super::scale::kept(&self.config, &config, &self.scale);
         let source = config.source.clone();
         if config.bosun.control_socket != self.config.bosun.control_socket
@@ -149,6 +154,9 @@ impl Supervisor {
             tracing::warn!(
                 "reload: control_socket and http_listen changes apply at the next start"
             );
+        }
+        if config.hooks != self.config.hooks {
+            tracing::warn!("reload: [hooks] changes apply at the next start");
         }
         // Refused before anything changes: the fleet contends for the singletons it
         // started with, under lease timing validated against them.
@@ -218,10 +226,14 @@ impl Supervisor {
         }
         while stops.join_next().await.is_some() {}
         let (units, runners) = self.build_units(&runtime, plan, Some(&old), &keep);
+        // On-demand and scheduled tasks are not run by a reload: `ctl run` and
+        // their timers do that.
         let starts: Vec<_> = added
             .iter()
             .chain(&changed)
-            .filter_map(|n| units.get(n).and_then(|u| u.cmd.clone()))
+            .filter_map(|n| units.get(n))
+            .filter(|u| !u.config.on_request())
+            .filter_map(|u| u.cmd.clone())
             .collect();
         *self
             .handle
@@ -236,6 +248,7 @@ impl Supervisor {
         for cmd in starts {
             let _ = cmd.send(UnitCmd::Start(None));
         }
+        self.timers.sync(&self.handle, &self.permits);
         self.config = config;
         self.scale = scale;
         Ok(Applied {

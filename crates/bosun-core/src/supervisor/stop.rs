@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{StopCause, Supervisor};
+use crate::events::{Event, EventKind};
 use crate::hooks::{DataHooks, StopContext};
 use crate::signals::{Sig, Signals};
 use crate::status::{Phase, State, UnitStatus};
@@ -102,6 +103,7 @@ impl Supervisor {
         let booted = *shared.phase.borrow() == Phase::Running;
         shared.phase.send_replace(Phase::Stopping);
         shared.abort_background();
+        self.timers.abort_all();
         let budget = self.config.bosun.stop_budget;
         let began = Instant::now();
         let ctx = StopContext {
@@ -114,7 +116,7 @@ impl Supervisor {
         for unit_stop in self.unit_stops(ctx, force_rx) {
             tasks.spawn(unit_stop.run());
         }
-        let mut tally = self.collect(tasks, force_tx, signals).await;
+        let mut tally = self.collect(tasks, force_tx, signals, ctx).await;
         if let Some(hooks) = self.hooks.clone() {
             let r = match tokio::time::timeout_at(ctx.deadline, hooks.after_stop(ctx)).await {
                 Ok(r) => r,
@@ -125,6 +127,8 @@ impl Supervisor {
                 tally.data_errors.push(e.to_string());
             }
         }
+        // Hooks get what is left of the budget, never more.
+        self.flush_events(ctx.deadline).await;
         stop_exit_code(&cause, &tally, began.elapsed(), budget)
     }
 
@@ -139,7 +143,12 @@ impl Supervisor {
                 self.config.bosun.stop_budget,
                 plan.worst_case_stop
             ),
-            StopCause::BootFailed(why) => tracing::error!("boot failed: {why}; stopping"),
+            StopCause::BootFailed(why) => {
+                tracing::error!("boot failed: {why}; stopping");
+                let msg = format!("boot failed: {why}");
+                self.handle
+                    .emit(Event::new(EventKind::BootFailed, None, msg));
+            }
             StopCause::Essential { unit, code } => {
                 tracing::info!("essential unit {unit} ended with code {code}; stopping")
             }
@@ -192,10 +201,17 @@ impl Supervisor {
         mut tasks: JoinSet<(StopReport, Option<String>)>,
         force: watch::Sender<bool>,
         signals: &mut Signals,
+        ctx: StopContext,
     ) -> Tally {
         let mut tally = Tally::default();
+        let warn_at = self.over_budget_warning(ctx);
+        let mut warned = false;
         loop {
             tokio::select! {
+                _ = tokio::time::sleep_until(warn_at), if !warned => {
+                    warned = true;
+                    self.emit_over_budget(ctx);
+                },
                 r = tasks.join_next() => match r {
                     None => return tally,
                     Some(Ok((report, data_error))) => {
@@ -216,6 +232,43 @@ impl Supervisor {
                 _ = self.requests.recv() => {}
             }
         }
+    }
+}
+
+impl Supervisor {
+    /// When `stop_over_budget` fires if units are still stopping: the hook
+    /// runner's warning time (at most a quarter of the budget) before the end.
+    fn over_budget_warning(&self, ctx: StopContext) -> Instant {
+        let budget = self.config.bosun.stop_budget;
+        let lead = self
+            .handle
+            .shared
+            .events
+            .get()
+            .map_or(Duration::ZERO, |s| s.stop_warning())
+            .min(budget / 4);
+        ctx.deadline - lead
+    }
+
+    fn emit_over_budget(&self, ctx: StopContext) {
+        let left = ctx.deadline.saturating_duration_since(Instant::now());
+        let busy: Vec<String> = self
+            .handle
+            .status()
+            .units
+            .into_iter()
+            .filter(|u| u.active && !u.state.is_down())
+            .map(|u| u.name)
+            .collect();
+        let msg = format!(
+            "the stop is running over its budget of {:?} ({:.0?} left): still stopping {}",
+            self.config.bosun.stop_budget,
+            left,
+            busy.join(", ")
+        );
+        tracing::warn!("{msg}");
+        self.handle
+            .emit(Event::new(EventKind::StopOverBudget, None, msg));
     }
 }
 

@@ -19,7 +19,7 @@ use crate::status::State;
 /// flags the output pump (`log`) and the notify socket (`notify`) raise.
 pub(super) struct Probing {
     pub(super) identity: Option<Identity>,
-    pub(super) env: Vec<(String, String)>,
+    pub(super) env: Vec<(String, std::ffi::OsString)>,
     pub(super) log_matched: Option<watch::Receiver<bool>>,
     pub(super) notified: Option<watch::Receiver<bool>>,
 }
@@ -85,6 +85,9 @@ impl Runner {
             s.state = State::Ready;
             s.ready = true;
             s.detail = String::new();
+            s.timeline
+                .ready_at_ms
+                .get_or_insert_with(crate::status::now_ms);
         });
         self.supervise(proc, started, &ctx).await
     }
@@ -111,6 +114,7 @@ impl Runner {
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, None)),
                 _ = super::revoked(self.env.permit.as_mut(), self.term) => return Some(self.revoke(proc).await),
+                dep = super::dep_restarted(&mut self.env.follow, &self.seen) => return Some(self.follow_dep(proc, dep).await),
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return Some(o);
@@ -143,6 +147,7 @@ impl Runner {
                 },
                 exit = &mut proc.exit => return Some(self.exited(exit, started, Some("exited while its data was loading".into()))),
                 _ = super::revoked(self.env.permit.as_mut(), self.term) => return Some(self.revoke(proc).await),
+                dep = super::dep_restarted(&mut self.env.follow, &self.seen) => return Some(self.follow_dep(proc, dep).await),
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return Some(o);
@@ -175,6 +180,7 @@ impl Runner {
             tokio::select! {
                 exit = &mut proc.exit => return self.exited(exit, started, None),
                 _ = super::revoked(self.env.permit.as_mut(), self.term) => return self.revoke(proc).await,
+                dep = super::dep_restarted(&mut self.env.follow, &self.seen) => return self.follow_dep(proc, dep).await,
                 cmd = self.cmds.recv() => {
                     if let Some(o) = self.running_command(cmd, proc).await {
                         return o;
@@ -232,6 +238,16 @@ impl Runner {
             ran: started.elapsed(),
             why: Some(why),
         })
+    }
+
+    /// A dependency with `restart_dependents` restarted on its own: stop, and
+    /// start again once it is ready (`lifecycle`).
+    async fn follow_dep(&mut self, proc: &mut Proc, dep: String) -> Outcome {
+        tracing::info!(unit = %self.unit.name, "{dep} restarted on its own (restart_dependents): stopping");
+        self.set(|s| s.ready = false);
+        self.stop_process(proc, Instant::now() + self.unit.stop_timeout, None)
+            .await;
+        Outcome::DepRestarted(dep)
     }
 
     fn exited(

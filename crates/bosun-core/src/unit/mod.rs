@@ -20,7 +20,7 @@ use crate::output::UnitLog;
 use crate::probe;
 use crate::reaper::{Exit, Reaper};
 use crate::spawn::SpawnError;
-use crate::status::{State, UnitStatus};
+use crate::status::{now_ms, State, UnitStatus};
 
 mod follow;
 mod memory;
@@ -155,6 +155,12 @@ pub struct RunnerEnv {
     pub hooks: Option<Arc<dyn DataHooks>>,
     /// A singleton's permit from the fleet: it runs only while this says `Run`.
     pub permit: Option<watch::Receiver<Permit>>,
+    /// Statuses of the dependencies with `restart_dependents`: when one restarts on
+    /// its own (a crash, a failed health check), this unit stops, waits for it to
+    /// be ready again, and starts.
+    pub follow: Vec<watch::Receiver<UnitStatus>>,
+    /// Where a `fatal` event goes (`[hooks]`).
+    pub events: Option<Arc<dyn crate::events::EventSink>>,
 }
 
 /// Drives one unit.
@@ -169,6 +175,9 @@ pub struct Runner {
     loaded: bool,
     /// The lease term the current run holds (singletons under a fleet).
     term: Option<i64>,
+    /// `own_restarts` of each of `env.follow` when this unit last saw them all
+    /// settled: a larger count means the dependency restarted since.
+    seen: Vec<u64>,
 }
 
 /// How one spawned process ended.
@@ -188,6 +197,9 @@ enum Outcome {
     /// A singleton whose permit was withdrawn (or whose term changed): stopped;
     /// wait for the permit again.
     Revoked,
+    /// Stopped because this dependency (with `restart_dependents`) restarted on
+    /// its own: wait for it to be ready again, then start.
+    DepRestarted(String),
 }
 
 impl Runner {
@@ -208,6 +220,7 @@ impl Runner {
             restarts: policy::RestartState::default(),
             loaded: false,
             term: None,
+            seen: Vec::new(),
         };
         (runner, tx)
     }
@@ -224,6 +237,11 @@ impl Runner {
         }
     }
 
+    /// Sends this unit's events to `sink`.
+    pub fn set_events(&mut self, sink: Arc<dyn crate::events::EventSink>) {
+        self.env.events = Some(sink);
+    }
+
     fn set(&self, f: impl FnOnce(&mut UnitStatus)) {
         self.status.send_modify(f);
         self.env.changed.notify_one();
@@ -231,9 +249,28 @@ impl Runner {
 
     fn set_state(&self, state: State, detail: impl Into<String>) {
         let detail = detail.into();
+        if let (State::Fatal, Some(sink)) = (state, &self.env.events) {
+            let kind = crate::events::EventKind::Fatal;
+            sink.emit(crate::events::Event::new(
+                kind,
+                Some(&self.unit.name),
+                &detail,
+            ));
+        }
         self.set(|s| {
             s.state = state;
             s.detail = detail;
+        });
+    }
+
+    /// One more restart, now.
+    fn count_restart(&self) {
+        self.set(|s| {
+            s.restarts += 1;
+            if s.restart_times_ms.len() >= crate::status::RESTARTS_KEPT {
+                s.restart_times_ms.remove(0);
+            }
+            s.restart_times_ms.push(now_ms());
         });
     }
 
@@ -270,17 +307,43 @@ impl Runner {
             s.runs += 1;
             s.state = State::Starting;
             s.detail = "starting".into();
+            if s.timeline.waiting_at_ms.is_none() {
+                s.timeline.waiting_at_ms = Some(now_ms());
+            }
         });
         if !self.wait_deps().await || !self.wait_gates().await {
             return;
         }
         loop {
+            // After its own backoff: a followed dependency that restarted meanwhile
+            // must be ready again first.
+            if self.followed_restart().is_some() && !self.wait_deps().await {
+                return;
+            }
             if !self.wait_permit().await {
                 return;
             }
             let outcome = self.run_once().await;
             let (exit, ran, why) = match outcome {
                 Outcome::Stopped => return,
+                Outcome::DepRestarted(dep) => {
+                    tracing::info!(unit = %self.unit.name, "stopped: {dep} restarted (restart_dependents); starting again once it is ready");
+                    self.set(|s| s.restarts += 1);
+                    // Not its own failure: its start_limit and backoff start afresh.
+                    self.restarts.reset();
+                    if !self.wait_deps().await {
+                        return;
+                    }
+                    continue;
+                }
+                Outcome::Revoked if self.unit.schedule.is_some() => {
+                    // This run is over; the next is the schedule's, where the lease is.
+                    self.set_state(
+                        State::Stopped,
+                        "singleton: lease lost during the run; stopped",
+                    );
+                    return;
+                }
                 Outcome::Revoked => {
                     tracing::info!(unit = %self.unit.name, "singleton stopped: its lease is no longer held here");
                     continue;
@@ -291,7 +354,7 @@ impl Runner {
                     return;
                 }
                 Outcome::Restart => {
-                    self.set(|s| s.restarts += 1);
+                    self.count_restart();
                     continue;
                 }
                 Outcome::Exited { exit, ran, why } => (exit, ran, why),
@@ -326,10 +389,12 @@ impl Runner {
                 }
             };
             tracing::warn!(unit = %self.unit.name, "{reason}; restarting in {:.1?}", delay);
-            self.set_state(
-                State::Backoff,
-                format!("{reason}; restarting in {delay:.1?}"),
-            );
+            self.set(|s| {
+                s.state = State::Backoff;
+                s.detail = format!("{reason}; restarting in {delay:.1?}");
+                // Its followers (`restart_dependents`) stop on this.
+                s.own_restarts += 1;
+            });
             let wake = Instant::now() + delay;
             // A zero delay must not go through the timer: it fires on the next
             // millisecond tick at the earliest.
@@ -351,7 +416,7 @@ impl Runner {
                     }
                 }
             }
-            self.set(|s| s.restarts += 1);
+            self.count_restart();
         }
     }
 
@@ -364,6 +429,7 @@ impl Runner {
                 s.state = State::Exited;
                 s.ready = true;
                 s.detail = "done".into();
+                s.timeline.ready_at_ms.get_or_insert_with(now_ms);
             });
         } else if is_task {
             let msg = format!("task failed ({exit})");
@@ -389,6 +455,12 @@ impl Runner {
                 .map(|d| d.borrow().name.clone())
                 .collect();
             if pending.is_empty() {
+                self.seen = self
+                    .env
+                    .follow
+                    .iter_mut()
+                    .map(|d| d.borrow_and_update().own_restarts)
+                    .collect();
                 return true;
             }
             self.set_state(
@@ -489,6 +561,17 @@ impl Runner {
                 self.set(|s| s.lease_term = Some(term));
                 return true;
             }
+            if self.unit.schedule.is_some() {
+                // A scheduled run does not wait for the lease: the holder runs it.
+                let detail = format!("not run here: {}", permit.detail());
+                self.set(|s| {
+                    s.state = State::Stopped;
+                    s.ready = false;
+                    s.lease_term = None;
+                    s.detail = detail;
+                });
+                return false;
+            }
             if shown.as_ref() != Some(&permit) {
                 let detail = permit.detail();
                 self.set(|s| {
@@ -549,6 +632,35 @@ impl Runner {
                 true
             }
         }
+    }
+}
+
+impl Runner {
+    /// The name of a followed dependency that restarted on its own since this
+    /// unit last saw it settled, if any.
+    fn followed_restart(&self) -> Option<String> {
+        followed_restart(&self.env.follow, &self.seen)
+    }
+}
+
+fn followed_restart(follow: &[watch::Receiver<UnitStatus>], seen: &[u64]) -> Option<String> {
+    follow.iter().enumerate().find_map(|(i, d)| {
+        let s = d.borrow();
+        (s.own_restarts > seen.get(i).copied().unwrap_or(0)).then(|| s.name.clone())
+    })
+}
+
+/// Resolves (with its name) when a followed dependency restarts on its own.
+async fn dep_restarted(follow: &mut [watch::Receiver<UnitStatus>], seen: &[u64]) -> String {
+    loop {
+        if let Some(name) = followed_restart(follow, seen) {
+            return name;
+        }
+        let futs = follow
+            .iter_mut()
+            .filter(|d| d.has_changed().is_ok())
+            .map(|d| Box::pin(d.changed()));
+        futures_select_all(futs).await;
     }
 }
 

@@ -33,6 +33,7 @@ impl Runner {
             s.state = State::Starting;
             s.pid = Some(proc.pid);
             s.started_at_ms = Some(now_ms());
+            s.timeline.spawned_at_ms.get_or_insert_with(now_ms);
             s.detail = match &unit.ready.probe {
                 Some(p) => format!("waiting for ready probe {}", p.kind()),
                 None if unit.kind == UnitKind::Task => "running".into(),
@@ -61,7 +62,7 @@ impl Runner {
         let identity = Identity::resolve(unit.user.as_deref(), unit.group.as_deref())?;
         let mut env = spawn::unit_env(unit)?;
         if let Some(term) = self.term {
-            env.push((crate::lease::LEASE_TERM_ENV.into(), term.to_string()));
+            env.push((crate::lease::LEASE_TERM_ENV.into(), term.to_string().into()));
         }
         let log_matched = match &unit.ready.probe {
             Some(Probe::Log(re)) => {
@@ -73,7 +74,7 @@ impl Runner {
         let notify = if matches!(unit.ready.probe, Some(Probe::Notify)) {
             let n = NotifySocket::bind(&self.env.notify_dir, &unit.name, identity.as_ref())
                 .map_err(UnitError::NotifySocket)?;
-            env.push(("NOTIFY_SOCKET".into(), n.path.display().to_string()));
+            env.push(("NOTIFY_SOCKET".into(), n.path.clone().into_os_string()));
             Some(n)
         } else {
             None

@@ -299,7 +299,7 @@ async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError
         .handle
         .unit(task)
         .ok_or_else(|| ActError::NoSuchUnit(task.to_string()))?;
-    if !unit.config.on_demand {
+    if !unit.config.on_request() {
         return Err(ActError::NotOnDemand(task.to_string()).into());
     }
     // Subscribed before the start, so no line of this run is missed.

@@ -147,6 +147,7 @@ fn render_units(out: &mut String, units: &[&UnitStatus]) {
     per_unit(out, units, holder, |u| {
         u.singleton.then_some(u.lease_term.is_some() as u8)
     });
+    render_schedules(out, units);
     let started = (
         "bosun_unit_start_time_seconds",
         "gauge",
@@ -172,6 +173,40 @@ fn render_units(out: &mut String, units: &[&UnitStatus]) {
             );
         }
     }
+}
+
+/// Scheduled tasks' timers (families without samples when there are none).
+fn render_schedules(out: &mut String, units: &[&UnitStatus]) {
+    let next = (
+        "bosun_unit_schedule_next_run_timestamp_seconds",
+        "gauge",
+        "Scheduled tasks: when the next run is due, Unix time.",
+    );
+    per_unit(out, units, next, |u| {
+        u.schedule.as_ref()?.next_run_ms.map(Seconds)
+    });
+    let last = (
+        "bosun_unit_schedule_last_run_timestamp_seconds",
+        "gauge",
+        "Scheduled tasks: when the schedule last started a run, Unix time.",
+    );
+    per_unit(out, units, last, |u| {
+        u.schedule.as_ref()?.last_run_ms.map(Seconds)
+    });
+    let code = (
+        "bosun_unit_schedule_last_exit_code",
+        "gauge",
+        "Scheduled tasks: exit code of the last scheduled run that ended.",
+    );
+    per_unit(out, units, code, |u| u.schedule.as_ref()?.last_exit_code);
+    let skipped = (
+        "bosun_unit_schedule_skipped_total",
+        "counter",
+        "Scheduled tasks: runs skipped because the previous run was still going.",
+    );
+    per_unit(out, units, skipped, |u| {
+        u.schedule.as_ref().map(|s| s.skipped)
+    });
 }
 
 fn render_daemon(out: &mut String, st: &DaemonStatus) {
@@ -303,6 +338,7 @@ mod tests {
             pid: Some(42),
             started_at_ms: Some(1_700_000_000_500),
             restarts: 3,
+            own_restarts: 0,
             last_exit: Some(ExitInfo {
                 code: 137,
                 signal: Some(9),
@@ -314,9 +350,12 @@ mod tests {
             on_demand: false,
             runs: 1,
             singleton: false,
+            schedule: None,
             lease_term: None,
             instance: None,
             usage: Default::default(),
+            timeline: Default::default(),
+            restart_times_ms: Vec::new(),
         }
     }
 
@@ -334,6 +373,8 @@ mod tests {
             last_snapshot: None,
             boot_step: None,
             instances: [("worker".to_string(), 2)].into(),
+            transfers: Vec::new(),
+            next_daily_at_ms: None,
         };
         let m = render(&st);
         assert!(m.contains("bosun_unit_up{unit=\"we\\\"b\"} 1\n"), "{m}");

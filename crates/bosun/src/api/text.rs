@@ -75,9 +75,6 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
         duration(now.saturating_sub(st.started_at_ms) / 1000),
         st.reaped_orphans
     );
-    if let Some(step) = &st.boot_step {
-        let _ = write!(out, "\nbooting: {step}");
-    }
     if let Some(snap) = &st.last_snapshot {
         let _ = write!(
             out,
@@ -85,6 +82,19 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
             if snap.ok { "ok" } else { "FAILED" },
             duration(now.saturating_sub(snap.at_ms) / 1000)
         );
+    }
+    // Under the header line, not inside it.
+    if let Some(step) = &st.boot_step {
+        let _ = write!(out, "\nbooting: {step}");
+    }
+    // `booting: restoring postgres 1.2 GiB of 3.4 GiB, …` while the boot waits for
+    // it; `backing up: postgres …` otherwise.
+    for t in &st.transfers {
+        if st.phase == crate::protocol::Phase::Booting {
+            let _ = write!(out, "\nbooting: {} {}", t.action, t.line());
+        } else {
+            let _ = write!(out, "\n{}: {}", t.action, t.line());
+        }
     }
     out.push('\n');
     // The backup column appears once some unit has backups (snapshots on).
@@ -188,7 +198,41 @@ fn row(g: &mut Grid, u: &UnitStatus, now: u64, backups: bool) {
             None => s.push('-'),
         });
     }
-    g.text(&u.detail);
+    g.cell(|s| {
+        s.push_str(&u.detail);
+        if let Some(sc) = &u.schedule {
+            schedule(s, sc, now);
+        }
+    });
+}
+
+/// A scheduled task's timer, after its detail: `next 2026-12-02 06:00 +01:00 (in
+/// 16h39m), last run 2h ago exit 0, 1 skipped`.
+fn schedule(s: &mut String, sc: &crate::protocol::ScheduleStatus, now: u64) {
+    if !s.is_empty() {
+        s.push_str("; ");
+    }
+    match (&sc.next_run_local, sc.next_run_ms) {
+        (Some(local), Some(at)) => {
+            let _ = write!(s, "next {local} (in ");
+            write_duration(s, at.saturating_sub(now).div_ceil(1000));
+            s.push(')');
+        }
+        _ => {
+            let _ = write!(s, "schedule {} ({})", sc.expr, sc.timezone);
+        }
+    }
+    if let Some(at) = sc.last_run_ms {
+        s.push_str(", last run ");
+        write_duration(s, now.saturating_sub(at) / 1000);
+        s.push_str(" ago");
+        if let Some(code) = sc.last_exit_code {
+            let _ = write!(s, " exit {code}");
+        }
+    }
+    if sc.skipped > 0 {
+        let _ = write!(s, ", {} skipped", sc.skipped);
+    }
 }
 
 /// `3d4h`, `2h05m`, `4m12s`, `12s`.

@@ -22,7 +22,7 @@ pub use bosun_core::output::{LogLine, Stream};
 // (`BackupInfo`, `ExitInfo`): a new client or handler starts from here.
 #[allow(unused_imports)]
 pub use bosun_core::status::{
-    BackupInfo, DaemonStatus, ExitInfo, HealthReport, Phase, State, UnitStatus,
+    BackupInfo, DaemonStatus, ExitInfo, HealthReport, Phase, ScheduleStatus, State, UnitStatus,
 };
 pub use fleet::{
     FleetCommandReply, FleetCommandRequest, FleetCommandRow, FleetPeer, FleetSingleton, FleetStatus,
