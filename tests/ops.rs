@@ -684,6 +684,10 @@ files = "{dir}/files"
         snaps.contains("next daily snapshot: ") && snaps.contains("03:00 UTC"),
         "{r}"
     );
+    assert!(
+        r["web_rss"].as_str().is_some_and(|t| t.ends_with("iB")),
+        "the units table shows web's RSS: {r}"
+    );
     let restarts = r["restarts"].as_array().expect("restart rows");
     let flappy = restarts
         .iter()

@@ -144,11 +144,17 @@ try:
                         "the last snapshot")
     restarts = js("[...document.querySelectorAll('#restarts .rs-row')].map(r => ({unit: r.dataset.unit, "
                   "ticks: r.querySelectorAll('.rs-tick').length, text: r.querySelector('.rs-text').textContent}))")
+    # The units table's sampled usage: RSS of a running unit's tree (bosun reads /proc
+    # for the page's status request).
+    usage = wait_js("(() => { const r = document.querySelector('#units tr[data-unit=\"web\"] td.rss'); "
+                    "return r && r.textContent.includes('iB') ? r.textContent : null; })()",
+                    "web's rss cell")
     png = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
     with open(shot, "wb") as f:
         f.write(base64.b64decode(png))
     print(json.dumps({"prompt": prompt, "bars_before_token": bars_before, "timeline": timeline,
-                      "log": log, "snapshots": snapshots, "restarts": restarts}))
+                      "log": log, "snapshots": snapshots, "restarts": restarts,
+                      "web_rss": usage}))
 finally:
     browser.kill()
     browser.wait()
