@@ -443,7 +443,9 @@ fn two_containers_on_one_prefix_never_both_commit_and_a_stale_marker_is_taken_ov
     for store in stores(&s0, "writers") {
         let a = Scratch::new();
         let b = Scratch::new();
-        let cfg_a = kv_config(&a, &store, "");
+        // Both refresh every 3.3 s: beta's stop waits at most 10 s for alpha's marker
+        // to go stale, sees it refreshed, and refuses.
+        let cfg_a = kv_config(&a, &store, "writer_stale_after = \"10s\"");
         let cfg_b = kv_config(&b, &store, "writer_stale_after = \"10s\"");
         fs::write(a.path("data/kv.txt"), "alpha's data\n").unwrap();
         let mut pa = Pid1::run_as_host(&a, &cfg_a, "alpha", &store.env());

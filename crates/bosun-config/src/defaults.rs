@@ -214,7 +214,7 @@ impl SnapshotConfig {
             encrypt_to: Vec::new(),
             identity_file: None,
             verify_after_commit: false,
-            writer_stale_after: Duration::from_secs(30 * 60),
+            writer_stale_after: Duration::from_secs(60),
             daily_at: None,
             paths: IndexMap::new(),
         }

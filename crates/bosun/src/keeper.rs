@@ -125,6 +125,7 @@ impl Keeper {
             identities,
             verify_after_commit: snap.verify_after_commit,
             writer_stale_after: snap.writer_stale_after,
+            stop_budget: config.bosun.stop_budget,
         };
         let cmds = Arc::new(Commands {
             units: config

@@ -104,6 +104,9 @@ pub struct Settings {
     pub verify_after_commit: bool,
     /// `writer_stale_after`: another writer's marker older than this is taken over.
     pub writer_stale_after: Duration,
+    /// `stop_budget`: a stop waits for another writer's marker at most half of what
+    /// is left of it.
+    pub stop_budget: Duration,
 }
 
 /// Incomplete snapshots younger than this are never pruned: another writer (a
@@ -310,6 +313,42 @@ impl Lifecycle {
         )
     }
 
+    /// Before a commit: like [`Self::claim_writer`], but another container's marker
+    /// that would go stale within `writer_stale_after` is waited for once, then read
+    /// again. A container killed a moment ago (the usual case of a replacement on a
+    /// new disk) leaves a marker nobody refreshes: it goes stale and is taken over,
+    /// so the replacement's first stop still backs up. A live writer refreshes its
+    /// marker every third of that time, so after the wait it is still live and this
+    /// container refuses, as before.
+    async fn claim_writer_for_commit(&self) -> Result<()> {
+        let Some(wait) = self.wait_for_other_writer().await else {
+            return self.claim_writer().await;
+        };
+        let began = *self.stop_began.lock().expect("poisoned");
+        let left = began.map_or(self.s.stop_budget, |b| {
+            self.s.stop_budget.saturating_sub(b.elapsed())
+        });
+        let wait = wait.min(left / 2);
+        tracing::warn!(
+            "another container's writer marker is fresh: waiting {wait:?} for it to go stale (its container was killed) or be refreshed (it still runs)"
+        );
+        tokio::time::sleep(wait).await;
+        self.claim_writer().await
+    }
+
+    /// How long until another container's marker on this prefix goes stale, when it
+    /// is live now (`None`: own, free, stale, or unreadable).
+    async fn wait_for_other_writer(&self) -> Option<Duration> {
+        let key = running_marker_key(&self.s.roles);
+        let marker = WriterMarker::parse(&self.store.get_small(&key).await.ok()?)?;
+        let Claim::Live(other) = self.claim_of(Some(&marker)) else {
+            return None;
+        };
+        let stale = writer::effective_stale(&other, self.s.writer_stale_after);
+        let age = Duration::from_secs(unix_now().saturating_sub(other.heartbeat));
+        Some((stale.saturating_sub(age) + Duration::from_secs(1)).min(stale))
+    }
+
     /// Claims (or refreshes) this role set's writer marker: `Ok` when it is this
     /// container's now; refused, naming both containers and the fix, while another
     /// live container holds it.
@@ -359,6 +398,7 @@ impl Lifecycle {
             instance,
             since,
             heartbeat: now,
+            stale_after: Some(self.s.writer_stale_after.as_secs()),
         };
         let json = serde_json::to_vec(&mine).expect("the marker serializes");
         self.store.put_small(&key, &json).await
@@ -571,8 +611,9 @@ impl Lifecycle {
             .get_or_insert_with(Instant::now);
         let mut slot = self.stop_writer.lock().await;
         if slot.is_none() {
-            // Another live writer on this prefix: upload nothing (checked again at the commit).
-            if let Err(e) = self.claim_writer().await {
+            // Another live writer on this prefix: upload nothing (checked again at the
+            // commit). A marker left by a container killed a moment ago is waited out.
+            if let Err(e) = self.claim_writer_for_commit().await {
                 self.stop_failed
                     .lock()
                     .expect("poisoned")
@@ -697,7 +738,7 @@ impl Lifecycle {
         began: Instant,
         dumped: u64,
     ) -> Result<Option<String>> {
-        if let Err(e) = self.claim_writer().await {
+        if let Err(e) = self.claim_writer_for_commit().await {
             writer.abort();
             return Err(e);
         }

@@ -26,6 +26,11 @@ pub struct WriterMarker {
     pub since: u64,
     /// When it last refreshed the marker, Unix seconds.
     pub heartbeat: u64,
+    /// Its own `writer_stale_after` in seconds (it refreshes every third of it):
+    /// others judge it by the longer of theirs and this, so two containers with
+    /// different settings never take a live marker for a stale one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<u64>,
 }
 
 impl WriterMarker {
@@ -43,6 +48,7 @@ impl WriterMarker {
             instance: String::new(),
             since: secs,
             heartbeat: secs,
+            stale_after: None,
         })
     }
 
@@ -85,12 +91,18 @@ pub fn claim(
     match found {
         None => Claim::Free,
         Some(m) if m.host == host && m.instance == instance => Claim::Own,
-        Some(m) if now.saturating_sub(m.heartbeat) > stale_after.as_secs() => {
+        Some(m) if now.saturating_sub(m.heartbeat) > effective_stale(m, stale_after).as_secs() => {
             Claim::Stale(m.clone())
         }
         // A marker from the future (a clock ahead) counts as alive: wait it out.
         Some(m) => Claim::Live(m.clone()),
     }
+}
+
+/// How long `m` may go unrefreshed before it is stale, for a reader whose own
+/// setting is `mine`: the longer of the two.
+pub fn effective_stale(m: &WriterMarker, mine: Duration) -> Duration {
+    mine.max(Duration::from_secs(m.stale_after.unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -103,6 +115,7 @@ mod tests {
             instance: instance.into(),
             since: 1,
             heartbeat,
+            stale_after: None,
         }
     }
 
@@ -123,6 +136,19 @@ mod tests {
         assert_eq!(
             claim(Some(&other_disk), "a", "1", 4000 + 1801, stale),
             Claim::Stale(other_disk)
+        );
+        // A writer that declares a longer stale time than the reader's is judged by it.
+        let patient = WriterMarker {
+            stale_after: Some(3600),
+            ..m("c", "3", 4000)
+        };
+        assert_eq!(
+            claim(Some(&patient), "a", "1", 4000 + 1801, stale),
+            Claim::Live(patient.clone())
+        );
+        assert_eq!(
+            claim(Some(&patient), "a", "1", 4000 + 3601, stale),
+            Claim::Stale(patient)
         );
         let future = m("b", "9", 99_999);
         assert_eq!(
