@@ -26,6 +26,7 @@ hand, then exits 0): that is what lets bosun stop the container quickly and in o
 
 import json
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -298,7 +299,7 @@ def tick():
     except Exception as e:
         log("tick failed: %s" % e)
         return 1
-    log("tick: %s on %s" % (at, host))
+    log("tick: %s on %s as %s" % (at, host, pwd.getpwuid(os.getuid()).pw_name))
     return 0
 
 
