@@ -279,6 +279,12 @@ step1() {
             grep -E '^cron +task .*next [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} \+00:00 \(in ' <<<"$st" >/dev/null ||
                 why+=("cron's status on $c shows no next run: $(tail -1 <<<"$st")")
         done
+        # ... and the other one says the run is not its own (before any due run).
+        st=$(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)
+        [[ $st == *"not run here: singleton held by $HOLDER"* ]] ||
+            why+=("cron's status on $OTHER does not say it is held by $HOLDER: $st")
+        st=$(x "$HOLDER" bosun ctl status cron 2>&1 | tail -1)
+        [[ $st == *"not run here"* ]] && why+=("cron's status on the holder $HOLDER says it is not run there: $st")
         out=$(cron_now "$HOLDER")
         [[ $? == 0 && $out == *"tick: "*" on $HOLDER as nobody"* ]] ||
             why+=("bosun ctl run cron on the holder $HOLDER: $out")
@@ -366,6 +372,7 @@ step3() {
         why+=("cron's status on $OTHER shows no 'last run ... exit 0': $(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)")
     st=$(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)
     log "$OTHER: $st"
+    [[ $st == *"not run here"* ]] && why+=("cron's status on the new holder $OTHER says it is not run there: $st")
     if ((${#why[@]})); then
         logs "$HOLDER" | tail -30 >&2
         result 3 FAIL "$(IFS=';'; echo "${why[*]}")"
