@@ -293,7 +293,14 @@ mod tests {
             "next 2026-12-01 14:53 +00:00 (in 51s), not run here: singleton held by app1"
         );
         let mut s = String::new();
-        schedule(&mut s, &crate::protocol::ScheduleStatus { elsewhere: None, ..sc }, 10_000);
+        schedule(
+            &mut s,
+            &crate::protocol::ScheduleStatus {
+                elsewhere: None,
+                ..sc
+            },
+            10_000,
+        );
         assert_eq!(s, "next 2026-12-01 14:53 +00:00 (in 51s)");
     }
 }

@@ -204,9 +204,7 @@ async fn a_scheduled_singleton_says_where_it_runs_as_its_lease_moves() {
     let (tx, rx) = watch::channel(Permit::Standby { holder: None });
     let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
     let log = seen.clone();
-    let follow = tokio::spawn(follow_lease(rx, move |e| {
-        log.lock().expect("lock").push(e)
-    }));
+    let follow = tokio::spawn(follow_lease(rx, move |e| log.lock().expect("lock").push(e)));
     let last = || async {
         // The follower runs on this runtime: let it see the change.
         for _ in 0..100 {
@@ -214,7 +212,10 @@ async fn a_scheduled_singleton_says_where_it_runs_as_its_lease_moves() {
         }
         seen.lock().expect("lock").last().cloned().flatten()
     };
-    assert_eq!(last().await.as_deref(), Some("singleton: waiting for the lease"));
+    assert_eq!(
+        last().await.as_deref(),
+        Some("singleton: waiting for the lease")
+    );
     tx.send(Permit::Standby {
         holder: Some("app1".into()),
     })
