@@ -373,16 +373,21 @@ fn the_manifests_agree_with_bosun_check() {
     }
 
     // Roles: the db pod runs sql and redis, the app pods web, worker and cron; cron is
-    // a singleton; the app's DBHOST/REDIS_HOST is the db's Service (its serviceName).
+    // a scheduled singleton (a task every minute, in the pod holding its lease: bosun's
+    // timer, no CronJob); the app's DBHOST/REDIS_HOST is the db's Service (its serviceName).
     let roles = |w: &Workload| {
         let env = bosun_config::Env::from(w.env.clone());
         let config = bosun_config::load(&root().join(CONFIG), &env).expect("config");
         let plan = bosun_config::Plan::new(&config, &w.env["CONTAINERROLE"]).expect("plan");
-        let singletons: Vec<String> = plan
+        let singletons: Vec<(String, bosun_config::UnitKind, Option<String>)> = plan
             .units
             .iter()
-            .filter(|u| config.units[&u.name].singleton)
-            .map(|u| u.name.clone())
+            .map(|u| &config.units[&u.name])
+            .filter(|u| u.singleton)
+            .map(|u| {
+                let schedule = u.schedule.as_ref().map(|s| s.expr().to_string());
+                (u.name.clone(), u.kind, schedule)
+            })
             .collect();
         (plan.roles, singletons)
     };
@@ -391,7 +396,11 @@ fn the_manifests_agree_with_bosun_check() {
         roles(app),
         (
             vec!["web".into(), "worker".into(), "cron".into()],
-            vec!["cron".into()]
+            vec![(
+                "cron".into(),
+                bosun_config::UnitKind::Task,
+                Some("* * * * *".into())
+            )]
         )
     );
     let db_sts = docs

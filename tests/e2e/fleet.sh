@@ -3,7 +3,8 @@
 # image on one podman network, each with bosun as PID 1 and FLEET=1:
 #
 #   db           CONTAINERROLE=sql:redis        PostgreSQL (the fleet's database too), Redis
-#   app1, app2   CONTAINERROLE=web:worker:cron  cron is `singleton = true`
+#   app1, app2   CONTAINERROLE=web:worker:cron  cron: a scheduled task (every minute),
+#                                               `singleton = true`
 #
 # The fleet's PostgreSQL is the sql role's own: the app's database `notes` on db:5432,
 # schema `bosun` (bosun creates it). The database password and the API token come in as
@@ -11,13 +12,15 @@
 # through app/secrets-env.sh (DBPASSWORD_FILE), which then execs bosun as PID 1.
 #
 #   1  all three healthy; `bosun ctl fleet` from EACH container lists the three peers
-#      (live) and one holder of cron; cron runs in exactly one app container
+#      (live) and one holder of cron; both app containers show cron's next run; a tick
+#      (`bosun ctl run cron`) runs on the holder, and on the other app container it is
+#      refused as held by the holder; the tick rows in PostgreSQL come from the holder only
 #   2  `bosun ctl fleet run update` (an on-demand task): an "ok (exit 0)" row per peer,
 #      exit 0; and the task's output in each container's log
-#   3  `podman stop -t 600` of the cron holder: exit 0, a clean stop in its log (cron
-#      stopped, the snapshot step, "bosun exits with code 0"); the other app container
-#      takes cron over (its status: ready with a new lease term; its log: "lease held
-#      here"), `ctl fleet` on db names it as the holder, and cron's ticks go on
+#   3  `podman stop -t 600` of the cron holder: exit 0, a clean stop in its log (the
+#      snapshot step, the lease released, "bosun exits with code 0"); the other app
+#      container takes cron over (`ctl fleet` on db and on it names it, a new lease
+#      term), and the next minute's scheduled tick runs there (waits up to 75 s)
 #
 #   tests/e2e/fleet.sh                    every step; exit 0 only when all PASS
 #   BOSUN_BIN=target/debug/bosun ...      the binary to put in the image (else a release build)
@@ -86,6 +89,30 @@ holder() {
     json_get "$(fleet_json "$1")" \
         '([s["holder"] for s in j["singletons"] if s["unit"] == "cron" and s["held"]] or [""])[0]' 2>/dev/null
 }
+# term NAME: the fencing term of cron's live lease as NAME's `ctl fleet` sees it.
+term() {
+    json_get "$(fleet_json "$1")" \
+        '([s["term"] for s in j["singletons"] if s["unit"] == "cron" and s["held"]] or [""])[0]' 2>/dev/null
+}
+# holder_is NAME WHO: NAME's `ctl fleet` names WHO as cron's holder.
+holder_is() { [[ $(holder "$1") == "$2" ]]; }
+
+# stats NAME: the app's /stats through NAME (tick_hosts: the rows in `ticks` by host).
+stats() { x "$1" python3 /app/notes.py client stats 2>&1; }
+# tick_hosts NAME: the hosts the tick rows in PostgreSQL come from, sorted.
+tick_hosts() { json_get "$(stats "$1")" '" ".join(sorted(j["tick_hosts"]))' 2>/dev/null; }
+# ticks_from NAME HOST: how many tick rows HOST wrote (read through NAME).
+ticks_from() { json_get "$(stats "$1")" "j['tick_hosts'].get('$2', 0)" 2>/dev/null; }
+
+# cron_now NAME: `bosun ctl run cron` (a tick now) and its output; once more after 2 s
+# if it was refused because the schedule's own run was going at that moment.
+cron_now() {
+    local out
+    out=$(x "$1" bosun ctl run cron 2>&1) && { printf '%s\n' "$out"; return 0; }
+    [[ $out == *"already running"* ]] || { printf '%s\n' "$out"; return 1; }
+    sleep 2
+    x "$1" bosun ctl run cron 2>&1
+}
 
 # run NAME ROLES [podman run options...]: one fleet member, detached.
 run() {
@@ -96,7 +123,7 @@ run() {
         --network "$NET" --entrypoint '["/app/secrets-env.sh", "bosun", "run"]' \
         --secret "$PFX-dbpw,type=mount,target=db-password" \
         -e CONTAINERROLE="$roles" -e FLEET=1 -e DBPASSWORD_FILE=/run/secrets/db-password \
-        -e DBHOST="$DB" -e REDIS_HOST="$DB" -e CRON_INTERVAL=1 "$@" "$IMAGE" \
+        -e DBHOST="$DB" -e REDIS_HOST="$DB" "$@" "$IMAGE" \
         >"$WORK/$name.id" 2>"$WORK/$name.run.err" || {
         log "podman run $name failed: $(tail -3 "$WORK/$name.run.err")"
         return 1
@@ -197,7 +224,7 @@ setup() {
 
 # ------------------------------------------------------------------ steps
 
-HOLDER= OTHER= DBIP=
+HOLDER= OTHER= DBIP= TERM1=
 
 step1() {
     local t0 why=() c
@@ -242,11 +269,33 @@ step1() {
         *) why+=("cron held by '$h', not an app container") ;;
     esac
     if [[ -n $HOLDER ]]; then
-        x "$HOLDER" bosun ctl status cron 2>&1 | grep -E '^cron +service +[^ ]+ +ready' >/dev/null ||
-            why+=("cron not ready on its holder: $(x "$HOLDER" bosun ctl status cron 2>&1 | tail -1)")
-        x "$OTHER" bosun ctl status cron 2>&1 | grep -E '^cron +service +[^ ]+ +standby' >/dev/null ||
-            why+=("cron not standby on $OTHER: $(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)")
-        x "$OTHER" pgrep -f 'notes.py cron' >/dev/null && why+=("a cron process runs on $OTHER too")
+        TERM1=$(term "$DB")
+        # cron is a scheduled singleton: each app container shows its next run; a tick
+        # runs where the lease is held, and only there.
+        local st out
+        for c in "$HOLDER" "$OTHER"; do
+            st=$(x "$c" bosun ctl status cron 2>&1)
+            printf '%s: %s\n' "$c" "$(tail -1 <<<"$st")" >&2
+            grep -E '^cron +task .*next [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} \+00:00 \(in ' <<<"$st" >/dev/null ||
+                why+=("cron's status on $c shows no next run: $(tail -1 <<<"$st")")
+        done
+        # ... and the other one says the run is not its own (before any refused run;
+        # its permit follows the lease within renew_every).
+        elsewhere() { x "$OTHER" bosun ctl status cron 2>&1 | grep -F "not run here: singleton held by $HOLDER" >/dev/null; }
+        eventually 15 elsewhere ||
+            why+=("cron's status on $OTHER does not say it is held by $HOLDER: $(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)")
+        st=$(x "$HOLDER" bosun ctl status cron 2>&1 | tail -1)
+        [[ $st == *"not run here"* ]] && why+=("cron's status on the holder $HOLDER says it is not run there: $st")
+        out=$(cron_now "$HOLDER")
+        [[ $? == 0 && $out == *"tick: "*" on $HOLDER as nobody"* ]] ||
+            why+=("bosun ctl run cron on the holder $HOLDER: $out")
+        if out=$(x "$OTHER" bosun ctl run cron 2>&1); then
+            why+=("bosun ctl run cron on $OTHER (not the holder) ran it: $out")
+        fi
+        printf '%s: bosun ctl run cron: %s\n' "$OTHER" "$out" >&2
+        [[ $out == *"held by $HOLDER"* ]] || why+=("bosun ctl run cron on $OTHER does not say cron is held by $HOLDER: $out")
+        out=$(tick_hosts "$OTHER")
+        [[ $out == "$HOLDER" ]] || why+=("the tick rows come from '$out', not from the holder $HOLDER only")
     fi
     # The TCP API, token from the secret file: /health open, /v1/fleet needs the token.
     local api
@@ -262,7 +311,7 @@ print(h, len(f["peers"]))' 2>&1)
         result 1 FAIL "$(IFS=';'; echo "${why[*]}")"
         return 1
     fi
-    result 1 PASS "3 peers live in every container's ctl fleet; cron held by $HOLDER (standby on $OTHER); API on 9001 with the secret token"
+    result 1 PASS "3 peers live in every container's ctl fleet; cron held by $HOLDER (term $TERM1): it ticks there, and is refused as held by $HOLDER on $OTHER; API on 9001 with the secret token"
 }
 
 step2() {
@@ -286,9 +335,7 @@ step2() {
 }
 
 step3() {
-    local ticks0 t0 secs code why=()
-    ticks0=$(x "$OTHER" python3 /app/notes.py client stats 2>/dev/null)
-    ticks0=$(json_get "$ticks0" 'j["ticks"]' 2>/dev/null)
+    local t0 secs code why=()
     t0=$(now)
     timeout 660 podman stop -t 600 "$HOLDER" >/dev/null 2>"$WORK/stop.err"
     secs=$(since "$t0")
@@ -296,43 +343,42 @@ step3() {
     number "podman stop -t 600 of the cron holder: ${secs}s (exit $code)"
     [[ $code == 0 ]] || why+=("the holder's exit code is $code, not 0")
     logs "$HOLDER" >"$WORK/holder.log"
-    grep -E 'stopped in .*unit="?cron' "$WORK/holder.log" >/dev/null || why+=("no 'cron stopped in' in the holder's log")
     grep -E 'snapshot|backup' "$WORK/holder.log" >/dev/null || why+=("no snapshot/backup step in the holder's log")
+    grep -E 'left the fleet \(released [1-9]' "$WORK/holder.log" >/dev/null || why+=("no 'left the fleet (released N lease(s))' in the holder's log")
     grep -E 'bosun exits with code 0' "$WORK/holder.log" >/dev/null || why+=("no 'bosun exits with code 0' in the holder's log")
     grep -E 'stopped in|snapshot|backup|fleet|lease|exits with' "$WORK/holder.log" | tail -15 | sed 's/^/    holder | /' >&2
-    # The other app container takes cron over.
-    took() { x "$OTHER" bosun ctl status cron 2>&1 | grep -E '^cron +service +[^ ]+ +ready' >/dev/null; }
-    if eventually 60 took; then
-        number "cron running on $OTHER $(since "$t0")s after the stop began"
+    # The other app container takes the cron lease over: db's ctl fleet and its own name it.
+    if eventually 30 holder_is "$DB" "$OTHER"; then
+        number "db names $OTHER as cron's holder $(since "$t0")s after the stop began"
     else
-        why+=("cron not ready on $OTHER within 60 s: $(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)")
-    fi
-    in_log "$OTHER" 'singleton: lease held here' || why+=("no 'lease held here' in $OTHER's log")
-    local term
-    term=$(json_get "$(x "$OTHER" bosun ctl status --json)" '[u.get("lease_term") for u in j["units"] if u["name"] == "cron"][0]' 2>/dev/null)
-    [[ $term =~ ^[0-9]+$ ]] || why+=("cron on $OTHER has no lease term: '$term'")
-    eventually 30 bash -c "[[ \$(podman exec $DB bosun ctl fleet --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print([s[\"holder\"] for s in j[\"singletons\"] if s[\"unit\"]==\"cron\" and s[\"held\"]])') == \"['$OTHER']\" ]]" ||
         why+=("db's ctl fleet does not name $OTHER as cron's holder: $(x "$DB" bosun ctl fleet 2>&1 | tail -2)")
-    log "db names $OTHER as cron's holder $(since "$t0")s after the stop began"
+    fi
+    holder_is "$OTHER" "$OTHER" || why+=("$OTHER's own ctl fleet names '$(holder "$OTHER")' as cron's holder")
+    local term2
+    term2=$(term "$DB")
+    [[ $term2 =~ ^[0-9]+$ && ${TERM1:-x} =~ ^[0-9]+$ ]] && ((term2 > TERM1)) || why+=("cron's lease term went from '$TERM1' to '$term2', not up")
     x "$DB" bosun ctl fleet 2>&1 | sed 's/^/    db | /' >&2
-    # Its cron really works: new ticks in PostgreSQL after the takeover.
-    local stats
-    more() {
-        local t
-        stats=$(x "$OTHER" python3 /app/notes.py client stats 2>&1)
-        t=$(json_get "$stats" 'j["ticks"]' 2>/dev/null)
-        [[ $t =~ ^[0-9]+$ && ${ticks0:-0} =~ ^[0-9]+$ ]] && ((t >= ticks0 + 3))
-    }
-    if ! eventually 30 more; then
-        why+=("no new cron ticks after the takeover (before: $ticks0, now: $stats)")
+    # The schedule's own run, at the next minute: its tick row comes from the new holder
+    # (which had none: its ctl run was refused in step 1).
+    ticked() { local n; n=$(ticks_from "$OTHER" "$OTHER"); [[ $n =~ ^[0-9]+$ ]] && ((n >= 1)); }
+    if eventually 75 ticked; then
+        number "first scheduled tick on $OTHER $(since "$t0")s after the stop began"
+    else
+        why+=("no scheduled tick from $OTHER within 75 s: $(stats "$OTHER")")
         logs "$OTHER" | grep -E 'cron' | tail -20 | sed "s/^/    $OTHER | /" >&2
     fi
-    log "3 more cron ticks $(since "$t0")s after the stop began (before: $ticks0)"
+    local st
+    last_ok() { x "$OTHER" bosun ctl status cron 2>&1 | grep -E 'last run [0-9a-z]+ ago exit 0' >/dev/null; }
+    eventually 10 last_ok ||
+        why+=("cron's status on $OTHER shows no 'last run ... exit 0': $(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)")
+    st=$(x "$OTHER" bosun ctl status cron 2>&1 | tail -1)
+    log "$OTHER: $st"
+    [[ $st == *"not run here"* ]] && why+=("cron's status on the new holder $OTHER says it is not run there: $st")
     if ((${#why[@]})); then
         logs "$HOLDER" | tail -30 >&2
         result 3 FAIL "$(IFS=';'; echo "${why[*]}")"
     else
-        result 3 PASS "holder $HOLDER stopped cleanly (exit 0 in ${secs}s); $OTHER took cron over (term $term) and its ticks go on"
+        result 3 PASS "holder $HOLDER stopped cleanly (exit 0 in ${secs}s); $OTHER took cron over (term $TERM1 -> $term2) and its scheduled tick ran there ($(tick_hosts "$OTHER"))"
     fi
 }
 

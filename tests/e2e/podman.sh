@@ -9,7 +9,8 @@
 #
 # What it proves, with docker/example (PostgreSQL, Redis, web app, worker, cron; one
 # image, CONTAINERROLE picks the roles):
-#   1  run CONTAINERROLE=all with a volume store; data written through the web app
+#   1  run CONTAINERROLE=all with a volume store; data written through the web app; the
+#      scheduled cron task shows its next run and ticks on `bosun ctl run cron`
 #   2  `podman stop -t 600`: exit 0, well inside the budget, a complete snapshot in the
 #      volume (LATEST -> snapshots/ID/MANIFEST.json with the postgres and redis items)
 #   3  `podman rm`, a NEW container on the same volume: the data is back (PostgreSQL
@@ -107,6 +108,16 @@ x() { local name=$1; shift; timeout 60 podman exec "$name" "$@"; }
 
 # client NAME ARGS...: the example's HTTP client, inside the container.
 client() { local name=$1; shift; timeout 60 podman exec "$name" python3 /app/notes.py client "$@"; }
+
+# cron_now NAME: `bosun ctl run cron` (the scheduled tick, now) and its output; once more
+# after 2 s if it was refused because the schedule's own run was going at that moment.
+cron_now() {
+    local out
+    out=$(x "$1" bosun ctl run cron 2>&1) && { printf '%s\n' "$out"; return 0; }
+    [[ $out == *"already running"* ]] || { printf '%s\n' "$out"; return 1; }
+    sleep 2
+    x "$1" bosun ctl run cron 2>&1
+}
 
 running() { [[ $(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null) == true ]]; }
 exit_code() { podman inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
@@ -264,17 +275,25 @@ step1() {
         /postgres -D/ && !p++ { print "postgres=" $1 }
         /redis-server/ && !r++ { print "redis=" $1 }
         /notes.py web/ && !w++ { print "web=" $1 }
-        /notes.py worker/ && !k++ { print "worker=" $1 }
-        /notes.py cron/ && !c++ { print "cron=" $1 }' | sort | tr '\n' ' ')
-    [[ $users == "cron=nobody postgres=postgres redis=redis web=www-data worker=www-data " ]] ||
+        /notes.py worker/ && !k++ { print "worker=" $1 }' | sort | tr '\n' ' ')
+    [[ $users == "postgres=postgres redis=redis web=www-data worker=www-data " ]] ||
         { result 1 FAIL "unit users: '$users'"; return; }
+    # cron is a scheduled task (every minute): its status shows the next run, and
+    # `ctl run` ticks now (as nobody), to its exit code.
+    local st tick
+    st=$(x "$PFX-c1" bosun ctl status cron 2>&1)
+    grep -E '^cron +task .*next [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} \+00:00 \(in [0-9][0-9ms]*\)' <<<"$st" >/dev/null ||
+        { result 1 FAIL "cron's status has no 'next ... (in Ns)': $(tail -1 <<<"$st")"; return; }
+    tick=$(cron_now "$PFX-c1") || { result 1 FAIL "bosun ctl run cron: $tick"; return; }
+    [[ $tick == *"tick: "*" on $PFX-c1 as nobody"* ]] || { result 1 FAIL "bosun ctl run cron printed: $tick"; return; }
     for n in 1 2 3; do
         client "$PFX-c1" post "note $n written before the stop" >/dev/null || { result 1 FAIL "POST /notes $n"; return; }
     done
     local s
     s=$(client "$PFX-c1" wait-words 3 30) || { result 1 FAIL "the worker did not process 3 notes in 30 s: $s"; return; }
     [[ $(json_get "$s" 'j["posted"]') == 3 ]] || { result 1 FAIL "redis counter: $s"; return; }
-    result 1 PASS "healthy in ${HEALTH_SECS}s; users: $users; 3 notes written through the web app, processed by the worker ($s)"
+    [[ $(json_get "$s" "j['tick_hosts'].get('$PFX-c1', 0) >= 1") == True ]] 2>/dev/null || { result 1 FAIL "no tick row from $PFX-c1: $s"; return; }
+    result 1 PASS "healthy in ${HEALTH_SECS}s; users: $users, cron ticked as nobody (ctl run; $(grep -Eo 'next .*\)' <<<"$st")); 3 notes written through the web app, processed by the worker ($s)"
 }
 
 step2() {
@@ -411,7 +430,7 @@ step5() {
     # The app tier first: its wait_for gates (postgres://notes@db, tcp://db:6379) must hold
     # migrate, and so web/worker/cron, until the data tier exists.
     run "$app" --network "$net" -e CONTAINERROLE=web:worker:cron -e "DBHOST=$db" -e "REDIS_HOST=$db" \
-        -e CRON_INTERVAL=1 -v "$vol5:/var/lib/bosun/backup" || { result 5 FAIL "podman run app"; return; }
+        -v "$vol5:/var/lib/bosun/backup" || { result 5 FAIL "podman run app"; return; }
     # Bounded poll until migrate shows its gate, then a little longer: still gated.
     local st why=() i
     for i in $(seq 1 60); do
@@ -431,9 +450,12 @@ step5() {
     client "$app" post "split roles note one" >/dev/null && client "$app" post "split roles note two" >/dev/null || why+=("POST /notes on the app tier")
     local s
     s=$(client "$app" wait-words 2 30) || why+=("the worker (app container) did not process the notes: $s")
-    sleep 2
+    # The scheduled cron task, now rather than at the next minute: its row lands in the
+    # data tier's PostgreSQL, from the app container.
+    local tick
+    tick=$(cron_now "$app") || why+=("bosun ctl run cron on the app tier: $tick")
     s=$(client "$app" stats)
-    [[ $(json_get "$s" 'j["ticks"] > 0') == True ]] 2>/dev/null || why+=("no cron ticks in PostgreSQL: $s")
+    [[ $(json_get "$s" "j['tick_hosts'].get('$app', 0) > 0") == True ]] 2>/dev/null || why+=("no cron tick from $app in PostgreSQL: $s")
     local n
     n=$(x "$db" psql -X -tA -h /run/postgresql -U postgres -d notes -c 'select count(*) from notes where words = 4' 2>&1)
     [[ $n == 2 ]] || why+=("the data tier's PostgreSQL holds '$n' processed notes, not 2")

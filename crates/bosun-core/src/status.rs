@@ -242,6 +242,10 @@ pub struct ScheduleStatus {
     /// Runs that were due while the previous run (scheduled or `ctl run`) was
     /// still going, and were skipped.
     pub skipped: u64,
+    /// A singleton under a fleet whose lease this container does not hold: why its
+    /// due runs are not run here (`singleton held by app1`). `None` where they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elsewhere: Option<String>,
 }
 
 /// The outcome of the last backup of a unit's data (or of a whole snapshot).

@@ -7,7 +7,8 @@ uwsgi, celery and cron from the same code:
 
   notes.py web            HTTP on $PORT (8080): POST /notes, GET /notes, GET /stats, GET /health
   notes.py worker         pops note ids from the Redis list `jobs`, counts words into PostgreSQL
-  notes.py cron           every $CRON_INTERVAL seconds (60): a row in `ticks`, `last_tick` in Redis
+  notes.py tick           one tick, then exit: a row in `ticks` (with this host's name),
+                          `last_tick` in Redis; bosun's `schedule` runs it every minute
   notes.py migrate        creates the tables (idempotent); the app tier runs it before web/worker/cron
   notes.py redis-dump     every Redis key as RESP `RESTORE ... REPLACE` commands on stdout:
                           bosun streams that into the snapshot, and feeds it back to
@@ -25,6 +26,7 @@ hand, then exits 0): that is what lets bosun stop the container quickly and in o
 
 import json
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -140,6 +142,7 @@ CREATE TABLE IF NOT EXISTS ticks (
     id serial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE ticks ADD COLUMN IF NOT EXISTS host text;   -- which container ticked
 """
 
 
@@ -190,6 +193,8 @@ class Handler(BaseHTTPRequestHandler):
                     notes, processed = cur.fetchone()
                     cur.execute("SELECT count(*) FROM ticks")
                     (ticks,) = cur.fetchone()
+                    cur.execute("SELECT coalesce(host, ''), count(*) FROM ticks GROUP BY 1 ORDER BY 1")
+                    tick_hosts = dict(cur.fetchall())
                 r = Redis(timeout=5)
                 posted = r.call("GET", "notes:posted")
                 last_tick = r.call("GET", "last_tick")
@@ -199,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
                     "notes": notes,
                     "processed": processed,
                     "ticks": ticks,
+                    "tick_hosts": tick_hosts,
                     "posted": int(posted) if posted else 0,
                     "queued": queued,
                     "last_tick": last_tick.decode() if last_tick else None,
@@ -278,19 +284,22 @@ def worker():
 # ----------------------------------------------------------------------------- cron
 
 
-def cron():
-    interval = float(os.environ.get("CRON_INTERVAL", "60"))
-    log("cron: a tick every %gs" % interval)
-    while not STOP.wait(interval):
-        try:
-            with cursor() as cur:
-                cur.execute("INSERT INTO ticks DEFAULT VALUES RETURNING at::text")
-                (at,) = cur.fetchone()
-            r = Redis(timeout=5)
-            r.call("SET", "last_tick", at)
-            r.close()
-        except Exception as e:
-            log("cron: tick failed: %s" % e)
+def tick():
+    """One tick, then exit 0 (1 when it failed): what bosun's `schedule` runs.
+    No loop and no daemon: bosun's timer is the cron, and in a fleet only the
+    container holding the lease of the `cron` singleton runs it."""
+    host = socket.gethostname()
+    try:
+        with cursor() as cur:
+            cur.execute("INSERT INTO ticks (host) VALUES (%s) RETURNING at::text", (host,))
+            (at,) = cur.fetchone()
+        r = Redis(timeout=5)
+        r.call("SET", "last_tick", at)
+        r.close()
+    except Exception as e:
+        log("tick failed: %s" % e)
+        return 1
+    log("tick: %s on %s as %s" % (at, host, pwd.getpwuid(os.getuid()).pw_name))
     return 0
 
 
@@ -366,7 +375,7 @@ def main(argv):
     progs = {
         "web": web,
         "worker": worker,
-        "cron": cron,
+        "tick": tick,
         "migrate": migrate,
         "redis-dump": redis_dump,
     }

@@ -17,7 +17,8 @@
 //!   by more, the next run is computed from the new time (cronie's rule).
 //! - **Never at boot.** The first due instant is the first one after bosun starts.
 //! - **Singletons.** Under a fleet, a scheduled singleton fires only where its
-//!   lease is held; elsewhere a due run is left to the holder.
+//!   lease is held; elsewhere a due run is left to the holder, and the status
+//!   says so between runs ([`follow_lease`]: `elsewhere`).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,16 +69,31 @@ impl Timers {
             }
             let singleton = units.get(name).is_some_and(|u| u.config.singleton);
             let permit = permits.get(name).filter(|_| singleton).cloned();
+            let target = Live {
+                handle: handle.clone(),
+                name: name.to_string(),
+                permit: permit.clone(),
+            };
+            let lease = permit.map(|p| {
+                let t = Live {
+                    permit: None,
+                    ..target.clone()
+                };
+                follow_lease(p, move |e| t.update(&mut |s| s.elsewhere = e.clone()))
+            });
             let t = Timer {
-                target: Live {
-                    handle: handle.clone(),
-                    name: name.to_string(),
-                    permit,
-                },
+                target,
                 name: name.to_string(),
                 schedule: schedule.clone(),
             };
-            let task = tokio::spawn(Box::pin(t.run()));
+            let task = tokio::spawn(Box::pin(async move {
+                match lease {
+                    Some(lease) => {
+                        tokio::join!(t.run(), lease);
+                    }
+                    None => t.run().await,
+                }
+            }));
             self.running
                 .insert(name.to_string(), (schedule.clone(), task));
         }
@@ -121,6 +137,7 @@ type Running =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, ActError>> + Send>>;
 
 /// A unit of the running supervisor.
+#[derive(Clone)]
 struct Live {
     handle: Handle,
     name: String,
@@ -149,6 +166,21 @@ impl Target for Live {
                     f(sc);
                 }
             });
+        }
+    }
+}
+
+/// Keeps a scheduled singleton's `elsewhere` in step with its lease (`update`
+/// gets `Some(why)` while another container holds it or nobody does, `None` while
+/// this one does), so that `ctl status` in every container says where the next
+/// run happens, not only after a due run was left to the holder. Ends when the
+/// fleet is gone.
+async fn follow_lease(mut permit: watch::Receiver<Permit>, update: impl Fn(Option<String>)) {
+    loop {
+        let p = permit.borrow_and_update().clone();
+        update(p.term().is_none().then(|| p.detail()));
+        if permit.changed().await.is_err() {
+            return;
         }
     }
 }

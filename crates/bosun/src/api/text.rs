@@ -233,6 +233,10 @@ fn schedule(s: &mut String, sc: &crate::protocol::ScheduleStatus, now: u64) {
     if sc.skipped > 0 {
         let _ = write!(s, ", {} skipped", sc.skipped);
     }
+    // (A refused `ctl run` already put it in the detail.)
+    if let Some(why) = sc.elsewhere.as_ref().filter(|w| !s.contains(w.as_str())) {
+        let _ = write!(s, ", not run here: {why}");
+    }
 }
 
 /// `3d4h`, `2h05m`, `4m12s`, `12s`.
@@ -270,5 +274,33 @@ mod tests {
         assert_eq!(duration(65), "1m05s");
         assert_eq!(duration(3 * 3600 + 60), "3h01m");
         assert_eq!(duration(2 * 86400 + 3 * 3600), "2d3h");
+    }
+
+    #[test]
+    fn a_scheduled_singleton_held_elsewhere_says_so() {
+        let sc = crate::protocol::ScheduleStatus {
+            expr: "* * * * *".into(),
+            timezone: "UTC".into(),
+            next_run_ms: Some(61_000),
+            next_run_local: Some("2026-12-01 14:53 +00:00".into()),
+            elsewhere: Some("singleton held by app1".into()),
+            ..Default::default()
+        };
+        let mut s = String::new();
+        schedule(&mut s, &sc, 10_000);
+        assert_eq!(
+            s,
+            "next 2026-12-01 14:53 +00:00 (in 51s), not run here: singleton held by app1"
+        );
+        let mut s = String::new();
+        schedule(
+            &mut s,
+            &crate::protocol::ScheduleStatus {
+                elsewhere: None,
+                ..sc
+            },
+            10_000,
+        );
+        assert_eq!(s, "next 2026-12-01 14:53 +00:00 (in 51s)");
     }
 }

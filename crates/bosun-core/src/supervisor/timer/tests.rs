@@ -198,3 +198,41 @@ async fn a_singleton_held_elsewhere_is_not_run_here() {
     wait(60).await;
     assert_eq!(f.starts(), ["12:03:00"]);
 }
+
+#[tokio::test]
+async fn a_scheduled_singleton_says_where_it_runs_as_its_lease_moves() {
+    let (tx, rx) = watch::channel(Permit::Standby { holder: None });
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let log = seen.clone();
+    let follow = tokio::spawn(follow_lease(rx, move |e| log.lock().expect("lock").push(e)));
+    let last = || async {
+        // The follower runs on this runtime: let it see the change.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        seen.lock().expect("lock").last().cloned().flatten()
+    };
+    assert_eq!(
+        last().await.as_deref(),
+        Some("singleton: waiting for the lease")
+    );
+    tx.send(Permit::Standby {
+        holder: Some("app1".into()),
+    })
+    .expect("send");
+    assert_eq!(last().await.as_deref(), Some("singleton held by app1"));
+    // Taken over here: its runs are this container's, nothing to say.
+    tx.send(Permit::Run { term: 2 }).expect("send");
+    assert_eq!(last().await, None);
+    tx.send(Permit::Standby {
+        holder: Some("app2".into()),
+    })
+    .expect("send");
+    assert_eq!(last().await.as_deref(), Some("singleton held by app2"));
+    // The fleet gone: the follower ends.
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), follow)
+        .await
+        .expect("ends")
+        .expect("no panic");
+}
