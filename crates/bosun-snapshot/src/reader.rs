@@ -559,8 +559,13 @@ impl AsyncRead for Verifying {
                     this.state = State::Done;
                     let decode_error = this.decode_error.take();
                     let source_failed = this.stored.lock().expect("poisoned").failed;
-                    if let (Err(e), true) = (&drained, source_failed) {
-                        let e = decode_error.as_ref().unwrap_or(e);
+                    // The source itself failed (the network, the store): a read error,
+                    // not damage, whatever the stored bytes so far look like.
+                    let source_error = match (&drained, &decode_error) {
+                        (_, Some(e)) | (Err(e), None) => Some(e),
+                        (Ok(()), None) => None,
+                    };
+                    if let (Some(e), true) = (source_error, source_failed) {
                         return Poll::Ready(Err(io::Error::new(
                             e.kind(),
                             format!(

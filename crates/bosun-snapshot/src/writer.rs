@@ -305,7 +305,16 @@ impl SnapshotWriter {
             let mut stored = ChannelReader::with_context(out_rx, "the compressor stopped");
             store.put(&key, &mut stored).await
         };
-        let (_, written) = tokio::join!(feed(reader, raw_tx), put);
+        let written = {
+            let mut put = std::pin::pin!(put);
+            let mut feeding = std::pin::pin!(feed(reader, raw_tx));
+            tokio::select! {
+                // The upload ended first (it failed): the rest of the dump is not needed,
+                // and dropping the feed lets the compressor stop.
+                w = &mut put => w,
+                () = &mut feeding => put.await,
+            }
+        };
         let mut stored = worker
             .await
             .map_err(|e| Error::io("the compression task", std::io::Error::other(e)))?;

@@ -480,6 +480,7 @@ impl Store for S3Store {
             .map_err(|e| self.map_err("reading", key, e))?;
         let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
         let etag = head.e_tag().map(str::to_string);
+        tracing::debug!(key = %full, size, etag = ?etag, "download");
         if size <= self.opts.get_range as u64 {
             let out = self
                 .client
