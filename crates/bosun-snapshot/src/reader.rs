@@ -16,9 +16,9 @@ use crate::id::{SnapshotId, LATEST_KEY};
 use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 use crate::store::Store;
 use crate::stream::{ChannelReader, Chunk, Hashing, Progress, Tap, TapState};
-use bytes::BytesMut;
 use crate::tarball::RestoreOutcome;
 use crate::unpack;
+use bytes::BytesMut;
 
 const READ_BUF: usize = 256 * 1024;
 

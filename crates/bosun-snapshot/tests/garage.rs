@@ -290,15 +290,22 @@ async fn garage_object_replaced_mid_read_fails() {
     })
     .await;
     let len = 40 * MIB;
-    s.put("obj", &mut RandReader::new(8, len)).await.expect("put");
+    s.put("obj", &mut RandReader::new(8, len))
+        .await
+        .expect("put");
     let mut r = s.get("obj").await.expect("get");
     let mut buf = vec![0u8; MIB as usize];
     tokio::io::AsyncReadExt::read_exact(&mut r, &mut buf)
         .await
         .expect("first MiB");
-    s.put("obj", &mut RandReader::new(20, len)).await.expect("replace");
+    s.put("obj", &mut RandReader::new(20, len))
+        .await
+        .expect("replace");
     let err = digest_stream(r).await.expect_err("replaced mid-read");
-    assert!(err.to_string().contains("changed while it was read"), "{err}");
+    assert!(
+        err.to_string().contains("changed while it was read"),
+        "{err}"
+    );
 
     // The same under a snapshot's verifying reader.
     let mut w = bosun_snapshot::SnapshotWriter::begin(
@@ -309,16 +316,25 @@ async fn garage_object_replaced_mid_read_fails() {
     )
     .await
     .expect("begin");
-    w.put_stream("db", RandReader::new(10, len)).await.expect("db");
+    w.put_stream("db", RandReader::new(10, len))
+        .await
+        .expect("db");
     let m = w.commit().await.expect("commit");
     let id: bosun_snapshot::SnapshotId = m.id.parse().expect("id");
-    let reader = SnapshotReader::open(s.clone(), id.clone()).await.expect("open");
+    let reader = SnapshotReader::open(s.clone(), id.clone())
+        .await
+        .expect("open");
     let mut item = reader.item_stream("db").await.expect("stream");
     tokio::io::AsyncReadExt::read_exact(&mut item, &mut buf)
         .await
         .expect("first MiB");
     let object = id.key(&m.items[0].object);
-    s.put(&object, &mut RandReader::new(30, len)).await.expect("replace");
+    s.put(&object, &mut RandReader::new(30, len))
+        .await
+        .expect("replace");
     let err = digest_stream(item).await.expect_err("replaced mid-restore");
-    assert!(err.to_string().contains("changed while it was read"), "{err}");
+    assert!(
+        err.to_string().contains("changed while it was read"),
+        "{err}"
+    );
 }

@@ -14,10 +14,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use std::collections::VecDeque;
 
 use super::{check_key, ObjectInfo, ObjectReader, Store};
 use crate::error::{Error, Result};
@@ -704,7 +704,8 @@ impl RangeCtx {
             .send()
             .await
             .map_err(|e| {
-                let changed = matches!(&e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 412);
+                let changed =
+                    matches!(&e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 412);
                 if changed {
                     return Error::Store {
                         store: self.describe.clone(),
