@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::stream::{ChannelReader, Chunk};
 
 /// How to reach a bucket. [`Default`] gives AWS in `us-east-1`, 8 MiB parts, 3 uploads in
-/// flight, downloads in 4 MiB ranges with 3 in flight, 5 attempts per request (backoff
+/// flight, downloads in 2 MiB ranges with 4 in flight, 5 attempts per request (backoff
 /// from 0.5 s), 5 s to connect, 120 s per attempt.
 #[derive(Debug, Clone)]
 pub struct S3Options {
@@ -72,8 +72,10 @@ impl Default for S3Options {
             // the 64 MiB budget (4 in flight measured 62 MiB peak RSS on the way up).
             part_size: 8 * 1024 * 1024,
             parallel: 3,
-            get_range: 4 * 1024 * 1024,
-            get_parallel: 3,
+            // Downloads: 4 × 2 MiB ranges in flight, at most 12 MiB buffered (4 MiB
+            // ranges measured 65-69 MiB peak RSS for the whole restoring process).
+            get_range: 2 * 1024 * 1024,
+            get_parallel: 4,
             attempts: 5,
             initial_backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(5),
