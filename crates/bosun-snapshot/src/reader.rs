@@ -15,9 +15,10 @@ use crate::error::{Error, IntegrityError, Result};
 use crate::id::{SnapshotId, LATEST_KEY};
 use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 use crate::store::Store;
-use crate::stream::{Hashing, Progress, Tap, TapState};
+use crate::stream::{ChannelReader, Chunk, Hashing, Progress, Tap, TapState};
 use crate::tarball::RestoreOutcome;
 use crate::unpack;
+use bytes::BytesMut;
 
 const READ_BUF: usize = 256 * 1024;
 
@@ -208,13 +209,13 @@ impl SnapshotReader {
             }
             _ => Box::pin(tap),
         };
-        Ok(ItemReader::new(
+        Ok(ItemReader::spawn(Verifying::new(
             compressed,
             stored,
             item,
             self.id.to_string(),
             action,
-        ))
+        )))
     }
 
     /// An age header that does not open: the store failed, the key is not one it was
@@ -346,9 +347,83 @@ impl SnapshotReader {
 type Source = Pin<Box<dyn AsyncRead + Send>>;
 type Decoder = ZstdDecoder<BufReader<Source>>;
 
+/// Chunks the decoding thread hands to the reader: its lead on the reader.
+const PIPE_CHUNK: usize = 256 * 1024;
+const PIPE_CHUNKS: usize = 4;
+
 /// An item's raw bytes, verified at end of stream (see
 /// [`SnapshotReader::item_stream`]).
+///
+/// Decryption, decompression and both sha256s run on a blocking thread (the network
+/// stays on the runtime's thread), so a restore uses two cores; the bytes come through
+/// a bounded channel ([`PIPE_CHUNKS`] × [`PIPE_CHUNK`]), in order, with the verifying
+/// reader's errors unchanged.
 pub struct ItemReader {
+    pipe: ChannelReader,
+    item: String,
+    snapshot: String,
+}
+
+impl std::fmt::Debug for ItemReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemReader")
+            .field("snapshot", &self.snapshot)
+            .field("item", &self.item)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ItemReader {
+    fn spawn(mut v: Verifying) -> ItemReader {
+        let (item, snapshot) = (v.item.name.clone(), v.snapshot.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(PIPE_CHUNKS);
+        let handle = tokio::runtime::Handle::current();
+        // Detached: it ends when the item ends or fails, or when the reader is dropped
+        // (its next send fails).
+        drop(tokio::task::spawn_blocking(move || loop {
+            let mut buf = BytesMut::with_capacity(PIPE_CHUNK);
+            let chunk = match handle.block_on(fill(&mut v, &mut buf)) {
+                Ok(()) if buf.is_empty() => Chunk::End,
+                Ok(()) => Chunk::Data(buf.freeze()),
+                Err(e) => Chunk::Failed(e),
+            };
+            let last = !matches!(chunk, Chunk::Data(_));
+            if tx.blocking_send(chunk).is_err() || last {
+                return;
+            }
+        }));
+        ItemReader {
+            pipe: ChannelReader::with_context(rx, "the decoding thread stopped without finishing"),
+            item,
+            snapshot,
+        }
+    }
+}
+
+/// Reads into `buf` until it is full or the stream ends.
+async fn fill(r: &mut Verifying, buf: &mut BytesMut) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    while buf.len() < PIPE_CHUNK {
+        if r.read_buf(buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl AsyncRead for ItemReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().pipe).poll_read(cx, buf)
+    }
+}
+
+/// An item's raw bytes, verified at end of stream: the work [`ItemReader`] runs on its
+/// thread.
+struct Verifying {
     /// `restoring` or `verifying`, for log lines.
     action: &'static str,
     decoder: Hashing<Decoder>,
@@ -368,28 +443,19 @@ enum State {
     Done,
 }
 
-impl std::fmt::Debug for ItemReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ItemReader")
-            .field("snapshot", &self.snapshot)
-            .field("item", &self.item.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ItemReader {
+impl Verifying {
     fn new(
         source: Source,
         stored: Arc<Mutex<TapState>>,
         item: ManifestItem,
         snapshot: String,
         action: &'static str,
-    ) -> ItemReader {
+    ) -> Verifying {
         let mut decoder = ZstdDecoder::new(BufReader::with_capacity(READ_BUF, source));
         decoder.multiple_members(true);
         let progress = Progress::new(action, &snapshot, &item.name);
         progress.expect(item.raw_size);
-        ItemReader {
+        Verifying {
             action,
             decoder: Hashing::new(decoder, Some(progress)),
             stored,
@@ -475,7 +541,7 @@ impl ItemReader {
     }
 }
 
-impl AsyncRead for ItemReader {
+impl AsyncRead for Verifying {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -493,8 +559,13 @@ impl AsyncRead for ItemReader {
                     this.state = State::Done;
                     let decode_error = this.decode_error.take();
                     let source_failed = this.stored.lock().expect("poisoned").failed;
-                    if let (Err(e), true) = (&drained, source_failed) {
-                        let e = decode_error.as_ref().unwrap_or(e);
+                    // The source itself failed (the network, the store): a read error,
+                    // not damage, whatever the stored bytes so far look like.
+                    let source_error = match (&drained, &decode_error) {
+                        (_, Some(e)) | (Err(e), None) => Some(e),
+                        (Ok(()), None) => None,
+                    };
+                    if let (Some(e), true) = (source_error, source_failed) {
                         return Poll::Ready(Err(io::Error::new(
                             e.kind(),
                             format!(

@@ -253,14 +253,26 @@ pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<Chunk>,
     current: Bytes,
     done: bool,
+    /// The error when the channel closes without [`Chunk::End`].
+    unfinished: &'static str,
 }
 
 impl ChannelReader {
     pub(crate) fn new(rx: mpsc::Receiver<Chunk>) -> ChannelReader {
+        ChannelReader::with_context(rx, "the archive producer stopped without finishing")
+    }
+
+    /// Like [`new`](Self::new), with `unfinished` as the error of a producer that
+    /// stopped without [`Chunk::End`].
+    pub(crate) fn with_context(
+        rx: mpsc::Receiver<Chunk>,
+        unfinished: &'static str,
+    ) -> ChannelReader {
         ChannelReader {
             rx,
             current: Bytes::new(),
             done: false,
+            unfinished,
         }
     }
 }
@@ -291,9 +303,7 @@ impl AsyncRead for ChannelReader {
                 }
                 Poll::Ready(None) => {
                     this.done = true;
-                    return Poll::Ready(Err(io::Error::other(
-                        "the archive producer stopped without finishing",
-                    )));
+                    return Poll::Ready(Err(io::Error::other(this.unfinished)));
                 }
             }
         }

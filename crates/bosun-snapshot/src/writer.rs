@@ -28,6 +28,57 @@ const TAR_CHUNKS_IN_FLIGHT: usize = 4;
 /// Read buffer in front of the compressor.
 const READ_BUF: usize = 256 * 1024;
 
+/// Sends what `reader` gives, in chunks, then [`Chunk::End`] (or its error). Stops
+/// early when the other side went away (the upload failed).
+async fn feed<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<Chunk>) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut buf = bytes::BytesMut::with_capacity(TAR_CHUNK);
+        let chunk = match reader.read_buf(&mut buf).await {
+            Ok(0) => Chunk::End,
+            Ok(_) => Chunk::Data(buf.freeze()),
+            Err(e) => Chunk::Failed(e),
+        };
+        let last = !matches!(chunk, Chunk::Data(_));
+        if tx.send(chunk).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Reads `r` to its end on a blocking thread, sending it on in chunks; gives `r` back
+/// (for its counts and digests).
+fn pump<R>(mut r: R, tx: mpsc::Sender<Chunk>) -> tokio::task::JoinHandle<R>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = bytes::BytesMut::with_capacity(TAR_CHUNK);
+            let read = handle.block_on(async {
+                while buf.len() < TAR_CHUNK {
+                    if r.read_buf(&mut buf).await? == 0 {
+                        break;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            });
+            let chunk = match read {
+                Ok(()) if buf.is_empty() => Chunk::End,
+                Ok(()) => Chunk::Data(buf.freeze()),
+                Err(e) => Chunk::Failed(e),
+            };
+            let last = !matches!(chunk, Chunk::Data(_));
+            if tx.blocking_send(chunk).is_err() || last {
+                break;
+            }
+        }
+        r
+    })
+}
+
 /// Writes one snapshot. Nothing it writes is visible as a snapshot until
 /// [`commit`](SnapshotWriter::commit) has written the manifest and then `LATEST`: a writer
 /// that is aborted, dropped, or whose process dies leaves `LATEST` (and the snapshot it
@@ -233,7 +284,12 @@ impl SnapshotWriter {
             object.push_str(".age");
         }
         let progress = Progress::new("backing up", &self.id.to_string(), name);
-        let raw = Hashing::new(reader, Some(progress));
+        // The dump's bytes go through a channel to a blocking thread that hashes,
+        // compresses and encrypts them, and on through another channel to the upload:
+        // the compression and the network each get a core.
+        let (raw_tx, raw_rx) = mpsc::channel(TAR_CHUNKS_IN_FLIGHT);
+        let (out_tx, out_rx) = mpsc::channel(TAR_CHUNKS_IN_FLIGHT);
+        let raw = Hashing::new(ChannelReader::new(raw_rx), Some(progress));
         let compressed =
             // Level 1: a stop has a budget; database dumps still shrink several-fold.
             ZstdEncoder::with_quality(BufReader::with_capacity(READ_BUF, raw), Level::Fastest);
@@ -241,19 +297,34 @@ impl SnapshotWriter {
             Some(r) => Body::Age(Encrypting::new(compressed, r)?),
             None => Body::Plain(compressed),
         };
-        let mut stored = Hashing::new(body, None);
+        let worker = pump(Hashing::new(body, None), out_tx);
         let key = self.id.key(&object);
-        let written = self
-            .store
-            .put(&key, &mut stored)
+        let store = self.store.clone();
+        let put = async move {
+            // Owned here, so that a failed upload drops it and the pump stops.
+            let mut stored = ChannelReader::with_context(out_rx, "the compressor stopped");
+            store.put(&key, &mut stored).await
+        };
+        let written = {
+            let mut put = std::pin::pin!(put);
+            let mut feeding = std::pin::pin!(feed(reader, raw_tx));
+            tokio::select! {
+                // The upload ended first (it failed): the rest of the dump is not needed,
+                // and dropping the feed lets the compressor stop.
+                w = &mut put => w,
+                () = &mut feeding => put.await,
+            }
+        };
+        let mut stored = worker
             .await
-            .map_err(|e| match e {
-                Error::Io { context, source } => Error::Io {
-                    context: format!("item '{name}' of snapshot {}: {context}", self.id),
-                    source,
-                },
-                other => other,
-            })?;
+            .map_err(|e| Error::io("the compression task", std::io::Error::other(e)))?;
+        let written = written.map_err(|e| match e {
+            Error::Io { context, source } => Error::Io {
+                context: format!("item '{name}' of snapshot {}: {context}", self.id),
+                source,
+            },
+            other => other,
+        })?;
         let (stored_size, sha256_stored) = (stored.bytes(), stored.digest());
         let raw = stored.get_mut().inner_mut().get_mut().get_mut();
         let item = ManifestItem {

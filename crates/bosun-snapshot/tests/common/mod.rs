@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ pub struct RandReader {
     produced: u64,
     fail_after: Option<u64>,
     stall_after: Option<u64>,
+    gate: Option<(u64, tokio::sync::oneshot::Receiver<()>)>,
 }
 
 impl RandReader {
@@ -56,11 +58,18 @@ impl RandReader {
             produced: 0,
             fail_after: None,
             stall_after: None,
+            gate: None,
         }
     }
 
     pub fn failing_after(mut self, n: u64) -> RandReader {
         self.fail_after = Some(n);
+        self
+    }
+
+    /// Waits after `n` bytes until `open` fires (or is dropped).
+    pub fn gated_after(mut self, n: u64, open: tokio::sync::oneshot::Receiver<()>) -> RandReader {
+        self.gate = Some((n, open));
         self
     }
 
@@ -117,6 +126,15 @@ impl AsyncRead for RandReader {
         if let Some(f) = self.fail_after {
             if self.produced >= f {
                 return Poll::Ready(Err(io::Error::other("simulated dump failure")));
+            }
+        }
+        let produced = self.produced;
+        if let Some((n, open)) = self.gate.as_mut() {
+            if produced >= *n {
+                match Pin::new(open).poll(_cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(_) => self.gate = None,
+                }
             }
         }
         if let Some(s) = self.stall_after {
