@@ -803,3 +803,39 @@ start_secs = "300ms"
         "stderr stream not kept"
     );
 }
+
+/// `n` services that mark their start in `{dir}/events`, then sleep.
+fn many_sleepers(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("\n[service.u{i}]\nrun = \"{}; exec sleep 1000\"\n", mark("u", "start")))
+        .collect()
+}
+
+#[test]
+fn more_units_than_the_fd_limit_allows_fail_the_boot_before_any_starts() {
+    // Hard limit 256: 64 for API connections, 64 for bosun, 2 per unit: 64 fit.
+    let s = Scratch::new();
+    let cfg = s.config("", &many_sleepers(200));
+    let cfg = cfg.to_str().expect("utf8 path");
+    let mut b = Pid1::start_in(&s, &["prlimit", "--nofile=256:256"], &["run", "-c", cfg], &[]);
+    assert_eq!(b.wait(T), 2, "{}", b.output());
+    let out = b.output();
+    assert!(
+        out.contains("200 units need about 528 open files")
+            && out.contains("open-files limit is 256 (hard limit 256")
+            && out.contains("fits 64 units")
+            && out.contains("--ulimit nofile="),
+        "{out}"
+    );
+    assert!(s.read("events").is_empty(), "units started: {out}");
+
+    // At the limit's size, every unit starts.
+    let s = Scratch::new();
+    let cfg = s.config("", &many_sleepers(64));
+    let cfg = cfg.to_str().expect("utf8 path");
+    let mut b = Pid1::start_in(&s, &["prlimit", "--nofile=256:256"], &["run", "-c", cfg], &[]);
+    let all = eventually(T, || s.read("events").lines().count() >= 64);
+    b.signal(libc::SIGTERM);
+    assert_eq!(b.wait(T), 0, "{}", b.output());
+    assert!(all, "not all 64 started: {}", b.output());
+}
