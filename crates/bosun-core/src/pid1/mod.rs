@@ -133,7 +133,10 @@ mod tests {
         assert!(fd_budget(352, 256, 1024, 1024).is_ok());
         let e = fd_budget(353, 256, 1024, 1024).unwrap_err();
         assert!(e.contains("353 units need about 1026 open files"), "{e}");
-        assert!(e.contains("open-files limit is 1024 (hard limit 1024"), "{e}");
+        assert!(
+            e.contains("open-files limit is 1024 (hard limit 1024"),
+            "{e}"
+        );
         assert!(e.contains("fits 352 units"), "{e}");
         assert!(e.contains("--ulimit nofile="), "{e}");
     }
