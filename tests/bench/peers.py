@@ -81,6 +81,12 @@ def tree(pid):
     return out
 
 
+def started(pid):
+    """Start time of pid in clock ticks since boot (0 if gone)."""
+    st = read(f"/proc/{pid}/stat")
+    return int(st.rsplit(")", 1)[1].split()[19]) if st else 0
+
+
 def alive(pid):
     st = read(f"/proc/{pid}/stat")
     return bool(st) and st.rsplit(")", 1)[1].split()[0] != "Z"
@@ -380,14 +386,16 @@ class Pm2(Peer):
 
 
 def respawn_latency(peer, count):
-    """SIGKILL one unit at a time (one that has run > 1.5 s: s6 and runit hold back a
-    service that dies within a second); latency = next START stamp - kill time."""
+    """SIGKILL one unit at a time, the oldest (s6 and runit hold back a service that
+    dies within a second of its start); latency = next START stamp - kill time."""
     lat = []
     for _ in range(RESPAWNS):
         victims = [p for p in tree(peer.root()) if comm(p) == "sleep"]
         if not victims:
             break
-        victim = victims[len(victims) // 2]
+        # The oldest unit: never the one just respawned (in a tree of supervisors
+        # it keeps its place, and s6, runit and Horust throttle a quick re-death).
+        victim = min(victims, key=started)
         t_kill = time.time_ns()
         os.kill(victim, signal.SIGKILL)
         try:
