@@ -260,7 +260,8 @@ class S6(ScanDir):
         return shutil.which("s6-svscan") is not None
 
     def argv(self):
-        return ["s6-svscan", self.scan]
+        # -c: room for N services (the default is 500: at 1000 half would not run).
+        return ["s6-svscan", "-c", str(max(500, self.n + 16)), self.scan]
 
     def status_argv(self):
         return [shutil.which("s6-svstat"), os.path.join(self.scan, "s0")]
