@@ -122,7 +122,7 @@ def wait_gone(pids, timeout):
     return False
 
 
-def time_cmd(argv, runs, budget=20.0):
+def time_cmd(argv, runs, env=None, budget=20.0):
     """Median ms of one whole client process (posix_spawn + waitpid), output to /dev/null."""
     null = os.open(os.devnull, os.O_WRONLY)
     acts = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
@@ -130,7 +130,7 @@ def time_cmd(argv, runs, budget=20.0):
     try:
         for i in range(runs + 1):
             t = time.perf_counter_ns()
-            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=acts)
+            pid = os.posix_spawn(argv[0], argv, env or os.environ, file_actions=acts)
             _, st = os.waitpid(pid, 0)
             if i:  # the first run warms the page cache
                 out.append((time.perf_counter_ns() - t) / 1e6)
@@ -431,7 +431,7 @@ def one_run(peer, full):
             argv = peer.status_argv()
             if argv:
                 runs = STATUS_RUNS if peer.name in ("bosun", "s6", "runit") else max(3, STATUS_RUNS // 6)
-                r["status_ms"], r["status_runs"] = time_cmd(argv, runs)
+                r["status_ms"], r["status_runs"] = time_cmd(argv, runs, peer.env())
             time.sleep(1.5)
     finally:
         everything = tree(peer.root())
