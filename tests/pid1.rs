@@ -803,3 +803,96 @@ start_secs = "300ms"
         "stderr stream not kept"
     );
 }
+
+/// `n` services that mark their start in `{dir}/events`, then sleep.
+fn many_sleepers(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "\n[service.u{i}]\nrun = \"{}; exec sleep 1000\"\n",
+                mark("u", "start")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn more_units_than_the_fd_limit_allows_fail_the_boot_before_any_starts() {
+    // Hard limit 256: 64 for API connections, 64 for bosun, 2 per unit: 64 fit.
+    let s = Scratch::new();
+    let cfg = s.config("", &many_sleepers(200));
+    let cfg = cfg.to_str().expect("utf8 path");
+    let mut b = Pid1::start_in(
+        &s,
+        &["prlimit", "--nofile=256:256"],
+        &["run", "-c", cfg],
+        &[],
+    );
+    assert_eq!(b.wait(T), 2, "{}", b.output());
+    let out = b.output();
+    assert!(
+        out.contains("200 units need about 528 open files")
+            && out.contains("open-files limit is 256 (hard limit 256")
+            && out.contains("fits 64 units")
+            && out.contains("--ulimit nofile="),
+        "{out}"
+    );
+    assert!(s.read("events").is_empty(), "units started: {out}");
+
+    // At the limit's size, every unit starts.
+    let s = Scratch::new();
+    let cfg = s.config("", &many_sleepers(64));
+    let cfg = cfg.to_str().expect("utf8 path");
+    let mut b = Pid1::start_in(
+        &s,
+        &["prlimit", "--nofile=256:256"],
+        &["run", "-c", cfg],
+        &[],
+    );
+    let all = eventually(T, || s.read("events").lines().count() >= 64);
+    b.signal(libc::SIGTERM);
+    assert_eq!(b.wait(T), 0, "{}", b.output());
+    assert!(all, "not all 64 started: {}", b.output());
+}
+
+/// `VmRSS` and `RssAnon` of `pid` in KiB.
+fn rss_kib(pid: i32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
+}
+
+#[test]
+fn a_hundred_units_keep_bosuns_own_memory_small() {
+    // The ceiling is generous (a debug build measured 21 MiB RSS, 3.7 MiB of it
+    // anonymous, with 100 units): it catches a per-unit cost gone wrong (a buffer
+    // per unit that is megabytes, a leak per status query), not a few pages.
+    let s = Scratch::new();
+    let cfg = s.config("", &many_sleepers(100));
+    let mut b = Pid1::run(&s, &cfg, &[]);
+    assert!(
+        eventually(T, || s.read("events").lines().count() >= 100),
+        "not all 100 started: {}",
+        b.output()
+    );
+    let sock = s.path("run/ctl.sock");
+    let sock = sock.to_str().expect("utf8 path");
+    for _ in 0..20 {
+        let (code, out, err) = bosun(&["ctl", "--socket", sock, "status"], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (rss, anon) = rss_kib(b.host_pid());
+    b.signal(libc::SIGTERM);
+    assert_eq!(b.wait(T), 0, "{}", b.output());
+    assert!(
+        anon > 0 && anon <= 16 * 1024,
+        "anonymous RSS {anon} KiB > 16 MiB"
+    );
+    assert!(rss <= 64 * 1024, "RSS {rss} KiB > 64 MiB (debug build)");
+}

@@ -206,6 +206,22 @@ fn tini_mode(argv: &[OsString]) -> i32 {
     })
 }
 
+/// Fails the boot when the active units' output pipes and the API's
+/// connections do not fit the open-files limit (see `check_fd_budget`).
+fn fd_budget(runtime: &bosun_config::Config, plan: &bosun_config::Plan) -> Result<(), String> {
+    let piped = plan
+        .units
+        .iter()
+        .filter(|u| {
+            runtime
+                .units
+                .get(&u.name)
+                .is_none_or(|c| c.output != bosun_config::Output::Inherit)
+        })
+        .count();
+    bosun_core::pid1::check_fd_budget(piped, api::budget::Limits::current().all)
+}
+
 fn run(paths: Vec<PathBuf>) -> i32 {
     let path = shown(&paths);
     let rt = runtime();
@@ -244,6 +260,10 @@ fn run(paths: Vec<PathBuf>) -> i32 {
                 return 2;
             }
         };
+        if let Err(e) = fd_budget(&runtime, &plan) {
+            tracing::error!("{}: {e}", path);
+            return 2;
+        }
         let reaper = match bosun_core::reaper::Reaper::start() {
             Ok(r) => r,
             Err(e) => {

@@ -42,6 +42,38 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Open files bosun keeps besides its units' output pipes and API connections:
+/// the reaper, signal and event fds, its sockets and log files, spawns in flight.
+pub const FD_RESERVE: u64 = 64;
+
+/// At boot, after [`raise_fd_limit`]: do `piped` units (two output pipe ends
+/// each, held for their whole life) and `api` connections fit the soft
+/// open-files limit? The error names the limit and the fix, so that a config too
+/// big for it fails before anything starts instead of half-starting (units past
+/// the limit failing to spawn with EMFILE until their start limit trips).
+pub fn check_fd_budget(piped: usize, api: usize) -> Result<(), String> {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => fd_budget(piped as u64, api as u64, soft, hard),
+        Err(_) => Ok(()),
+    }
+}
+
+fn fd_budget(piped: u64, api: u64, soft: u64, hard: u64) -> Result<(), String> {
+    let need = piped * 2 + api + FD_RESERVE;
+    if need <= soft {
+        return Ok(());
+    }
+    let fit = soft.saturating_sub(api + FD_RESERVE) / 2;
+    Err(format!(
+        "{piped} units need about {need} open files (2 per unit for its output pipes, \
+         {api} for control API connections, {FD_RESERVE} for bosun itself), but the \
+         open-files limit is {soft} (hard limit {hard}; bosun raises the soft one to the \
+         hard one, at most 65536), which fits {fit} units: raise the limit (`docker run \
+         --ulimit nofile=65536:65536`, `ulimit -n` before bosun) or run fewer units \
+         (`output = \"inherit\"` units hold no pipes)"
+    ))
+}
+
 /// One malloc arena: bosun runs one runtime thread plus short-lived spawners and
 /// the console writer, and each extra arena is resident memory for the
 /// container's whole life. Call before any other thread exists.
@@ -201,5 +233,21 @@ Private_Dirty:         0 kB
         // Code and constants are faulted back in as they are used.
         let v: Vec<String> = (0..100).map(|i| format!("{i:04}")).collect();
         assert_eq!(v[42], "0042");
+    }
+
+    #[test]
+    fn the_fd_budget_counts_two_pipe_ends_per_unit_and_names_the_limit() {
+        // 5000 units at Docker's common 1048576 (clamped to 65536) fit.
+        assert!(fd_budget(5000, 1024, 65536, 1_048_576).is_ok());
+        // At the bare 1024 default: 1024 - 256 - 64 leaves room for 352 units.
+        assert!(fd_budget(352, 256, 1024, 1024).is_ok());
+        let e = fd_budget(353, 256, 1024, 1024).unwrap_err();
+        assert!(e.contains("353 units need about 1026 open files"), "{e}");
+        assert!(
+            e.contains("open-files limit is 1024 (hard limit 1024"),
+            "{e}"
+        );
+        assert!(e.contains("fits 352 units"), "{e}");
+        assert!(e.contains("--ulimit nofile="), "{e}");
     }
 }

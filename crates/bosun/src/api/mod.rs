@@ -27,7 +27,7 @@
 
 mod auth;
 mod body;
-mod budget;
+pub(crate) mod budget;
 mod error;
 mod handlers;
 mod logs;
