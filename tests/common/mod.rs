@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod fleetdb;
+pub mod stores;
 
 /// The bosun binary under test.
 pub fn bosun_bin() -> PathBuf {
