@@ -145,9 +145,12 @@ impl Keeper {
         })))
     }
 
-    /// Gives the keeper the handle it reports through.
-    pub fn set_handle(&self, handle: Handle) {
-        let _ = self.cmds.handle.set(handle);
+    /// Once the supervisor exists: the handle the keeper reports through, its part
+    /// of the status (transfers, next daily), and its timers (marker, daily).
+    pub fn attach(self: &Arc<Self>, handle: &Handle) {
+        let _ = self.cmds.handle.set(handle.clone());
+        handle.set_status_extra(self.status_extra());
+        self.spawn_daily();
     }
 
     /// The store, for listing snapshots.
@@ -162,7 +165,7 @@ impl Keeper {
 
     /// Until the stop: refreshes the writer marker every third of
     /// `writer_stale_after`, and takes a daily snapshot at `daily_at` (UTC).
-    pub fn spawn_daily(self: &Arc<Self>) {
+    fn spawn_daily(self: &Arc<Self>) {
         let keeper = self.clone();
         let beat = tokio::spawn(async move { keeper.life.run_heartbeat().await });
         let mut tasks = self.daily.lock().expect("poisoned");
@@ -178,7 +181,7 @@ impl Keeper {
 
     /// Fills in what core does not know: the transfers under way and the next
     /// daily snapshot (for `ctl status`, `/health`, the status page).
-    pub fn status_extra(&self) -> bosun_core::supervisor::StatusExtra {
+    fn status_extra(&self) -> bosun_core::supervisor::StatusExtra {
         let daily = self.daily_at.filter(|_| !self.daily_off);
         Box::new(move |st: &mut DaemonStatus| {
             st.transfers = transfers(st, bosun_snapshot::progress::active());

@@ -222,18 +222,45 @@ fn fd_budget(runtime: &bosun_config::Config, plan: &bosun_config::Plan) -> Resul
     bosun_core::pid1::check_fd_budget(piped, api::budget::Limits::current().all)
 }
 
+fn install_signals() -> Option<bosun_core::signals::Signals> {
+    bosun_core::signals::Signals::install()
+        .map_err(|e| eprintln!("bosun: cannot install signal handlers: {e}"))
+        .ok()
+}
+
+/// What runs: the roles from the environment, one unit per instance (the
+/// supervisor keeps the file's config), the plan, within the open-files limit.
+fn planned(
+    config: &bosun_config::Config,
+    env: &bosun_config::Env,
+) -> Result<(bosun_config::Config, bosun_config::Plan), String> {
+    let roles_expr = config.roles_expr_checked(env)?;
+    let runtime = config.instantiated(&Default::default());
+    let plan = bosun_config::Plan::new(&runtime, &roles_expr)?;
+    fd_budget(&runtime, &plan)?;
+    Ok((runtime, plan))
+}
+
+/// A boot that failed before the supervisor ran: the `boot_failed` hook, given
+/// the stop budget to finish.
+async fn report_boot_failure(runner: &hooks::HookRunner, why: String, budget: std::time::Duration) {
+    use bosun_core::EventSink;
+    runner.emit(bosun_core::Event::new(
+        bosun_core::EventKind::BootFailed,
+        None,
+        why,
+    ));
+    runner.flush(tokio::time::Instant::now() + budget).await;
+}
+
 fn run(paths: Vec<PathBuf>) -> i32 {
     let path = shown(&paths);
     let rt = runtime();
     rt.block_on(async {
         bosun_core::pid1::raise_fd_limit();
         // Signal handlers first: a SIGTERM during boot must start a stop, not be lost.
-        let mut signals = match bosun_core::signals::Signals::install() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("bosun: cannot install signal handlers: {e}");
-                return 1;
-            }
+        let Some(mut signals) = install_signals() else {
+            return 1;
         };
         // Never `std::env::vars`: it panics on a variable that is not UTF-8.
         let env = bosun_config::Env::current();
@@ -244,26 +271,13 @@ fn run(paths: Vec<PathBuf>) -> i32 {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
-        let roles_expr = match config.roles_expr_checked(&env) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("{}: {e}", path);
-                return 2;
-            }
-        };
-        // What runs: one unit per instance (the supervisor keeps the file's config).
-        let runtime = config.instantiated(&Default::default());
-        let plan = match bosun_config::Plan::new(&runtime, &roles_expr) {
+        let (runtime, plan) = match planned(&config, &env) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{}: {e}", path);
                 return 2;
             }
         };
-        if let Err(e) = fd_budget(&runtime, &plan) {
-            tracing::error!("{}: {e}", path);
-            return 2;
-        }
         let reaper = match bosun_core::reaper::Reaper::start() {
             Ok(r) => r,
             Err(e) => {
@@ -286,15 +300,8 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             Err(e) => {
                 tracing::error!("boot failed: {e}");
                 if let Some(r) = &hook_runner {
-                    use bosun_core::EventSink;
-                    let why = format!("boot failed: {e}");
-                    r.emit(bosun_core::Event::new(
-                        bosun_core::EventKind::BootFailed,
-                        None,
-                        why,
-                    ));
-                    let budget = config.bosun.stop_budget;
-                    r.flush(tokio::time::Instant::now() + budget).await;
+                    report_boot_failure(r, format!("boot failed: {e}"), config.bosun.stop_budget)
+                        .await;
                 }
                 return 1;
             }
@@ -322,9 +329,7 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             fleet
         });
         if let Some(k) = &keeper {
-            k.set_handle(handle.clone());
-            handle.set_status_extra(k.status_extra());
-            k.spawn_daily();
+            k.attach(&handle);
         }
         let snapshots = keeper
             .clone()
