@@ -9,6 +9,7 @@
 # `ctl status` (table and --json), `ctl logs`, `ctl restart`, `ctl health`, `ctl
 # reload`, `/metrics` and `/health` over TCP; a unit killed and restarted; the stop
 # with its backup. Every bosun process of the session counts (daemon and clients).
+# The list is ordered by phase (after the boot, ctl, the boot, the stop; see below).
 # Re-run it after changes that move much code; a stale list only costs memory.
 # Needs valgrind and a C compiler (installed if missing); root (apt).
 set -euo pipefail
@@ -89,6 +90,8 @@ session() {
     local i
     for i in $(seq 600); do "$W/bosun" ctl status 2>/dev/null | grep -q "^worker .* ready" && break; sleep 0.1; done
     sleep 3
+    echo "$DAEMON" >> "$W/daemons"
+    callgrind_control -d "$DAEMON" > /dev/null 2>&1   # part 1: the boot
     cg "$W/bosun" ctl status > /dev/null
     cg "$W/bosun" ctl status --json > /dev/null
     cg "$W/bosun" --version > /dev/null
@@ -101,6 +104,7 @@ session() {
     pkill -KILL -P "$DAEMON" -f "sleep 1000" || true
     sleep 3
     cg "$W/bosun" ctl status > /dev/null
+    callgrind_control -d "$DAEMON" > /dev/null 2>&1   # part 2: supervising, serving ctl
     kill -TERM "$DAEMON"
     wait "$DAEMON" || true
     DAEMON=""
@@ -109,12 +113,26 @@ session   # the first boot: nothing to restore, a backup at the stop
 session   # the second: restores that backup
 
 python3 - "$W" crates/bosun/layout/hot-functions.txt <<'PY'
-import glob, re, sys
-# callgrind's format names each function once ("fn=(id) name"), then by id; "ob="
-# says which object the following functions are in.
-hot = []
-seen = set()
-for path in sorted(glob.glob(sys.argv[1] + "/cg.*")):
+import glob, os, re, sys
+# Order by phase, so each phase's code is one dense run: what the daemon runs
+# after its boot (supervision, the control API: resident for the container's life),
+# then the ctl clients, then the boot (dropped once the boot is complete), then the
+# stop. A function goes where it is first needed in that order.
+w = sys.argv[1]
+daemons = set(open(w + "/daemons").read().split())
+phases = {"steady": [], "client": [], "boot": [], "stop": []}
+for path in sorted(glob.glob(w + "/cg.*")):
+    pid = os.path.basename(path).split(".")[1]
+    part = re.search(r"^part: *(\d+)", open(path, errors="replace").read(), re.M)
+    part = int(part.group(1)) if part else 0
+    if pid not in daemons:
+        phases["client"].append(path)
+    else:
+        phases[{1: "boot", 2: "steady"}.get(part, "stop")].append(path)
+
+def functions(path):
+    # callgrind's format names each function once ("fn=(id) name"), then by id;
+    # "ob=" says which object the following functions are in.
     names, objs, ob = {}, {}, None
     for line in open(path, errors="replace"):
         m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
@@ -126,12 +144,21 @@ for path in sorted(glob.glob(sys.argv[1] + "/cg.*")):
             table[ident] = text
         if kind == "ob":
             ob = objs.get(ident)
-        elif kind == "fn" and ob and ob.endswith("/bosun"):
-            name = names.get(ident)
-            if name and name not in seen:
+        elif kind == "fn" and ob and ob.endswith("/bosun") and names.get(ident):
+            yield names[ident]
+
+hot, seen, counts = [], set(), {}
+for phase in ("steady", "client", "boot", "stop"):
+    before = len(hot)
+    for path in phases[phase]:
+        for name in functions(path):
+            if name not in seen:
                 seen.add(name)
                 hot.append(name)
+    counts[phase] = len(hot) - before
+if not counts["steady"] or not counts["boot"]:
+    sys.exit(f"layout: a phase is empty ({counts}): did callgrind_control -d work?")
 with open(sys.argv[2], "w") as out:
     out.write("\n".join(hot) + "\n")
-print(f"{len(hot)} functions -> {sys.argv[2]}")
+print(f"{len(hot)} functions ({counts}) -> {sys.argv[2]}")
 PY

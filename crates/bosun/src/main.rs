@@ -136,7 +136,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "--") {
         return exit(tini_mode(&args[2..]));
     }
-    // The status query a probe or a watch loop runs most, without clap's cost.
+    // The status and health queries a probe or a watch loop runs most, without clap's cost.
     if let Some(ctl_args) = ctl::CtlArgs::quick(&args[1..]) {
         return exit(ctl::main(ctl_args));
     }

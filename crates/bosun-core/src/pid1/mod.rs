@@ -126,7 +126,7 @@ pub fn hostname() -> String {
 /// mappings with no privately modified page are touched (not the relocated RELRO data,
 /// `.data` or `.bss`): their pages are clean copies of the file, so dropping them
 /// loses nothing, and code or constants used again are faulted back in from the
-/// page cache. Called once, when the boot is complete; afterwards only what the
+/// page cache; and the heap's free pages. Called once, when the boot is complete; afterwards only what the
 /// running supervisor touches is resident (`tests/bench/supervise.sh` measures
 /// the daemon's RSS and PSS).
 pub fn release_boot_pages() {
@@ -145,6 +145,13 @@ pub fn release_boot_pages() {
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
+    }
+    // The boot's heap (the config's documents, the plan, the restore's buffers) is
+    // freed by now: give its whole free pages back too.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

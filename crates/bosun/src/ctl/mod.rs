@@ -215,37 +215,65 @@ enum FleetCmd {
     },
 }
 
-/// Runs a ctl command; returns the exit code.
 impl CtlArgs {
-    /// The common status query, `bosun ctl status [--json] [UNIT...]`, parsed without
-    /// clap: building clap's whole command tree and dropping it is most of what a
-    /// status query costs bosun itself (measured with callgrind: ~250k of ~430k
-    /// instructions in `main`). Any other spelling (another flag, `--`, `-h`, a
-    /// name that starts with `-`) returns `None` and goes through clap as usual,
-    /// so the two paths cannot disagree on anything but speed.
+    /// The queries a probe or a watch loop runs most, `bosun ctl [--socket PATH]
+    /// status [--json] [UNIT...]` and `bosun ctl [--socket PATH] health [--json]`,
+    /// parsed without clap: building clap's whole command tree and dropping it is
+    /// most of what such a query costs bosun itself (measured with callgrind: ~250k
+    /// of ~430k instructions in `main`). Any other spelling (another flag, `--`,
+    /// `-h`, a name that starts with `-`, `--socket` twice) returns `None` and goes
+    /// through clap as usual, so the two paths cannot disagree on anything but speed.
     pub fn quick(args: &[std::ffi::OsString]) -> Option<CtlArgs> {
-        let mut words = args.iter().map(|a| a.to_str());
-        if words.next()? != Some("ctl") || words.next()? != Some("status") {
+        let mut words = args.iter().peekable();
+        if words.next()?.to_str()? != "ctl" {
             return None;
         }
+        let mut socket = None;
+        let mut cmd = None;
         let (mut json, mut units) = (false, Vec::new());
-        for word in words {
-            match word? {
-                "--json" if !json => json = true,
-                w if !w.is_empty() && !w.starts_with('-') => units.push(w.to_string()),
+        while let Some(word) = words.next() {
+            // `--socket` is a path: any bytes, as clap takes them (`global`, so
+            // before or after the command).
+            if word == "--socket" && socket.is_none() {
+                let path = words.next().filter(|p| !p.is_empty())?;
+                if path.as_encoded_bytes().starts_with(b"-") {
+                    return None;
+                }
+                socket = Some(PathBuf::from(path));
+                continue;
+            }
+            if let Some(path) = word.as_encoded_bytes().strip_prefix(b"--socket=") {
+                if socket.is_some() || path.is_empty() {
+                    return None;
+                }
+                socket = Some(PathBuf::from(word.to_str()?.strip_prefix("--socket=")?));
+                continue;
+            }
+            match (cmd, word.to_str()?) {
+                (None, "status") => cmd = Some("status"),
+                (None, "health") => cmd = Some("health"),
+                (Some(_), "--json") if !json => json = true,
+                (Some("status"), w) if !w.is_empty() && !w.starts_with('-') => {
+                    units.push(w.to_string())
+                }
                 _ => return None,
             }
         }
+        let cmd = match cmd? {
+            "status" => Cmd::Status { json, units },
+            _ => Cmd::Health { json },
+        };
         Some(CtlArgs {
-            socket: None,
+            socket,
             url: None,
             token_file: None,
             timeout: None,
-            cmd: Cmd::Status { json, units },
+            cmd,
         })
     }
 }
 
+/// Runs a ctl command; returns the exit code.
 pub fn main(args: CtlArgs) -> i32 {
     let endpoint = match endpoint(&args) {
         Ok(e) => e,
@@ -774,12 +802,15 @@ mod tests {
         })
     }
 
-    fn status_of(a: &CtlArgs) -> Option<(bool, Vec<String>)> {
-        let plain = a.socket.is_none() && a.url.is_none() && a.token_file.is_none();
+    /// What a quick-parsed command means: the socket, the command, its flags.
+    type Meaning = (Option<PathBuf>, &'static str, bool, Vec<String>);
+
+    fn meaning(a: &CtlArgs) -> Option<Meaning> {
+        let plain = a.url.is_none() && a.token_file.is_none() && a.timeout.is_none();
+        let socket = a.socket.clone();
         match &a.cmd {
-            Cmd::Status { json, units } if plain && a.timeout.is_none() => {
-                Some((*json, units.clone()))
-            }
+            Cmd::Status { json, units } if plain => Some((socket, "status", *json, units.clone())),
+            Cmd::Health { json } if plain => Some((socket, "health", *json, Vec::new())),
             _ => None,
         }
     }
@@ -791,22 +822,23 @@ mod tests {
             words in proptest::collection::vec(
                 proptest::sample::select(vec![
                     "--json", "web", "worker#2", "role:db", "-x", "--", "--socket", "/s",
-                    "-h", "", "--timeout", "3", "status", "all",
+                    "-h", "", "--timeout", "3", "status", "all", "health",
+                    "--socket=/t", "--socket=", "--url", "http://127.0.0.1:1",
                 ]),
-                0..5,
+                0..6,
             )
         ) {
-            let args: Vec<&str> = ["ctl", "status"].into_iter().chain(words).collect();
+            let args: Vec<&str> = std::iter::once("ctl").chain(words).collect();
             let os: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
             if let Some(quick) = CtlArgs::quick(&os) {
                 let clap = by_clap(&args).expect("clap accepts what quick accepts");
-                proptest::prop_assert_eq!(status_of(&quick), status_of(&clap));
+                proptest::prop_assert_eq!(meaning(&quick), meaning(&clap));
             }
         }
     }
 
     #[test]
-    fn the_quick_parse_takes_only_status() {
+    fn the_quick_parse_takes_only_status_and_health() {
         let os = |v: &[&str]| {
             v.iter()
                 .map(Into::into)
@@ -815,7 +847,13 @@ mod tests {
         assert!(CtlArgs::quick(&os(&["ctl", "status"])).is_some());
         assert!(CtlArgs::quick(&os(&["ctl", "status", "--json", "web"])).is_some());
         assert!(CtlArgs::quick(&os(&["ctl", "status", "--json", "--json"])).is_none());
-        assert!(CtlArgs::quick(&os(&["ctl", "status", "--socket", "/s"])).is_none());
+        let with_socket = CtlArgs::quick(&os(&["ctl", "status", "--socket", "/s", "web"]));
+        assert_eq!(with_socket.as_ref().and_then(|a| a.socket.clone()), Some("/s".into()));
+        assert!(CtlArgs::quick(&os(&["ctl", "--socket=/s", "health", "--json"])).is_some());
+        assert!(CtlArgs::quick(&os(&["ctl", "health", "web"])).is_none());
+        assert!(CtlArgs::quick(&os(&["ctl", "--socket", "/s", "--socket", "/t", "status"])).is_none());
+        assert!(CtlArgs::quick(&os(&["ctl", "--socket", "--json", "status"])).is_none());
+        assert!(CtlArgs::quick(&os(&["ctl", "--socket"])).is_none());
         assert!(CtlArgs::quick(&os(&["ctl", "logs", "web"])).is_none());
         assert!(CtlArgs::quick(&os(&["ctl", "--json", "status"])).is_none());
     }
