@@ -561,10 +561,29 @@ start_secs = "100ms"
 
 [snapshot]
 store = "{url}"
+daily_at = "03:00"
 "#,
         url = store.url
     );
     s.config("stop_budget = \"30s\"", &body)
+}
+
+/// `next_daily_at_ms` in `ctl status --json` of the bosun whose scratch is `s`.
+fn next_daily(s: &Scratch) -> serde_json::Value {
+    let sock = s.path("run/ctl.sock");
+    let (code, out, err) = bosun(
+        &[
+            "ctl",
+            "--socket",
+            sock.to_str().unwrap(),
+            "status",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["next_daily_at_ms"].clone()
 }
 
 #[test]
@@ -613,6 +632,10 @@ fn an_app_tier_without_data_stops_cleanly_beside_the_data_tiers_snapshot() {
     fs::write(data.path("data/cache.txt"), "keys\n").unwrap();
     let mut p = Pid1::run(&data, &cfg_data, &[("CONTAINERROLE", "sql:redis")]);
     p.wait_for_output("boot complete", T);
+    assert!(
+        next_daily(&data).is_u64(),
+        "the data tier has a daily snapshot"
+    );
     p.signal(SIGTERM);
     assert_eq!(p.wait(T), 0, "{}", p.output());
     let good = latest(&cfg_data, &store).unwrap();
@@ -623,6 +646,8 @@ fn an_app_tier_without_data_stops_cleanly_beside_the_data_tiers_snapshot() {
     let mut pb = Pid1::run(&b, &cfg_b, &[("CONTAINERROLE", "web")]);
     pa.wait_for_output("boot complete", T);
     pb.wait_for_output("boot complete", T);
+    // No daily snapshot that could only fail (an ERROR every night).
+    assert!(next_daily(&a).is_null(), "{}", next_daily(&a));
     let sock = a.path("run/ctl.sock");
     let (code, out, err) = bosun(&["ctl", "--socket", sock.to_str().unwrap(), "backup"], &[]);
     assert_ne!(code, 0, "{out}{err}");

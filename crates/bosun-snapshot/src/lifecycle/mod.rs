@@ -733,8 +733,9 @@ impl Lifecycle {
     }
 
     /// This container's roles own no data: no active unit with a backup table, and
-    /// no `[snapshot.paths]`. Its snapshots would be empty, so it takes none.
-    fn keeps_nothing(&self) -> bool {
+    /// no `[snapshot.paths]`. Its snapshots would be empty, so it takes none (at its
+    /// stop, daily, or on `ctl backup`) and never claims the store prefix.
+    pub fn keeps_nothing(&self) -> bool {
         self.s.data_units.is_empty() && self.s.paths.is_empty()
     }
 
