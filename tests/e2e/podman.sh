@@ -480,7 +480,7 @@ step5() {
         # clean stop (exit 0) that takes no snapshot; exit 1 would mean data was lost.
         stop_timed "$app"
         local appcode=$STOP_CODE applog
-        applog=$(logs "$app" | grep -E 'nothing to keep|snapshot|bosun exits' | tail -5)
+        applog=$(logs "$app" | grep -E 'nothing to keep|ERROR|bosun exits' | tail -3 | tr '\n' ' ')
         podman rm "$db" "$app" >/dev/null 2>&1
         if [[ $dbcode != 0 || $appcode != 0 ]]; then
             result 5b FAIL "data tier stop exit $dbcode, app tier stop exit $appcode (both must be 0); the app tier's log: $applog"
