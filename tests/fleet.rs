@@ -419,9 +419,12 @@ fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
 
 /// `name`'s state in `p`'s `ctl fleet`: the table's STATE column and the JSON's `state`
 /// (the JSON is `GET /v1/fleet`'s).
+/// A `ctl` that fails (the socket not up yet) is its exit code and error instead.
 fn fleet_state(p: &Peer, name: &str) -> (String, String) {
     let (code, out, err) = p.ctl(&["fleet"]);
-    assert_eq!(code, 0, "{out}{err}");
+    if code != 0 {
+        return (format!("ctl fleet exit {code}: {out}{err}"), String::new());
+    }
     let row = out
         .lines()
         .find(|l| l.split_whitespace().next() == Some(name));
@@ -432,7 +435,12 @@ fn fleet_state(p: &Peer, name: &str) -> (String, String) {
         })
         .unwrap_or("(not listed)");
     let (code, json, err) = p.ctl(&["fleet", "--json"]);
-    assert_eq!(code, 0, "{json}{err}");
+    if code != 0 {
+        return (
+            word.to_string(),
+            format!("ctl fleet --json exit {code}: {err}"),
+        );
+    }
     let v: serde_json::Value = serde_json::from_str(&json).expect("fleet JSON");
     let peer = v["peers"]
         .as_array()
