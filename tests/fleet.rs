@@ -417,6 +417,114 @@ fn a_singleton_runs_once_in_the_fleet_and_moves_when_its_holder_dies() {
     let _ = bosun_bin();
 }
 
+/// `name`'s state in `p`'s `ctl fleet`: the table's STATE column and the JSON's `state`
+/// (the JSON is `GET /v1/fleet`'s).
+/// A `ctl` that fails (the socket not up yet) is its exit code and error instead.
+fn fleet_state(p: &Peer, name: &str) -> (String, String) {
+    let (code, out, err) = p.ctl(&["fleet"]);
+    if code != 0 {
+        return (format!("ctl fleet exit {code}: {out}{err}"), String::new());
+    }
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name));
+    let word = row
+        .and_then(|r| {
+            r.split_whitespace()
+                .find(|w| ["live", "left", "dead"].contains(w))
+        })
+        .unwrap_or("(not listed)");
+    let (code, json, err) = p.ctl(&["fleet", "--json"]);
+    if code != 0 {
+        return (
+            word.to_string(),
+            format!("ctl fleet --json exit {code}: {err}"),
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&json).expect("fleet JSON");
+    let peer = v["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|x| x["name"] == name).cloned());
+    let state = peer.map_or("(not listed)".into(), |x| {
+        x["state"].as_str().unwrap_or("?").to_string()
+    });
+    (word.to_string(), state)
+}
+
+#[test]
+fn ctl_fleet_shows_a_peer_that_stopped_cleanly_as_left_and_a_killed_one_as_dead() {
+    const T: Duration = Duration::from_secs(30);
+    let pg = Pg::start();
+    let shared = Scratch::new();
+    let mut peers: Vec<Peer> = ["watcher", "stopper", "victim"]
+        .iter()
+        .map(|n| Peer::start(n, &pg, shared.dir.path()))
+        .collect();
+    let live = |w: &Peer, n: &str| fleet_state(w, n) == ("live".into(), "live".into());
+    for n in ["watcher", "stopper", "victim"] {
+        assert!(
+            eventually(T, || live(&peers[0], n)),
+            "{n} never live: {:?}\n{}",
+            fleet_state(&peers[0], n),
+            peers[0].bosun.output()
+        );
+    }
+
+    // A clean stop: the peer deregisters, and is `left` at once, not `dead`.
+    let mut stopper = peers.remove(1);
+    stopper.bosun.signal(SIGTERM);
+    assert_eq!(stopper.bosun.wait(T), 0, "{}", stopper.bosun.output());
+    assert!(
+        stopper.bosun.output().contains("left the fleet"),
+        "{}",
+        stopper.bosun.output()
+    );
+    let watcher = &peers[0];
+    assert_eq!(
+        fleet_state(watcher, "stopper"),
+        ("left".into(), "left".into())
+    );
+    let (_, json, _) = watcher.ctl(&["fleet", "--json"]);
+    let curl = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--unix-socket"])
+        .arg(watcher.scratch.path("run/ctl.sock"))
+        .arg("http://bosun/v1/fleet")
+        .output()
+        .expect("curl");
+    let api: serde_json::Value = serde_json::from_slice(&curl.stdout).expect("/v1/fleet");
+    let stopper_row = api["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|x| x["name"] == "stopper").cloned())
+        .unwrap_or_else(|| panic!("no stopper in /v1/fleet: {api}\n{json}"));
+    assert_eq!(stopper_row["state"], "left", "{api}");
+
+    // SIGKILL: no word to the fleet. Live until its heartbeat expires (lease_ttl 5 s),
+    // then `dead`; the one that left is still `left`.
+    let mut victim = peers.remove(1);
+    let st = Command::new("kill")
+        .args(["-KILL", &victim.bosun.host_pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    victim.bosun.wait(T);
+    let watcher = &peers[0];
+    let dead = eventually(T, || {
+        fleet_state(watcher, "victim") == ("dead".into(), "dead".into())
+    });
+    assert!(dead, "{:?}", fleet_state(watcher, "victim"));
+    assert_eq!(
+        fleet_state(watcher, "stopper"),
+        ("left".into(), "left".into())
+    );
+    assert_eq!(
+        fleet_state(watcher, "watcher"),
+        ("live".into(), "live".into())
+    );
+    let mut last = peers.remove(0);
+    last.bosun.signal(SIGTERM);
+    assert_eq!(last.bosun.wait(T), 0, "{}", last.bosun.output());
+}
+
 #[test]
 fn the_database_down_stops_only_the_singleton_and_it_comes_back() {
     const T: Duration = Duration::from_secs(60);

@@ -530,14 +530,12 @@ fn ctl_backup_takes_an_online_snapshot_and_ctl_snapshots_lists_it() {
     }
 }
 
-#[test]
-fn split_roles_sharing_a_store_never_drop_each_others_data() {
-    let s0 = Scratch::new();
-    let store = stores(&s0, "split").remove(0);
-    let config = |s: &Scratch| {
-        fs::create_dir_all(s.path("data")).unwrap();
-        let body = format!(
-            r#"
+/// A data tier (`sql` and `redis`, each with a backup table) and an app tier (`web`,
+/// nothing to keep) on one store, as docassemble's containers share one bucket.
+fn split_config(s: &Scratch, store: &StoreUnderTest) -> PathBuf {
+    fs::create_dir_all(s.path("data")).unwrap();
+    let body = format!(
+        r#"
 [service.db]
 roles = ["sql"]
 run = "exec sleep 100000"
@@ -547,6 +545,15 @@ start_secs = "100ms"
 dump = "cat {{dir}}/data/kv.txt"
 load = "cat > {{dir}}/data/kv.txt"
 
+[service.cache]
+roles = ["redis"]
+run = "exec sleep 100000"
+start_secs = "100ms"
+
+[service.cache.backup]
+dump = "cat {{dir}}/data/cache.txt"
+load = "cat > {{dir}}/data/cache.txt"
+
 [service.web]
 roles = ["web"]
 run = "exec sleep 100000"
@@ -554,39 +561,115 @@ start_secs = "100ms"
 
 [snapshot]
 store = "{url}"
+daily_at = "03:00"
 "#,
-            url = store.url
-        );
-        s.config("stop_budget = \"30s\"", &body)
-    };
-    // The data tier takes a snapshot holding db.
-    let sql = Scratch::new();
-    let cfg_sql = config(&sql);
-    fs::create_dir_all(sql.path("data")).unwrap();
-    let mut p = Pid1::run(&sql, &cfg_sql, &[("CONTAINERROLE", "sql")]);
+        url = store.url
+    );
+    s.config("stop_budget = \"30s\"", &body)
+}
+
+/// `next_daily_at_ms` in `ctl status --json` of the bosun whose scratch is `s`.
+fn next_daily(s: &Scratch) -> serde_json::Value {
+    let sock = s.path("run/ctl.sock");
+    let (code, out, err) = bosun(
+        &[
+            "ctl",
+            "--socket",
+            sock.to_str().unwrap(),
+            "status",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["next_daily_at_ms"].clone()
+}
+
+#[test]
+fn split_roles_sharing_a_store_never_drop_each_others_data() {
+    let s0 = Scratch::new();
+    let store = stores(&s0, "split").remove(0);
+    // The data tier takes a snapshot holding db and cache.
+    let data = Scratch::new();
+    let cfg_data = split_config(&data, &store);
+    fs::write(data.path("data/kv.txt"), "rows\n").unwrap();
+    fs::write(data.path("data/cache.txt"), "keys\n").unwrap();
+    let mut p = Pid1::run(&data, &cfg_data, &[("CONTAINERROLE", "sql:redis")]);
     p.wait_for_output("boot complete", T);
-    fs::write(sql.path("data/kv.txt"), "rows\n").unwrap();
     p.signal(SIGTERM);
     assert_eq!(p.wait(T), 0, "{}", p.output());
-    let good = latest(&cfg_sql, &store).unwrap();
-    // The app tier, on the same store, has nothing of its own: it must not replace LATEST.
-    let web = Scratch::new();
-    let cfg_web = config(&web);
-    let mut p = Pid1::run(&web, &cfg_web, &[("CONTAINERROLE", "web")]);
+    let good = latest(&cfg_data, &store).unwrap();
+    // A container that owns only part of LATEST (cache, not db) must not commit over
+    // it: its own data would be lost, so the stop fails and says why and what to do.
+    let part = Scratch::new();
+    let cfg_part = split_config(&part, &store);
+    fs::write(part.path("data/cache.txt"), "other keys\n").unwrap();
+    let mut p = Pid1::run(&part, &cfg_part, &[("CONTAINERROLE", "redis")]);
     p.wait_for_output("boot complete", T);
     p.signal(SIGTERM);
-    let code = p.wait(T);
-    assert_eq!(
-        latest(&cfg_web, &store).as_deref(),
-        Some(good.as_str()),
-        "the app tier replaced the data tier's snapshot\n{}",
-        p.output()
-    );
+    assert_eq!(p.wait(T), 1, "{}", p.output());
     assert!(
-        code == 0 || p.output().contains("does not own"),
+        p.output()
+            .contains("holds db that this container (roles redis) does not own")
+            && p.output().contains("its own store prefix"),
         "{}",
         p.output()
     );
+    assert_eq!(latest(&cfg_part, &store).as_deref(), Some(good.as_str()));
+}
+
+/// The app tier owns no data: its stop after the data tier's (the e2e's step 5b) is a
+/// clean stop, exit 0, with LATEST untouched; two app containers on one store do not
+/// contend for the writer marker, and `ctl backup` there says there is nothing to keep.
+#[test]
+fn an_app_tier_without_data_stops_cleanly_beside_the_data_tiers_snapshot() {
+    let s0 = Scratch::new();
+    let store = stores(&s0, "app-tier").remove(0);
+    let data = Scratch::new();
+    let cfg_data = split_config(&data, &store);
+    fs::write(data.path("data/kv.txt"), "rows\n").unwrap();
+    fs::write(data.path("data/cache.txt"), "keys\n").unwrap();
+    let mut p = Pid1::run(&data, &cfg_data, &[("CONTAINERROLE", "sql:redis")]);
+    p.wait_for_output("boot complete", T);
+    assert!(
+        next_daily(&data).is_u64(),
+        "the data tier has a daily snapshot"
+    );
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 0, "{}", p.output());
+    let good = latest(&cfg_data, &store).unwrap();
+
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let (cfg_a, cfg_b) = (split_config(&a, &store), split_config(&b, &store));
+    let mut pa = Pid1::run(&a, &cfg_a, &[("CONTAINERROLE", "web")]);
+    let mut pb = Pid1::run(&b, &cfg_b, &[("CONTAINERROLE", "web")]);
+    pa.wait_for_output("boot complete", T);
+    pb.wait_for_output("boot complete", T);
+    // No daily snapshot that could only fail (an ERROR every night).
+    assert!(next_daily(&a).is_null(), "{}", next_daily(&a));
+    let sock = a.path("run/ctl.sock");
+    let (code, out, err) = bosun(&["ctl", "--socket", sock.to_str().unwrap(), "backup"], &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("no data to snapshot"), "{out}{err}");
+    for p in [&mut pa, &mut pb] {
+        p.signal(SIGTERM);
+        assert_eq!(p.wait(T), 0, "the app tier's stop failed\n{}", p.output());
+        let log = p.output();
+        assert!(log.contains("nothing to keep in this container"), "{log}");
+        assert!(!log.contains("snapshot started"), "{log}");
+        assert!(!log.contains("another container writes"), "{log}");
+    }
+    assert_eq!(latest(&cfg_a, &store).as_deref(), Some(good.as_str()));
+    // The data is still there for the next data-tier container.
+    let next = Scratch::new();
+    let cfg_next = split_config(&next, &store);
+    let mut p = Pid1::run(&next, &cfg_next, &[("CONTAINERROLE", "sql:redis")]);
+    p.wait_for_output("boot complete", T);
+    assert_eq!(next.read("data/kv.txt"), "rows\n", "{}", p.output());
+    assert_eq!(next.read("data/cache.txt"), "keys\n", "{}", p.output());
+    p.signal(SIGTERM);
+    assert_eq!(p.wait(T), 0, "{}", p.output());
 }
 
 // ------------------------------------------------------------ the trust boundary

@@ -19,7 +19,8 @@
 #   5  split roles on a podman network: web:worker:cron started BEFORE sql:redis; its
 #      wait_for gates hold it until the data tier is up; then it works across containers
 #   5b the app tier shares the data tier's store (as docassemble's containers share one
-#      bucket) and stops last: a new data-tier container must still get the data back
+#      bucket) and stops last: both stops exit 0 (the app tier keeps no data, so it takes
+#      no snapshot), and a new data-tier container still gets the data back
 #   6  `podman kill` (SIGKILL) mid-run, then a new container: LATEST untouched by the
 #      kill, the last complete snapshot restored (the note written after it is gone),
 #      and bosun says it found an unclean stop
@@ -475,9 +476,16 @@ step5() {
         stop_timed "$db"
         local dbcode=$STOP_CODE dbsnap
         dbsnap=$(check_snapshot "$(vol_path "$vol5")" postgres redis 2>&1)
+        # The app tier keeps no data: with its database gone, its stop is still a
+        # clean stop (exit 0) that takes no snapshot; exit 1 would mean data was lost.
         stop_timed "$app"
-        local appcode=$STOP_CODE
+        local appcode=$STOP_CODE applog
+        applog=$(logs "$app" | grep -E 'nothing to keep|ERROR|bosun exits' | tail -3 | tr '\n' ' ')
         podman rm "$db" "$app" >/dev/null 2>&1
+        if [[ $dbcode != 0 || $appcode != 0 ]]; then
+            result 5b FAIL "data tier stop exit $dbcode, app tier stop exit $appcode (both must be 0); the app tier's log: $applog"
+            return
+        fi
         run "$db-2" --network "$net" -e CONTAINERROLE=sql:redis -v "$vol5:/var/lib/bosun/backup" ||
             { result 5b FAIL "podman run db-2"; return; }
         wait_health "$db-2" 180 || { result 5b FAIL "new data tier not healthy"; return; }

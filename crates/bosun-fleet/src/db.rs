@@ -15,7 +15,8 @@ use crate::schema::quote;
 
 /// Rows returned by one pull, at most.
 pub(crate) const PULL_LIMIT: i64 = 100;
-/// Dead peers' rows are deleted after this long.
+/// Dead and left peers' rows are deleted this long after their heartbeat expired (a
+/// clean leave expires it at once).
 pub(crate) const PEER_RETENTION: &str = "1 day";
 /// Commands (and their acks) are deleted after this long.
 pub(crate) const COMMAND_RETENTION: &str = "7 days";
@@ -87,7 +88,9 @@ impl Sql {
                    RETURNING name)
                  SELECT pg_notify($4, 'lease ' || name) FROM r"
             ),
-            deregister: format!("UPDATE {s}.peer SET expires_at = now() WHERE name = $1 AND boot_id = $2"),
+            deregister: format!(
+                "UPDATE {s}.peer SET expires_at = now(), left_at = now() WHERE name = $1 AND boot_id = $2"
+            ),
             submit: format!(
                 "WITH c AS (INSERT INTO {s}.command (action, target, created_by, expires_at, expected)
                    VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond',
@@ -109,7 +112,8 @@ impl Sql {
             ),
             peers: format!(
                 "SELECT name, roles, url, version, boot_id, started_at, heartbeat_at, expires_at > now(),
-                        extract(epoch FROM now() - heartbeat_at)::float8
+                        extract(epoch FROM now() - heartbeat_at)::float8,
+                        coalesce(left_at >= heartbeat_at, false)
                  FROM {s}.peer ORDER BY name"
             ),
             leases: format!(
@@ -133,7 +137,7 @@ fn round_sql(s: &str, ttl: &str) -> String {
            ON CONFLICT (name) DO UPDATE SET
              boot_id = EXCLUDED.boot_id, roles = EXCLUDED.roles, url = EXCLUDED.url, version = EXCLUDED.version,
              started_at = CASE WHEN p.boot_id = EXCLUDED.boot_id THEN p.started_at ELSE now() END,
-             heartbeat_at = now(), expires_at = EXCLUDED.expires_at
+             heartbeat_at = now(), expires_at = EXCLUDED.expires_at, left_at = NULL
            WHERE p.boot_id = EXCLUDED.boot_id OR p.expires_at <= now()
            RETURNING p.name),
          ren AS (
@@ -377,7 +381,7 @@ pub(crate) async fn release(
         .await
 }
 
-/// Marks this peer dead at once (a clean stop).
+/// Marks this peer as left at once (a clean stop): not live, and `left`, not `dead`.
 pub(crate) async fn deregister(client: &Client, sql: &Sql, me: &Me) -> Result<u64, Error> {
     client
         .execute(&sql.deregister, &[&me.name, &me.boot_id])
@@ -472,7 +476,7 @@ pub struct Peer {
     pub last_seen: SystemTime,
     /// How long ago that was, by the database clock.
     pub seen_ago: Duration,
-    /// Live or dead.
+    /// Live, left or dead.
     pub state: PeerState,
 }
 
@@ -481,21 +485,24 @@ pub struct Peer {
 pub enum PeerState {
     /// Its heartbeat has not expired.
     Live,
-    /// It has (or it stopped cleanly).
+    /// It has: the peer stopped or lost the database without leaving.
     Dead,
+    /// It stopped cleanly and said so (its stop deregistered it).
+    Left,
 }
 
 impl PeerState {
-    /// `live` or `dead`.
+    /// `live`, `dead` or `left`.
     pub fn as_str(self) -> &'static str {
         match self {
             PeerState::Live => "live",
             PeerState::Dead => "dead",
+            PeerState::Left => "left",
         }
     }
 }
 
-/// Every peer that registered (dead ones are kept for a day).
+/// Every peer that registered (dead and left ones are kept for a day).
 pub(crate) async fn peers(client: &Client, sql: &Sql) -> Result<Vec<Peer>, Error> {
     let rows = client.query(&sql.peers, &[]).await?;
     Ok(rows
@@ -503,6 +510,7 @@ pub(crate) async fn peers(client: &Client, sql: &Sql) -> Result<Vec<Peer>, Error
         .map(|r| {
             let live: bool = r.get(7);
             let ago: f64 = r.get(8);
+            let left: bool = r.get(9);
             Peer {
                 name: r.get(0),
                 roles: r.get(1),
@@ -512,10 +520,10 @@ pub(crate) async fn peers(client: &Client, sql: &Sql) -> Result<Vec<Peer>, Error
                 started_at: r.get(5),
                 last_seen: r.get(6),
                 seen_ago: Duration::try_from_secs_f64(ago.max(0.0)).unwrap_or_default(),
-                state: if live {
-                    PeerState::Live
-                } else {
-                    PeerState::Dead
+                state: match (live, left) {
+                    (true, _) => PeerState::Live,
+                    (false, true) => PeerState::Left,
+                    (false, false) => PeerState::Dead,
                 },
             }
         })

@@ -194,7 +194,7 @@ impl Handle {
         });
     }
 
-    /// Every peer that registered, live or dead (dead ones are kept a day).
+    /// Every peer that registered: live, left or dead (the last two are kept a day).
     pub async fn peers(&self) -> Result<Vec<Peer>, FleetError> {
         let client = self.client()?;
         self.bounded("listing peers", db::peers(&client, &self.inner.ctx.sql))

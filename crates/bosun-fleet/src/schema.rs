@@ -17,7 +17,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Error};
 
 /// The schema version this bosun creates and expects.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Version 1. `{s}` is the quoted schema.
 const V1: &str = r#"
@@ -64,8 +64,15 @@ CREATE TABLE IF NOT EXISTS {s}.command_ack (
 );
 "#;
 
+/// Version 2: when a peer left cleanly (its stop deregistered it), so that `ctl fleet`
+/// tells `left` from `dead`. Null for a peer that never left; a heartbeat after it
+/// (the name registered again, even by an older bosun) makes it stale.
+const V2: &str = r#"
+ALTER TABLE {s}.peer ADD COLUMN IF NOT EXISTS left_at timestamptz;
+"#;
+
 /// Each version's DDL, in order. Append only.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// What [`ensure`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,10 +61,24 @@ async fn three_register_and_one_that_stops_heartbeating_is_dead_after_the_ttl() 
         .expect("c is still listed");
     assert!(pc.seen_ago >= Duration::from_millis(1500), "{pc:?}");
 
-    // a leaves cleanly: dead at once.
+    // a leaves cleanly: left at once, not dead; c (killed) is still dead.
     a.shutdown().await;
     let now = peers(&b).await;
-    assert_eq!(state_of(&now, "a"), Some(PeerState::Dead), "{now:?}");
+    assert_eq!(state_of(&now, "a"), Some(PeerState::Left), "{now:?}");
+    assert_eq!(state_of(&now, "c"), Some(PeerState::Dead), "{now:?}");
+
+    // a comes back under its name: live; killed this time, it is dead, not left.
+    let mut a = TestPeer::start(&pg.settings("a", "bosun"), &[]);
+    wait_up(a.handle(), UP).await;
+    let a_live = || async { state_of(&peers(&b).await, "a") == Some(PeerState::Live) };
+    assert!(until(UP, a_live).await);
+    a.crash();
+    let a_dead = || async { state_of(&peers(&b).await, "a") == Some(PeerState::Dead) };
+    assert!(
+        until(Duration::from_secs(10), a_dead).await,
+        "{:?}",
+        peers(&b).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

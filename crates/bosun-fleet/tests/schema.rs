@@ -20,7 +20,12 @@ async fn created_once_then_reused_and_concurrent_starts_do_not_race() {
     for p in &peers {
         wait_up(p.handle(), UP).await;
     }
-    assert_eq!(pg.sql("SELECT version FROM fleet_a.schema_version"), "1");
+    assert_eq!(
+        pg.sql(
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM fleet_a.schema_version"
+        ),
+        "1,2"
+    );
     let tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'fleet_a'";
     assert_eq!(
         pg.sql(tables),
@@ -39,7 +44,26 @@ async fn created_once_then_reused_and_concurrent_starts_do_not_race() {
     // Another schema in the same database is another fleet.
     let q = TestPeer::start(&pg.settings("p9", "fleet_b"), &[]);
     wait_up(q.handle(), UP).await;
-    assert_eq!(pg.sql("SELECT count(*) FROM fleet_b.schema_version"), "1");
+    assert_eq!(pg.sql("SELECT count(*) FROM fleet_b.schema_version"), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_brought_to_version_2_with_its_peers_kept() {
+    let pg = Pg::start();
+    let p = TestPeer::start(&pg.settings("v1-peer", "bosun"), &[]);
+    wait_up(p.handle(), UP).await;
+    drop(p);
+    // What an older bosun left: version 1, no left_at column, a peer row.
+    pg.sql("ALTER TABLE bosun.peer DROP COLUMN left_at; DELETE FROM bosun.schema_version WHERE version = 2");
+    let p = TestPeer::start(&pg.settings("v2-peer", "bosun"), &[]);
+    wait_up(p.handle(), UP).await;
+    assert_eq!(pg.sql("SELECT max(version) FROM bosun.schema_version"), "2");
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'bosun' AND table_name = 'peer' AND column_name = 'left_at'"),
+        "1"
+    );
+    let peers = p.handle().peers().await.expect("peers");
+    assert!(peers.iter().any(|x| x.name == "v1-peer"), "{peers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +78,7 @@ async fn an_older_bosun_works_on_a_newer_schema() {
     // What a newer bosun may do: add a column with a default, bump the version, write
     // a state this one does not know.
     pg.sql("ALTER TABLE bosun.peer ADD COLUMN IF NOT EXISTS zone text NOT NULL DEFAULT 'eu'");
-    pg.sql("INSERT INTO bosun.schema_version (version, applied_by) VALUES (2, 'bosun 9.9')");
+    pg.sql("INSERT INTO bosun.schema_version (version, applied_by) VALUES (99, 'bosun 9.9')");
     let id = pg.sql(
         "INSERT INTO bosun.command (action, target, expires_at, expected) VALUES ('restart', 'web', now() + interval '1 hour', '{new-1}') RETURNING id",
     );
@@ -83,7 +107,10 @@ async fn an_older_bosun_works_on_a_newer_schema() {
         bosun_fleet::RowState::Failed,
         "an unknown state reads as failed: {report:?}"
     );
-    assert_eq!(pg.sql("SELECT max(version) FROM bosun.schema_version"), "2");
+    assert_eq!(
+        pg.sql("SELECT max(version) FROM bosun.schema_version"),
+        "99"
+    );
     assert_eq!(
         pg.sql("SELECT zone FROM bosun.peer WHERE name = 'old-2'"),
         "eu"

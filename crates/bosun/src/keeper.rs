@@ -136,10 +136,13 @@ impl Keeper {
             reaper,
             handle: OnceLock::new(),
         });
+        let life = Lifecycle::new(store, settings, cmds.clone());
+        // An app tier on the data tier's store: no daily snapshot that could only fail.
+        let daily_at = snap.daily_at.filter(|_| !life.keeps_nothing());
         Ok(Some(Arc::new(Keeper {
-            life: Lifecycle::new(store, settings, cmds.clone()),
+            life,
             cmds,
-            daily_at: snap.daily_at,
+            daily_at,
             daily_off: retention(&snap).daily_off(),
             daily: Mutex::new(Vec::new()),
         })))

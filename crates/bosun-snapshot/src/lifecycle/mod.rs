@@ -38,6 +38,10 @@ use crate::{
     SnapshotKind, SnapshotReader, SnapshotWriter, Store,
 };
 
+/// Why an online snapshot of a container without data is refused.
+const NO_DATA: &str =
+    "this container has no data to snapshot (no unit with a backup table, no paths)";
+
 /// How often a store that does not answer is asked at boot (backoff 0.5 s → 8 s).
 pub const STORE_ATTEMPTS: u32 = 6;
 
@@ -272,6 +276,9 @@ impl Lifecycle {
     /// its stop, then claims the prefix for this container, unless another live
     /// container holds it (then this one boots, but will not commit).
     async fn mark_running(&self, disk: &DiskState) {
+        if self.keeps_nothing() {
+            return; // it never commits, so it never claims the prefix
+        }
         let marker = running_marker_key(&self.s.roles);
         let found = match self.store.get_small(&marker).await {
             Ok(data) => WriterMarker::parse(&data),
@@ -407,6 +414,9 @@ impl Lifecycle {
     /// Forever, every third of `writer_stale_after`: refreshes this container's writer
     /// marker (the caller aborts it at the stop). One small GET and PUT each time.
     pub async fn run_heartbeat(&self) {
+        if self.keeps_nothing() {
+            return; // no marker to refresh: see `mark_running`
+        }
         let every = self.s.writer_stale_after / 3;
         loop {
             tokio::time::sleep(every).await;
@@ -682,6 +692,16 @@ impl Lifecycle {
         let _one = self.busy.lock().await;
         let writer = match writer {
             Some(w) => w,
+            None if self.keeps_nothing() => {
+                // An app tier beside a data tier on one store: nothing of its own to
+                // keep, so no snapshot, no claim on the prefix and no refusal over
+                // the data tier's LATEST. A clean stop, not a failed backup.
+                tracing::info!(
+                    "nothing to keep in this container (roles {}: no unit with a backup table, no [snapshot] paths): no snapshot taken, LATEST unchanged",
+                    self.s.roles.join(":")
+                );
+                return self.mark_clean_stop(None, None);
+            }
             None => self.begin(SnapshotKind::Regular).await?,
         };
         let dumped = self.stop_bytes.load(Ordering::Relaxed);
@@ -694,14 +714,29 @@ impl Lifecycle {
             }
         };
         self.release_writer().await;
+        self.mark_clean_stop(id, Some(began.elapsed()))
+    }
+
+    /// The state file after a clean stop: the snapshot this disk now holds (`id`, else
+    /// the one it held) and how long the stop's backup took, when it took one.
+    fn mark_clean_stop(&self, id: Option<String>, backup: Option<Duration>) -> Result<()> {
         let disk = self.disk();
         DiskState {
             snapshot: id.or(disk.snapshot),
             clean: true,
-            last_stop_backup_ms: Some(began.elapsed().as_millis() as u64),
+            last_stop_backup_ms: backup
+                .map(|d| d.as_millis() as u64)
+                .or(disk.last_stop_backup_ms),
             instance: disk.instance,
         }
         .write(&self.s.state_dir)
+    }
+
+    /// This container's roles own no data: no active unit with a backup table, and
+    /// no `[snapshot.paths]`. Its snapshots would be empty, so it takes none (at its
+    /// stop, daily, or on `ctl backup`) and never claims the store prefix.
+    pub fn keeps_nothing(&self) -> bool {
+        self.s.data_units.is_empty() && self.s.paths.is_empty()
     }
 
     /// Items this container writes into its snapshots.
@@ -742,10 +777,6 @@ impl Lifecycle {
             writer.abort();
             return Err(e);
         }
-        if let Err(e) = self.check_foreign().await {
-            writer.abort();
-            return Err(e);
-        }
         let mut bytes = dumped;
         for (name, path) in &self.s.paths {
             if tokio::fs::symlink_metadata(path).await.is_err() {
@@ -772,6 +803,11 @@ impl Lifecycle {
             );
             writer.abort();
             return Ok(None);
+        }
+        // Only a snapshot that would be committed can drop another container's items.
+        if let Err(e) = self.check_foreign().await {
+            writer.abort();
+            return Err(e);
         }
         let writer_id = writer.id().clone();
         let id = writer_id.to_string();
@@ -879,6 +915,9 @@ impl Lifecycle {
     }
 
     async fn online(&self, kind: SnapshotKind, started: Instant) -> Result<String> {
+        if self.keeps_nothing() {
+            return Err(Error::Refused(NO_DATA.into()));
+        }
         // Another live writer on this prefix: upload nothing (checked again at the commit).
         self.claim_writer().await?;
         let mut writer = self.begin(kind).await?;
@@ -903,12 +942,10 @@ impl Lifecycle {
                 }
             }
         }
-        let id = self.finish(writer, started, bytes).await?.ok_or_else(|| {
-            Error::Refused(
-                "this container has no data to snapshot (no unit with a backup table, no paths)"
-                    .into(),
-            )
-        })?;
+        let id = self
+            .finish(writer, started, bytes)
+            .await?
+            .ok_or_else(|| Error::Refused(NO_DATA.into()))?;
         if kind == SnapshotKind::Regular {
             let mut st = self.disk();
             st.snapshot = Some(id.clone());

@@ -15,7 +15,7 @@ pub struct FleetStatus {
     /// The last database error, redacted (when down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// Every peer that registered (dead ones are kept a day); empty when the
+    /// Every peer that registered (dead and left ones are kept a day); empty when the
     /// database cannot be reached.
     pub peers: Vec<FleetPeer>,
     /// Every singleton's lease.
@@ -33,7 +33,8 @@ pub struct FleetPeer {
     pub url: String,
     /// Its bosun version.
     pub version: String,
-    /// `live` or `dead`, by the database clock.
+    /// `live`, `left` (it stopped cleanly and deregistered) or `dead` (its heartbeat
+    /// expired without a word), by the database clock.
     pub state: String,
     /// Milliseconds since its last heartbeat, by the database clock.
     pub last_seen_ago_ms: u64,
