@@ -505,60 +505,80 @@ async fn unit_action(ctx: &Arc<Ctx>, target: &str, action: Action) -> Response<B
         tracing::info!("control API: {action:?} {target}");
     }
     let rolling = action == Action::Restart && ctx.handle.instances_of(target).is_some();
-    let mut outcomes: Vec<(StatusCode, UnitResult)> = if rolling {
-        let results = ctx.handle.rolling_restart(&names).await;
-        results
-            .into_iter()
-            .map(|(unit, r)| match r {
-                Ok(message) => (
-                    StatusCode::OK,
-                    UnitResult {
-                        unit,
-                        ok: true,
-                        message,
-                    },
-                ),
-                Err(e) => {
-                    let message = e.to_string();
-                    (
-                        act_status(&e),
-                        UnitResult {
-                            unit,
-                            ok: false,
-                            message,
-                        },
-                    )
-                }
-            })
-            .collect()
+    let outcomes = if rolling {
+        rolling_restart(ctx, &names).await
     } else if names.len() == 1 {
         vec![act_one(ctx, &names[0], action).await]
     } else {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, n) in names.iter().enumerate() {
-            let (ctx, n) = (ctx.clone(), n.clone());
-            set.spawn(async move { (i, act_one(&ctx, &n, action).await) });
-        }
-        let mut got: Vec<Option<(StatusCode, UnitResult)>> = vec![None; names.len()];
-        while let Some(r) = set.join_next().await {
-            if let Ok((i, o)) = r {
-                got[i] = Some(o);
-            }
-        }
-        got.into_iter()
-            .zip(&names)
-            .map(|(o, n)| {
-                o.unwrap_or_else(|| {
-                    let r = UnitResult {
-                        unit: n.clone(),
-                        ok: false,
-                        message: "internal error".into(),
-                    };
-                    (StatusCode::INTERNAL_SERVER_ERROR, r)
-                })
-            })
-            .collect()
+        act_all(ctx, &names, action).await
     };
+    action_reply(outcomes)
+}
+
+/// A rolling restart of `names` (the instances of one service), one result each.
+async fn rolling_restart(ctx: &Ctx, names: &[String]) -> Vec<(StatusCode, UnitResult)> {
+    let results = ctx.handle.rolling_restart(names).await;
+    results
+        .into_iter()
+        .map(|(unit, r)| match r {
+            Ok(message) => (
+                StatusCode::OK,
+                UnitResult {
+                    unit,
+                    ok: true,
+                    message,
+                },
+            ),
+            Err(e) => {
+                let message = e.to_string();
+                (
+                    act_status(&e),
+                    UnitResult {
+                        unit,
+                        ok: false,
+                        message,
+                    },
+                )
+            }
+        })
+        .collect()
+}
+
+/// `action` on every unit of `names` at once; the results in the order of `names`.
+async fn act_all(
+    ctx: &Arc<Ctx>,
+    names: &[String],
+    action: Action,
+) -> Vec<(StatusCode, UnitResult)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, n) in names.iter().enumerate() {
+        let (ctx, n) = (ctx.clone(), n.clone());
+        set.spawn(async move { (i, act_one(&ctx, &n, action).await) });
+    }
+    let mut got: Vec<Option<(StatusCode, UnitResult)>> = vec![None; names.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, o)) = r {
+            got[i] = Some(o);
+        }
+    }
+    got.into_iter()
+        .zip(names)
+        .map(|(o, n)| {
+            o.unwrap_or_else(|| {
+                let r = UnitResult {
+                    unit: n.clone(),
+                    ok: false,
+                    message: "internal error".into(),
+                };
+                (StatusCode::INTERNAL_SERVER_ERROR, r)
+            })
+        })
+        .collect()
+}
+
+/// The answer to an action: 200 with every result, or the first failure's
+/// status with the failures' messages joined and every result.
+fn action_reply(mut outcomes: Vec<(StatusCode, UnitResult)>) -> Response<Body> {
     let failed: Vec<&(StatusCode, UnitResult)> = outcomes.iter().filter(|(_, r)| !r.ok).collect();
     match failed.first() {
         None => json(
