@@ -26,94 +26,129 @@ pub fn load(
     files: &dyn Files,
     report: &mut Report,
 ) -> Result<Vec<Located>, ParseError> {
-    let mut out = Vec::new();
-    let mut seen = Vec::new();
-    load_one(path, files, report, &mut out, &mut seen, 0)?;
-    Ok(out)
+    let mut walk = Walk {
+        files,
+        report,
+        out: Vec::new(),
+        seen: Vec::new(),
+    };
+    walk.file(path, 0)?;
+    Ok(walk.out)
 }
 
-fn load_one(
-    path: &Path,
-    files: &dyn Files,
-    report: &mut Report,
-    out: &mut Vec<Located>,
-    seen: &mut Vec<PathBuf>,
-    depth: usize,
-) -> Result<(), ParseError> {
-    let file = path.display().to_string();
-    let text = files
-        .read(path)
-        .map_err(|e| ParseError::at(&file, 0, format!("cannot read the file: {e}")))?;
-    seen.push(path.to_path_buf());
-    let here = path
-        .parent()
-        .map(|p| p.display().to_string())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| ".".into());
-    let sections = ini::parse(&text, &file)?;
-    let include = sections.iter().find(|s| s.name == "include").cloned();
-    for s in sections {
-        out.push(Located {
-            file: file.clone(),
-            here: here.clone(),
-            section: s,
-        });
-    }
-    let Some(inc) = include else { return Ok(()) };
-    for e in &inc.entries {
-        if e.key != "files" {
-            report.warn(
-                &file,
-                e.line,
-                "include",
-                &e.key,
-                "unknown key (supervisord knows only `files`); ignored",
-            );
-            continue;
+/// A read of a file and its includes: the sections so far, the files read.
+struct Walk<'a> {
+    files: &'a dyn Files,
+    report: &'a mut Report,
+    out: Vec<Located>,
+    seen: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    /// Reads `path` (`depth` includes down): its sections, then its `[include]`.
+    fn file(&mut self, path: &Path, depth: usize) -> Result<(), ParseError> {
+        let file = path.display().to_string();
+        let text = self
+            .files
+            .read(path)
+            .map_err(|e| ParseError::at(&file, 0, format!("cannot read the file: {e}")))?;
+        self.seen.push(path.to_path_buf());
+        let here = path
+            .parent()
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".into());
+        let sections = ini::parse(&text, &file)?;
+        let include = sections.iter().find(|s| s.name == "include").cloned();
+        for s in sections {
+            self.out.push(Located {
+                file: file.clone(),
+                here: here.clone(),
+                section: s,
+            });
         }
-        let names = Names {
-            here: here.clone(),
-            program: None,
-        };
-        let value = expand(&e.value, &names, &mut Used::default())
-            .map_err(|m| ParseError::at(&file, e.line, format!("[include] files: {m}")))?;
-        let Some(value) = value.as_lit() else {
-            report.warn(&file, e.line, "include", "files", "the file list uses %(ENV_…)s: it cannot be read when translating; the files it names are not translated (run the import on them, or expand the variable first)");
-            continue;
-        };
-        for pattern in value.split_whitespace() {
-            let matched = glob(Path::new(&here), pattern, files);
-            if matched.is_empty() {
-                report.warn(
-                    &file,
+        let Some(inc) = include else { return Ok(()) };
+        self.include(&inc, &file, &here, depth)
+    }
+
+    /// The `[include]` section `inc` of `file` (in directory `here`): each
+    /// pattern of its `files` key; other keys and unexpandable lists are warned about.
+    fn include(
+        &mut self,
+        inc: &Section,
+        file: &str,
+        here: &str,
+        depth: usize,
+    ) -> Result<(), ParseError> {
+        for e in &inc.entries {
+            if e.key != "files" {
+                self.report.warn(
+                    file,
                     e.line,
                     "include",
-                    "files",
-                    &format!("{pattern:?} matches no file here: nothing was included from it"),
+                    &e.key,
+                    "unknown key (supervisord knows only `files`); ignored",
                 );
+                continue;
             }
-            for m in matched {
-                if seen.contains(&m) {
-                    report.warn(
-                        &file,
-                        e.line,
-                        "include",
-                        "files",
-                        &format!("{} is already included: not read twice", m.display()),
-                    );
-                } else if depth >= MAX_DEPTH {
-                    return Err(ParseError::at(
-                        &file,
-                        e.line,
-                        format!("[include] nests more than {MAX_DEPTH} deep"),
-                    ));
-                } else {
-                    load_one(&m, files, report, out, seen, depth + 1)?;
-                }
+            let names = Names {
+                here: here.to_string(),
+                program: None,
+            };
+            let value = expand(&e.value, &names, &mut Used::default())
+                .map_err(|m| ParseError::at(file, e.line, format!("[include] files: {m}")))?;
+            let Some(value) = value.as_lit() else {
+                self.report.warn(file, e.line, "include", "files", "the file list uses %(ENV_…)s: it cannot be read when translating; the files it names are not translated (run the import on them, or expand the variable first)");
+                continue;
+            };
+            for pattern in value.split_whitespace() {
+                self.pattern(pattern, file, here, e.line, depth)?;
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Reads the files `pattern` matches (from `file`'s `[include]` at `line`),
+    /// each once, at most [`MAX_DEPTH`] includes deep.
+    fn pattern(
+        &mut self,
+        pattern: &str,
+        file: &str,
+        here: &str,
+        line: usize,
+        depth: usize,
+    ) -> Result<(), ParseError> {
+        let matched = glob(Path::new(here), pattern, self.files);
+        if matched.is_empty() {
+            self.report.warn(
+                file,
+                line,
+                "include",
+                "files",
+                &format!("{pattern:?} matches no file here: nothing was included from it"),
+            );
+        }
+        for m in matched {
+            if self.seen.contains(&m) {
+                self.report.warn(
+                    file,
+                    line,
+                    "include",
+                    "files",
+                    &format!("{} is already included: not read twice", m.display()),
+                );
+            } else if depth >= MAX_DEPTH {
+                return Err(ParseError::at(
+                    file,
+                    line,
+                    format!("[include] nests more than {MAX_DEPTH} deep"),
+                ));
+            } else {
+                self.file(&m, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The files that `pattern` (relative to `base` unless absolute) matches, sorted.

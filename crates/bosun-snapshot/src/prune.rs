@@ -149,21 +149,7 @@ pub fn plan_prune(
         // Newest first, the order of the walk.
         series.sort_by(|a, b| b.id.cmp(&a.id));
         let newest_complete = series.iter().find(|s| s.complete).map(|s| s.id.clone());
-        let mut buckets: Vec<Bucket> = match kind {
-            SnapshotKind::Regular => vec![(policy.keep_last, each as fn(&SnapshotId) -> String)],
-            SnapshotKind::Daily => vec![
-                (policy.keep_daily, day as fn(&SnapshotId) -> String),
-                (policy.keep_weekly, week),
-                (policy.keep_monthly, month),
-            ],
-        }
-        .into_iter()
-        .map(|(left, period)| Bucket {
-            left,
-            period,
-            last: None,
-        })
-        .collect();
+        let mut buckets = buckets(kind, policy);
         let kept_whole = kind == SnapshotKind::Daily && policy.daily_off();
         let mut n_last = 0u32;
         for s in series {
@@ -181,53 +167,104 @@ pub fn plan_prune(
                 if kept_whole {
                     why.push("daily retention off".into());
                 }
-                for b in &mut buckets {
-                    if b.left == 0 {
-                        continue;
-                    }
-                    let p = (b.period)(&s.id);
-                    if b.last.as_ref() != Some(&p) {
-                        b.left -= 1;
-                        if kind == SnapshotKind::Regular {
-                            n_last += 1;
-                            why.push(format!("last {n_last} of {}", policy.keep_last));
-                        } else {
-                            why.push(p.clone());
-                        }
-                        b.last = Some(p);
-                    }
-                }
-            } else {
-                match &newest_complete {
-                    None => why.push("incomplete, no complete snapshot yet".into()),
-                    Some(n) if s.id > *n => why.push(
-                        "incomplete, newer than the newest complete one (being written?)".into(),
-                    ),
-                    Some(_) if time::unix_secs(s.time) > cutoff => {
-                        why.push(format!("incomplete, younger than {}s", min_age.as_secs()))
-                    }
-                    Some(_) => {}
-                }
+                count_in_buckets(&mut buckets, &s.id, kind, policy, &mut n_last, &mut why);
+            } else if let Some(w) = incomplete_kept(s, newest_complete.as_ref(), cutoff, min_age) {
+                why.push(w);
             }
-            let entry = (s.id.clone(), why.join(", "));
             if why.is_empty() {
-                let reason = if s.complete {
-                    match kind {
-                        SnapshotKind::Regular => format!("beyond keep_last = {}", policy.keep_last),
-                        SnapshotKind::Daily => "beyond keep_daily/keep_weekly/keep_monthly".into(),
-                    }
-                } else {
-                    "incomplete, older than the newest complete snapshot".into()
-                };
-                plan.remove.push((s.id.clone(), reason));
+                plan.remove
+                    .push((s.id.clone(), removal_reason(s, kind, policy)));
             } else {
-                plan.keep.push(entry);
+                plan.keep.push((s.id.clone(), why.join(", ")));
             }
         }
     }
     plan.keep.sort_by(|a, b| a.0.cmp(&b.0));
     plan.remove.sort_by(|a, b| a.0.cmp(&b.0));
     plan
+}
+
+/// The buckets of a series under `policy`: `keep_last` for the regular one;
+/// `keep_daily`, `keep_weekly`, `keep_monthly` for the daily one.
+fn buckets(kind: SnapshotKind, policy: &Retention) -> Vec<Bucket> {
+    match kind {
+        SnapshotKind::Regular => vec![(policy.keep_last, each as fn(&SnapshotId) -> String)],
+        SnapshotKind::Daily => vec![
+            (policy.keep_daily, day as fn(&SnapshotId) -> String),
+            (policy.keep_weekly, week),
+            (policy.keep_monthly, month),
+        ],
+    }
+    .into_iter()
+    .map(|(left, period)| Bucket {
+        left,
+        period,
+        last: None,
+    })
+    .collect()
+}
+
+/// Counts the complete snapshot `id` in every bucket with room left whose period
+/// it opens (the walk is newest first), adding each reason to `why`: `last N of
+/// keep_last` for the regular series (`n_last` counts them), the period's name
+/// for the daily one.
+fn count_in_buckets(
+    buckets: &mut [Bucket],
+    id: &SnapshotId,
+    kind: SnapshotKind,
+    policy: &Retention,
+    n_last: &mut u32,
+    why: &mut Vec<String>,
+) {
+    for b in buckets {
+        if b.left == 0 {
+            continue;
+        }
+        let p = (b.period)(id);
+        if b.last.as_ref() != Some(&p) {
+            b.left -= 1;
+            if kind == SnapshotKind::Regular {
+                *n_last += 1;
+                why.push(format!("last {n_last} of {}", policy.keep_last));
+            } else {
+                why.push(p.clone());
+            }
+            b.last = Some(p);
+        }
+    }
+}
+
+/// Why the incomplete snapshot `s` stays, if it does: there is no complete one
+/// yet, it is newer than the newest complete one, or younger than `min_age`
+/// (`cutoff`, in Unix seconds).
+fn incomplete_kept(
+    s: &SnapshotInfo,
+    newest_complete: Option<&SnapshotId>,
+    cutoff: i64,
+    min_age: Duration,
+) -> Option<String> {
+    match newest_complete {
+        None => Some("incomplete, no complete snapshot yet".into()),
+        Some(n) if s.id > *n => {
+            Some("incomplete, newer than the newest complete one (being written?)".into())
+        }
+        Some(_) if time::unix_secs(s.time) > cutoff => {
+            Some(format!("incomplete, younger than {}s", min_age.as_secs()))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Why `s`, kept for no reason, is removed.
+fn removal_reason(s: &SnapshotInfo, kind: SnapshotKind, policy: &Retention) -> String {
+    if s.complete {
+        match kind {
+            SnapshotKind::Regular => format!("beyond keep_last = {}", policy.keep_last),
+            SnapshotKind::Daily => "beyond keep_daily/keep_weekly/keep_monthly".into(),
+        }
+    } else {
+        "incomplete, older than the newest complete snapshot".into()
+    }
 }
 
 #[cfg(test)]

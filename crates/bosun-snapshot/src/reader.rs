@@ -539,6 +539,52 @@ impl Verifying {
         }
         Ok(())
     }
+
+    /// The stream was read to its end (`drained`: how the rest of the stored bytes
+    /// read): a source failure is a read error; otherwise the stored bytes are
+    /// checked first (damage explains a decoding failure), then the decoded ones.
+    fn finish(&mut self, drained: io::Result<()>) -> io::Result<()> {
+        let decode_error = self.decode_error.take();
+        let source_failed = self.stored.lock().expect("poisoned").failed;
+        // The source itself failed (the network, the store): a read error,
+        // not damage, whatever the stored bytes so far look like.
+        let source_error = match (&drained, &decode_error) {
+            (_, Some(e)) | (Err(e), None) => Some(e),
+            (Ok(()), None) => None,
+        };
+        if let (Some(e), true) = (source_error, source_failed) {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "reading item '{}' of snapshot {}: {e}",
+                    self.item.name, self.snapshot
+                ),
+            ));
+        }
+        // Damaged stored bytes explain any decoding failure: say so first.
+        let failure = drained
+            .err()
+            .or(decode_error
+                .as_ref()
+                .map(|e| io::Error::new(e.kind(), e.to_string())))
+            .map(|e| e.to_string());
+        self.check_stored(failure)?;
+        if let Some(e) = decode_error {
+            return Err(
+                self.integrity(format!("the stored bytes match but do not decompress: {e}"))
+            );
+        }
+        self.check_raw()?;
+        tracing::info!(
+            snapshot = %self.snapshot,
+            item = %self.item.name,
+            bytes = self.item.raw_size,
+            "{} {}: verified",
+            self.action,
+            self.item.name
+        );
+        Ok(())
+    }
 }
 
 impl AsyncRead for Verifying {
@@ -557,46 +603,7 @@ impl AsyncRead for Verifying {
                         Poll::Ready(r) => r,
                     };
                     this.state = State::Done;
-                    let decode_error = this.decode_error.take();
-                    let source_failed = this.stored.lock().expect("poisoned").failed;
-                    // The source itself failed (the network, the store): a read error,
-                    // not damage, whatever the stored bytes so far look like.
-                    let source_error = match (&drained, &decode_error) {
-                        (_, Some(e)) | (Err(e), None) => Some(e),
-                        (Ok(()), None) => None,
-                    };
-                    if let (Some(e), true) = (source_error, source_failed) {
-                        return Poll::Ready(Err(io::Error::new(
-                            e.kind(),
-                            format!(
-                                "reading item '{}' of snapshot {}: {e}",
-                                this.item.name, this.snapshot
-                            ),
-                        )));
-                    }
-                    // Damaged stored bytes explain any decoding failure: say so first.
-                    let failure = drained
-                        .err()
-                        .or(decode_error
-                            .as_ref()
-                            .map(|e| io::Error::new(e.kind(), e.to_string())))
-                        .map(|e| e.to_string());
-                    this.check_stored(failure)?;
-                    if let Some(e) = decode_error {
-                        return Poll::Ready(Err(this.integrity(format!(
-                            "the stored bytes match but do not decompress: {e}"
-                        ))));
-                    }
-                    this.check_raw()?;
-                    tracing::info!(
-                        snapshot = %this.snapshot,
-                        item = %this.item.name,
-                        bytes = this.item.raw_size,
-                        "{} {}: verified",
-                        this.action,
-                        this.item.name
-                    );
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(this.finish(drained));
                 }
                 State::Reading => {
                     let before = buf.filled().len();

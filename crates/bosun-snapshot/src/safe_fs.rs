@@ -133,24 +133,7 @@ fn check_link(
 /// when missing and `create_parents`), and symlinks are followed only when trusted (see
 /// the module). The last component may be anything or absent.
 pub(crate) fn locate(path: &Path, create_parents: bool) -> io::Result<Located> {
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} contains `..`: use the real path", path.display()),
-        ));
-    }
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    };
-    let mut todo = names_of(&abs);
-    if todo.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}: not a file or directory below /", path.display()),
-        ));
-    }
+    let mut todo = names_to_walk(path)?;
     let mut followed = Vec::new();
     'walk: loop {
         let root = Path::new("/");
@@ -179,15 +162,7 @@ pub(crate) fn locate(path: &Path, create_parents: bool) -> io::Result<Located> {
                     return Err(at_path(path, Errno::LOOP));
                 }
                 // Restart from `/` with the link's target in place of the link.
-                let mut next = names_of(&here.join(&target));
-                next.extend(todo.drain(..));
-                todo = next;
-                if todo.is_empty() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("{} leads to /", path.display()),
-                    ));
-                }
+                todo = splice_link(&here.join(&target), todo, path)?;
                 continue 'walk;
             }
             if todo.is_empty() {
@@ -199,26 +174,78 @@ pub(crate) fn locate(path: &Path, create_parents: bool) -> io::Result<Located> {
                     followed,
                 });
             }
-            match stat {
-                Some(st) if kind(&st) == FileType::Directory => {}
-                Some(_) => {
-                    return Err(at_path(&full, Errno::NOTDIR));
-                }
-                None if create_parents => {
-                    match rfs::mkdirat(&dir, &name, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(at_path(&full, e)),
-                    }
-                }
-                None => return Err(at_path(&full, Errno::NOENT)),
-            }
-            // O_NOFOLLOW: a directory swapped for a link since the stat fails here.
-            dir = open_dir_at(dir.as_fd(), &name).map_err(|e| at_path(&full, e))?;
+            dir = descend(dir.as_fd(), &name, &full, stat, create_parents)?;
             chain_trusted = chain_trusted && trusted_dir(&rfs::fstat(&dir)?);
             here = full;
         }
         unreachable!("the walk returns at its last component");
     }
+}
+
+/// The names from `/` to `path` (made absolute from the working directory);
+/// refused when it holds `..` or is `/` itself.
+fn names_to_walk(path: &Path) -> io::Result<VecDeque<OsString>> {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} contains `..`: use the real path", path.display()),
+        ));
+    }
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let todo = names_of(&abs);
+    if todo.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a file or directory below /", path.display()),
+        ));
+    }
+    Ok(todo)
+}
+
+/// The names left to walk after a link to `target` (absolute): the target's,
+/// then the `rest`. Refused when that leads to `/` itself (`path` in the message).
+fn splice_link(
+    target: &Path,
+    rest: VecDeque<OsString>,
+    path: &Path,
+) -> io::Result<VecDeque<OsString>> {
+    let mut next = names_of(target);
+    next.extend(rest);
+    if next.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} leads to /", path.display()),
+        ));
+    }
+    Ok(next)
+}
+
+/// Opens the directory `name` in `dir` (`full` is its path; `stat` what the walk
+/// saw there), creating it first when it is missing and `create_parents`.
+fn descend(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    full: &Path,
+    stat: Option<rfs::Stat>,
+    create_parents: bool,
+) -> io::Result<OwnedFd> {
+    match stat {
+        Some(st) if kind(&st) == FileType::Directory => {}
+        Some(_) => {
+            return Err(at_path(full, Errno::NOTDIR));
+        }
+        None if create_parents => match rfs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(at_path(full, e)),
+        },
+        None => return Err(at_path(full, Errno::NOENT)),
+    }
+    // O_NOFOLLOW: a directory swapped for a link since the stat fails here.
+    open_dir_at(dir, name).map_err(|e| at_path(full, e))
 }
 
 /// The names in a directory (without `.` and `..`), sorted.

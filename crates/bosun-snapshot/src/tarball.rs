@@ -122,6 +122,9 @@ enum Appended {
     Changed,
 }
 
+/// One attempt at appending `name` in `dir` as `arc` (`shown` in messages), by
+/// what it is now: a symlink, a regular file, or a directory with everything
+/// below it; sockets, fifos and devices are skipped with a warning.
 fn append_once<W: Write>(
     b: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
@@ -129,84 +132,117 @@ fn append_once<W: Write>(
     arc: &Path,
     shown: &Path,
 ) -> io::Result<Appended> {
-    let ctx = |e: io::Error| safe_fs::at_path(shown, e);
     let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         // Deleted while we walked: nothing to keep.
         Err(Errno::NOENT) => return Ok(Appended::Gone),
+        Err(e) => return Err(safe_fs::at_path(shown, e)),
+    };
+    match kind(&st) {
+        FileType::Symlink => append_symlink(b, dir, name, &st, arc, shown),
+        FileType::RegularFile => append_file(b, dir, name, arc, shown),
+        FileType::Directory => append_dir(b, dir, name, arc, shown),
+        _ => {
+            tracing::warn!(path = %shown.display(), "skipping a socket, fifo or device file in a backup");
+            Ok(Appended::Done)
+        }
+    }
+}
+
+/// The symlink `name` (stat `st`) with its target as it reads now.
+fn append_symlink<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &rfs::Stat,
+    arc: &Path,
+    shown: &Path,
+) -> io::Result<Appended> {
+    let ctx = |e: io::Error| safe_fs::at_path(shown, e);
+    let target = match rfs::readlinkat(dir, name, Vec::new()) {
+        Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
+        Err(Errno::NOENT | Errno::INVAL) => return Ok(Appended::Changed),
         Err(e) => return Err(ctx(e.into())),
     };
-    let open = |flags: OFlags| match rfs::openat(
+    let mut h = header_for(st, tar::EntryType::Symlink);
+    b.append_link(&mut h, arc, target).map_err(ctx)?;
+    Ok(Appended::Done)
+}
+
+/// The regular file `name`, opened without following links and checked again
+/// once open; exactly the size it had then (zeros if it shrank meanwhile).
+fn append_file<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    arc: &Path,
+    shown: &Path,
+) -> io::Result<Appended> {
+    let ctx = |e: io::Error| safe_fs::at_path(shown, e);
+    // O_NONBLOCK: a fifo swapped in since the stat must not block the open.
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+    let fd = match rfs::openat(
         dir,
         name,
         flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     ) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => Ok(None),
-        Err(e) => Err(ctx(e.into())),
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => return Ok(Appended::Changed),
+        Err(e) => return Err(ctx(e.into())),
     };
-    match kind(&st) {
-        FileType::Symlink => {
-            let target = match rfs::readlinkat(dir, name, Vec::new()) {
-                Ok(t) => PathBuf::from(OsString::from_vec(t.into_bytes())),
-                Err(Errno::NOENT | Errno::INVAL) => return Ok(Appended::Changed),
-                Err(e) => return Err(ctx(e.into())),
-            };
-            let mut h = header_for(&st, tar::EntryType::Symlink);
-            b.append_link(&mut h, arc, target).map_err(ctx)?;
+    let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
+    if kind(&st) != FileType::RegularFile {
+        return Ok(Appended::Changed);
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let mut h = header_for(&st, tar::EntryType::Regular);
+    h.set_size(size);
+    let mut body = Exact {
+        inner: fs::File::from(fd).take(size),
+        remaining: size,
+        padded: false,
+    };
+    b.append_data(&mut h, arc, &mut body).map_err(ctx)?;
+    if body.padded {
+        tracing::warn!(path = %shown.display(), "file shrank while it was archived; padded with zeros");
+    }
+    Ok(Appended::Done)
+}
+
+/// The directory `name`, opened without following links, then each of its
+/// entries (recursively, through [`append`]).
+fn append_dir<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    arc: &Path,
+    shown: &Path,
+) -> io::Result<Appended> {
+    let ctx = |e: io::Error| safe_fs::at_path(shown, e);
+    let fd = match open_dir_at(dir, name) {
+        Ok(fd) => fd,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+            ) =>
+        {
+            return Ok(Appended::Changed)
         }
-        FileType::RegularFile => {
-            // O_NONBLOCK: a fifo swapped in since the stat must not block the open.
-            let Some(fd) = open(OFlags::RDONLY | OFlags::NONBLOCK)? else {
-                return Ok(Appended::Changed);
-            };
-            let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
-            if kind(&st) != FileType::RegularFile {
-                return Ok(Appended::Changed);
-            }
-            let size = u64::try_from(st.st_size).unwrap_or(0);
-            let mut h = header_for(&st, tar::EntryType::Regular);
-            h.set_size(size);
-            let mut body = Exact {
-                inner: fs::File::from(fd).take(size),
-                remaining: size,
-                padded: false,
-            };
-            b.append_data(&mut h, arc, &mut body).map_err(ctx)?;
-            if body.padded {
-                tracing::warn!(path = %shown.display(), "file shrank while it was archived; padded with zeros");
-            }
-        }
-        FileType::Directory => {
-            let fd = match open_dir_at(dir, name) {
-                Ok(fd) => fd,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
-                    ) =>
-                {
-                    return Ok(Appended::Changed)
-                }
-                Err(e) => return Err(ctx(e)),
-            };
-            let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
-            let mut h = header_for(&st, tar::EntryType::Directory);
-            b.append_data(&mut h, arc, io::empty()).map_err(ctx)?;
-            for child in safe_fs::list_names(fd.as_fd()).map_err(ctx)? {
-                append(
-                    b,
-                    fd.as_fd(),
-                    &child,
-                    &arc.join(&child),
-                    &shown.join(&child),
-                )?;
-            }
-        }
-        _ => {
-            tracing::warn!(path = %shown.display(), "skipping a socket, fifo or device file in a backup");
-        }
+        Err(e) => return Err(ctx(e)),
+    };
+    let st = rfs::fstat(&fd).map_err(|e| ctx(e.into()))?;
+    let mut h = header_for(&st, tar::EntryType::Directory);
+    b.append_data(&mut h, arc, io::empty()).map_err(ctx)?;
+    for child in safe_fs::list_names(fd.as_fd()).map_err(ctx)? {
+        append(
+            b,
+            fd.as_fd(),
+            &child,
+            &arc.join(&child),
+            &shown.join(&child),
+        )?;
     }
     Ok(Appended::Done)
 }

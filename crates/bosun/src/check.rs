@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use bosun_config::{Config, Env, Plan, UnitKind};
+use bosun_config::{Config, Env, Plan, PlannedUnit, Unit, UnitKind};
 
 /// Runs the check; returns 0 when the config is valid, 2 when not. `origin`:
 /// also list where each value was set.
@@ -75,6 +75,25 @@ pub fn render(file: &Config, plan: &Plan) -> String {
     use std::fmt::Write;
     let config = &file.instantiated(&Default::default());
     let mut out = String::new();
+    render_header(&mut out, config, plan);
+    render_units(&mut out, config, plan);
+    render_waves(&mut out, config, plan);
+    render_fleet(&mut out, config);
+    if let Some(snap) = &config.snapshot {
+        render_snapshot(&mut out, config, plan, snap);
+    }
+    render_totals(&mut out, config, plan);
+    let _ = writeln!(
+        out,
+        "\n# interpolated config (secrets redacted)\n{}",
+        file.to_redacted_toml()
+    );
+    out
+}
+
+/// The `config:` line (its files, overlays joined by ` + `) and the `roles:` line.
+fn render_header(out: &mut String, config: &Config, plan: &Plan) {
+    use std::fmt::Write;
     let files: Vec<String> = config
         .sources
         .iter()
@@ -94,37 +113,17 @@ pub fn render(file: &Config, plan: &Plan) -> String {
         plan.roles_expr,
         plan.roles.join(", ")
     );
+}
+
+/// The active units, one line each, then the inactive ones with why.
+fn render_units(out: &mut String, config: &Config, plan: &Plan) {
+    use std::fmt::Write;
     let _ = writeln!(out, "\nactive units ({}):", plan.units.len());
     for p in &plan.units {
         let Some(u) = config.units.get(&p.name) else {
             continue;
         };
-        let mut line = format!("  {:<20} {:<8} {}", p.name, u.kind.as_str(), p.reason);
-        if !p.deps.is_empty() {
-            let _ = write!(line, "; after {}", p.deps.join(", "));
-        }
-        if u.essential {
-            line.push_str("; essential");
-        }
-        if u.singleton {
-            line.push_str("; singleton");
-        }
-        if u.on_demand {
-            let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
-        }
-        if let Some(s) = &u.schedule {
-            let next = s
-                .next_after(std::time::SystemTime::now())
-                .map(|t| s.local_time(t))
-                .unwrap_or_else(|| "never".into());
-            let _ = write!(
-                line,
-                "; schedule {:?} ({}), next {next}",
-                s.expr(),
-                s.timezone()
-            );
-        }
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", unit_line(p, u));
     }
     if !plan.inactive.is_empty() {
         let _ = writeln!(out, "\ninactive units ({}):", plan.inactive.len());
@@ -132,6 +131,44 @@ pub fn render(file: &Config, plan: &Plan) -> String {
             let _ = writeln!(out, "  {name:<20} {why}");
         }
     }
+}
+
+/// One active unit: name, kind, why it is active, then its dependencies and
+/// traits (essential, singleton, on demand, schedule with its next run).
+fn unit_line(p: &PlannedUnit, u: &Unit) -> String {
+    use std::fmt::Write;
+    let mut line = format!("  {:<20} {:<8} {}", p.name, u.kind.as_str(), p.reason);
+    if !p.deps.is_empty() {
+        let _ = write!(line, "; after {}", p.deps.join(", "));
+    }
+    if u.essential {
+        line.push_str("; essential");
+    }
+    if u.singleton {
+        line.push_str("; singleton");
+    }
+    if u.on_demand {
+        let _ = write!(line, "; on demand (bosun ctl run {})", p.name);
+    }
+    if let Some(s) = &u.schedule {
+        let next = s
+            .next_after(std::time::SystemTime::now())
+            .map(|t| s.local_time(t))
+            .unwrap_or_else(|| "never".into());
+        let _ = write!(
+            line,
+            "; schedule {:?} ({}), next {next}",
+            s.expr(),
+            s.timezone()
+        );
+    }
+    line
+}
+
+/// The start and stop waves, and the worst-case stop against `stop_budget`
+/// (with a warning when it does not fit).
+fn render_waves(out: &mut String, config: &Config, plan: &Plan) {
+    use std::fmt::Write;
     let _ = writeln!(out, "\nstart waves:");
     for (i, w) in plan.start_waves.iter().enumerate() {
         let _ = writeln!(out, "  {}: {}", i + 1, w.join(", "));
@@ -153,6 +190,11 @@ pub fn render(file: &Config, plan: &Plan) -> String {
             plan.worst_case_stop, budget
         );
     }
+}
+
+/// The `fleet:` line (database with its password masked), when there is a `[fleet]`.
+fn render_fleet(out: &mut String, config: &Config) {
+    use std::fmt::Write;
     if let Some(f) = crate::fleet::settings(config) {
         let _ = writeln!(
             out,
@@ -164,9 +206,11 @@ pub fn render(file: &Config, plan: &Plan) -> String {
             f.renew_every
         );
     }
-    if let Some(snap) = &config.snapshot {
-        render_snapshot(&mut out, config, plan, snap);
-    }
+}
+
+/// How many services and tasks are active, then the config's warnings.
+fn render_totals(out: &mut String, config: &Config, plan: &Plan) {
+    use std::fmt::Write;
     let tasks = plan
         .units
         .iter()
@@ -186,12 +230,6 @@ pub fn render(file: &Config, plan: &Plan) -> String {
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let _ = writeln!(
-        out,
-        "\n# interpolated config (secrets redacted)\n{}",
-        file.to_redacted_toml()
-    );
-    out
 }
 
 /// What a snapshot will hold, and whether the last measured backup fits the budget.
@@ -202,7 +240,6 @@ fn render_snapshot(
     snap: &bosun_config::SnapshotConfig,
 ) {
     use std::fmt::Write;
-    let budget = config.bosun.stop_budget;
     let _ = writeln!(out, "\nsnapshot: {}", config.redact(&snap.store));
     for p in &plan.units {
         if let Some(b) = config.units.get(&p.name).and_then(|u| u.backup.as_ref()) {
@@ -239,6 +276,24 @@ fn render_snapshot(
             );
         }
     }
+    render_encryption(out, snap);
+    if snap.verify_after_commit {
+        let _ = writeln!(
+            out,
+            "  every snapshot is read back and verified after its commit"
+        );
+    }
+    let _ = writeln!(out, "  retention (after every commit):");
+    for line in retention.describe() {
+        let _ = writeln!(out, "    {line}");
+    }
+    render_last_backup(out, config);
+}
+
+/// Whom new snapshots are encrypted to and what restores decrypt with; a warning
+/// when the keys asked for cannot be read.
+fn render_encryption(out: &mut String, snap: &bosun_config::SnapshotConfig) {
+    use std::fmt::Write;
     match crate::keeper::keys(snap) {
         Ok((Some(r), ids)) => {
             let _ = writeln!(
@@ -268,16 +323,13 @@ fn render_snapshot(
             );
         }
     }
-    if snap.verify_after_commit {
-        let _ = writeln!(
-            out,
-            "  every snapshot is read back and verified after its commit"
-        );
-    }
-    let _ = writeln!(out, "  retention (after every commit):");
-    for line in retention.describe() {
-        let _ = writeln!(out, "    {line}");
-    }
+}
+
+/// How long the last stop's backup took (from `state_dir`), with a warning when
+/// it takes more than 80 % of `stop_budget`.
+fn render_last_backup(out: &mut String, config: &Config) {
+    use std::fmt::Write;
+    let budget = config.bosun.stop_budget;
     if let Some(took) = crate::keeper::last_stop_backup(&config.bosun.state_dir) {
         let _ = writeln!(out, "  last stop backup took {took:.1?}");
         if took > budget.mul_f64(0.8) {

@@ -291,65 +291,99 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             env!("CARGO_PKG_VERSION"),
             path
         );
-        let hook_runner = config
-            .hooks
-            .as_ref()
-            .map(|h| hooks::HookRunner::start(h, reaper.clone(), config.secrets.clone()));
-        let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!("boot failed: {e}");
-                if let Some(r) = &hook_runner {
-                    report_boot_failure(r, format!("boot failed: {e}"), config.bosun.stop_budget)
-                        .await;
-                }
-                return 1;
-            }
-        };
-        let hooks = keeper
-            .clone()
-            .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
-        let settings = config.bosun.clone();
-        let fleet = match fleet::start(&runtime, &plan) {
-            Ok(f) => f,
-            Err(errors) => {
-                for e in errors {
-                    tracing::error!("{}: {e}", path);
-                }
-                return 2;
-            }
-        };
-        let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
-        if let Some(r) = hook_runner {
-            supervisor.set_events(r);
-        }
-        let fleet = fleet.map(|(fleet, commands, permits)| {
-            supervisor.set_permits(permits);
-            commands.serve(handle.clone(), fleet.clone());
-            fleet
-        });
-        if let Some(k) = &keeper {
-            k.attach(&handle);
-        }
-        let snapshots = keeper
-            .clone()
-            .map(|k| k as std::sync::Arc<dyn api::snapshots::Snapshots>);
-        let api = match api::serve(handle.clone(), &settings, snapshots, fleet.clone()).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("control API: {e}");
-                return 1;
-            }
-        };
-        let code = supervisor.run(&mut signals).await;
-        // Every unit (the singletons too) is down: leave the fleet, releasing the
-        // leases so that another peer takes over at once.
-        if let Some(f) = &fleet {
-            f.handle.shutdown().await;
-            tracing::info!("fleet: left");
-        }
-        api.shutdown().await;
-        tracing::info!("bosun exits with code {code}");
-        code
+        supervise(config, runtime, plan, reaper, &path, &mut signals).await
     })
+}
+
+/// The boot proper, once the config is [`planned`] (`runtime`, `plan`) and bosun
+/// is the subreaper: the hooks, the snapshot keeper (which restores), the fleet, the supervisor and the
+/// control API; runs until the stop is over, then leaves the fleet and closes the
+/// API. Returns the exit code.
+async fn supervise(
+    config: bosun_config::Config,
+    runtime: bosun_config::Config,
+    plan: bosun_config::Plan,
+    reaper: bosun_core::reaper::Reaper,
+    path: &str,
+    signals: &mut bosun_core::signals::Signals,
+) -> i32 {
+    let hook_runner = config
+        .hooks
+        .as_ref()
+        .map(|h| hooks::HookRunner::start(h, reaper.clone(), config.secrets.clone()));
+    let keeper = match keeper::Keeper::new(&runtime, &plan, reaper.clone()).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("boot failed: {e}");
+            if let Some(r) = &hook_runner {
+                report_boot_failure(r, format!("boot failed: {e}"), config.bosun.stop_budget).await;
+            }
+            return 1;
+        }
+    };
+    let hooks = keeper
+        .clone()
+        .map(|k| k as std::sync::Arc<dyn bosun_core::DataHooks>);
+    let settings = config.bosun.clone();
+    let fleet = match fleet::start(&runtime, &plan) {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                tracing::error!("{}: {e}", path);
+            }
+            return 2;
+        }
+    };
+    let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
+    let fleet = connect(
+        &mut supervisor,
+        &handle,
+        hook_runner,
+        fleet,
+        keeper.as_ref(),
+    );
+    let snapshots = keeper
+        .clone()
+        .map(|k| k as std::sync::Arc<dyn api::snapshots::Snapshots>);
+    let api = match api::serve(handle.clone(), &settings, snapshots, fleet.clone()).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("control API: {e}");
+            return 1;
+        }
+    };
+    let code = supervisor.run(signals).await;
+    // Every unit (the singletons too) is down: leave the fleet, releasing the
+    // leases so that another peer takes over at once.
+    if let Some(f) = &fleet {
+        f.handle.shutdown().await;
+        tracing::info!("fleet: left");
+    }
+    api.shutdown().await;
+    tracing::info!("bosun exits with code {code}");
+    code
+}
+
+/// Wires the supervisor to what was started beside it, in this order: the hooks
+/// get its events, the fleet gates its singletons and serves its commands, the
+/// keeper reports through its handle. Returns the fleet, for the control API.
+fn connect(
+    supervisor: &mut bosun_core::Supervisor,
+    handle: &bosun_core::Handle,
+    hook_runner: Option<std::sync::Arc<hooks::HookRunner>>,
+    fleet: Option<(fleet::Fleet, fleet::Commands, bosun_core::lease::Permits)>,
+    keeper: Option<&std::sync::Arc<keeper::Keeper>>,
+) -> Option<fleet::Fleet> {
+    if let Some(r) = hook_runner {
+        supervisor.set_events(r);
+    }
+    let fleet = fleet.map(|(fleet, commands, permits)| {
+        supervisor.set_permits(permits);
+        commands.serve(handle.clone(), fleet.clone());
+        fleet
+    });
+    if let Some(k) = keeper {
+        k.attach(handle);
+    }
+    fleet
 }

@@ -135,6 +135,58 @@ pub struct Supervisor {
     timers: timer::Timers,
 }
 
+/// The handle of `unit` for a new runner: a fresh status and log, or, when the
+/// unit had a handle before (`previous`), its status channel and log carried on.
+fn new_handle(
+    config: &Config,
+    unit: &Unit,
+    plan: &Plan,
+    previous: Option<&UnitHandle>,
+) -> UnitHandle {
+    let fresh = initial_status(unit, plan);
+    let status = match previous {
+        Some(prev) => {
+            renew_status(&prev.status, fresh);
+            prev.status.clone()
+        }
+        None => Arc::new(watch::channel(fresh).0),
+    };
+    let log = match previous {
+        Some(prev) => prev.log.clone(),
+        None => Arc::new(UnitLog::new(
+            &unit.name,
+            unit.output,
+            config.bosun.log_buffer,
+            unit.log_file.as_ref(),
+        )),
+    };
+    UnitHandle {
+        config: Arc::new(unit.clone()),
+        status,
+        log,
+        cmd: None,
+    }
+}
+
+/// Replaces the status in `status` with `fresh`, keeping what outlives a runner:
+/// the restart count and times, the last exit and backup, the timeline, and the
+/// schedule's history.
+fn renew_status(status: &watch::Sender<UnitStatus>, fresh: UnitStatus) {
+    status.send_modify(|s| {
+        let (restarts, last_exit, last_backup) = (s.restarts, s.last_exit, s.last_backup.clone());
+        let times = std::mem::take(&mut s.restart_times_ms);
+        let timeline = std::mem::take(&mut s.timeline);
+        let old_schedule = s.schedule.take();
+        *s = fresh;
+        s.restarts = restarts;
+        s.last_exit = last_exit;
+        s.last_backup = last_backup;
+        s.restart_times_ms = times;
+        s.timeline = timeline;
+        timer::keep_history(&mut s.schedule, old_schedule);
+    });
+}
+
 /// The status of a unit that has no process yet.
 fn initial_status(unit: &Unit, plan: &Plan) -> UnitStatus {
     let active = plan.unit(&unit.name).is_some();
@@ -282,43 +334,28 @@ impl Supervisor {
                 list.push(prev.clone());
                 continue;
             }
-            let fresh = initial_status(unit, &plan);
-            let status = match previous {
-                Some(prev) => {
-                    prev.status.send_modify(|s| {
-                        let (restarts, last_exit, last_backup) =
-                            (s.restarts, s.last_exit, s.last_backup.clone());
-                        let times = std::mem::take(&mut s.restart_times_ms);
-                        let timeline = std::mem::take(&mut s.timeline);
-                        let old_schedule = s.schedule.take();
-                        *s = fresh;
-                        s.restarts = restarts;
-                        s.last_exit = last_exit;
-                        s.last_backup = last_backup;
-                        s.restart_times_ms = times;
-                        s.timeline = timeline;
-                        timer::keep_history(&mut s.schedule, old_schedule);
-                    });
-                    prev.status.clone()
-                }
-                None => Arc::new(watch::channel(fresh).0),
-            };
-            let log = match previous {
-                Some(prev) => prev.log.clone(),
-                None => Arc::new(UnitLog::new(
-                    &unit.name,
-                    unit.output,
-                    config.bosun.log_buffer,
-                    unit.log_file.as_ref(),
-                )),
-            };
-            list.push(UnitHandle {
-                config: Arc::new(unit.clone()),
-                status,
-                log,
-                cmd: None,
-            });
+            list.push(new_handle(config, unit, &plan, previous));
         }
+        let runners = self.new_runners(&mut list, &by_name, &plan, keep);
+        (
+            Units {
+                list,
+                by_name,
+                plan,
+            },
+            runners,
+        )
+    }
+
+    /// A runner for every active unit of `list` that has none yet (the kept
+    /// ones still have theirs); each handle gets its runner's command queue.
+    fn new_runners(
+        &self,
+        list: &mut [UnitHandle],
+        by_name: &HashMap<String, usize>,
+        plan: &Plan,
+        keep: &std::collections::HashSet<String>,
+    ) -> Vec<Runner> {
         let mut runners = Vec::new();
         for i in 0..list.len() {
             let name = list[i].config.name.clone();
@@ -328,45 +365,50 @@ impl Supervisor {
             if keep.contains(&name) && list[i].cmd.is_some() {
                 continue;
             }
-            let deps = planned
-                .deps
-                .iter()
-                .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
-                .collect();
-            let follow = planned
-                .deps
-                .iter()
-                .filter_map(|d| by_name.get(d).map(|&j| &list[j]))
-                .filter(|dep| dep.config.restart_dependents)
-                .map(|dep| dep.status.subscribe())
-                .collect();
-            let env = RunnerEnv {
-                reaper: self.handle.shared.reaper.clone(),
-                deps,
-                follow,
-                changed: self.changed.clone(),
-                notify_dir: self.notify_dir.clone(),
-                hooks: self.hooks.clone(),
-                permit: list[i]
-                    .config
-                    .singleton
-                    .then(|| self.permits.get(&name).cloned())
-                    .flatten(),
-                events: self.handle.shared.events.get().cloned(),
-            };
+            let env = self.runner_env(list, by_name, planned, &list[i].config);
             let u = &mut list[i];
             let (runner, tx) = Runner::new(u.config.clone(), u.log.clone(), u.status.clone(), env);
             u.cmd = Some(tx);
             runners.push(runner);
         }
-        (
-            Units {
-                list,
-                by_name,
-                plan,
-            },
-            runners,
-        )
+        runners
+    }
+
+    /// What the runner of `unit` shares with the supervisor: the status of its
+    /// dependencies (all of them, and those it follows with `restart_dependents`),
+    /// the reaper, the hooks, and its fleet permit when it is a singleton.
+    fn runner_env(
+        &self,
+        list: &[UnitHandle],
+        by_name: &HashMap<String, usize>,
+        planned: &bosun_config::PlannedUnit,
+        unit: &Unit,
+    ) -> RunnerEnv {
+        let deps = planned
+            .deps
+            .iter()
+            .filter_map(|d| by_name.get(d).map(|&j| list[j].status.subscribe()))
+            .collect();
+        let follow = planned
+            .deps
+            .iter()
+            .filter_map(|d| by_name.get(d).map(|&j| &list[j]))
+            .filter(|dep| dep.config.restart_dependents)
+            .map(|dep| dep.status.subscribe())
+            .collect();
+        RunnerEnv {
+            reaper: self.handle.shared.reaper.clone(),
+            deps,
+            follow,
+            changed: self.changed.clone(),
+            notify_dir: self.notify_dir.clone(),
+            hooks: self.hooks.clone(),
+            permit: unit
+                .singleton
+                .then(|| self.permits.get(&unit.name).cloned())
+                .flatten(),
+            events: self.handle.shared.events.get().cloned(),
+        }
     }
 
     /// The boot's restore (`DataHooks::before_boot`), with SIGTERM and `ctl shutdown`

@@ -6,6 +6,7 @@
 //! else (dependents, the orchestrator, the control API) reads that status
 //! through a `watch` channel and asks for changes with [`UnitCmd`] messages.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,17 +301,7 @@ impl Runner {
 
     /// From "asked to start" to "down" (stopped, exited or fatal).
     async fn lifecycle(&mut self) {
-        // Starting from here on: whoever waits for this run's end (`ctl run`)
-        // must not take the state before it for the end.
-        self.set(|s| {
-            s.ready = false;
-            s.runs += 1;
-            s.state = State::Starting;
-            s.detail = "starting".into();
-            if s.timeline.waiting_at_ms.is_none() {
-                s.timeline.waiting_at_ms = Some(now_ms());
-            }
-        });
+        self.mark_starting();
         if !self.wait_deps().await || !self.wait_gates().await {
             return;
         }
@@ -324,100 +315,142 @@ impl Runner {
                 return;
             }
             let outcome = self.run_once().await;
-            let (exit, ran, why) = match outcome {
-                Outcome::Stopped => return,
-                Outcome::DepRestarted(dep) => {
-                    tracing::info!(unit = %self.unit.name, "stopped: {dep} restarted (restart_dependents); starting again once it is ready");
-                    self.set(|s| s.restarts += 1);
-                    // Not its own failure: its start_limit and backoff start afresh.
-                    self.restarts.reset();
-                    if !self.wait_deps().await {
-                        return;
-                    }
-                    continue;
-                }
-                Outcome::Revoked if self.unit.schedule.is_some() => {
-                    // This run is over; the next is the schedule's, where the lease is.
-                    self.set_state(
-                        State::Stopped,
-                        "singleton: lease lost during the run; stopped",
-                    );
-                    return;
-                }
-                Outcome::Revoked => {
-                    tracing::info!(unit = %self.unit.name, "singleton stopped: its lease is no longer held here");
-                    continue;
-                }
-                Outcome::Fatal(why) => {
-                    tracing::error!(unit = %self.unit.name, "{why}");
-                    self.set_state(State::Fatal, why.to_string());
-                    return;
-                }
-                Outcome::Restart => {
-                    self.count_restart();
-                    continue;
-                }
-                Outcome::Exited { exit, ran, why } => (exit, ran, why),
-            };
-            let restart = policy::wants_restart(
-                self.unit.restart,
-                self.unit.kind,
-                exit.success(),
-                why.is_some(),
-            );
-            if !restart {
-                self.settle(exit, ran);
+            if self.after_run(outcome).await.is_break() {
                 return;
             }
-            let next = self.restarts.after_exit(
-                &self.unit.backoff,
-                &self.unit.start_limit,
-                ran,
-                Instant::now(),
-                fastrand::f64(),
-            );
-            let reason = why.unwrap_or_else(|| exit.to_string());
-            let delay = match next {
-                policy::Next::Restart(delay) => delay,
-                policy::Next::GiveUp { starts, interval } => {
-                    let msg = format!(
-                        "{starts} starts within {interval:?}, last {reason}; giving up (start_limit)"
-                    );
-                    tracing::error!(unit = %self.unit.name, "fatal: {msg}");
-                    self.set_state(State::Fatal, msg);
-                    return;
-                }
-            };
-            tracing::warn!(unit = %self.unit.name, "{reason}; restarting in {:.1?}", delay);
-            self.set(|s| {
-                s.state = State::Backoff;
-                s.detail = format!("{reason}; restarting in {delay:.1?}");
-                // Its followers (`restart_dependents`) stop on this.
-                s.own_restarts += 1;
-            });
-            let wake = Instant::now() + delay;
-            // A zero delay must not go through the timer: it fires on the next
-            // millisecond tick at the earliest.
-            while !delay.is_zero() {
-                tokio::select! {
-                    _ = sleep_until(wake) => break,
-                    cmd = self.cmds.recv() => match cmd {
-                        None => return,
-                        Some(UnitCmd::Stop { done, .. }) => {
-                            self.set_state(State::Stopped, "stopped during backoff");
-                            let _ = done.send(StopReport::default());
-                            return;
-                        }
-                        Some(UnitCmd::Start(r)) | Some(UnitCmd::Restart(r)) => {
-                            answer(r, Ok(format!("{} restarting now", self.unit.name)));
-                            break;
-                        }
-                        Some(UnitCmd::Signal(_, r)) => answer(r, Err(UnitError::InBackoff(self.unit.name.clone()))),
-                    }
+        }
+    }
+
+    /// Starting from here on: whoever waits for this run's end (`ctl run`) must
+    /// not take the state before it for the end.
+    fn mark_starting(&self) {
+        self.set(|s| {
+            s.ready = false;
+            s.runs += 1;
+            s.state = State::Starting;
+            s.detail = "starting".into();
+            if s.timeline.waiting_at_ms.is_none() {
+                s.timeline.waiting_at_ms = Some(now_ms());
+            }
+        });
+    }
+
+    /// What follows one run: start again (`Continue`) or be down (`Break`).
+    async fn after_run(&mut self, outcome: Outcome) -> ControlFlow<()> {
+        match outcome {
+            Outcome::Stopped => ControlFlow::Break(()),
+            Outcome::DepRestarted(dep) => {
+                tracing::info!(unit = %self.unit.name, "stopped: {dep} restarted (restart_dependents); starting again once it is ready");
+                self.set(|s| s.restarts += 1);
+                // Not its own failure: its start_limit and backoff start afresh.
+                self.restarts.reset();
+                if self.wait_deps().await {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
                 }
             }
-            self.count_restart();
+            Outcome::Revoked if self.unit.schedule.is_some() => {
+                // This run is over; the next is the schedule's, where the lease is.
+                self.set_state(
+                    State::Stopped,
+                    "singleton: lease lost during the run; stopped",
+                );
+                ControlFlow::Break(())
+            }
+            Outcome::Revoked => {
+                tracing::info!(unit = %self.unit.name, "singleton stopped: its lease is no longer held here");
+                ControlFlow::Continue(())
+            }
+            Outcome::Fatal(why) => {
+                tracing::error!(unit = %self.unit.name, "{why}");
+                self.set_state(State::Fatal, why.to_string());
+                ControlFlow::Break(())
+            }
+            Outcome::Restart => {
+                self.count_restart();
+                ControlFlow::Continue(())
+            }
+            Outcome::Exited { exit, ran, why } => match self.restart_delay(exit, ran, why) {
+                Some((delay, reason)) => self.back_off(delay, &reason).await,
+                None => ControlFlow::Break(()),
+            },
         }
+    }
+
+    /// After an exit of its own (`why` is set when a health check killed it): the
+    /// delay before the next start and the reason to show, or `None` once the unit
+    /// has settled (no restart wanted) or gone fatal (`start_limit`).
+    fn restart_delay(
+        &mut self,
+        exit: Exit,
+        ran: Duration,
+        why: Option<String>,
+    ) -> Option<(Duration, String)> {
+        let restart = policy::wants_restart(
+            self.unit.restart,
+            self.unit.kind,
+            exit.success(),
+            why.is_some(),
+        );
+        if !restart {
+            self.settle(exit, ran);
+            return None;
+        }
+        let next = self.restarts.after_exit(
+            &self.unit.backoff,
+            &self.unit.start_limit,
+            ran,
+            Instant::now(),
+            fastrand::f64(),
+        );
+        let reason = why.unwrap_or_else(|| exit.to_string());
+        match next {
+            policy::Next::Restart(delay) => Some((delay, reason)),
+            policy::Next::GiveUp { starts, interval } => {
+                let msg = format!(
+                    "{starts} starts within {interval:?}, last {reason}; giving up (start_limit)"
+                );
+                tracing::error!(unit = %self.unit.name, "fatal: {msg}");
+                self.set_state(State::Fatal, msg);
+                None
+            }
+        }
+    }
+
+    /// In backoff for `delay`, answering commands meanwhile (a stop ends it, a
+    /// start or restart cuts it short); then one more restart is counted.
+    async fn back_off(&mut self, delay: Duration, reason: &str) -> ControlFlow<()> {
+        tracing::warn!(unit = %self.unit.name, "{reason}; restarting in {:.1?}", delay);
+        self.set(|s| {
+            s.state = State::Backoff;
+            s.detail = format!("{reason}; restarting in {delay:.1?}");
+            // Its followers (`restart_dependents`) stop on this.
+            s.own_restarts += 1;
+        });
+        let wake = Instant::now() + delay;
+        // A zero delay must not go through the timer: it fires on the next
+        // millisecond tick at the earliest.
+        while !delay.is_zero() {
+            tokio::select! {
+                _ = sleep_until(wake) => break,
+                cmd = self.cmds.recv() => match cmd {
+                    None => return ControlFlow::Break(()),
+                    Some(UnitCmd::Stop { done, .. }) => {
+                        self.set_state(State::Stopped, "stopped during backoff");
+                        let _ = done.send(StopReport::default());
+                        return ControlFlow::Break(());
+                    }
+                    Some(UnitCmd::Start(r)) | Some(UnitCmd::Restart(r)) => {
+                        answer(r, Ok(format!("{} restarting now", self.unit.name)));
+                        break;
+                    }
+                    Some(UnitCmd::Signal(_, r)) => answer(r, Err(UnitError::InBackoff(self.unit.name.clone()))),
+                }
+            }
+        }
+        self.count_restart();
+        ControlFlow::Continue(())
     }
 
     /// The final state of a unit that is not restarted after `exit`.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_core::status::now_ms;
+use bosun_core::supervisor::RunOutcome;
 use bosun_core::{ActError, Action};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -24,6 +25,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::body::Body;
 use super::error::{act_status, ApiError};
@@ -303,69 +305,11 @@ async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError
         return Err(ActError::NotOnDemand(task.to_string()).into());
     }
     // Subscribed before the start, so no line of this run is missed.
-    let (_, mut live) = unit.log.tail(Some(0));
+    let (_, live) = unit.log.tail(Some(0));
     let run = ctx.handle.start_run(task).await?;
     let run = tokio::spawn(run.wait());
     let (tx, rx) = mpsc::channel(16);
-    let stopping = ctx.stopping.clone();
-    tokio::spawn(async move {
-        let mut run = run;
-        let send = |line: &LogLine| {
-            let mut one = Vec::new();
-            push_json_line(&mut one, &RunEvent::Line(line.clone()));
-            Bytes::from(one)
-        };
-        let outcome = loop {
-            tokio::select! {
-                // Lines first: a line already queued goes out before the end.
-                biased;
-                l = live.recv() => match l {
-                    Ok(line) => {
-                        if tx.send(send(&line)).await.is_err() {
-                            // The client left; the task goes on to its end.
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => {}
-                },
-                r = &mut run => break r,
-                _ = stopping.cancelled() => return,
-            }
-        };
-        // The exit can be reaped before the output pump has read the pipe to its end:
-        // lines still come for a moment after it. Pass them on until the output is
-        // quiet for 200 ms (at most 2 s).
-        let until = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Ok(Ok(line)) = tokio::time::timeout(
-            Duration::from_millis(200)
-                .min(until.saturating_duration_since(tokio::time::Instant::now())),
-            live.recv(),
-        )
-        .await
-        {
-            if tx.send(send(&line)).await.is_err() {
-                return;
-            }
-        }
-        let done = match outcome {
-            Ok(Ok(o)) => RunEvent::Done {
-                exit_code: o.exit_code,
-                detail: o.detail,
-            },
-            Ok(Err(e)) => RunEvent::Done {
-                exit_code: 1,
-                detail: e.to_string(),
-            },
-            Err(e) => RunEvent::Done {
-                exit_code: 1,
-                detail: format!("the run was lost: {e}"),
-            },
-        };
-        let mut one = Vec::new();
-        push_json_line(&mut one, &done);
-        let _ = tx.send(Bytes::from(one)).await;
-    });
+    tokio::spawn(stream_run(run, live, tx, ctx.stopping.clone()));
     let mut r = Response::new(Body::Stream(rx));
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -374,6 +318,78 @@ async fn unit_run(ctx: &Arc<Ctx>, task: &str) -> Result<Response<Body>, ApiError
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// The body of a `run` answer, into `tx`: the output lines of `run` as they
+/// come (`live`), then, once its output is quiet, its `RunEvent::Done`. Ends
+/// early when the client leaves (the task goes on) or bosun stops.
+async fn stream_run(
+    mut run: tokio::task::JoinHandle<Result<RunOutcome, ActError>>,
+    mut live: broadcast::Receiver<Arc<LogLine>>,
+    tx: mpsc::Sender<Bytes>,
+    stopping: CancellationToken,
+) {
+    let outcome = loop {
+        tokio::select! {
+            // Lines first: a line already queued goes out before the end.
+            biased;
+            l = live.recv() => match l {
+                Ok(line) => {
+                    if tx.send(run_line(&line)).await.is_err() {
+                        // The client left; the task goes on to its end.
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {}
+            },
+            r = &mut run => break r,
+            _ = stopping.cancelled() => return,
+        }
+    };
+    // The exit can be reaped before the output pump has read the pipe to its end:
+    // lines still come for a moment after it. Pass them on until the output is
+    // quiet for 200 ms (at most 2 s).
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(line)) = tokio::time::timeout(
+        Duration::from_millis(200)
+            .min(until.saturating_duration_since(tokio::time::Instant::now())),
+        live.recv(),
+    )
+    .await
+    {
+        if tx.send(run_line(&line)).await.is_err() {
+            return;
+        }
+    }
+    let mut one = Vec::new();
+    push_json_line(&mut one, &run_done(outcome));
+    let _ = tx.send(Bytes::from(one)).await;
+}
+
+/// One output line of a run, as its NDJSON line.
+fn run_line(line: &LogLine) -> Bytes {
+    let mut one = Vec::new();
+    push_json_line(&mut one, &RunEvent::Line(line.clone()));
+    Bytes::from(one)
+}
+
+/// The `RunEvent::Done` for how a run ended (or was lost).
+fn run_done(outcome: Result<Result<RunOutcome, ActError>, tokio::task::JoinError>) -> RunEvent {
+    match outcome {
+        Ok(Ok(o)) => RunEvent::Done {
+            exit_code: o.exit_code,
+            detail: o.detail,
+        },
+        Ok(Err(e)) => RunEvent::Done {
+            exit_code: 1,
+            detail: e.to_string(),
+        },
+        Err(e) => RunEvent::Done {
+            exit_code: 1,
+            detail: format!("the run was lost: {e}"),
+        },
+    }
 }
 
 /// `POST /v1/shutdown`: the SIGTERM path.
@@ -505,60 +521,80 @@ async fn unit_action(ctx: &Arc<Ctx>, target: &str, action: Action) -> Response<B
         tracing::info!("control API: {action:?} {target}");
     }
     let rolling = action == Action::Restart && ctx.handle.instances_of(target).is_some();
-    let mut outcomes: Vec<(StatusCode, UnitResult)> = if rolling {
-        let results = ctx.handle.rolling_restart(&names).await;
-        results
-            .into_iter()
-            .map(|(unit, r)| match r {
-                Ok(message) => (
-                    StatusCode::OK,
-                    UnitResult {
-                        unit,
-                        ok: true,
-                        message,
-                    },
-                ),
-                Err(e) => {
-                    let message = e.to_string();
-                    (
-                        act_status(&e),
-                        UnitResult {
-                            unit,
-                            ok: false,
-                            message,
-                        },
-                    )
-                }
-            })
-            .collect()
+    let outcomes = if rolling {
+        rolling_restart(ctx, &names).await
     } else if names.len() == 1 {
         vec![act_one(ctx, &names[0], action).await]
     } else {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, n) in names.iter().enumerate() {
-            let (ctx, n) = (ctx.clone(), n.clone());
-            set.spawn(async move { (i, act_one(&ctx, &n, action).await) });
-        }
-        let mut got: Vec<Option<(StatusCode, UnitResult)>> = vec![None; names.len()];
-        while let Some(r) = set.join_next().await {
-            if let Ok((i, o)) = r {
-                got[i] = Some(o);
-            }
-        }
-        got.into_iter()
-            .zip(&names)
-            .map(|(o, n)| {
-                o.unwrap_or_else(|| {
-                    let r = UnitResult {
-                        unit: n.clone(),
-                        ok: false,
-                        message: "internal error".into(),
-                    };
-                    (StatusCode::INTERNAL_SERVER_ERROR, r)
-                })
-            })
-            .collect()
+        act_all(ctx, &names, action).await
     };
+    action_reply(outcomes)
+}
+
+/// A rolling restart of `names` (the instances of one service), one result each.
+async fn rolling_restart(ctx: &Ctx, names: &[String]) -> Vec<(StatusCode, UnitResult)> {
+    let results = ctx.handle.rolling_restart(names).await;
+    results
+        .into_iter()
+        .map(|(unit, r)| match r {
+            Ok(message) => (
+                StatusCode::OK,
+                UnitResult {
+                    unit,
+                    ok: true,
+                    message,
+                },
+            ),
+            Err(e) => {
+                let message = e.to_string();
+                (
+                    act_status(&e),
+                    UnitResult {
+                        unit,
+                        ok: false,
+                        message,
+                    },
+                )
+            }
+        })
+        .collect()
+}
+
+/// `action` on every unit of `names` at once; the results in the order of `names`.
+async fn act_all(
+    ctx: &Arc<Ctx>,
+    names: &[String],
+    action: Action,
+) -> Vec<(StatusCode, UnitResult)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, n) in names.iter().enumerate() {
+        let (ctx, n) = (ctx.clone(), n.clone());
+        set.spawn(async move { (i, act_one(&ctx, &n, action).await) });
+    }
+    let mut got: Vec<Option<(StatusCode, UnitResult)>> = vec![None; names.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, o)) = r {
+            got[i] = Some(o);
+        }
+    }
+    got.into_iter()
+        .zip(names)
+        .map(|(o, n)| {
+            o.unwrap_or_else(|| {
+                let r = UnitResult {
+                    unit: n.clone(),
+                    ok: false,
+                    message: "internal error".into(),
+                };
+                (StatusCode::INTERNAL_SERVER_ERROR, r)
+            })
+        })
+        .collect()
+}
+
+/// The answer to an action: 200 with every result, or the first failure's
+/// status with the failures' messages joined and every result.
+fn action_reply(mut outcomes: Vec<(StatusCode, UnitResult)>) -> Response<Body> {
     let failed: Vec<&(StatusCode, UnitResult)> = outcomes.iter().filter(|(_, r)| !r.ok).collect();
     match failed.first() {
         None => json(

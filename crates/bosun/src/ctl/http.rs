@@ -270,6 +270,23 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<Response, Unreachable> {
         let mut conn = self.connect()?;
+        let req = self.encode(method, path, body);
+        conn.write_all(&req).map_err(|e| self.broke(e))?;
+        let mut r = BufReader::with_capacity(16 * 1024, conn);
+        let status = self.read_status(&mut r)?;
+        let mut kind = self.read_framing(&mut r)?;
+        if method == "HEAD" || status == 204 || status == 304 {
+            kind = Framing::Done;
+        }
+        Ok(Response {
+            status,
+            body: Body { r, kind },
+        })
+    }
+
+    /// The request's bytes: request line, headers (the bearer token over TCP),
+    /// and the JSON body if any.
+    fn encode(&self, method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
         let (host, prefix, token) = match &self.endpoint {
             Endpoint::Unix(_) => ("bosun", "", None),
             Endpoint::Tcp {
@@ -301,22 +318,24 @@ impl Client {
             None if method == "POST" => req.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
             None => req.extend_from_slice(b"\r\n"),
         }
-        let broke = |e: io::Error| {
-            let what =
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut {
-                    "no answer in time (bosun busy or stuck? raise --timeout)".to_string()
-                } else {
-                    os_error(&e)
-                };
-            Unreachable(format!("bosun at {}: {what}", self.endpoint.describe()))
-        };
-        conn.write_all(&req).map_err(broke)?;
+        req
+    }
 
-        let mut r = BufReader::with_capacity(16 * 1024, conn);
+    /// The error for a connection that broke (or timed out) mid-exchange.
+    fn broke(&self, e: io::Error) -> Unreachable {
+        let what = if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut {
+            "no answer in time (bosun busy or stuck? raise --timeout)".to_string()
+        } else {
+            os_error(&e)
+        };
+        Unreachable(format!("bosun at {}: {what}", self.endpoint.describe()))
+    }
+
+    /// The status code from the answer's first line (`HTTP/1.x NNN ...`).
+    fn read_status(&self, r: &mut BufReader<Conn>) -> Result<u16, Unreachable> {
         let mut line = String::new();
-        r.read_line(&mut line).map_err(broke)?;
-        let status = line
-            .strip_prefix("HTTP/1.")
+        r.read_line(&mut line).map_err(|e| self.broke(e))?;
+        line.strip_prefix("HTTP/1.")
             .and_then(|l| l.get(2..5))
             .and_then(|c| c.parse::<u16>().ok())
             .ok_or_else(|| {
@@ -325,16 +344,22 @@ impl Client {
                     self.endpoint.describe(),
                     line.trim_end()
                 ))
-            })?;
+            })
+    }
+
+    /// Reads the headers up to the blank line; how the body is framed (chunked
+    /// wins over `Content-Length`; neither: until the connection closes).
+    fn read_framing(&self, r: &mut BufReader<Conn>) -> Result<Framing, Unreachable> {
+        let mut line = String::new();
         let mut kind = Framing::Eof;
         loop {
             line.clear();
-            if r.read_line(&mut line).map_err(broke)? == 0 {
+            if r.read_line(&mut line).map_err(|e| self.broke(e))? == 0 {
                 return Err(Unreachable("bosun closed the connection mid-answer".into()));
             }
             let l = line.trim_end();
             if l.is_empty() {
-                break;
+                return Ok(kind);
             }
             let Some((k, v)) = l.split_once(':') else {
                 continue;
@@ -352,13 +377,6 @@ impl Client {
                 kind = Framing::Chunked(None);
             }
         }
-        if method == "HEAD" || status == 204 || status == 304 {
-            kind = Framing::Done;
-        }
-        Ok(Response {
-            status,
-            body: Body { r, kind },
-        })
     }
 }
 

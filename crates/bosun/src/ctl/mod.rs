@@ -273,7 +273,8 @@ impl CtlArgs {
     }
 }
 
-/// Runs a ctl command; returns the exit code.
+/// `bosun ctl`: one command against bosun's control API; the exit code (2 when
+/// the endpoint is unusable or bosun cannot be reached).
 pub fn main(args: CtlArgs) -> i32 {
     let endpoint = match endpoint(&args) {
         Ok(e) => e,
@@ -287,7 +288,22 @@ pub fn main(args: CtlArgs) -> i32 {
     let timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
     let client = Client { endpoint, timeout };
     let is_health = matches!(args.cmd, Cmd::Health { .. });
-    let result = match args.cmd {
+    match dispatch(client, args.cmd, given) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bosun ctl: {e}");
+            if is_health {
+                eprintln!("unhealthy: bosun is unreachable");
+            }
+            2
+        }
+    }
+}
+
+/// Runs `cmd`. Calls that wait on units use a client without a read timeout
+/// (`run` only when no `--timeout` was `given`).
+fn dispatch(client: Client, cmd: Cmd, given: Option<f64>) -> Result<i32, Unreachable> {
+    match cmd {
         Cmd::Status { json, units } => status(&client, json, &units),
         Cmd::Start { units } => act(&client.patient(), "start", &units, None),
         Cmd::Stop { units } => act(&client.patient(), "stop", &units, None),
@@ -336,35 +352,32 @@ pub fn main(args: CtlArgs) -> i32 {
         Cmd::Backup => message(&client.patient(), "POST", paths::BACKUP),
         Cmd::Snapshots => snapshots(&client),
         Cmd::Shutdown => message(&client, "POST", paths::SHUTDOWN),
-        Cmd::Fleet { json, cmd } => {
-            let wait = given.map(Duration::from_secs_f64);
-            match cmd {
-                None => fleet::status(&client, json),
-                Some(FleetCmd::Status { json: j }) => fleet::status(&client, json || j),
-                Some(FleetCmd::Restart { target }) => {
-                    fleet::command(&client.patient(), "restart", &target, wait, json)
-                }
-                Some(FleetCmd::Start { target }) => {
-                    fleet::command(&client.patient(), "start", &target, wait, json)
-                }
-                Some(FleetCmd::Stop { target }) => {
-                    fleet::command(&client.patient(), "stop", &target, wait, json)
-                }
-                Some(FleetCmd::Run { task }) => {
-                    fleet::command(&client.patient(), "run", &task, wait, json)
-                }
-            }
+        Cmd::Fleet { json, cmd } => fleet_cmd(&client, json, cmd, given),
+    }
+}
+
+/// `bosun ctl fleet …`; a `--timeout` (`given`) bounds how long a command waits
+/// for the peers.
+fn fleet_cmd(
+    client: &Client,
+    json: bool,
+    cmd: Option<FleetCmd>,
+    given: Option<f64>,
+) -> Result<i32, Unreachable> {
+    let wait = given.map(Duration::from_secs_f64);
+    match cmd {
+        None => fleet::status(client, json),
+        Some(FleetCmd::Status { json: j }) => fleet::status(client, json || j),
+        Some(FleetCmd::Restart { target }) => {
+            fleet::command(&client.patient(), "restart", &target, wait, json)
         }
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("bosun ctl: {e}");
-            if is_health {
-                eprintln!("unhealthy: bosun is unreachable");
-            }
-            2
+        Some(FleetCmd::Start { target }) => {
+            fleet::command(&client.patient(), "start", &target, wait, json)
         }
+        Some(FleetCmd::Stop { target }) => {
+            fleet::command(&client.patient(), "stop", &target, wait, json)
+        }
+        Some(FleetCmd::Run { task }) => fleet::command(&client.patient(), "run", &task, wait, json),
     }
 }
 
