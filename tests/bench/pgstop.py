@@ -109,7 +109,7 @@ def table(path):
         for line in f:
             r = dict(kv.split("=", 1) for kv in line.rstrip("\n").split("\t"))
             rows.setdefault(r["run"], {})[r["side"]] = r
-    print("| run | bosun stop | docassemble-style | ratio | goal | bytes stored bosun / shell "
+    print("| run | bosun stop | docassemble-style | ratio | goal | bytes stored: bosun (of raw) / shell "
           "| CPU s bosun: container + slirp4netns + Garage | CPU s shell: container + "
           "slirp4netns + Garage | load 1 min start → end (bosun; shell) |")
     print("|---|---|---|---|---|---|---|---|---|")

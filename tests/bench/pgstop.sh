@@ -27,6 +27,12 @@
 # Environment:
 #   BENCH_RUNS        runs of each side (default 2)
 #   BENCH_SCALE       pgbench scale (default 68: ~1 GiB; pg_database_size is printed)
+#   BENCH_DATA        pgbench (default: its filler columns are blank, zstd keeps ~1 %)
+#                     or random (BENCH_MB, default 1000, MB of base64 random text in
+#                     one table, as tests/e2e/podman.sh step 7: zstd keeps ~75 %)
+#   BENCH_REFERENCE=0 skip the reference timings (run 1, in the shell-side container,
+#                     before its stop: `pg_dumpall > /dev/null`, `pg_dump -F c` of the
+#                     data's database > /dev/null: what the dump alone costs)
 #   BENCH_SHELL_DUMP  dumpall (default, issue 12's sequence) or custom (pg_dump -F c of
 #                     each database + `aws s3 sync`, docassemble's own format)
 #   BOSUN_BIN         bosun binary for the image (default: cargo build --release -p bosun)
@@ -42,16 +48,20 @@ ROOT=$PWD
 RUNS=${BENCH_RUNS:-2}
 SCALE=${BENCH_SCALE:-68}
 DUMP=${BENCH_SHELL_DUMP:-dumpall}
+DATA=${BENCH_DATA:-pgbench}
+MB=${BENCH_MB:-1000}
 ID=pgstop$$
 IMAGE=${BENCH_IMAGE:-localhost/bosun-example:pgstop}
 RUNOPTS=(--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 WORK=$(mktemp -d /tmp/bosun-pgstop.XXXXXX)
 PGVOL=bosun-$ID-pgdata
 RESULTS=$WORK/results.tsv
-declare -a CONTAINERS=()
+declare -a CONTAINERS=() REFS=()
 GARAGE_DIR= FILLED=0 FAILED=0
 [[ $RUNS =~ ^[1-9][0-9]*$ && $SCALE =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS and BENCH_SCALE: positive integers" >&2; exit 2; }
 [[ $DUMP == dumpall || $DUMP == custom ]] || { echo "BENCH_SHELL_DUMP: dumpall or custom, not '$DUMP'" >&2; exit 2; }
+[[ $DATA == pgbench || $DATA == random ]] || { echo "BENCH_DATA: pgbench or random, not '$DATA'" >&2; exit 2; }
+[[ $MB =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_MB: a positive integer" >&2; exit 2; }
 
 log() { printf '%s pgstop: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -176,16 +186,33 @@ wait_ready() { # NAME SECONDS CMD...: until CMD exits 0 inside NAME
     done
 }
 
-fill() { # NAME: the pgbench data, once (the volume keeps it for every later container)
-    local name=$1 t0
+fill() { # NAME: the data, once (the volume keeps it for every later container)
+    local name=$1 t0 cmd
     ((FILLED)) && return 0
+    if [[ $DATA == pgbench ]]; then
+        cmd="pgbench -h /run/postgresql -i -q -s $SCALE bench"
+    else
+        # 1 MB of table per 1000 rows of 1000 base64 characters (750 random bytes).
+        cmd="psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d bench -c 'create extension pgcrypto' -c \"create table blobs as select g as id, encode(gen_random_bytes(750), 'base64') as body from generate_series(1, $((MB * 1000))) g\""
+    fi
     t0=$(now)
-    log "filling: pgbench -i -q -s $SCALE (once)"
-    timeout 1800 podman exec -u postgres "$name" sh -c \
-        "createdb -h /run/postgresql bench && pgbench -h /run/postgresql -i -q -s $SCALE bench" \
+    log "filling ($DATA, once): $cmd"
+    timeout 1800 podman exec -u postgres "$name" sh -c "createdb -h /run/postgresql bench && $cmd" \
         >"$WORK/fill.log" 2>&1 || { tail -5 "$WORK/fill.log" >&2; return 1; }
     FILLED=1
     log "filled in $(since "$t0")s: $(psql_c "$name" -c "select pg_size_pretty(pg_database_size('bench'))") in bench"
+}
+
+# reference NAME: what the dump alone costs, inside NAME (postgres up, nothing else).
+reference() {
+    local name=$1 t0 what
+    for what in "pg_dumpall -h /run/postgresql -U postgres --clean --if-exists" \
+                "pg_dump -F c -h /run/postgresql -U postgres bench"; do
+        t0=$(now)
+        timeout 900 podman exec "$name" sh -c "$what >/dev/null" || { log "reference: $what failed"; return 1; }
+        REFS+=("$what > /dev/null: $(since "$t0")s")
+        log "reference: ${REFS[-1]}"
+    done
 }
 
 # stop_timed NAME SIDE RUN: CHECKPOINT, then `podman stop -t 600` timed, with the CPU
@@ -221,7 +248,16 @@ bosun_side() { # RUN
     run "$name" -e CONTAINERROLE=all -e "BACKUP_URL=s3://$BUCKET/$prefix" "$IMAGE" || return 1
     wait_ready "$name" 300 bosun ctl health || return 1
     fill "$name" || return 1
+    # What bosun says about itself mid-stop (the dump is going on by then). Not
+    # `podman exec`: podman refuses exec sessions into a stopping container.
+    local pid1
+    pid1=$(podman inspect -f '{{.State.Pid}}' "$name")
+    (sleep 1.5; timeout 10 nsenter -t "$pid1" -m -p -- bosun ctl status >"$WORK/$name.status" 2>&1) &
+    local stpid=$!
     stop_timed "$name" bosun "$r" || return 1
+    wait "$stpid"
+    log "run $r bosun: \`bosun ctl status\` 1.5 s into the stop:"
+    sed 's/^/    /' "$WORK/$name.status" >&2
     podman logs "$name" >"$WORK/$name.log" 2>&1
     grep -E 'dumping its data|backing up .*done|stopped in|committed|exits with' "$WORK/$name.log" | sed 's/^/    /' >&2
     local why=()
@@ -247,6 +283,7 @@ shell_side() { # RUN
         --entrypoint /pgstop-docassemble.sh "$IMAGE" || return 1
     wait_ready "$name" 120 pg_isready -q -h /run/postgresql -U postgres || return 1
     if ! ((FILLED)); then fill "$name" || return 1; fi
+    if [[ $r == 1 && ${BENCH_REFERENCE:-1} == 1 ]]; then reference "$name" || return 1; fi
     stop_timed "$name" shell "$r" || return 1
     podman logs "$name" >"$WORK/$name.log" 2>&1
     grep '^pgstop:' "$WORK/$name.log" | sed 's/^/    /' >&2
@@ -276,6 +313,9 @@ for r in $(seq 1 "$RUNS"); do
     ((FILLED)) || die "the database was never filled"
 done
 
-printf '\n==== podman stop -t 600, %s pgbench scale %s, shell: %s (%s)\n' "$(nproc) cores," "$SCALE" "$DUMP" "$(date -u +%FT%TZ)"
+what="pgbench scale $SCALE"
+[[ $DATA == random ]] && what="$MB MB of random base64"
+printf '\n==== podman stop -t 600, %s cores, %s, shell: %s (%s)\n' "$(nproc)" "$what" "$DUMP" "$(date -u +%FT%TZ)"
+printf '  reference: %s\n' "${REFS[@]}"
 python3 tests/bench/pgstop.py table "$RESULTS"
 ((FAILED == 0)) || { log "a step failed (see above)"; exit 1; }
