@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Helpers of tests/bench/pgstop.sh (run that, not this).
 
-  pgstop.py sample --cgroup PATH --netns PATH --garage-pid N --out FILE
+  pgstop.py sample --cgroup PATH --netns PATH --garage-pid N --pid1 N --out FILE
       CPU seconds while a container stops: the container's cgroup (every process in it),
-      its slirp4netns (the user-space network every uploaded byte goes through) and the
+      of which its PID 1 (bosun, or the shell) alone, its slirp4netns (the user-space network every uploaded byte goes through) and the
       Garage server. Polls every 0.1 s until SIGTERM (sent when `podman stop` returned),
       then writes JSON. The cgroup and slirp4netns vanish with the container, so their
       figure is the last sample, at most 0.1 s short.
@@ -68,15 +68,17 @@ def sample(argv):
     cgroup, out = opts["--cgroup"], opts["--out"]
     garage = int(opts.get("--garage-pid", "0") or 0)
     slirp = find_slirp(opts.get("--netns", "")) if opts.get("--netns") else None
+    pid1 = int(opts.get("--pid1", "0") or 0)
     first = {"container": cgroup_cpu(cgroup), "slirp": slirp and proc_cpu(slirp),
-             "garage": garage and proc_cpu(garage)}
+             "garage": garage and proc_cpu(garage), "pid1": pid1 and proc_cpu(pid1)}
     last = dict(first)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     deadline = time.monotonic() + 1800
     while not stop and time.monotonic() < deadline:
         for key, value in (("container", cgroup_cpu(cgroup)),
-                           ("slirp", slirp and proc_cpu(slirp))):
+                           ("slirp", slirp and proc_cpu(slirp)),
+                           ("pid1", pid1 and proc_cpu(pid1))):
             if value is not None:
                 last[key] = value
         time.sleep(0.1)
@@ -110,7 +112,7 @@ def table(path):
             r = dict(kv.split("=", 1) for kv in line.rstrip("\n").split("\t"))
             rows.setdefault(r["run"], {})[r["side"]] = r
     print("| run | bosun stop | docassemble-style | ratio | goal | bytes stored: bosun (of raw) / shell "
-          "| CPU s bosun: container + slirp4netns + Garage | CPU s shell: container + "
+          "| CPU s bosun: container (PID 1) + slirp4netns + Garage | CPU s shell: container + "
           "slirp4netns + Garage | load 1 min start → end (bosun; shell) |")
     print("|---|---|---|---|---|---|---|---|---|")
     ratios = []
@@ -121,12 +123,14 @@ def table(path):
             continue
         ratio = float(b["secs"]) / float(s["secs"])
         ratios.append(ratio)
-        cpu = lambda r: f"{r['cpu_container']} + {r['cpu_slirp']} + {r['cpu_garage']}"
+        def cpu(r, pid1):
+            own = f" ({r.get('cpu_pid1', '?')})" if pid1 else ""
+            return f"{r['cpu_container']}{own} + {r['cpu_slirp']} + {r['cpu_garage']}"
         ok = "" if b["code"] == "0" and s["code"] == "0" else f" (exit {b['code']} / {s['code']})"
         print(f"| {run} | {float(b['secs']):.1f} s | {float(s['secs']):.1f} s | {ratio:.2f}{ok} "
               f"| ≤ {GOAL} | {fmt_bytes(b['stored'])} (of {fmt_bytes(b['raw'])}) / {fmt_bytes(s['stored'])} "
-              f"| {cpu(b)} "
-              f"| {cpu(s)} | {b['load0']} → {b['load1']}; {s['load0']} → {s['load1']} |")
+              f"| {cpu(b, True)} "
+              f"| {cpu(s, False)} | {b['load0']} → {b['load1']}; {s['load0']} → {s['load1']} |")
     if ratios:
         med = statistics.median(ratios)
         verdict = "met" if med <= GOAL else "MISSED"

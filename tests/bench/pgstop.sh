@@ -22,7 +22,8 @@
 # `pgbench -i -s BENCH_SCALE`), a CHECKPOINT just before the stop, the same network
 # (slirp4netns to Garage on the host's 127.0.0.1, as tests/e2e/podman.sh step 4), timed
 # as the wall clock of `podman stop -t 600` (the shutdown's start to the container gone).
-# CPU seconds: the container's cgroup, its slirp4netns and Garage (tests/bench/pgstop.py).
+# CPU seconds: the container's cgroup (and its PID 1 alone), its slirp4netns and Garage
+# (tests/bench/pgstop.py).
 #
 # Environment:
 #   BENCH_RUNS        runs of each side (default 2)
@@ -224,8 +225,8 @@ stop_timed() {
     psql_c "$name" -c checkpoint >/dev/null || return 1
     cg=$(podman inspect -f '{{.State.CgroupPath}}' "$name")
     netns=$(podman inspect -f '{{.NetworkSettings.SandboxKey}}' "$name")
-    python3 tests/bench/pgstop.py sample --cgroup "$cg" --netns "$netns" \
-        --garage-pid "$GARAGE_PID" --out "$WORK/$name.cpu.json" &
+    python3 tests/bench/pgstop.py sample --cgroup "$cg" --netns "$netns" --garage-pid "$GARAGE_PID" \
+        --pid1 "$(podman inspect -f '{{.State.Pid}}' "$name")" --out "$WORK/$name.cpu.json" &
     spid=$!
     sleep 0.3 # the sampler's first reading
     load0=$(load1)
@@ -300,7 +301,9 @@ shell_side() { # RUN
 
 # ------------------------------------------------------------------ main
 
-log "image $IMAGE, $RUNS runs, pgbench scale $SCALE, shell dump: $DUMP, work dir $WORK"
+what="pgbench scale $SCALE"
+[[ $DATA == random ]] && what="$MB MB of random base64"
+log "image $IMAGE, $RUNS runs, $what, shell dump: $DUMP, work dir $WORK"
 : >"$RESULTS"
 for r in $(seq 1 "$RUNS"); do
     if ((r % 2)); then
@@ -313,8 +316,6 @@ for r in $(seq 1 "$RUNS"); do
     ((FILLED)) || die "the database was never filled"
 done
 
-what="pgbench scale $SCALE"
-[[ $DATA == random ]] && what="$MB MB of random base64"
 printf '\n==== podman stop -t 600, %s cores, %s, shell: %s (%s)\n' "$(nproc)" "$what" "$DUMP" "$(date -u +%FT%TZ)"
 printf '  reference: %s\n' "${REFS[@]}"
 python3 tests/bench/pgstop.py table "$RESULTS"
