@@ -23,7 +23,9 @@
 # (slirp4netns to Garage on the host's 127.0.0.1, as tests/e2e/podman.sh step 4), timed
 # as the wall clock of `podman stop -t 600` (the shutdown's start to the container gone).
 # CPU seconds: the container's cgroup (and its PID 1 alone), its slirp4netns and Garage
-# (tests/bench/pgstop.py).
+# (tests/bench/pgstop.py). bosun's `ctl status` 1.5 s into each of its stops is printed
+# (through nsenter: podman refuses `exec` into a stopping container), with bosun's log
+# lines of the stop and the shell's phase times.
 #
 # Environment:
 #   BENCH_RUNS        runs of each side (default 2)
@@ -41,7 +43,8 @@
 #   BENCH_KEEP=1      keep containers, volume, Garage and the work dir
 # Needs root (rootful podman), podman + runc (tests/support/install.sh e2e), Garage
 # (~/.cargo/bin/garage), awscli (pip, installed if missing, as tests/bench/snapshot.sh).
-# Every wait is bounded; everything it started is removed on exit (Garage by its pid).
+# Every wait is bounded; everything it started is removed on exit (Garage by its pid);
+# kept for the next run: the image and the awscli tree (/tmp/bosun-bench-awscli, ~170 MB).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
