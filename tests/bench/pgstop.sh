@@ -320,6 +320,6 @@ for r in $(seq 1 "$RUNS"); do
 done
 
 printf '\n==== podman stop -t 600, %s cores, %s, shell: %s (%s)\n' "$(nproc)" "$what" "$DUMP" "$(date -u +%FT%TZ)"
-printf '  reference: %s\n' "${REFS[@]}"
+if ((${#REFS[@]})); then printf '  reference: %s\n' "${REFS[@]}"; fi
 python3 tests/bench/pgstop.py table "$RESULTS"
 ((FAILED == 0)) || { log "a step failed (see above)"; exit 1; }
