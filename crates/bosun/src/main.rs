@@ -334,6 +334,9 @@ async fn supervise(
             return 2;
         }
     };
+    // The keeper and the fleet took what they need; the supervisor makes its own
+    // unit table. Not kept for the container's life (about 2 KiB per unit).
+    drop(runtime);
     let (mut supervisor, handle) = bosun_core::Supervisor::new(config, plan, reaper, hooks);
     let fleet = connect(
         &mut supervisor,
