@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{ReloadError, Request, ScaleError, Shared, StatusExtra, Units};
 use crate::status::{BackupInfo, DaemonStatus, Phase, State};
-use crate::unit::{StopReport, UnitCmd, UnitError, UnitHandle};
+use crate::unit::{StopOrder, StopReport, UnitCmd, UnitError, UnitHandle};
 
 /// A cheap, cloneable handle for the control plane: read status, steer units.
 #[derive(Clone)]
@@ -432,11 +432,11 @@ pub(super) async fn stop_unit(
 ) -> Option<StopReport> {
     let (done, rx) = oneshot::channel();
     let (_force_tx, force) = watch::channel(false);
-    cmd.send(UnitCmd::Stop {
+    cmd.send(UnitCmd::Stop(Box::new(StopOrder {
         deadline,
         force,
         done,
-    })
+    })))
     .ok()?;
     rx.await.ok()
 }

@@ -16,7 +16,7 @@ use crate::events::{Event, EventKind};
 use crate::hooks::{DataHooks, StopContext};
 use crate::signals::{Sig, Signals};
 use crate::status::{Phase, State, UnitStatus};
-use crate::unit::{StopReport, UnitCmd};
+use crate::unit::{StopOrder, StopReport, UnitCmd};
 
 /// What a unit's dump needs: the hooks, the unit, and its status (dumped only if ready).
 type Dump = (Arc<dyn DataHooks>, Arc<Unit>, watch::Receiver<UnitStatus>);
@@ -65,11 +65,11 @@ impl UnitStop {
         }
         let t0 = Instant::now();
         let (tx, rx) = oneshot::channel();
-        let stop = UnitCmd::Stop {
+        let stop = UnitCmd::Stop(Box::new(StopOrder {
             deadline: self.ctx.deadline,
             force: self.force,
             done: tx,
-        };
+        }));
         let report = if self.cmd.send(stop).is_ok() {
             rx.await.unwrap_or_default()
         } else {

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::{answer, Outcome, Proc, Runner, UnitCmd, UnitError};
+use super::{answer, Outcome, Proc, Runner, StopOrder, UnitCmd, UnitError};
 use crate::probe::{self, ProbeCtx};
 use crate::reaper::Exit;
 use crate::spawn::Identity;
@@ -297,11 +297,12 @@ impl Runner {
                 answer(r, Ok(format!("{} restarted", self.unit.name)));
                 Some(Outcome::Restart)
             }
-            Some(UnitCmd::Stop {
-                deadline,
-                force,
-                done,
-            }) => {
+            Some(UnitCmd::Stop(order)) => {
+                let StopOrder {
+                    deadline,
+                    force,
+                    done,
+                } = *order;
                 let report = self.stop_process(proc, deadline, Some(force)).await;
                 self.set(|s| {
                     s.state = State::Stopped;

@@ -861,10 +861,15 @@ mod tests {
         assert!(CtlArgs::quick(&os(&["ctl", "status", "--json", "web"])).is_some());
         assert!(CtlArgs::quick(&os(&["ctl", "status", "--json", "--json"])).is_none());
         let with_socket = CtlArgs::quick(&os(&["ctl", "status", "--socket", "/s", "web"]));
-        assert_eq!(with_socket.as_ref().and_then(|a| a.socket.clone()), Some("/s".into()));
+        assert_eq!(
+            with_socket.as_ref().and_then(|a| a.socket.clone()),
+            Some("/s".into())
+        );
         assert!(CtlArgs::quick(&os(&["ctl", "--socket=/s", "health", "--json"])).is_some());
         assert!(CtlArgs::quick(&os(&["ctl", "health", "web"])).is_none());
-        assert!(CtlArgs::quick(&os(&["ctl", "--socket", "/s", "--socket", "/t", "status"])).is_none());
+        assert!(
+            CtlArgs::quick(&os(&["ctl", "--socket", "/s", "--socket", "/t", "status"])).is_none()
+        );
         assert!(CtlArgs::quick(&os(&["ctl", "--socket", "--json", "status"])).is_none());
         assert!(CtlArgs::quick(&os(&["ctl", "--socket"])).is_none());
         assert!(CtlArgs::quick(&os(&["ctl", "logs", "web"])).is_none());
