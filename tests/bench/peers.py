@@ -166,7 +166,7 @@ class Peer:
         return None
 
     def root(self):
-        return self.proc.pid
+        return self.proc.pid if self.proc else 0
 
     def daemon_pids(self):
         return [p for p in tree(self.root()) if p == self.root() or comm(p) not in UNIT_COMMS]
@@ -353,6 +353,7 @@ class Pm2(Peer):
         return os.access(self.bin_, os.X_OK)
 
     def setup(self):
+        self.pid = 0
         self.home = os.path.join(self.d, "pm2-home")
         os.makedirs(self.home)
         self.eco = os.path.join(self.d, "ecosystem.config.js")
@@ -368,9 +369,13 @@ class Pm2(Peer):
 
     def launch(self):
         # `pm2 start` forks the daemon (God) and returns; time runs from here.
-        subprocess.run([self.bin_, "start", self.eco], env=self.env(), stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=TIMEOUT)
-        self.pid = int(read(os.path.join(self.home, "pm2.pid"), "0").strip() or 0)
+        try:
+            subprocess.run([self.bin_, "start", self.eco], env=self.env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=TIMEOUT)
+        finally:
+            # Also when `pm2 start` timed out: God and the units it started are
+            # ours to end (by this pid's tree), not orphans left to the host.
+            self.pid = int(read(os.path.join(self.home, "pm2.pid"), "0").strip() or 0)
 
     def root(self):
         return self.pid
@@ -415,8 +420,8 @@ def one_run(peer, full):
         os.remove(peer.f)
     r = {}
     t0 = time.time_ns()
-    peer.launch()
     try:
+        peer.launch()
         s = wait_lines(peer.f, peer.n, TIMEOUT)
         r["start_ms"] = (max(s[: peer.n]) - t0) / 1e6
         if full:
@@ -434,7 +439,7 @@ def one_run(peer, full):
                 r["status_ms"], r["status_runs"] = time_cmd(argv, runs, peer.env())
             time.sleep(1.5)
     finally:
-        everything = tree(peer.root())
+        everything = tree(peer.root()) if peer.root() else []
         t1 = time.time()
         peer.stop()
         ok = wait_gone(everything, TIMEOUT)
