@@ -388,7 +388,26 @@ class Pm2(Peer):
                        stderr=subprocess.DEVNULL, timeout=TIMEOUT)
 
     def reap(self):
-        pass
+        # pm2's apps carry its PM2_HOME (this run's own temp dir) in their
+        # environment: any still alive once God is gone are this run's, orphaned
+        # (a `pm2 start` of 5000 that timed out left 4993 behind).
+        mark = f"PM2_HOME={self.home}".encode()
+        left = []
+        for e in os.listdir("/proc"):
+            if e.isdigit() and int(e) != os.getpid():
+                try:
+                    with open(f"/proc/{e}/environ", "rb") as f:
+                        if mark in f.read().split(b"\0"):
+                            left.append(int(e))
+                except OSError:
+                    pass
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if left:
+            print(f"  pm2: ended {len(left)} processes it left behind", file=sys.stderr)
 
 
 def respawn_latency(peer, count):
@@ -441,7 +460,12 @@ def one_run(peer, full):
     finally:
         everything = tree(peer.root()) if peer.root() else []
         t1 = time.time()
-        peer.stop()
+        try:
+            peer.stop()
+        except (subprocess.TimeoutExpired, OSError) as e:
+            # (pm2 kill of a half-started pm2 at 5000 timed out): the leftovers
+            # below are still ended.
+            print(f"  {peer.name}: stop: {e}", file=sys.stderr)
         ok = wait_gone(everything, TIMEOUT)
         r["stop_ms"] = (time.time() - t1) * 1000
         peer.reap()
