@@ -2,7 +2,13 @@
 """Measuring half of tests/bench/snapshot.sh (run that, not this).
 
 One run: bosun backs a payload up into S3 on SIGTERM ("up"), a second bosun with a fresh
-state_dir restores it ("down"), then `aws s3 cp` moves the same payload up and down.
+state_dir restores it ("down"); `aws s3 cp` moves the same payload up and down. With
+--fresh 1 (snapshot.sh's default) each side gets a Garage just restarted with empty meta
+and data dirs (`garage.sh fresh`): its up is the first write that Garage sees, its down
+reads what that up stored, nothing else; before each timed transfer the script waits
+(bounded) until Garage is idle. With --alternate 1 odd runs go bosun first, even runs aws
+first. Garage's pid changes with each restart; its CPU is read per transfer from the pid
+of that moment.
 Prints a table with the targets next to the numbers. Exits non-zero only when a step
 fails (bosun exits non-zero, a log line never comes, aws fails, a timeout); a missed
 target is reported, not failed.
@@ -237,6 +243,55 @@ def garage_cpu(pid):
     return cpu_secs(pid) if pid else None
 
 
+def garage_settle(args, window=0.5, idle=0.02, limit=30.0):
+    """Wait until Garage spends < idle CPU-s in a window (at most limit s): the seconds
+    waited, or None when it never went idle (then the transfer starts anyway)."""
+    if not args.garage_pid:
+        return None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        c0 = cpu_secs(args.garage_pid)
+        time.sleep(window)
+        c1 = cpu_secs(args.garage_pid)
+        if c0 is None or c1 is None:
+            raise StepFailed(f"Garage (pid {args.garage_pid}) exited (log: {args.garage_dir}/garage.log)")
+        if c1 - c0 < idle:
+            return time.monotonic() - t0
+    print(f"  note: Garage (pid {args.garage_pid}) still busy after {limit:.0f}s; going on", file=sys.stderr)
+    return None
+
+
+def garage_fresh(args):
+    """`garage.sh fresh DIR` (stop, empty meta and data, start), then wait for it to idle.
+    Points args.garage_pid at the new server; returns {pid, start, settle} (seconds)."""
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([args.garage_sh, "fresh", args.garage_dir], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"garage.sh fresh {args.garage_dir}: no end within 180s")
+    if p.returncode != 0:
+        raise StepFailed(f"garage.sh fresh {args.garage_dir} failed ({p.returncode}): "
+                         f"{p.stdout.decode(errors='replace')[-2000:]}")
+    start = time.monotonic() - t0
+    try:
+        with open(os.path.join(args.garage_dir, "garage.pid")) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError) as e:
+        raise StepFailed(f"no pid of the restarted Garage in {args.garage_dir}/garage.pid: {e}")
+    if cpu_secs(pid) is None:
+        raise StepFailed(f"the restarted Garage (pid {pid}) is not running (log: {args.garage_dir}/garage.log)")
+    args.garage_pid = pid
+    return {"pid": pid, "start": start, "settle": garage_settle(args)}
+
+
+def garage_before(args):
+    """Before a side's down: same Garage as its up, idle again (fresh mode only)."""
+    if not args.fresh:
+        return None
+    return {"pid": args.garage_pid, "start": None, "settle": garage_settle(args)}
+
+
 def diff(a, b):
     return None if a is None or b is None else b - a
 
@@ -327,20 +382,59 @@ def run_timed(argv, env, timeout):
     return wall, cpu
 
 
-def aws(args, env):
-    endpoint = env["S3ENDPOINTURL"]
-    region = env.get("S3REGION", "garage")
+def aws_cp(args, env, direction):
+    """One timed `aws s3 cp` of the payload, up (from the file) or down (to /dev/null)."""
     url = f"s3://{args.bucket}/{args.prefix}/aws-payload"
-    common = ["--endpoint-url", endpoint, "--region", region, "--only-show-errors"]
+    common = ["--endpoint-url", env["S3ENDPOINTURL"], "--region", env.get("S3REGION", "garage"),
+              "--only-show-errors"]
+    argv = ["aws", "s3", "cp"] + ([args.payload, url] if direction == "up" else [url, "/dev/null"]) + common
+    g0 = garage_cpu(args.garage_pid)
+    wall, cpu = run_timed(argv, env, args.timeout)
+    return {"secs": wall, "mib_s": args.bytes / MIB / wall, "cpu": cpu,
+            "garage_cpu": diff(g0, garage_cpu(args.garage_pid))}
+
+
+def aws_side(args, env, i):
+    """aws's up and down of one run; a fresh Garage first in fresh mode."""
     startup = statistics.median(run_timed(["aws", "--version"], env, 60)[0] for _ in range(3))
-    out = {"startup": startup}
-    for direction, argv in (("up", ["aws", "s3", "cp", args.payload, url] + common),
-                            ("down", ["aws", "s3", "cp", url, "/dev/null"] + common)):
-        g0 = garage_cpu(args.garage_pid)
-        wall, cpu = run_timed(argv, env, args.timeout)
-        out[direction] = {"secs": wall, "mib_s": args.bytes / MIB / wall, "cpu": cpu,
-                          "garage_cpu": diff(g0, garage_cpu(args.garage_pid))}
-    return out
+    g_up = garage_fresh(args) if args.fresh else None
+    print(f"[3/4] run {i}: aws s3 cp up and down (to /dev/null){garage_note(g_up)}", flush=True)
+    up = aws_cp(args, env, "up")
+    up["garage"] = g_up
+    g_down = garage_before(args)
+    down = aws_cp(args, env, "down")
+    down["garage"] = g_down
+    print(f"      up {up['mib_s']:.1f} MiB/s, down {down['mib_s']:.1f} MiB/s", flush=True)
+    return {"startup": startup, "up": up, "down": down}
+
+
+def bosun_side(args, env, i, store, size):
+    """bosun's up and down of one run; a fresh Garage first in fresh mode."""
+    g_up = garage_fresh(args) if args.fresh else None
+    print(f"[1/4] run {i}: bosun up: dump {size} into {store} on SIGTERM{garage_note(g_up)}", flush=True)
+    up = bosun_up(args, env, store)
+    up["garage"] = g_up
+    print(f"      {up['mib_s']:.1f} MiB/s ({up['secs']:.1f}s; whole stop {up['whole']:.1f}s)", flush=True)
+    print(f"[2/4] run {i}: bosun down: fresh state_dir, verify, load; then its stop backs up again", flush=True)
+    g_down = garage_before(args)
+    down = bosun_down(args, env, store)
+    down["garage"] = g_down
+    print(f"      {down['mib_s']:.1f} MiB/s ({down['secs']:.1f}s = verify {down['verify_secs']:.1f}s "
+          f"+ load {down['load_secs']:.1f}s); second backup {down['up2_mib_s']:.1f} MiB/s", flush=True)
+    return up, down
+
+
+def garage_note(g):
+    if g is None:
+        return ""
+    return f" (fresh Garage pid {g['pid']}, started in {g['start']:.1f}s, idle after {fmt(g['settle'], '.1f', '-')}s)"
+
+
+def garage_detail(g):
+    if g is None:
+        return ""
+    start = "" if g["start"] is None else f"fresh, started in {g['start']:.1f}s, "
+    return f"; Garage pid {g['pid']} ({start}idle after {fmt(g['settle'], '.1f', 'never')}s)"
 
 
 def reference(args, env):
@@ -362,8 +456,13 @@ def reference(args, env):
         rows.append((label, args.bytes / MIB / wall, cpu))
     os.unlink(zst)
     # What one plain GET stream from this Garage delivers (no hashing, no decompression):
-    # the object aws uploaded in step 3. curl >= 7.75 signs it.
+    # the object aws uploaded in step 3 (in fresh mode: put again into a fresh Garage, as
+    # before the downs). curl >= 7.75 signs it.
     if shutil.which("curl"):
+        if args.fresh:
+            garage_fresh(args)
+            aws_cp(args, env, "up")
+            garage_settle(args)
         url = f"{env['S3ENDPOINTURL']}/{args.bucket}/{args.prefix}/aws-payload"
         # The key goes in a file, not on the command line.
         cfg = os.path.join(args.work, "curl.cfg")
@@ -398,11 +497,17 @@ def main():
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--reference", type=int, default=1)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--fresh", type=int, default=0, help="restart Garage empty before each side (needs --garage-dir)")
+    ap.add_argument("--alternate", type=int, default=0, help="even runs go aws first")
+    ap.add_argument("--garage-dir", default="")
+    ap.add_argument("--garage-sh", default="tests/support/garage.sh")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if args.garage_pid and cpu_secs(args.garage_pid) is None:
         args.garage_pid = 0
+    if args.fresh and not args.garage_dir:
+        ap.error("--fresh 1 needs --garage-dir")
     env = dict(os.environ)
     env["BOSUN_LOG_FORMAT"] = "json"
     env.setdefault("BOSUN_LOG", "info")
@@ -412,17 +517,14 @@ def main():
         runs = []
         for i in range(1, max(1, args.runs) + 1):
             run_store = f"{store}-{i}"
-            print(f"[1/4] run {i}: bosun up: dump {size} into {run_store} on SIGTERM", flush=True)
-            up = bosun_up(args, env, run_store)
-            print(f"      {up['mib_s']:.1f} MiB/s ({up['secs']:.1f}s; whole stop {up['whole']:.1f}s)", flush=True)
-            print(f"[2/4] run {i}: bosun down: fresh state_dir, verify, load; then its stop backs up again", flush=True)
-            down = bosun_down(args, env, run_store)
-            print(f"      {down['mib_s']:.1f} MiB/s ({down['secs']:.1f}s = verify {down['verify_secs']:.1f}s "
-                  f"+ load {down['load_secs']:.1f}s); second backup {down['up2_mib_s']:.1f} MiB/s", flush=True)
-            print(f"[3/4] run {i}: aws s3 cp up and down (to /dev/null)", flush=True)
-            a = aws(args, env)
-            print(f"      up {a['up']['mib_s']:.1f} MiB/s, down {a['down']['mib_s']:.1f} MiB/s", flush=True)
-            runs.append((up, down, a, os.getloadavg()[0]))
+            aws_first = bool(args.alternate) and i % 2 == 0
+            if aws_first:
+                a = aws_side(args, env, i)
+                up, down = bosun_side(args, env, i, run_store, size)
+            else:
+                up, down = bosun_side(args, env, i, run_store, size)
+                a = aws_side(args, env, i)
+            runs.append((up, down, a, os.getloadavg()[0], "aws" if aws_first else "bosun"))
         ref = None
         if args.reference:
             print("[4/4] reference: stock tools on the same payload, one GET stream with curl", flush=True)
@@ -443,13 +545,18 @@ def main():
     print()
     print(f"bosun snapshot vs aws s3 cp, {args.bytes} bytes ({size}) from /dev/urandom, Garage at "
           f"{env['S3ENDPOINTURL']}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    if args.fresh:
+        print("Garage: restarted empty before each side's up; the down reads that up's object, nothing else "
+              "written in between; Garage idle before each transfer")
+    else:
+        print("Garage: one server for all transfers, its data kept (BENCH_FRESH_GARAGE=0 or BOSUN_GARAGE_ENV)")
     print()
-    hdr = (f"{'run':<4} {'direction':<10} {'bosun MiB/s':>11} {'aws MiB/s':>10} {'bosun/aws':>9} {'target':>7} "
-           f"{'bosun peak RSS MiB':>18} {'CPU s bosun/aws/garage(b)/garage(a)':>36} {'load':>5}")
+    hdr = (f"{'run':<4} {'first':<6} {'direction':<10} {'bosun MiB/s':>11} {'aws MiB/s':>10} {'bosun/aws':>9} "
+           f"{'target':>7} {'bosun peak RSS MiB':>18} {'CPU s bosun/aws/garage(b)/garage(a)':>36} {'load':>5}")
     print(hdr)
     print("-" * len(hdr))
     ratios = {"up": [], "down": []}
-    for i, (up, down, a, load) in enumerate(runs, 1):
+    for i, (up, down, a, load, first) in enumerate(runs, 1):
         for name, x, target in (("up", up, UP_TARGET), ("down", down, DOWN_TARGET)):
             bv, av = x["mib_s"], a[name]["mib_s"]
             ratio = bv / av
@@ -458,7 +565,7 @@ def main():
             ok = ("ok" if ratio >= target else "MISSED") + ", RSS " + ("ok" if rss_b <= RSS_TARGET else "MISSED")
             cpu = (f"{fmt(x['cpu'], '.1f')}/{a[name]['cpu']:.1f}/"
                    f"{fmt(x['garage_cpu'], '.1f')}/{fmt(a[name]['garage_cpu'], '.1f')}")
-            print(f"{i:<4} {name:<10} {bv:>11.1f} {av:>10.1f} {ratio:>8.2f}x {'>=' + format(target, '.1f') + 'x':>7} "
+            print(f"{i:<4} {first:<6} {name:<10} {bv:>11.1f} {av:>10.1f} {ratio:>8.2f}x {'>=' + format(target, '.1f') + 'x':>7} "
                   f"{rss_b / MIB:>18.1f} {cpu:>36} {load:>5.2f}   {ok}")
     print()
     print(f"median bosun/aws: up {statistics.median(ratios['up']):.2f}x (target >= {UP_TARGET}x), "
@@ -466,19 +573,23 @@ def main():
           f"<= {rss_target_mib:.1f} MiB (64 MB)")
     print("  up: 'dumping its data' -> 'snapshot committed' (the whole stop, SIGTERM -> exit, below); "
           "down: 'verifying its data' -> 'loaded' (both passes: verify, then load)")
-    print("  CPU s: bosun's own (/proc/PID/stat), aws's (rusage), Garage's during bosun's / aws's transfer")
+    print("  CPU s: bosun's own (/proc/PID/stat), aws's (rusage), Garage's during bosun's / aws's transfer "
+          "(the pid serving it)")
+    print("  first: the side that ran first in that run")
     print()
     print("details")
-    for i, (up, down, a, load) in enumerate(runs, 1):
+    for i, (up, down, a, load, first) in enumerate(runs, 1):
         print(f"  run {i} bosun up   : {up['secs']:.2f}s dump -> commit, whole stop (SIGTERM -> exit) "
-              f"{up['whole']:.2f}s; bosun's own rate line {up['bosun_rate']:.1f} MiB/s; stored {up['stored']} bytes")
+              f"{up['whole']:.2f}s; bosun's own rate line {up['bosun_rate']:.1f} MiB/s; stored {up['stored']} bytes"
+              f"{garage_detail(up['garage'])}")
         print(f"  run {i} bosun down : {down['secs']:.2f}s = verify pass {down['verify_secs']:.2f}s + load pass "
-              f"{down['load_secs']:.2f}s")
+              f"{down['load_secs']:.2f}s{garage_detail(down['garage'])}")
         print(f"  run {i} bosun up #2: {down['up2_mib_s']:.1f} MiB/s (the restoring bosun's own stop); its peak RSS "
               f"over the whole run {down['rss_whole_kib'] / 1024:.1f} MiB")
         for d in ("up", "down"):
             x = a[d]
-            print(f"  run {i} aws {d:<5}  : {x['secs']:.2f}s wall (python start-up ~{a['startup']:.2f}s of it)")
+            print(f"  run {i} aws {d:<5}  : {x['secs']:.2f}s wall (python start-up ~{a['startup']:.2f}s of it)"
+                  f"{garage_detail(x['garage'])}")
     if ref:
         print("  reference (stock tools on the same payload, from page cache; curl from Garage):")
         for label, mib_s, cpu in ref:

@@ -5,6 +5,8 @@
 #                                       set up bucket + key, write DIR/env; idempotent
 #   tests/support/garage.sh stop DIR    stop it (data stays in DIR)
 #   tests/support/garage.sh status DIR  exit 0 when it is running
+#   tests/support/garage.sh fresh DIR   stop it, empty DIR/meta and DIR/data, start again: an
+#                                       empty Garage with the same key, bucket name and env
 #
 # DIR/env holds S3ENDPOINTURL, S3REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 # BOSUN_TEST_BUCKET, as KEY=VALUE lines (source it, or point BOSUN_GARAGE_ENV at it).
@@ -13,7 +15,7 @@
 # ~/.cargo/bin/garage (cargo install --locked garage@2.5.0).
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status|fresh DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 cmd=$1
 mkdir -p "$2"
@@ -133,8 +135,7 @@ BOSUN_TEST_BUCKET=$BUCKET
 ENV
 }
 
-case $cmd in
-start)
+start_server() {
     GARAGE=$(garage_bin)
     write_config
     if ! running; then
@@ -152,21 +153,40 @@ start)
     wait_for 60 "the garage RPC" g status
     setup_cluster
     echo "garage running (pid $(cat "$pidfile")), S3 at http://127.0.0.1:$S3_PORT; env in $dir/env"
-    ;;
-stop)
+}
+
+stop_server() {
     if running; then
         pid=$(cat "$pidfile")
         kill "$pid"
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid"
+            for _ in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        fi
         echo "garage stopped"
     else
         echo "garage not running"
     fi
     rm -f "$pidfile"
+}
+
+case $cmd in
+start)
+    start_server
+    ;;
+stop)
+    stop_server
     ;;
 status)
     running
+    ;;
+fresh)
+    # The secrets and DIR/credentials stay, so the key (and DIR/env) is the same as before;
+    # the node id, layout, bucket and objects are new.
+    stop_server >/dev/null
+    rm -rf "${dir:?}/meta" "${dir:?}/data"
+    start_server
     ;;
 *)
     usage
