@@ -20,7 +20,8 @@
 #    the S3 store (zstd + sha256, multipart) and commits the snapshot. Timed from the
 #    "dumping its data" log line to "snapshot committed"; bosun's peak RSS (VmHWM).
 # 2. bosun down: a second bosun with a fresh state_dir and the same store restores it;
-#    its `load` is `cat > /dev/null`. Timed from "loading its data" to "loaded"; peak
+#    its `load` is `cat > /dev/null`. Timed from "verifying its data" to "loaded" (the
+#    verifying pass and the loading pass); peak
 #    RSS read at the "loaded" line. Then its SIGTERM backs the payload up again (shown
 #    as "bosun up #2", not in the table).
 # 3. `aws s3 cp PAYLOAD s3://…` and `aws s3 cp s3://… /dev/null` (awscli's defaults: 10
@@ -31,12 +32,11 @@
 #    fresh mode the object is put again into a fresh Garage first): what the per-byte
 #    work bosun does costs on this machine with stock tools.
 #
-# Runs steps 1-2 and 3 (in fresh mode: 1-2 on one fresh Garage, 3 on another, in
-# alternating order) BENCH_RUNS times (default 2) and prints a row per run with the side
-# that went first, bosun's, aws's
-# and Garage's CPU seconds and the load, then the medians, with the targets (issue 12:
-# up >= 1.0x, down >= 1.5x aws s3 cp, peak RSS <= 64 MB);
-# a missed target is printed, not failed. Exits non-zero when a step fails. Every wait
+# Runs steps 1-3 BENCH_RUNS times (default 2; in fresh mode 1-2 on one fresh Garage and 3
+# on another) and prints a row per run and direction with the side that went first,
+# bosun's, aws's and Garage's CPU seconds and the load, then the medians, with the
+# targets (issue 12: up >= 1.0x, down >= 1.5x aws s3 cp, peak RSS <= 64 MB); a missed
+# target is printed, not failed. Exits non-zero when a step fails. Every wait
 # is bounded (BENCH_TIMEOUT seconds per transfer, default 900).
 #
 # Environment:
