@@ -16,8 +16,9 @@ target is reported, not failed.
 Timing: bosun's own log timestamps (BOSUN_LOG_FORMAT=json, microseconds):
   up   = from "dumping its data" to "snapshot committed" (dump + compress + hash +
          multipart upload + manifest/LATEST commit);
-  down = from "loading its data" to "loaded" (GET + verify + decompress + stream into
-         the `load` command's stdin), which is what the unit waits for.
+  down = from "verifying its data" to "loaded" (the verifying pass, then GET + verify +
+         decompress + stream into the `load` command's stdin), which is what the unit
+         waits for.
 aws: wall clock of the whole `aws s3 cp` process, python start-up included (printed
 separately so it can be discounted).
 Peak RSS: VmHWM of the bosun process, polled every 20 ms from /proc/PID/status until
