@@ -68,7 +68,12 @@ def comm(pid):
 
 
 def kids(pid):
-    return [int(x) for x in read(f"/proc/{pid}/task/{pid}/children").split()]
+    """Children of every thread of pid (bosun starts units from threads of its own)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    return [int(x) for t in tids for x in read(f"/proc/{pid}/task/{t}/children").split()]
 
 
 def tree(pid):

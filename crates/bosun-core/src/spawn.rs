@@ -214,6 +214,14 @@ pub struct Spec<'a> {
     pub own_process_group: bool,
 }
 
+/// A [`Spec`]'s command, built to be spawned on another thread: its stdio is
+/// piped, `/dev/null` or inherited, never one of bosun's own descriptors.
+pub struct Prepared {
+    pub(crate) command: Command,
+    /// The command needs a fork (see [`Spec::needs_fork`]).
+    pub(crate) fork: bool,
+}
+
 impl<'a> Spec<'a> {
     /// A process of `unit`, whatever it is for (the unit itself, an exec probe, a
     /// dump, a load): one rule for all of them. It runs as the unit's user and
@@ -258,6 +266,14 @@ impl<'a> Spec<'a> {
             || self
                 .identity
                 .is_some_and(|i| i.uid != Uid::current() || i.gid != Gid::current())
+    }
+
+    /// The command, ready for [`crate::reaper::Reaper::spawn_prepared`].
+    pub fn prepared(&self) -> Prepared {
+        Prepared {
+            command: self.command(),
+            fork: self.needs_fork(),
+        }
     }
 
     /// Builds the `std::process::Command`. Spawn it with [`crate::reaper::Reaper::spawn`].

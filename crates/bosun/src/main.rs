@@ -279,7 +279,10 @@ fn run(paths: Vec<PathBuf>) -> i32 {
             }
         };
         let reaper = match bosun_core::reaper::Reaper::start() {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.start_spawners();
+                r
+            }
             Err(e) => {
                 tracing::error!("cannot become a child subreaper: {e}");
                 return 1;

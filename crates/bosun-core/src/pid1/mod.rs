@@ -8,6 +8,7 @@
 
 pub mod reaper;
 pub mod signals;
+pub(crate) mod spawner;
 pub mod sweep;
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};

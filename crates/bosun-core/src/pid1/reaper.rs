@@ -17,6 +17,9 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
+use super::spawner::Spawner;
+use crate::spawn::Prepared;
+
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -107,6 +110,9 @@ impl EarlyExits {
 pub struct Reaper {
     table: Arc<Mutex<Table>>,
     orphans: Arc<AtomicU64>,
+    /// Threads that start units from a small fd table; `None` where the kernel
+    /// cannot give a thread a table of its own.
+    spawner: Option<Arc<Spawner>>,
 }
 
 impl Reaper {
@@ -121,6 +127,7 @@ impl Reaper {
         let reaper = Reaper {
             table: Arc::default(),
             orphans: Arc::default(),
+            spawner: None,
         };
         let r = reaper.clone();
         tokio::spawn(async move {
@@ -131,6 +138,18 @@ impl Reaper {
             }
         });
         Ok(reaper)
+    }
+
+    /// Starts the threads that [`Reaper::spawn_prepared`] starts units from
+    /// (`pid1/spawner.rs`). Call it once, right after [`Reaper::start`] and
+    /// before bosun opens a socket of its own: each thread keeps a copy of the
+    /// sockets open now (the signal pipe among them). Where the kernel cannot
+    /// give a thread a table of its own, units start from bosun's, as before.
+    pub fn start_spawners(&mut self) {
+        match Spawner::start() {
+            Ok(s) => self.spawner = Some(Arc::new(s)),
+            Err(e) => tracing::debug!("units start from bosun's own fd table (close_range: {e})"),
+        }
     }
 
     /// Spawns `cmd` and registers its pid; the receiver yields its exit.
@@ -159,7 +178,12 @@ impl Reaper {
         cmd: &mut Command,
     ) -> std::io::Result<(Child, oneshot::Receiver<Exit>)> {
         let child = cmd.spawn()?;
-        let pid = child.id() as i32;
+        let rx = self.register(child.id() as i32);
+        Ok((child, rx))
+    }
+
+    /// Registers a child spawned without the lock: its exit may already be in.
+    fn register(&self, pid: i32) -> oneshot::Receiver<Exit> {
         let (tx, rx) = oneshot::channel();
         let mut table = self.table.lock().expect("reaper table poisoned");
         match table.early.claim(pid) {
@@ -172,6 +196,35 @@ impl Reaper {
                 table.waiters.insert(pid, tx);
             }
         }
+        rx
+    }
+
+    /// Spawns a unit's process (or its probe's) and registers its pid, on a
+    /// spawner thread when there is one (`pid1/spawner.rs`: the child then copies
+    /// a handful of descriptors instead of all of bosun's). Blocking: call it off
+    /// the runtime's threads.
+    pub fn spawn_prepared(
+        &self,
+        prepared: Prepared,
+    ) -> std::io::Result<(Child, oneshot::Receiver<Exit>)> {
+        let Prepared { mut command, fork } = prepared;
+        let Some(spawner) = &self.spawner else {
+            return if fork {
+                self.spawn(&mut command)
+            } else {
+                self.spawn_concurrent(&mut command)
+            };
+        };
+        if fork {
+            // As in `spawn`: the lock is held across the fork and exec.
+            let mut table = self.table.lock().expect("reaper table poisoned");
+            let child = spawner.run(Box::new(move || command.spawn()))?;
+            let (tx, rx) = oneshot::channel();
+            table.waiters.insert(child.id() as i32, tx);
+            return Ok((child, rx));
+        }
+        let child = spawner.run(Box::new(move || command.spawn()))?;
+        let rx = self.register(child.id() as i32);
         Ok((child, rx))
     }
 
@@ -221,6 +274,33 @@ impl Reaper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_exit_of_a_child_from_a_spawner_thread_is_delivered() {
+        let mut reaper = Reaper::start().expect("reaper");
+        reaper.start_spawners();
+        assert!(reaper.spawner.is_some(), "close_range works here");
+        for code in [3, 0, 7] {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &format!("exit {code}")]);
+            let prepared = Prepared {
+                command: cmd,
+                fork: false,
+            };
+            let r = reaper.clone();
+            let (_child, exit) = tokio::task::spawn_blocking(move || r.spawn_prepared(prepared))
+                .await
+                .expect("joined")
+                .expect("spawned");
+            // The kernel sends the SIGCHLD to the spawner thread: lost there,
+            // this would wait forever.
+            let exit = tokio::time::timeout(Duration::from_secs(20), exit)
+                .await
+                .expect("the exit arrives")
+                .expect("sent");
+            assert_eq!(exit, Exit::Code(code));
+        }
+    }
 
     #[test]
     fn an_early_exit_is_claimed_once() {

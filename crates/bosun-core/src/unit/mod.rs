@@ -703,8 +703,10 @@ async fn dep_restarted(follow: &mut [watch::Receiver<UnitStatus>], seen: &[u64])
     }
 }
 
-/// Concurrent spawns (the machine's cores are what execs use).
-static SPAWN_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Concurrent spawns of units (the machine's cores are what execs use), one per
+/// spawner thread.
+static SPAWN_SLOTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(crate::pid1::spawner::SLOTS);
 
 /// The running process of a unit.
 pub(crate) struct Proc {

@@ -106,18 +106,14 @@ impl Runner {
         )
         .output(output);
         self.restarts.started(Instant::now());
-        let mut cmd = spec.command();
-        let spawned = if spec.needs_fork() {
-            self.env.reaper.spawn(&mut cmd)
-        } else {
-            // Off the runtime thread, two at a time: vfork blocks the caller
-            // until the child has exec'd, and 100 units should not exec in a row.
-            let reaper = self.env.reaper.clone();
-            let _permit = SPAWN_SLOTS.acquire().await;
-            tokio::task::spawn_blocking(move || reaper.spawn_concurrent(&mut cmd))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-        };
+        let prepared = spec.prepared();
+        // Off the runtime thread, two at a time: a spawn blocks its caller until
+        // the child has exec'd, and 100 units should not exec in a row.
+        let reaper = self.env.reaper.clone();
+        let _permit = SPAWN_SLOTS.acquire().await;
+        let spawned = tokio::task::spawn_blocking(move || reaper.spawn_prepared(prepared))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         let (mut child, exit) = spawned.map_err(|e| {
             let msg = format!("cannot start {}: {e}", spec.argv[0]);
             self.log.line(Stream::Stderr, &format!("bosun: {msg}"));
