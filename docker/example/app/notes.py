@@ -239,7 +239,9 @@ def web():
     srv.daemon_threads = True
     # serve_forever in a thread, so that the main thread can wait for SIGTERM and then
     # call shutdown(): requests in hand finish, the socket closes, exit 0.
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    # (It checks for shutdown() every poll_interval: 0.1 s, not the default 0.5 s,
+    # is how long a stop waits for it.)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     t.start()
     log("web: listening on 0.0.0.0:%d" % port)
     STOP.wait()
@@ -259,9 +261,10 @@ def worker():
         try:
             if r is None:
                 r = Redis(timeout=10)
-            # A short block: SIGTERM is noticed within 1 s, and a job popped is never
-            # dropped (no exception can cut between the pop and the work).
-            item = r.call("BRPOP", "jobs", 1)
+            # A short block (Redis >= 6 takes a fraction): SIGTERM is noticed within
+            # 0.2 s, and a job popped is never dropped (no exception can cut between
+            # the pop and the work).
+            item = r.call("BRPOP", "jobs", "0.2")
             if item is None:
                 continue
             nid = int(item[1])
