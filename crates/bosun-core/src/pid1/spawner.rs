@@ -50,8 +50,14 @@ struct Slot {
 
 /// The spawner threads (see the module's doc). Blocking: use it off the runtime.
 pub(crate) struct Spawner {
-    idle: Mutex<Vec<Slot>>,
+    slots: Mutex<Slots>,
     freed: Condvar,
+}
+
+struct Slots {
+    idle: Vec<Slot>,
+    /// Threads still alive (idle or busy).
+    live: usize,
 }
 
 impl Spawner {
@@ -77,33 +83,40 @@ impl Spawner {
             })
             .collect::<io::Result<_>>()?;
         Ok(Spawner {
-            idle: Mutex::new(slots),
+            slots: Mutex::new(Slots {
+                idle: slots,
+                live: SLOTS,
+            }),
             freed: Condvar::new(),
         })
     }
 
     /// Runs `spawn` on a spawner thread and returns its child, with the child's
-    /// pipes in the process's fd table. Waits while all spawners are busy.
+    /// pipes in the process's fd table. Waits while all spawners are busy; with
+    /// none left (each died of a panic in std's spawn), runs it here.
     pub(crate) fn run(&self, spawn: Job) -> io::Result<Child> {
         let slot = {
-            let mut idle = self.idle.lock().expect("spawner slots poisoned");
+            let mut slots = self.slots.lock().expect("spawner slots poisoned");
             loop {
-                match idle.pop() {
-                    Some(slot) => break slot,
-                    None => idle = self.freed.wait(idle).expect("spawner slots poisoned"),
+                if let Some(slot) = slots.idle.pop() {
+                    break slot;
                 }
+                if slots.live == 0 {
+                    drop(slots);
+                    return spawn();
+                }
+                slots = self.freed.wait(slots).expect("spawner slots poisoned");
             }
         };
         let result = slot.run(spawn);
-        match &result {
-            // A thread that died (a panic in std's spawn) gives its slot up.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-            _ => {
-                self.idle.lock().expect("spawner slots poisoned").push(slot);
-                self.freed.notify_one();
-            }
+        let mut slots = self.slots.lock().expect("spawner slots poisoned");
+        match result {
+            Some(_) => slots.idle.push(slot),
+            None => slots.live -= 1,
         }
-        result
+        drop(slots);
+        self.freed.notify_all();
+        result.unwrap_or_else(|| Err(io::Error::other("a spawner thread ended")))
     }
 }
 
@@ -141,10 +154,13 @@ impl Slot {
         })
     }
 
-    fn run(&self, spawn: Job) -> io::Result<Child> {
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "a spawner thread ended");
-        self.jobs.send(spawn).map_err(|_| gone())?;
-        let (mut child, sent) = self.answers.recv().map_err(|_| gone())??;
+    /// Runs `spawn` on this slot's thread; `None` when the thread is gone.
+    fn run(&self, spawn: Job) -> Option<io::Result<Child>> {
+        self.jobs.send(spawn).ok()?;
+        let (mut child, sent) = match self.answers.recv().ok()? {
+            Ok(answer) => answer,
+            Err(e) => return Some(Err(e)),
+        };
         if sent != 0 {
             if let Err(e) = take_pipes(&self.pipes, &mut child, sent) {
                 // The child runs without its pipes' readers: end it.
@@ -152,10 +168,10 @@ impl Slot {
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
-                return Err(e);
+                return Some(Err(e));
             }
         }
-        Ok(child)
+        Some(Ok(child))
     }
 }
 
@@ -358,6 +374,19 @@ mod tests {
             Some("0000000000000000"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn spawns_go_on_when_every_spawner_thread_died() {
+        let spawner = Spawner::start().expect("close_range is available here");
+        for _ in 0..SLOTS {
+            let r = spawner.run(Box::new(|| panic!("a bug in a spawn")));
+            assert!(r.is_err(), "a thread that died is an error, not a hang");
+        }
+        let mut ok = spawner
+            .run(Box::new(|| Command::new("true").spawn()))
+            .expect("spawned in the calling thread");
+        assert!(ok.wait().expect("wait").success());
     }
 
     #[test]
