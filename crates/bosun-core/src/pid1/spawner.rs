@@ -21,7 +21,7 @@
 //! thread, as before.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -127,16 +127,20 @@ impl Slot {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (answer_tx, answers) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel();
+        let (verdict_tx, verdict) = mpsc::channel();
+        let process_theirs = theirs.as_raw_fd();
         std::thread::Builder::new()
             .name("bosun-spawn".into())
             .stack_size(256 << 10)
             .spawn(move || {
-                let table = own_fd_table(&close);
-                let ok = table.is_ok();
-                let _ = ready_tx.send(table);
-                if !ok {
+                let marker = unshare_fd_table().and_then(|()| theirs.as_fd().try_clone_to_owned());
+                let _ = ready_tx.send(marker.as_ref().map(|m| m.as_raw_fd()).map_err(|e| e.kind()));
+                let private = marker.is_ok() && verdict.recv() == Ok(true);
+                drop(marker);
+                if !private {
                     return;
                 }
+                close_inherited(&close);
                 for job in job_rx {
                     let answer = job().and_then(|child| send_pipes(&theirs, child));
                     if answer_tx.send(answer).is_err() {
@@ -144,9 +148,23 @@ impl Slot {
                     }
                 }
             })?;
-        ready
+        let marker = ready
             .recv()
-            .map_err(|_| io::Error::other("the spawner thread ended at its start"))??;
+            .map_err(|_| io::Error::other("the spawner thread ended at its start"))?
+            .map_err(io::Error::from)?;
+        // The thread made `marker` after its unshare: in a table of its own, the
+        // same number here is not its socket. Under valgrind, for one, the call
+        // succeeds and shares nothing less; the thread then must close nothing.
+        let private = !same_file(marker, process_theirs);
+        let _ = verdict_tx.send(private);
+        if !private {
+            return Err(io::Error::other(
+                "close_range did not give the thread a table of its own",
+            ));
+        }
+        // SAFETY: the process's copy of the thread's end is owned by nothing in
+        // this table (the thread's `UnixDatagram` owns the copy in its own).
+        unsafe { libc::close(process_theirs) };
         Ok(Slot {
             jobs,
             answers,
@@ -176,12 +194,12 @@ impl Slot {
 }
 
 /// Gives the calling thread a table of its own: a copy of the process's as it is
-/// now, less its files, its pipes and `close`. What stays is bosun's stdio and the
-/// runtime's sockets and anonymous inodes (its epoll, its wakers, the signal
-/// pipe). The signal pipe must stay: the kernel delivers a child's SIGCHLD to the
+/// now; [`close_inherited`] then drops its files, its pipes and the other
+/// spawners' sockets. What stays is bosun's stdio and the runtime's sockets and
+/// anonymous inodes (its epoll, its wakers, the signal pipe). The signal pipe must stay: the kernel delivers a child's SIGCHLD to the
 /// thread that started it, and the handler that runs there writes to that pipe
 /// through this thread's table. Call it after the first signal is registered.
-fn own_fd_table(close: &[RawFd]) -> io::Result<()> {
+fn unshare_fd_table() -> io::Result<()> {
     // SAFETY: a plain system call on integers. With CLOSE_RANGE_UNSHARE and a
     // range past every fd, the thread gets a full private copy of the table and
     // nothing is closed, in it or in the process's.
@@ -193,12 +211,30 @@ fn own_fd_table(close: &[RawFd]) -> io::Result<()> {
             libc::CLOSE_RANGE_UNSHARE,
         )
     };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
+}
+
+/// True when fds `a` and `b` of the calling thread's table are the same file.
+fn same_file(a: RawFd, b: RawFd) -> bool {
+    use nix::sys::stat::fstat;
+    match (fstat(a), fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// In the thread's own table (after [`unshare_fd_table`], checked): closes the
+/// files and pipes and `close`; keeps stdio, sockets and anonymous inodes.
+fn close_inherited(close: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/thread-self/fd") else {
+        return;
+    };
     let mut fds = Vec::new();
-    for entry in std::fs::read_dir("/proc/thread-self/fd")? {
-        let entry = entry?;
+    for entry in dir.flatten() {
         let Some(fd) = entry
             .file_name()
             .to_str()
@@ -218,7 +254,6 @@ fn own_fd_table(close: &[RawFd]) -> io::Result<()> {
         // listing's own fd is gone by now (or the close fails harmlessly).
         unsafe { libc::close(fd) };
     }
-    Ok(())
 }
 
 /// Sends the parent ends of `child`'s pipes to the process's table and closes
