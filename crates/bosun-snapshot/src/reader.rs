@@ -494,8 +494,14 @@ impl ItemReader {
                 Ok(()) => Chunk::Data(buf.freeze()),
                 Err(e) => Chunk::Failed(e),
             };
-            let last = !matches!(chunk, Chunk::Data(_));
-            if tx.blocking_send(chunk).is_err() || last {
+            if !matches!(chunk, Chunk::Data(_)) {
+                // The source closed (a staged copy's bytes freed) before the reader
+                // learns the end.
+                drop(v);
+                let _ = tx.blocking_send(chunk);
+                return;
+            }
+            if tx.blocking_send(chunk).is_err() {
                 return;
             }
         }));
