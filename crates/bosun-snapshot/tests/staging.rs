@@ -75,7 +75,10 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 /// Open descriptors of this process on files under `dir` (deleted ones included).
 fn open_fds_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").flatten() {
+    for e in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
         if let Ok(target) = std::fs::read_link(e.path()) {
             if target.starts_with(dir) {
                 out.push(target.display().to_string());
@@ -142,8 +145,11 @@ async fn a_restore_from_a_remote_store_loads_from_its_staged_copy() {
     one_item(&store, len).await;
     let staging = state.path().join(STAGING_DIR);
     std::fs::create_dir(&staging).expect("mkdir staging");
-    std::fs::write(staging.join("stale.db.1-0.stored"), b"left by a killed restore")
-        .expect("stale file");
+    std::fs::write(
+        staging.join("stale.db.1-0.stored"),
+        b"left by a killed restore",
+    )
+    .expect("stale file");
     std::fs::create_dir(staging.join("stale-dir")).expect("stale dir");
 
     let loader = Arc::new(Loader {
@@ -170,8 +176,16 @@ async fn a_restore_from_a_remote_store_loads_from_its_staged_copy() {
         open.len() == 1 && open[0].ends_with("(deleted)") && open[0].contains(".db."),
         "the load reads a staged copy, whose name is gone once opened: {open:?}"
     );
-    assert_eq!(entries(&staging), Vec::<PathBuf>::new(), "nothing left staged");
-    assert_eq!(open_fds_under(&staging), Vec::<String>::new(), "and nothing open");
+    assert_eq!(
+        entries(&staging),
+        Vec::<PathBuf>::new(),
+        "nothing left staged"
+    );
+    assert_eq!(
+        open_fds_under(&staging),
+        Vec::<String>::new(),
+        "and nothing open"
+    );
 }
 
 /// A directory store is not staged: reading its file twice costs what a copy would.
@@ -333,7 +347,10 @@ async fn no_room_to_stage_reads_the_store_and_leaves_nothing() {
             "{what}"
         );
         let st = rustix_free(&tmpfs.0);
-        assert_eq!(st.0, st.1, "{what}: the tmpfs is empty again (free == total)");
+        assert_eq!(
+            st.0, st.1,
+            "{what}: the tmpfs is empty again (free == total)"
+        );
     }
     drop(tmpfs);
 }
@@ -347,6 +364,8 @@ fn rustix_free(dir: &Path) -> (u64, u64) {
         .expect("df");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().nth(1).expect("df line");
-    let mut it = line.split_whitespace().map(|v| v.parse::<u64>().expect("number"));
+    let mut it = line
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().expect("number"));
     (it.next().expect("avail"), it.next().expect("size"))
 }

@@ -567,16 +567,17 @@ impl Lifecycle {
             reader.id()
         );
         let staging = self.staging();
-        let verified = tokio::time::timeout(timeout, reader.verify_item_staged(unit, staging.as_ref()))
-            .await
-            .map_err(|_| {
-                Error::Refused(format!(
+        let verified =
+            tokio::time::timeout(timeout, reader.verify_item_staged(unit, staging.as_ref()))
+                .await
+                .map_err(|_| {
+                    Error::Refused(format!(
                     "verifying its data did not finish within {timeout:?}; its load was not run"
                 ))
-            })?
-            .map_err(|e| {
-                Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
-            })?;
+                })?
+                .map_err(|e| {
+                    Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
+                })?;
         let from = if verified.staged_path().is_some() {
             "its copy staged on local disk"
         } else {
