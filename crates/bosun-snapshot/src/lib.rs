@@ -44,6 +44,7 @@ mod prune;
 mod reader;
 mod retention;
 mod safe_fs;
+mod staging;
 mod store;
 mod stream;
 mod tarball;
@@ -59,10 +60,11 @@ pub use id::{SnapshotId, SnapshotKind, LATEST_KEY, MANIFEST_NAME};
 pub use lifecycle::{DataCommands, Lifecycle};
 pub use manifest::{ItemEncryption, ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
 pub use prune::{plan_prune, PrunePlan, Retention};
-pub use reader::{latest, read_manifest, ItemReader, SnapshotReader};
+pub use reader::{latest, read_manifest, ItemReader, SnapshotReader, VerifiedItem};
 pub use retention::{
     delete_snapshot, gc_incomplete, list_snapshots, prune, set_latest, SnapshotInfo,
 };
+pub use staging::{clear_staging, Staging, STAGING_DIR, STAGING_KEEP_FREE};
 pub use store::{
     create_file_store, open_store, FileStore, ObjectInfo, ObjectReader, S3Options, S3Store, Store,
 };

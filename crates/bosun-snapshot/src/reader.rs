@@ -14,7 +14,8 @@ use crate::crypto::Identities;
 use crate::error::{Error, IntegrityError, Result};
 use crate::id::{SnapshotId, LATEST_KEY};
 use crate::manifest::{ItemKind, Manifest, ManifestItem, MANIFEST_FORMAT};
-use crate::store::Store;
+use crate::staging::{StageSlot, StagedFile, Staging, Tee};
+use crate::store::{ObjectReader, Store};
 use crate::stream::{ChannelReader, Chunk, Hashing, Progress, Tap, TapState};
 use crate::tarball::RestoreOutcome;
 use crate::unpack;
@@ -187,14 +188,49 @@ impl SnapshotReader {
     /// sha256 of both the stored and the raw bytes checked at end of stream. A mismatch is
     /// an [`io::Error`] of kind `InvalidData` carrying an [`IntegrityError`] that names
     /// the item and the snapshot; read the stream to its end before trusting the data.
+    /// Reads the store; [`item_stream_verified`](Self::item_stream_verified) reads a
+    /// copy staged by the verifying pass.
     pub async fn item_stream(&self, name: &str) -> Result<ItemReader> {
-        self.open_item(name, "restoring").await
+        self.open_item(name, "restoring", Via::Store).await
     }
 
-    async fn open_item(&self, name: &str, action: &'static str) -> Result<ItemReader> {
+    /// The second pass after [`verify_item_staged`](Self::verify_item_staged): like
+    /// [`item_stream`](Self::item_stream), with exactly the same decryption,
+    /// decompression and checks, but reading the staged copy when the first pass made
+    /// one (else the store, as `item_stream`). The staged copy's name is removed as it
+    /// is opened and its bytes are freed when the stream ends or is dropped: a staged
+    /// file changed since the first pass fails this one with an [`IntegrityError`],
+    /// exactly like an object changed in the store.
+    pub async fn item_stream_verified(&self, verified: VerifiedItem) -> Result<ItemReader> {
+        let via = match verified.staged {
+            Some(staged) => Via::Staged(staged),
+            None => Via::Store,
+        };
+        self.open_item(&verified.name, "restoring", via).await
+    }
+
+    async fn open_item(&self, name: &str, action: &'static str, via: Via) -> Result<ItemReader> {
         let item = self.item(name)?.clone();
         self.check_item_keys(&item)?;
-        let source = self.store.get(&self.id.key(&item.object)).await?;
+        let key = self.id.key(&item.object);
+        let source: ObjectReader = match via {
+            Via::Store => self.store.get(&key).await?,
+            Via::Tee(slot) => Box::pin(Tee::new(self.store.get(&key).await?, slot, name)),
+            Via::Staged(staged) => {
+                let path = staged.path().to_path_buf();
+                match staged.into_reader() {
+                    Ok(f) => Box::pin(BufReader::with_capacity(READ_BUF, f)),
+                    Err(e) => {
+                        tracing::info!(
+                            item = %name,
+                            "cannot read the staged copy {} ({e}): reading item '{name}' from the store again",
+                            path.display()
+                        );
+                        self.store.get(&key).await?
+                    }
+                }
+            }
+        };
         let (tap, stored) = Tap::new(source);
         let compressed: Source = match (&item.encryption, &self.identities) {
             (Some(_), Some(ids)) => {
@@ -289,18 +325,59 @@ impl SnapshotReader {
     /// (a `load`), so that it never sees damaged bytes. Returns the raw size.
     ///
     /// The bytes are read from the store again by the second pass
-    /// ([`item_stream`](Self::item_stream)), which checks them again: the price of
-    /// keeping no temporary copy of a large database.
+    /// ([`item_stream`](Self::item_stream)), which checks them again;
+    /// [`verify_item_staged`](Self::verify_item_staged) keeps a local copy instead.
     pub async fn verify_item(&self, name: &str) -> Result<u64> {
-        let mut stream = self.open_item(name, "verifying").await?;
-        tokio::io::copy(&mut stream, &mut tokio::io::sink())
-            .await
-            .map_err(|e| {
-                Error::io(
-                    format!("verifying item '{name}' of snapshot {}", self.id),
-                    e,
-                )
-            })
+        Ok(self.verify_item_staged(name, None).await?.raw_size)
+    }
+
+    /// The first pass of a restore: [`verify_item`](Self::verify_item), and with
+    /// `staging`, the stored bytes as they come from the store (still compressed and
+    /// encrypted) also written to a file in `staging.dir` (0600, `O_EXCL|O_NOFOLLOW`),
+    /// streamed, never held in memory. The parallel ranged GETs are the same.
+    ///
+    /// Hand the result to [`item_stream_verified`](Self::item_stream_verified): it reads
+    /// the staged copy instead of the store and checks it again, all the same. Staging
+    /// never fails a restore: when the copy would not fit (`stored_size` + `raw_size` +
+    /// `keep_free` against the filesystem's free space, checked first), or cannot be made
+    /// or written (no space, read-only, permission), it is dropped, said once at info
+    /// level, and the second pass reads the store. A failed first pass, or a
+    /// [`VerifiedItem`] dropped unused, removes the staged copy.
+    pub async fn verify_item_staged(
+        &self,
+        name: &str,
+        staging: Option<&Staging>,
+    ) -> Result<VerifiedItem> {
+        let item = self.item(name)?;
+        let slot: StageSlot = Arc::new(Mutex::new(
+            staging.and_then(|s| s.create(&self.id.to_string(), item)),
+        ));
+        let via = if slot.lock().expect("poisoned").is_some() {
+            Via::Tee(slot.clone())
+        } else {
+            Via::Store
+        };
+        let result = match self.open_item(name, "verifying", via).await {
+            Ok(mut stream) => tokio::io::copy(&mut stream, &mut tokio::io::sink())
+                .await
+                .map_err(|e| {
+                    Error::io(
+                        format!("verifying item '{name}' of snapshot {}", self.id),
+                        e,
+                    )
+                }),
+            Err(e) => Err(e),
+        };
+        // Taken (or dropped, which removes it) now, whatever the outcome: the decoding
+        // thread wrote its last byte before the stream ended.
+        let staged = slot.lock().expect("poisoned").take();
+        let raw_size = result?;
+        let stored_size = self.item(name)?.stored_size;
+        Ok(VerifiedItem {
+            name: name.to_string(),
+            raw_size,
+            staged: staged.filter(|s| s.written() == stored_size),
+        })
     }
 
     /// Restores a file or directory item (written by
@@ -341,6 +418,36 @@ impl SnapshotReader {
             )
         })
     }
+}
+
+/// An item whose first pass ([`SnapshotReader::verify_item_staged`]) succeeded, with
+/// the staged copy of its stored bytes when one was made (removed when this is dropped).
+#[derive(Debug)]
+pub struct VerifiedItem {
+    name: String,
+    raw_size: u64,
+    staged: Option<StagedFile>,
+}
+
+impl VerifiedItem {
+    /// The item's raw size, as verified.
+    pub fn raw_size(&self) -> u64 {
+        self.raw_size
+    }
+
+    /// The staged copy, when the first pass made one.
+    pub fn staged_path(&self) -> Option<&Path> {
+        self.staged.as_ref().map(|s| s.path())
+    }
+}
+
+/// Where an item's stored bytes come from.
+enum Via {
+    Store,
+    /// The store, with a copy written to a staging file.
+    Tee(StageSlot),
+    /// A staged copy.
+    Staged(StagedFile),
 }
 
 /// The compressed stream of an item: the stored object, decrypted when encrypted.
@@ -387,8 +494,14 @@ impl ItemReader {
                 Ok(()) => Chunk::Data(buf.freeze()),
                 Err(e) => Chunk::Failed(e),
             };
-            let last = !matches!(chunk, Chunk::Data(_));
-            if tx.blocking_send(chunk).is_err() || last {
+            if !matches!(chunk, Chunk::Data(_)) {
+                // The source closed (a staged copy's bytes freed) before the reader
+                // learns the end.
+                drop(v);
+                let _ = tx.blocking_send(chunk);
+                return;
+            }
+            if tx.blocking_send(chunk).is_err() {
                 return;
             }
         }));

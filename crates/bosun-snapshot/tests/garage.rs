@@ -338,3 +338,52 @@ async fn garage_object_replaced_mid_read_fails() {
         "{err}"
     );
 }
+
+/// A restore's first pass from Garage stages the object's bytes locally (ranged GETs as
+/// usual), the second reads them from there, checked, byte for byte; nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_restore_stages_the_verifying_pass() {
+    let g = garage_or_skip!("staged");
+    let s = garage_store(&g, "staged", |o| {
+        o.get_range = MIB as usize;
+        o.get_parallel = 4;
+    })
+    .await;
+    let len = 12 * MIB + 5;
+    let mut w = bosun_snapshot::SnapshotWriter::begin(
+        s.clone(),
+        "host-st",
+        &roles(),
+        bosun_snapshot::SnapshotKind::Regular,
+    )
+    .await
+    .expect("begin");
+    w.put_stream("db", RandReader::new(12, len))
+        .await
+        .expect("db");
+    let m = w.commit().await.expect("commit");
+    let reader = SnapshotReader::open(s.clone(), m.id.parse().expect("id"))
+        .await
+        .expect("open");
+    let state = tempfile::tempdir().expect("tempdir");
+    let staging = bosun_snapshot::Staging::new(state.path().join("staging"));
+    let verified = reader
+        .verify_item_staged("db", Some(&staging))
+        .await
+        .expect("first pass");
+    let path = verified.staged_path().expect("staged").to_path_buf();
+    assert_eq!(
+        std::fs::metadata(&path).expect("staged").len(),
+        m.items[0].stored_size
+    );
+    let stream = reader.item_stream_verified(verified).await.expect("stream");
+    assert_eq!(
+        digest_stream(stream).await.expect("second pass"),
+        (len, RandReader::digest(12, len))
+    );
+    assert_eq!(
+        std::fs::read_dir(&staging.dir).expect("dir").count(),
+        0,
+        "nothing left staged"
+    );
+}

@@ -221,9 +221,32 @@ impl Lifecycle {
         unreachable!("the loop returns on its last attempt")
     }
 
+    /// `state_dir/staging`: where a load's first pass stages the stored bytes.
+    fn staging_dir(&self) -> PathBuf {
+        self.s.state_dir.join(crate::STAGING_DIR)
+    }
+
+    /// Staging for a load's two passes: none for a store of local files (reading them
+    /// twice costs what reading a staged copy would, and a copy would take disk space).
+    fn staging(&self) -> Option<crate::Staging> {
+        (!self.store.is_local()).then(|| crate::Staging::new(self.staging_dir()))
+    }
+
     /// The boot: says so after an unclean stop, marks this role set as running,
     /// restores `[snapshot.paths]` and remembers which units' data to load.
     pub async fn boot(&self) -> Result<()> {
+        // What a restore killed half-way left staged: never read, only in the way.
+        match crate::clear_staging(&self.staging_dir()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "removed {n} stale staging file(s) from {}",
+                self.staging_dir().display()
+            ),
+            Err(e) => tracing::warn!(
+                "cannot clear the staging directory {}: {e}",
+                self.staging_dir().display()
+            ),
+        }
         let disk = self.disk();
         if disk.snapshot.is_some() && !disk.clean {
             tracing::warn!(
@@ -502,8 +525,9 @@ impl Lifecycle {
     }
 
     /// After `unit` is ready: loads its data when this boot restores a snapshot
-    /// that holds some. Its bytes are verified in a first pass (nothing kept),
-    /// then fed to `load` and checked again.
+    /// that holds some. Its bytes are verified in a first pass (from an S3 store, the
+    /// stored bytes are staged in `state_dir/staging` meanwhile when they fit), then fed
+    /// to `load` from the staged copy (else the store again) and checked again.
     pub async fn load(&self, unit: &str) -> Result<()> {
         if !self.pending_loads.lock().expect("poisoned").contains(unit) {
             return Ok(());
@@ -542,18 +566,25 @@ impl Lifecycle {
             "verifying its data in snapshot {} before loading it",
             reader.id()
         );
-        tokio::time::timeout(timeout, reader.verify_item(unit))
-            .await
-            .map_err(|_| {
-                Error::Refused(format!(
+        let staging = self.staging();
+        let verified =
+            tokio::time::timeout(timeout, reader.verify_item_staged(unit, staging.as_ref()))
+                .await
+                .map_err(|_| {
+                    Error::Refused(format!(
                     "verifying its data did not finish within {timeout:?}; its load was not run"
                 ))
-            })?
-            .map_err(|e| {
-                Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
-            })?;
-        let item = reader.item_stream(unit).await?;
-        tracing::info!(unit = %unit, "loading its data from snapshot {}", reader.id());
+                })?
+                .map_err(|e| {
+                    Error::Refused(format!("{e}. Its load was not run: nothing was loaded"))
+                })?;
+        let from = if verified.staged_path().is_some() {
+            "its copy staged on local disk"
+        } else {
+            "the store"
+        };
+        let item = reader.item_stream_verified(verified).await?;
+        tracing::info!(unit = %unit, "loading its data from snapshot {} ({from})", reader.id());
         let bytes = tokio::time::timeout(timeout, self.cmds.load(unit, item))
             .await
             .map_err(|_| Error::Refused(format!("load did not finish within {timeout:?}")))?

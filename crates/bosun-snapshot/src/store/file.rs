@@ -257,6 +257,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
 
 #[async_trait]
 impl Store for FileStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }

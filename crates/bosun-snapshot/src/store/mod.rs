@@ -59,6 +59,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Reads a small object whole.
     async fn get_small(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// The objects are files on this machine (a `file://` store): reading one twice
+    /// costs no more than reading a local copy, so a restore does not stage it.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// `create_store = true`: makes a missing `file://` store directory (0700, like the
