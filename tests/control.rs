@@ -287,7 +287,36 @@ run = \"echo init-done\"
     // Only some units.
     let one = d.ctl_ok(&["status", "web"]);
     assert!(one.contains("web") && !one.contains("worker"), "{one}");
-    assert_eq!(d.ctl(&["status", "nope"]).0, 1);
+    let (code, _, err) = d.ctl(&["status", "web", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no unit named \"nope\""), "{err}");
+    let picked: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["status", "--json", "worker"])).expect("json");
+    let names: Vec<&str> = picked["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert_eq!(names, ["worker"]);
+    // bosun picks the units itself (`?units=`) and says so.
+    let curl = std::process::Command::new("curl")
+        .args(["-si", "--unix-socket"])
+        .arg(&d.socket)
+        .arg("http://bosun/v1/status?format=table&units=web")
+        .output()
+        .expect("curl runs");
+    assert!(curl.status.success());
+    let head = String::from_utf8_lossy(&curl.stdout);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-bosun-units-picked: 1"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\nweb ") && !head.contains("\nworker "),
+        "{head}"
+    );
     // The table bosun renders (plain `status`) and the one ctl renders from
     // the JSON (`status UNIT…`) agree.
     let local = d.ctl_ok(&["status", "web", "worker", "init"]);
@@ -463,6 +492,8 @@ roles = ["elsewhere"]
     let cases: &[(&str, &str, u16)] = &[
         ("POST", "/v1/units/nope/restart", 404),
         ("GET", "/v1/units/nope/logs", 404),
+        ("GET", "/v1/status?units=web,nope", 404),
+        ("GET", "/v1/status?format=table&units=nope", 404),
         ("POST", "/v1/units/off/start", 409),
         ("POST", "/v1/units/web/signal?sig=BOGUS", 400),
         ("POST", "/v1/units/web/signal", 400),

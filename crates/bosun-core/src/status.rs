@@ -213,6 +213,13 @@ pub fn human(bytes: u64) -> String {
 }
 
 impl UnitStatus {
+    /// True when `name` picks this unit in `ctl status NAME`: its own name, or its
+    /// service's for an instance (`worker` picks `worker#1`, `worker#2`).
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name
+            || (self.instance.is_some() && bosun_config::instance::group_of(&self.name) == name)
+    }
+
     /// Whether units `after` this one may start: it is ready, or it is a singleton in
     /// `standby`. A standby singleton runs in another container (or will run here
     /// once the lease says so); waiting for it would hold its dependents for as long

@@ -32,7 +32,7 @@ use super::error::{act_status, ApiError};
 use super::snapshots::{SnapshotError, Snapshots};
 use super::{logs, metrics, text, Ctx};
 use crate::protocol::{
-    parse_signal, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
+    parse_signal, paths, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
     FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest, UnitResult,
 };
 
@@ -222,6 +222,10 @@ async fn metrics(ctx: &Ctx) -> Response<Body> {
 /// `ctl status` table as text.
 async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
     let mut st = ctx.handle.status();
+    let picked = query
+        .get("units")
+        .map(|list| pick_units(&mut st, list))
+        .transpose()?;
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
     for u in &mut st.units {
@@ -233,7 +237,9 @@ async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<B
         None | Some("json") => {
             // Sampled here, when asked: bosun reads /proc for no one else.
             ctx.meter.sample(&mut st.units).await;
-            Ok(json_sized(StatusCode::OK, &st, 512 + st.units.len() * 320))
+            let mut r = json_sized(StatusCode::OK, &st, 512 + st.units.len() * 320);
+            mark_picked(&mut r, picked);
+            Ok(r)
         }
         Some("table") => {
             let mut r = Response::new(Body::full(text::table(&st, now_ms())));
@@ -243,9 +249,31 @@ async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<B
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            mark_picked(&mut r, picked);
             Ok(r)
         }
         Some(f) => Err(ApiError::UnknownFormat(f.to_string())),
+    }
+}
+
+/// Keeps the units `list` (`a,b`) names in `st`; a name that picks none is a
+/// [`ActError::NoSuchUnit`].
+fn pick_units(st: &mut bosun_core::status::DaemonStatus, list: &str) -> Result<(), ApiError> {
+    let names: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+    if let Some(missing) = names
+        .iter()
+        .find(|n| !st.units.iter().any(|u| u.is_named(n)))
+    {
+        return Err(ActError::NoSuchUnit(missing.to_string()).into());
+    }
+    st.units.retain(|u| names.iter().any(|n| u.is_named(n)));
+    Ok(())
+}
+
+fn mark_picked(r: &mut Response<Body>, picked: Option<()>) {
+    if picked.is_some() {
+        r.headers_mut()
+            .insert(paths::UNITS_PICKED, HeaderValue::from_static("1"));
     }
 }
 

@@ -126,11 +126,21 @@ impl Write for Conn {
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: Vec<(String, String)>,
     /// The body, de-chunked.
     pub body: Body,
 }
 
 impl Response {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The whole body.
     pub fn bytes(mut self) -> Result<Vec<u8>, Unreachable> {
         let broke = |e: io::Error| Unreachable(format!("bosun's answer broke off: {e}"));
@@ -274,12 +284,13 @@ impl Client {
         conn.write_all(&req).map_err(|e| self.broke(e))?;
         let mut r = BufReader::with_capacity(16 * 1024, conn);
         let status = self.read_status(&mut r)?;
-        let mut kind = self.read_framing(&mut r)?;
+        let (mut kind, headers) = self.read_framing(&mut r)?;
         if method == "HEAD" || status == 204 || status == 304 {
             kind = Framing::Done;
         }
         Ok(Response {
             status,
+            headers,
             body: Body { r, kind },
         })
     }
@@ -347,11 +358,16 @@ impl Client {
             })
     }
 
-    /// Reads the headers up to the blank line; how the body is framed (chunked
-    /// wins over `Content-Length`; neither: until the connection closes).
-    fn read_framing(&self, r: &mut BufReader<Conn>) -> Result<Framing, Unreachable> {
+    /// Reads the headers up to the blank line: how the body is framed (chunked
+    /// wins over `Content-Length`; neither: until the connection closes), and the
+    /// headers themselves.
+    fn read_framing(
+        &self,
+        r: &mut BufReader<Conn>,
+    ) -> Result<(Framing, Vec<(String, String)>), Unreachable> {
         let mut line = String::new();
         let mut kind = Framing::Eof;
+        let mut headers = Vec::new();
         loop {
             line.clear();
             if r.read_line(&mut line).map_err(|e| self.broke(e))? == 0 {
@@ -359,12 +375,13 @@ impl Client {
             }
             let l = line.trim_end();
             if l.is_empty() {
-                return Ok(kind);
+                return Ok((kind, headers));
             }
             let Some((k, v)) = l.split_once(':') else {
                 continue;
             };
             let v = v.trim();
+            headers.push((k.to_ascii_lowercase(), v.to_string()));
             if k.eq_ignore_ascii_case("content-length") {
                 if let Ok(n) = v.parse() {
                     if !matches!(kind, Framing::Chunked(_)) {

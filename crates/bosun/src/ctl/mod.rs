@@ -23,8 +23,8 @@ use crate::api::text;
 use crate::protocol::paths;
 use crate::protocol::{
     ActionReply, DaemonStatus, ErrorReply, HealthReport, LogLine, MessageReply, RunEvent,
-    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitLogLine, UnitStatus, DEFAULT_SOCKET,
-    SOCKET_ENV, TOKEN_ENV,
+    ScaleRequest, SignalRequest, SnapshotEntry, Stream, UnitLogLine, DEFAULT_SOCKET, SOCKET_ENV,
+    TOKEN_ENV,
 };
 use http::{Client, Endpoint, EndpointError, Response, Unreachable};
 
@@ -492,24 +492,38 @@ fn status(client: &Client, json: bool, only: &[String]) -> Result<i32, Unreachab
         let _ = out(&body);
         return Ok(0);
     }
-    let mut st: DaemonStatus = match get_json(client, paths::STATUS)? {
+    if !json {
+        // bosun picks the units and renders their table: no parse here either.
+        let resp = client.request("GET", &paths::status_of(only, true), None)?;
+        let code = resp.status;
+        let picked = resp.header(paths::UNITS_PICKED).is_some();
+        let body = resp.bytes()?;
+        if code != 200 {
+            eprintln!("bosun ctl: {}", api_error(code, &body));
+            return Ok(1);
+        }
+        if picked {
+            let _ = out(&body);
+            return Ok(0);
+        }
+        // A bosun older than `?units=` sent them all: pick them here.
+    }
+    let mut st: DaemonStatus = match get_json(client, &paths::status_of(only, false))? {
         Ok(s) => s,
         Err((_, e)) => {
             eprintln!("bosun ctl: {e}");
             return Ok(1);
         }
     };
-    // A service with `instances` stands for its instances.
-    let picked = |u: &UnitStatus, n: &String| {
-        &u.name == n || (u.instance.is_some() && bosun_config::instance::group_of(&u.name) == n)
-    };
-    if let Some(missing) = only.iter().find(|n| !st.units.iter().any(|u| picked(u, n))) {
+    // Again, for a bosun older than `?units=` (for a newer one, a no-op).
+    if let Some(missing) = only
+        .iter()
+        .find(|n| !st.units.iter().any(|u| u.is_named(n)))
+    {
         eprintln!("bosun ctl: no unit named {missing:?}");
         return Ok(1);
     }
-    if !only.is_empty() {
-        st.units.retain(|u| only.iter().any(|n| picked(u, n)));
-    }
+    st.units.retain(|u| only.iter().any(|n| u.is_named(n)));
     let text = if json {
         let mut v = serde_json::to_vec(&st).unwrap_or_default();
         v.push(b'\n');

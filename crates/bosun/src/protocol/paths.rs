@@ -11,6 +11,19 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 /// The `ctl status` table, rendered by bosun.
 pub const STATUS_TABLE: &str = "/v1/status?format=table";
+/// `GET /v1/status?units=a,b` (and `format=table`): the status of these units
+/// only (names, or services with `instances` for all their instances); an unknown
+/// name is a 404. Filtered by bosun, which marks the answer with [`UNITS_PICKED`].
+pub fn status_of(units: &[String], table: bool) -> String {
+    let list: Vec<String> = units.iter().map(|t| percent_encode(t)).collect();
+    let format = if table { "format=table&" } else { "" };
+    format!("{STATUS}?{format}units={}", list.join(","))
+}
+
+/// The header of a status answer that holds only the units `?units=` asked for
+/// (a bosun older than the parameter sends them all, without it).
+pub const UNITS_PICKED: &str = "x-bosun-units-picked";
+
 /// `POST`: stop bosun, as SIGTERM does.
 pub const SHUTDOWN: &str = "/v1/shutdown";
 /// `POST`: re-read the config and apply the difference.
