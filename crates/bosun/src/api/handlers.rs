@@ -221,11 +221,10 @@ async fn metrics(ctx: &Ctx) -> Response<Body> {
 /// `GET /v1/status`: the `DaemonStatus` JSON; with `?format=table`, the
 /// `ctl status` table as text.
 async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
-    let mut st = ctx.handle.status();
-    let picked = query
-        .get("units")
-        .map(|list| pick_units(&mut st, list))
-        .transpose()?;
+    let (mut st, picked) = match query.get("units") {
+        Some(list) => (picked_units(ctx, list)?, Some(())),
+        None => (ctx.handle.status(), None),
+    };
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
     for u in &mut st.units {
@@ -256,18 +255,20 @@ async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<B
     }
 }
 
-/// Keeps the units `list` (`a,b`) names in `st`; a name that picks none is a
-/// [`ActError::NoSuchUnit`].
-fn pick_units(st: &mut bosun_core::status::DaemonStatus, list: &str) -> Result<(), ApiError> {
+/// The status with only the units `list` (`a,b`) names; a name that picks none
+/// is a [`ActError::NoSuchUnit`].
+fn picked_units(ctx: &Ctx, list: &str) -> Result<bosun_core::status::DaemonStatus, ApiError> {
     let names: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+    let st = ctx
+        .handle
+        .status_where(|u| names.iter().any(|n| u.is_named(n)));
     if let Some(missing) = names
         .iter()
         .find(|n| !st.units.iter().any(|u| u.is_named(n)))
     {
         return Err(ActError::NoSuchUnit(missing.to_string()).into());
     }
-    st.units.retain(|u| names.iter().any(|n| u.is_named(n)));
-    Ok(())
+    Ok(st)
 }
 
 fn mark_picked(r: &mut Response<Body>, picked: Option<()>) {
