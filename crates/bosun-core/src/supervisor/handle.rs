@@ -162,6 +162,16 @@ impl Handle {
         st
     }
 
+    /// Calls `f` with each unit's status where it is kept (no copy), in the
+    /// order of [`Handle::status`]; returns how many there are.
+    pub fn each_unit_status(&self, f: &mut dyn FnMut(&UnitStatus)) -> usize {
+        let units = self.units();
+        for u in &units.list {
+            f(&u.status.borrow());
+        }
+        units.list.len()
+    }
+
     /// Adds what core does not know to every status (the transfers under way,
     /// the next daily snapshot): the binary, which keeps the data, sets it once.
     pub fn set_status_extra(&self, f: StatusExtra) {

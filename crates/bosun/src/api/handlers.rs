@@ -34,6 +34,7 @@ use super::{logs, metrics, text, Ctx};
 use crate::protocol::{
     parse_signal, paths, percent_decode, signal_name, ActionReply, BackupReply, ErrorReply,
     FleetCommandRequest, LogLine, MessageReply, RunEvent, ScaleRequest, SignalRequest, UnitResult,
+    UnitStatus,
 };
 
 /// The status page, embedded: no build step, no files to install.
@@ -221,8 +222,11 @@ async fn metrics(ctx: &Ctx) -> Response<Body> {
 /// `GET /v1/status`: the `DaemonStatus` JSON; with `?format=table`, the
 /// `ctl status` table as text.
 async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+    let table = query.get("format").map(String::as_str) == Some("table");
     let (mut st, picked) = match query.get("units") {
         Some(list) => (picked_units(ctx, list)?, Some(())),
+        // The table of all units reads them where they are kept (below).
+        None if table => (ctx.handle.status_where(|_| false), None),
         None => (ctx.handle.status(), None),
     };
     // Core already redacts what it writes into `detail`; this is the last
@@ -241,7 +245,12 @@ async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<B
             Ok(r)
         }
         Some("table") => {
-            let mut r = Response::new(Body::full(text::table(&st, now_ms())));
+            let text = if picked.is_some() {
+                text::table(&st, now_ms())
+            } else {
+                all_units_table(ctx, &st)
+            };
+            let mut r = Response::new(Body::full(text));
             let h = r.headers_mut();
             h.insert(
                 CONTENT_TYPE,
@@ -269,6 +278,24 @@ fn picked_units(ctx: &Ctx, list: &str) -> Result<bosun_core::status::DaemonStatu
         return Err(ActError::NoSuchUnit(missing.to_string()).into());
     }
     Ok(st)
+}
+
+/// The table of every unit, rendered from the statuses where the units keep
+/// them: 1000 copies cost more than the table itself. (`st` has the header.)
+fn all_units_table(ctx: &Ctx, st: &bosun_core::status::DaemonStatus) -> String {
+    let count = ctx.handle.each_unit_status(&mut |_| {});
+    let each = |f: &mut dyn FnMut(&UnitStatus)| {
+        ctx.handle.each_unit_status(&mut |u| {
+            if might_hold_credentials(&u.detail) {
+                let mut u = u.clone();
+                u.detail = bosun_config::redact::redact_url(&u.detail);
+                f(&u);
+            } else {
+                f(u);
+            }
+        });
+    };
+    text::table_of(st, count, &each, now_ms())
 }
 
 fn mark_picked(r: &mut Response<Body>, picked: Option<()>) {

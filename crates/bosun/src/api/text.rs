@@ -59,7 +59,17 @@ impl Grid {
 
 /// The `ctl status` table, with uptimes and ages as of `now` (Unix ms).
 pub fn table(st: &DaemonStatus, now: u64) -> String {
-    let mut out = String::with_capacity(256 + st.units.len() * 120);
+    table_of(st, st.units.len(), &|f| st.units.iter().for_each(f), now)
+}
+
+/// Calls its argument with each unit's status, in order.
+pub type EachUnit<'a> = dyn Fn(&mut dyn FnMut(&UnitStatus)) + 'a;
+
+/// [`table`] of `count` units that `units` lends one at a time (the server
+/// renders its units' status where it is kept: no copy of each), with the header
+/// from `st` (whose own `units` are not read).
+pub fn table_of(st: &DaemonStatus, count: usize, units: &EachUnit<'_>, now: u64) -> String {
+    let mut out = String::with_capacity(256 + count * 120);
     let roles = if st.roles.is_empty() {
         "-".to_string()
     } else {
@@ -98,7 +108,8 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
     }
     out.push('\n');
     // The backup column appears once some unit has backups (snapshots on).
-    let backups = st.units.iter().any(|u| u.last_backup.is_some());
+    let mut backups = false;
+    units(&mut |u| backups |= u.last_backup.is_some());
     let mut head = vec![
         "UNIT",
         "KIND",
@@ -115,16 +126,14 @@ pub fn table(st: &DaemonStatus, now: u64) -> String {
     }
     head.push("DETAIL");
     let mut grid = Grid {
-        text: String::with_capacity(st.units.len() * 80),
-        cells: Vec::with_capacity((st.units.len() + 1) * head.len()),
+        text: String::with_capacity(count * 80),
+        cells: Vec::with_capacity((count + 1) * head.len()),
         cols: head.len(),
     };
     for h in &head {
         grid.text(h);
     }
-    for u in &st.units {
-        row(&mut grid, u, now, backups);
-    }
+    units(&mut |u| row(&mut grid, u, now, backups));
     grid.render(&mut out);
     out
 }
