@@ -461,6 +461,12 @@ def one_run(peer, full):
             if argv:
                 runs = STATUS_RUNS if peer.name in ("bosun", "s6", "runit") else max(3, STATUS_RUNS // 6)
                 r["status_ms"], r["status_runs"] = time_cmd(argv, runs, peer.env())
+                # The like-for-like figure against s6-svstat and sv status, which
+                # report one service: bosun's `ctl status NAME`.
+                if peer.name == "bosun":
+                    r["status_one_ms"], _ = time_cmd(argv + ["s0"], runs, peer.env())
+                elif peer.name in ("s6", "runit"):
+                    r["status_one_ms"] = r["status_ms"]
             time.sleep(1.5)
     finally:
         everything = tree(peer.root()) if peer.root() else []
@@ -563,6 +569,7 @@ def table(n, res, cols):
         (f"CPU ticks in {IDLE:g} s idle", "idle_ticks", "%d"),
         ("time to stop all (ms)", "stop_ms", "%.0f"),
         ("status client (ms, median)", "status_ms", "%.2f"),
+        ("status of one unit (ms, median)", "status_one_ms", "%.2f"),
     ]
     for r in res.values():
         if "rss_kb" in r:
@@ -585,7 +592,8 @@ def table(n, res, cols):
         print(f"| {label} | " + " | ".join(cells) + " |")
     notes = [f"{c}: {res[c]['error']}" for c in cols if "error" in res.get(c, {})]
     print("\n(x.xx) = bosun / peer. Status: " + "; ".join(
-        f"{c} = {CLASSES[c].status_note}" for c in cols if c in CLASSES) + ".")
+        f"{c} = {CLASSES[c].status_note}" for c in cols if c in CLASSES)
+        + "; one unit: bosun ctl status s0, s6-svstat and sv status of one service.")
     print("Memory and idle ticks: s6 and runit summed over the supervision tree ("
           + ", ".join(f"{c} {res[c].get('procs', '?')} processes" for c in ("s6", "runit") if c in res and "procs" in res[c])
           + f"). start/stop: median of {max([r.get('k', 0) for r in res.values()] or [0])} launches.")
