@@ -12,6 +12,7 @@ use bosun_core::piped::{Pipe, PipedProcess};
 use bosun_core::reaper::{Exit, Reaper};
 use bosun_core::spawn::SpawnError;
 use bosun_core::status::{now_ms, BackupInfo, DaemonStatus, TransferStatus};
+use bosun_core::supervisor::LastBackups;
 use bosun_core::{DataHooks, Handle, HookError, HookFuture, StopContext};
 use bosun_core::{Event, EventKind};
 use bosun_snapshot::lifecycle::{CmdFuture, DiskState, Report, Settings};
@@ -186,14 +187,16 @@ impl Keeper {
     /// daily snapshot (for `ctl status`, `/health`, the status page).
     fn status_extra(&self) -> bosun_core::supervisor::StatusExtra {
         let daily = self.daily_at.filter(|_| !self.daily_off);
-        Box::new(move |st: &mut DaemonStatus| {
-            st.transfers = transfers(st, bosun_snapshot::progress::active());
-            st.next_daily_at_ms = daily.map(|(h, m)| {
-                let now = now_ms();
-                let wait = bosun_snapshot::lifecycle::until_next_daily(now / 1000, h, m);
-                now + wait.as_millis() as u64
-            });
-        })
+        Box::new(
+            move |st: &mut DaemonStatus, last_backup: &LastBackups<'_>| {
+                st.transfers = transfers(last_backup, bosun_snapshot::progress::active());
+                st.next_daily_at_ms = daily.map(|(h, m)| {
+                    let now = now_ms();
+                    let wait = bosun_snapshot::lifecycle::until_next_daily(now / 1000, h, m);
+                    now + wait.as_millis() as u64
+                });
+            },
+        )
     }
 
     /// The stop has begun: no daily snapshot starts or goes on beside it.
@@ -312,17 +315,14 @@ impl Commands {
 /// The status rows of `active`: a backup's total is estimated from the unit's
 /// last good backup (a dump's size is not known before its end).
 fn transfers(
-    st: &DaemonStatus,
+    last_backup: &LastBackups<'_>,
     active: Vec<bosun_snapshot::progress::Transfer>,
 ) -> Vec<TransferStatus> {
     active
         .into_iter()
         .map(|t| {
             let total = t.total.or_else(|| {
-                st.units
-                    .iter()
-                    .find(|u| u.name == t.item)
-                    .and_then(|u| u.last_backup.as_ref())
+                last_backup(&t.item)
                     .filter(|b| b.ok && b.bytes > 0)
                     .map(|b| b.bytes)
             });

@@ -157,7 +157,12 @@ impl Handle {
             next_daily_at_ms: None,
         };
         if let Some(extra) = s.status_extra.get() {
-            extra(&mut st);
+            let last_backup = |name: &str| {
+                let u = units.list.iter().find(|u| u.config.name == name)?;
+                let st = u.status.borrow();
+                st.last_backup.clone()
+            };
+            extra(&mut st, &last_backup);
         }
         st
     }

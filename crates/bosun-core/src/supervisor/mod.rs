@@ -99,7 +99,12 @@ struct Shared {
 }
 
 /// Fills in the parts of a status that the binary knows (see [`Handle::set_status_extra`]).
-pub type StatusExtra = Box<dyn Fn(&mut crate::status::DaemonStatus) + Send + Sync>;
+pub type StatusExtra =
+    Box<dyn Fn(&mut crate::status::DaemonStatus, &LastBackups<'_>) + Send + Sync>;
+
+/// A unit's last backup by its name, whichever units a status holds
+/// (`Handle::status_where` may leave the one a transfer is about out).
+pub type LastBackups<'a> = dyn Fn(&str) -> Option<crate::status::BackupInfo> + 'a;
 
 impl Shared {
     /// Runs `task` in the background until it ends or the stop begins.
