@@ -168,13 +168,11 @@ impl Handle {
     }
 
     /// Calls `f` with each unit's status where it is kept (no copy), in the
-    /// order of [`Handle::status`]; returns how many there are.
-    pub fn each_unit_status(&self, f: &mut dyn FnMut(&UnitStatus)) -> usize {
-        let units = self.units();
-        for u in &units.list {
+    /// order of [`Handle::status`].
+    pub fn each_unit_status(&self, f: &mut dyn FnMut(&UnitStatus)) {
+        for u in &self.units().list {
             f(&u.status.borrow());
         }
-        units.list.len()
     }
 
     /// Adds what core does not know to every status (the transfers under way,

@@ -224,10 +224,10 @@ async fn metrics(ctx: &Ctx) -> Response<Body> {
 async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
     let table = query.get("format").map(String::as_str) == Some("table");
     let (mut st, picked) = match query.get("units") {
-        Some(list) => (picked_units(ctx, list)?, Some(())),
+        Some(list) => (picked_units(ctx, list)?, true),
         // The table of all units reads them where they are kept (below).
-        None if table => (ctx.handle.status_where(|_| false), None),
-        None => (ctx.handle.status(), None),
+        None if table => (ctx.handle.status_where(|_| false), false),
+        None => (ctx.handle.status(), false),
     };
     // Core already redacts what it writes into `detail`; this is the last
     // line of defence for anything that reaches the wire.
@@ -245,7 +245,7 @@ async fn status(ctx: &Ctx, query: &HashMap<String, String>) -> Result<Response<B
             Ok(r)
         }
         Some("table") => {
-            let text = if picked.is_some() {
+            let text = if picked {
                 text::table(&st, now_ms())
             } else {
                 all_units_table(ctx, &st)
@@ -283,7 +283,6 @@ fn picked_units(ctx: &Ctx, list: &str) -> Result<bosun_core::status::DaemonStatu
 /// The table of every unit, rendered from the statuses where the units keep
 /// them: 1000 copies cost more than the table itself. (`st` has the header.)
 fn all_units_table(ctx: &Ctx, st: &bosun_core::status::DaemonStatus) -> String {
-    let count = ctx.handle.each_unit_status(&mut |_| {});
     let each = |f: &mut dyn FnMut(&UnitStatus)| {
         ctx.handle.each_unit_status(&mut |u| {
             if might_hold_credentials(&u.detail) {
@@ -295,11 +294,11 @@ fn all_units_table(ctx: &Ctx, st: &bosun_core::status::DaemonStatus) -> String {
             }
         });
     };
-    text::table_of(st, count, &each, now_ms())
+    text::table_of(st, &each, now_ms())
 }
 
-fn mark_picked(r: &mut Response<Body>, picked: Option<()>) {
-    if picked.is_some() {
+fn mark_picked(r: &mut Response<Body>, picked: bool) {
+    if picked {
         r.headers_mut()
             .insert(paths::UNITS_PICKED, HeaderValue::from_static("1"));
     }

@@ -59,16 +59,23 @@ impl Grid {
 
 /// The `ctl status` table, with uptimes and ages as of `now` (Unix ms).
 pub fn table(st: &DaemonStatus, now: u64) -> String {
-    table_of(st, st.units.len(), &|f| st.units.iter().for_each(f), now)
+    table_of(st, &|f| st.units.iter().for_each(f), now)
 }
 
 /// Calls its argument with each unit's status, in order.
 pub type EachUnit<'a> = dyn Fn(&mut dyn FnMut(&UnitStatus)) + 'a;
 
-/// [`table`] of `count` units that `units` lends one at a time (the server
-/// renders its units' status where it is kept: no copy of each), with the header
-/// from `st` (whose own `units` are not read).
-pub fn table_of(st: &DaemonStatus, count: usize, units: &EachUnit<'_>, now: u64) -> String {
+/// [`table`] of the units that `units` lends one at a time (the server renders
+/// its units' status where it is kept: no copy of each), with the header from
+/// `st` (whose own `units` are not read).
+pub fn table_of(st: &DaemonStatus, units: &EachUnit<'_>, now: u64) -> String {
+    // One look first: how many rows, and whether a unit has backups (the
+    // backup column appears once some unit has them: snapshots on).
+    let (mut count, mut backups) = (0, false);
+    units(&mut |u| {
+        count += 1;
+        backups |= u.last_backup.is_some();
+    });
     let mut out = String::with_capacity(256 + count * 120);
     let roles = if st.roles.is_empty() {
         "-".to_string()
@@ -107,9 +114,6 @@ pub fn table_of(st: &DaemonStatus, count: usize, units: &EachUnit<'_>, now: u64)
         }
     }
     out.push('\n');
-    // The backup column appears once some unit has backups (snapshots on).
-    let mut backups = false;
-    units(&mut |u| backups |= u.last_backup.is_some());
     let mut head = vec![
         "UNIT",
         "KIND",
