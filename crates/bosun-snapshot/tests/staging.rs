@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bosun_snapshot::lifecycle::{CmdFuture, DataCommands, Report, Settings};
 use bosun_snapshot::{
-    FileStore, ItemReader, Lifecycle, ObjectInfo, ObjectReader, Retention, SnapshotKind,
-    SnapshotReader, SnapshotWriter, Staging, Store, STAGING_DIR,
+    FileStore, ItemReader, Lifecycle, ObjectInfo, ObjectReader, Retention, SnapshotWriter, Staging,
+    Store, STAGING_DIR,
 };
 use common::*;
 use tokio::io::AsyncRead;
@@ -50,19 +50,6 @@ impl Store for NotLocal {
     async fn get_small(&self, key: &str) -> bosun_snapshot::Result<Vec<u8>> {
         self.0.get_small(key).await
     }
-}
-
-/// Commits one snapshot with item `db` of `len` pseudo-random bytes (seed 5).
-async fn one_item(store: &Arc<dyn Store>, len: u64) -> SnapshotReader {
-    let mut w = SnapshotWriter::begin(store.clone(), "host-s", &roles(), SnapshotKind::Regular)
-        .await
-        .expect("begin");
-    w.put_stream("db", RandReader::new(5, len))
-        .await
-        .expect("put");
-    let id = w.id().clone();
-    w.commit().await.expect("commit");
-    SnapshotReader::open(store.clone(), id).await.expect("open")
 }
 
 fn entries(dir: &Path) -> Vec<PathBuf> {
@@ -142,7 +129,7 @@ async fn a_restore_from_a_remote_store_loads_from_its_staged_copy() {
     let state = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(NotLocal(FileStore::new(store_dir.path())));
     let len = 6 * MIB + 17;
-    one_item(&store, len).await;
+    one_item(&store, "host-s", len).await;
     let staging = state.path().join(STAGING_DIR);
     std::fs::create_dir(&staging).expect("mkdir staging");
     std::fs::write(
@@ -196,7 +183,7 @@ async fn a_restore_from_a_directory_store_reads_it_twice() {
     let state = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(store_dir.path()));
     let len = 2 * MIB;
-    one_item(&store, len).await;
+    one_item(&store, "host-s", len).await;
     let staging = state.path().join(STAGING_DIR);
     let loader = Arc::new(Loader {
         staging: staging.clone(),
@@ -225,7 +212,7 @@ async fn a_staged_copy_changed_between_the_passes_fails_the_second() {
     let store_dir = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(store_dir.path()));
-    let reader = one_item(&store, 3 * MIB).await;
+    let reader = one_item(&store, "host-s", 3 * MIB).await;
     let staging = Staging::new(state.path().join(STAGING_DIR));
 
     for (what, damage) in [
@@ -334,7 +321,7 @@ async fn no_room_to_stage_reads_the_store_and_leaves_nothing() {
     for (what, len, staging) in cases {
         let store_dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(FileStore::new(store_dir.path()));
-        let reader = one_item(&store, len).await;
+        let reader = one_item(&store, "host-s", len).await;
         let verified = reader
             .verify_item_staged("db", Some(&staging))
             .await

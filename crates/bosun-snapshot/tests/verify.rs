@@ -6,27 +6,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bosun_snapshot::{FileStore, SnapshotKind, SnapshotReader, SnapshotWriter, Store};
+use bosun_snapshot::{FileStore, Store};
 use common::*;
-
-async fn one_item(store: &Arc<dyn Store>, len: u64) -> SnapshotReader {
-    let mut w = SnapshotWriter::begin(store.clone(), "host-v", &roles(), SnapshotKind::Regular)
-        .await
-        .expect("begin");
-    w.put_stream("db", RandReader::new(5, len))
-        .await
-        .expect("put");
-    let id = w.id().clone();
-    w.commit().await.expect("commit");
-    SnapshotReader::open(store.clone(), id).await.expect("open")
-}
 
 #[tokio::test]
 async fn verify_item_catches_a_flipped_bit_and_a_truncation() {
     init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(dir.path()));
-    let reader = one_item(&store, 3 * MIB).await;
+    let reader = one_item(&store, "host-v", 3 * MIB).await;
     assert_eq!(reader.verify_item("db").await.expect("intact"), 3 * MIB);
     let key = reader.id().key("db.zst");
     let good = store.get_small(&key).await.expect("get");
@@ -59,7 +47,7 @@ async fn cost_of_verifying_before_loading_200_mib() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(FileStore::new(dir.path()));
     let len = 200 * MIB;
-    let reader = one_item(&store, len).await;
+    let reader = one_item(&store, "host-v", len).await;
     for round in 0..3 {
         let t0 = Instant::now();
         let (n, _) = digest_stream(reader.item_stream("db").await.expect("stream"))

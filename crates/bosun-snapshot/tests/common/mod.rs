@@ -149,6 +149,20 @@ impl AsyncRead for RandReader {
     }
 }
 
+/// Commits one snapshot by `host` with item `db` of `len` pseudo-random bytes
+/// (seed 5), and opens it.
+pub async fn one_item(store: &Arc<dyn Store>, host: &str, len: u64) -> SnapshotReader {
+    let mut w = SnapshotWriter::begin(store.clone(), host, &roles(), SnapshotKind::Regular)
+        .await
+        .expect("begin");
+    w.put_stream("db", RandReader::new(5, len))
+        .await
+        .expect("put");
+    let id = w.id().clone();
+    w.commit().await.expect("commit");
+    SnapshotReader::open(store.clone(), id).await.expect("open")
+}
+
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
