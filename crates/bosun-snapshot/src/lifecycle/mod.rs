@@ -376,7 +376,11 @@ impl Lifecycle {
         };
         let stale = writer::effective_stale(&other, self.s.writer_stale_after);
         let age = Duration::from_secs(unix_now().saturating_sub(other.heartbeat));
-        Some((stale.saturating_sub(age) + Duration::from_secs(1)).min(stale))
+        // Stale means older than `stale` in whole seconds (`writer::claim`), so
+        // the wait is one second past it: capped at `stale`, a marker refreshed
+        // just before its container died was still live after the wait whenever
+        // the second turned over late, and the replacement did not back up.
+        Some(stale.saturating_sub(age) + Duration::from_secs(1))
     }
 
     /// Claims (or refreshes) this role set's writer marker: `Ok` when it is this
